@@ -1,0 +1,94 @@
+"""Project tasks. ``nox`` runs tests, lint and typing; ``bench``, ``docs`` and ``integration``
+run when named (``nox -s bench``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str, editable: bool = True) -> None:
+    """Install the project (editable) and the named dependency groups."""
+    deps: list[str] = []
+    for group in groups:
+        deps.extend(nox.project.dependency_groups(PYPROJECT, group))
+    if editable:
+        session.install("-e", ".", *deps)
+    else:
+        session.install(".", *deps)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and contract tiers on the fake cluster. Pytest's exit 5 (nothing collected) fails."""
+    install(session, "tests")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff: lint and formatting."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """Mypy --strict on the package, the typing examples and this file."""
+    install(session, "typing")
+    session.run("mypy", "src", "tests/typing", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: print figures and write benchmarks/results/latest.json."""
+    install(session, "tests", "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; any warning fails the build."""
+    install(session, "docs", "tests")
+    session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Contract and integration tiers on a real API server (kwok by default).
+
+    ``nox -s integration -- --cluster kind`` or ``-- --cluster kubeconfig=PATH`` picks another.
+    """
+    install(session, "tests")
+    cluster = "kwok"
+    args = list(session.posargs)
+    if "--cluster" in args:
+        i = args.index("--cluster")
+        cluster = args[i + 1]
+        del args[i : i + 2]
+    if cluster == "kwok":
+        session.run("python", "tools/controlplane/build.py", external=True)
+    backend = cluster
+    if cluster.startswith("kubeconfig="):
+        backend = "kubeconfig"
+        args.append(f"--podrunner-kubeconfig={cluster.split('=', 1)[1]}")
+    env = {"PODRUNNER_CONTROLPLANE_CACHE": os.environ.get("PODRUNNER_CONTROLPLANE_CACHE", "")}
+    session.run(
+        "pytest",
+        "tests/integration",
+        "tests/contract",
+        f"--podrunner-backend={backend}",
+        *args,
+        env={k: v for k, v in env.items() if v},
+    )

@@ -1,0 +1,1 @@
+"""Cluster backends: the protocol, the in-memory fake and the real Kubernetes client."""

@@ -1,0 +1,238 @@
+"""The backend protocol: the narrow, synchronous API every cluster backend speaks.
+
+Objects cross this boundary as plain ``dict``\\ s in the exact JSON shape the Kubernetes API
+server accepts and returns (camelCase, ``status`` included), so the fake and a real cluster are
+interchangeable. Errors are podrunner's own (:mod:`podrunner.errors`), converted in one place
+per backend with the client's exception kept as ``__cause__``.
+
+Kinds are the few podrunner needs: ``Pod``, ``Secret``, ``ConfigMap``, ``Event`` (namespaced)
+and ``Namespace`` (cluster-scoped: pass ``namespace=None``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+__all__ = [
+    "KINDS",
+    "Backend",
+    "Clock",
+    "ExecResult",
+    "Kind",
+    "ObjectList",
+    "RealClock",
+    "WatchEvent",
+    "WatchEventType",
+]
+
+Kind = Literal["Pod", "Secret", "ConfigMap", "Event", "Namespace"]
+KINDS: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap", "Event", "Namespace")
+WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+
+
+@attrs.frozen
+class ObjectList:
+    """The answer to a list call.
+
+    Attributes:
+        items: The objects, as Kubernetes JSON.
+        resource_version: The list's ``metadata.resourceVersion``; a watch started from it
+            sees every change made after the list, and none before.
+    """
+
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
+@attrs.frozen
+class WatchEvent:
+    """One event of a watch stream.
+
+    Attributes:
+        type: ``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK`` (only
+            ``metadata.resourceVersion`` is meaningful) or ``ERROR`` (``object`` is a Status).
+        object: The object after the change (for ``DELETED``, its last state).
+    """
+
+    type: WatchEventType
+    object: dict[str, Any]
+
+
+@attrs.frozen
+class ExecResult:
+    """The outcome of a command executed in a running container.
+
+    Attributes:
+        exit_code: The command's exit code as the runtime reported it.
+        stdout: Everything the command wrote to standard output.
+        stderr: Everything the command wrote to standard error.
+    """
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Time as a backend sees it. The runner never calls :mod:`time` directly.
+
+    A fake backend's virtual clock jumps forward whenever the caller waits, so a run that takes
+    an hour of cluster time finishes in microseconds and timeouts fire in virtual time.
+    """
+
+    def now(self) -> float:
+        """Return wall-clock time in seconds since the epoch (UTC)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Return a monotonic time in seconds, for measuring durations and deadlines."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait for ``seconds``."""
+        ...
+
+
+class RealClock:
+    """The machine's clock."""
+
+    def now(self) -> float:
+        """Return :func:`time.time`."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Return :func:`time.monotonic`."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep with :func:`time.sleep` (no-op for non-positive values)."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the runner needs from a cluster.
+
+    Every method may raise a :class:`~podrunner.errors.BackendError` subclass and nothing else
+    (apart from ``KeyboardInterrupt``). Methods are safe to call from several threads at once.
+    """
+
+    @property
+    def clock(self) -> Clock:
+        """The clock runs on this backend must use for waiting and deadlines."""
+        ...
+
+    def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create an object; ``metadata.generateName`` is honoured. Returns the stored object."""
+        ...
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        """Return one object, or raise :class:`~podrunner.errors.NotFound`."""
+        ...
+
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ObjectList:
+        """List objects (``namespace=None`` lists across namespaces for namespaced kinds)."""
+        ...
+
+    def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object; a stale ``metadata.resourceVersion`` raises ``Conflict``."""
+        ...
+
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch (RFC 7386) to an object or its ``status`` subresource."""
+        ...
+
+    def delete(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> None:
+        """Delete an object (gracefully for pods unless the grace period is 0)."""
+        ...
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: float | None = None,
+        allow_bookmarks: bool = False,
+    ) -> Iterator[WatchEvent]:
+        """Stream changes after ``resource_version``, in order.
+
+        The iterator ends when the server-side timeout expires. Closing it (``.close()`` on the
+        generator) releases the connection.
+
+        Raises:
+            Gone: ``resource_version`` is older than the server's history.
+        """
+        ...
+
+    def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        follow: bool = False,
+        timestamps: bool = False,
+        since_time: str | None = None,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+    ) -> Iterator[bytes]:
+        """Stream a container's log as raw byte chunks (chunk boundaries are arbitrary).
+
+        With ``follow`` the stream ends when the container terminates or the connection drops.
+        Closing the iterator closes the connection.
+        """
+        ...
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in a running container and return its exit code and output."""
+        ...
+
+    def refresh_credentials(self) -> bool:
+        """Reload credentials after a 401; return whether anything changed."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...

@@ -1,0 +1,1 @@
+"""Claude Code on top of the podrunner SDK."""

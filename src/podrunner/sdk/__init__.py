@@ -1,0 +1,1 @@
+"""What application code touches: specs, manifests, the runner."""

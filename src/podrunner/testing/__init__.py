@@ -1,0 +1,1 @@
+"""Testing helpers: the fake cluster, pytest fixtures, local control planes, assertions."""

@@ -11,6 +11,7 @@ and ``Namespace`` (cluster-scoped: pass ``namespace=None``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -97,6 +98,17 @@ class Clock(Protocol):
         """Wait for ``seconds``."""
         ...
 
+    def wait(self, event: threading.Event, timeout: float | None = None) -> bool:
+        """Block until ``event`` is set or ``timeout`` seconds of this clock have passed.
+
+        Every blocking wait in the runner goes through here, so a virtual clock knows when all
+        callers are idle and may jump to the next scheduled moment.
+
+        Returns:
+            Whether the event is set.
+        """
+        ...
+
 
 class RealClock:
     """The machine's clock."""
@@ -113,6 +125,10 @@ class RealClock:
         """Sleep with :func:`time.sleep` (no-op for non-positive values)."""
         if seconds > 0:
             time.sleep(seconds)
+
+    def wait(self, event: threading.Event, timeout: float | None = None) -> bool:
+        """Wait on the event with a real timeout."""
+        return event.wait(timeout)
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ __all__ = [
     "TOTAL_ANNOTATION_SIZE_LIMIT",
     "annotation_key_error",
     "annotations_size_error",
+    "config_map_key_error",
     "container_name_error",
     "dns1123_label_error",
     "dns1123_subdomain_error",
@@ -85,6 +86,10 @@ _QUANTITY_FORMAT_MSG = f"quantities must match the regular expression '{_QUANTIT
 _QUANTITY_SUFFIX_MSG = "unable to parse quantity's suffix"
 _QUANTITY_NUMERIC_MSG = "unable to parse numeric part of quantity"
 
+_CONFIG_MAP_KEY_FMT = "[-._a-zA-Z0-9]+"
+_CONFIG_MAP_KEY_MSG = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+
+_CONFIG_MAP_KEY_RE = re.compile(_CONFIG_MAP_KEY_FMT)
 _DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
 _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
@@ -285,6 +290,34 @@ def env_name_error(name: str) -> str | None:
         errs.append("environment variable name must be non-empty")
     if any(not (32 <= ord(c) <= 126) or c == "=" for c in name):
         errs.append(_RELAXED_ENV_MSG)
+    return _join(errs)
+
+
+def config_map_key_error(key: str) -> str | None:
+    """Check a key of a ConfigMap's or Secret's ``data`` (``[-._a-zA-Z0-9]+``, 253 at most).
+
+    Args:
+        key: The candidate key.
+
+    Returns:
+        ``None`` when valid, else the API server's message.
+    """
+    errs: list[str] = []
+    if _blen(key) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+        errs.append(_max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
+    if not _CONFIG_MAP_KEY_RE.fullmatch(key):
+        errs.append(
+            _regex_error(
+                _CONFIG_MAP_KEY_MSG, _CONFIG_MAP_KEY_FMT, "key.name", "KEY_NAME", "key-name"
+            )
+        )
+    # Keys become file names in volumes, so the server refuses the directory entries.
+    if key == ".":
+        errs.append("must not be '.'")
+    elif key == "..":
+        errs.append("must not be '..'")
+    elif key.startswith(".."):
+        errs.append("must not start with '..'")
     return _join(errs)
 
 

@@ -183,3 +183,13 @@ def test_quantity_unknown_suffix_message() -> None:
     """An unknown suffix gets ErrSuffix's text; an absurd exponent ErrNumeric's."""
     assert v.quantity_error("1K") == "unable to parse quantity's suffix"
     assert v.quantity_error("1e99999999") == "unable to parse numeric part of quantity"
+
+
+def test_config_map_key() -> None:
+    """Secret and ConfigMap data keys follow the server's key rule, '.' and '..' excluded."""
+    assert v.config_map_key_error("env.TOKEN") is None
+    assert v.config_map_key_error("file-0") is None
+    assert v.config_map_key_error("a/b") is not None
+    assert v.config_map_key_error("..") is not None
+    assert v.config_map_key_error("..a") == "must not start with '..'"
+    assert v.config_map_key_error("k" * 254) == "must be no more than 253 characters"

@@ -20,6 +20,7 @@ The tree::
     └── RunError                          a run did not produce a result; .pod_name, .events
         ├── ImagePullError                the image could not be pulled
         ├── Unschedulable                 no node accepts the pod
+        ├── ContainerConfigError          the container cannot be created (missing Secret key...)
         ├── StartTimeout (TimeoutError)   scheduling or start budget exhausted
         ├── RunTimeout (TimeoutError)     total budget exhausted
         ├── PodLost                       deleted or evicted underneath the run
@@ -46,6 +47,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "ContainerConfigError",
     "Forbidden",
     "Gone",
     "ImagePullError",
@@ -387,6 +389,10 @@ class ImagePullError(RunError):
 
 class Unschedulable(RunError):
     """No node can take the pod (FailedScheduling); raised without waiting out the timeout."""
+
+
+class ContainerConfigError(RunError):
+    """The container cannot be created: a missing Secret or ConfigMap key, a bad mount..."""
 
 
 class StartTimeout(RunError, TimeoutError):

@@ -1,0 +1,270 @@
+"""Pod status -> :class:`PodState`: the one reducer every backend's pods go through.
+
+The reducer is pure: it reads a pod object (Kubernetes JSON, as the API server returns it) and
+says where the run stands. It never looks at logs, so a log stream that ends early or hangs
+cannot decide completion (the most common failure of peer tools).
+
+State diagram (``phase`` values; terminal ones in capitals)::
+
+    PENDING ──► SCHEDULED ──► RUNNING ──► SUCCEEDED
+       │            │            │
+       │            │            └──────► FAILED (Error, OOMKilled, DeadlineExceeded,
+       │            │                             Evicted, CrashLoopBackOff, Deleted)
+       │            └─ image pull error, config error ─► FAILED (fail fast)
+       └─ unschedulable ─► FAILED (fail fast)
+
+Completion is judged on the *main* container, so an injected sidecar that keeps the pod
+``Running`` does not hide a finished run.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["Phase", "PodState", "Reason", "reduce"]
+
+
+class Phase(enum.Enum):
+    """Where a run stands."""
+
+    PENDING = "Pending"
+    """Created, not yet placed on a node."""
+    SCHEDULED = "Scheduled"
+    """Placed on a node; the image is being pulled or the container created."""
+    RUNNING = "Running"
+    """The main container is running."""
+    SUCCEEDED = "Succeeded"
+    """The main container exited 0."""
+    FAILED = "Failed"
+    """The run ended any other way; :attr:`PodState.reason` says how."""
+
+
+class Reason(enum.Enum):
+    """Why a run ended (or why it is about to fail fast)."""
+
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    OOM_KILLED = "OOMKilled"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    EVICTED = "Evicted"
+    CRASH_LOOP = "CrashLoopBackOff"
+    IMAGE_PULL_ERROR = "ImagePullError"
+    CONFIG_ERROR = "CreateContainerConfigError"
+    UNSCHEDULABLE = "Unschedulable"
+    DELETED = "DeletedExternally"
+    TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
+    UNKNOWN = "Unknown"
+
+
+_IMAGE_PULL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
+_CONFIG_WAITING = frozenset(
+    {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+)
+
+
+@attrs.frozen
+class PodState:
+    """A snapshot of a run's pod, reduced to what a caller acts on.
+
+    Attributes:
+        phase: Where the run stands.
+        reason: Why it ended, or why it will fail fast; ``None`` while it is healthy.
+        exit_code: The main container's exit code; ``None`` when the cluster never reported
+            one (never reported as 0).
+        message: The cluster's words (scheduler message, waiting message, status message).
+        detail: The raw reason string the cluster gave (``ContainerCreating``, ``Error``...).
+        restart_count: Restarts of the main container.
+        node_name: The node the pod was scheduled on.
+        deleting: The pod carries a ``deletionTimestamp``.
+    """
+
+    phase: Phase
+    reason: Reason | None = None
+    exit_code: int | None = None
+    message: str = ""
+    detail: str = ""
+    restart_count: int = 0
+    node_name: str | None = None
+    deleting: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run is over (the main container will not run again)."""
+        return self.phase in (Phase.SUCCEEDED, Phase.FAILED)
+
+    @property
+    def container_ran(self) -> bool:
+        """Whether the main container ran and terminated, so a result can be reported."""
+        return self.terminal and self.reason in _RAN_REASONS
+
+    def __str__(self) -> str:
+        text = self.phase.value
+        if self.reason is not None and self.reason is not Reason.COMPLETED:
+            text += f" ({self.reason.value})"
+        if self.exit_code is not None:
+            text += f" exit {self.exit_code}"
+        return text
+
+
+_RAN_REASONS = frozenset(
+    {
+        Reason.COMPLETED,
+        Reason.ERROR,
+        Reason.OOM_KILLED,
+        Reason.DEADLINE_EXCEEDED,
+        Reason.CRASH_LOOP,
+    }
+)
+
+
+def _main_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any]:
+    statuses = pod.get("status", {}).get("containerStatuses") or ()
+    if container is None:
+        containers = pod.get("spec", {}).get("containers") or ()
+        container = containers[0].get("name") if containers else None
+    for status in statuses:
+        if status.get("name") == container:
+            return status  # type: ignore[no-any-return]
+    return {}
+
+
+def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for cond in pod.get("status", {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return cond  # type: ignore[no-any-return]
+    return {}
+
+
+def _terminated_reason(terminated: Mapping[str, Any]) -> Reason:
+    raw = terminated.get("reason") or ""
+    if raw == "OOMKilled":
+        return Reason.OOM_KILLED
+    code = terminated.get("exitCode")
+    if code == 0:
+        return Reason.COMPLETED
+    return Reason.ERROR
+
+
+def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
+    """Reduce a pod object to a :class:`PodState`.
+
+    Args:
+        pod: The pod as Kubernetes JSON.
+        container: Name of the main container; the first container when ``None``.
+
+    Returns:
+        The state. Terminal states carry the exit code from the main container's
+        ``terminated`` state (or ``lastState`` after a restart), or ``None`` when the
+        cluster never reported one.
+
+    Examples:
+        >>> reduce({"status": {"phase": "Pending"}}).phase
+        <Phase.PENDING: 'Pending'>
+    """
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    deleting = bool(pod.get("metadata", {}).get("deletionTimestamp"))
+    node = spec.get("nodeName") or None
+    main = _main_status(pod, container)
+    restarts = int(main.get("restartCount") or 0)
+    state = main.get("state") or {}
+    last = main.get("lastState") or {}
+    pod_phase = status.get("phase") or "Pending"
+    restart_policy = spec.get("restartPolicy") or "Always"
+    common: dict[str, Any] = {"restart_count": restarts, "node_name": node, "deleting": deleting}
+
+    # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
+    # containers may show a misleading exit code (137) or nothing at all.
+    pod_reason = status.get("reason") or ""
+    terminated = state.get("terminated") or {}
+    exit_code = terminated.get("exitCode")
+    if exit_code is None:
+        exit_code = (last.get("terminated") or {}).get("exitCode")
+    if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
+        reason = Reason.EVICTED if pod_reason == "Evicted" else Reason.DEADLINE_EXCEEDED
+        return PodState(
+            Phase.FAILED,
+            reason,
+            exit_code,
+            status.get("message") or "",
+            pod_reason,
+            **common,
+        )
+
+    # The main container terminated for good: the result is known even if a sidecar keeps
+    # the pod Running. With OnFailure a non-zero exit is restarted, so it is not final yet.
+    if terminated and (
+        pod_phase in ("Succeeded", "Failed")
+        or restart_policy == "Never"
+        or (restart_policy == "OnFailure" and terminated.get("exitCode") == 0)
+    ):
+        reason = _terminated_reason(terminated)
+        phase = Phase.SUCCEEDED if reason is Reason.COMPLETED else Phase.FAILED
+        return PodState(
+            phase,
+            reason,
+            terminated.get("exitCode"),
+            terminated.get("message") or "",
+            terminated.get("reason") or "",
+            **common,
+        )
+    if pod_phase in ("Succeeded", "Failed"):
+        # Terminal phase without a terminated container state: the exit code is unknown.
+        phase = Phase.SUCCEEDED if pod_phase == "Succeeded" else Phase.FAILED
+        fallback = Reason.COMPLETED if phase is Phase.SUCCEEDED else Reason.UNKNOWN
+        return PodState(
+            phase,
+            fallback,
+            None,
+            status.get("message") or "exit code was not reported by the cluster",
+            pod_reason,
+            **common,
+        )
+
+    waiting = state.get("waiting") or {}
+    waiting_reason = waiting.get("reason") or ""
+    waiting_message = waiting.get("message") or ""
+    if waiting_reason in _IMAGE_PULL_WAITING:
+        return PodState(
+            Phase.FAILED,
+            Reason.IMAGE_PULL_ERROR,
+            None,
+            waiting_message,
+            waiting_reason,
+            **common,
+        )
+    if waiting_reason in _CONFIG_WAITING:
+        return PodState(
+            Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason, **common
+        )
+    if waiting_reason == "CrashLoopBackOff":
+        last_term = last.get("terminated") or {}
+        return PodState(
+            Phase.FAILED,
+            Reason.CRASH_LOOP,
+            last_term.get("exitCode"),
+            waiting_message,
+            waiting_reason,
+            **common,
+        )
+
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return PodState(
+            Phase.FAILED,
+            Reason.UNSCHEDULABLE,
+            None,
+            scheduled.get("message") or "",
+            "Unschedulable",
+            **common,
+        )
+    if state.get("running") and pod_phase == "Running":
+        return PodState(Phase.RUNNING, None, None, "", "", **common)
+    if node or scheduled.get("status") == "True":
+        return PodState(Phase.SCHEDULED, None, None, waiting_message, waiting_reason, **common)
+    return PodState(Phase.PENDING, None, None, status.get("message") or "", pod_reason, **common)

@@ -1,0 +1,207 @@
+"""Container log collection: timestamps, resume without duplicates, UTF-8 safety, a size cap.
+
+Logs are read with ``timestamps=true`` so every line carries the time the kubelet recorded it.
+That is what makes a resumed stream exact: after a dropped connection the follower asks again
+``sinceTime`` the last second it saw (the API only takes whole seconds) and drops every line at
+or before the last timestamp it already kept, counting lines that share one timestamp. Lines are
+split on bytes before decoding, so a multi-byte character cut across chunks is never mangled
+(a newline byte cannot occur inside a UTF-8 sequence).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+
+__all__ = ["LogCollector", "LogLine", "format_since_time", "iter_lines", "parse_timestamp"]
+
+LogLine = tuple[tuple[int, int], str]
+"""A parsed line: ((epoch seconds, nanoseconds), text without the trailing newline)."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def parse_timestamp(text: str) -> tuple[int, int] | None:
+    """Parse an RFC 3339 timestamp with up to nanosecond precision.
+
+    The kubelet writes RFC3339Nano, which trims trailing zeros, so timestamps are compared as
+    integers, never as strings.
+
+    Returns:
+        ``(seconds since the epoch, nanoseconds)``, or ``None`` if ``text`` is not a timestamp.
+    """
+    if len(text) < 20 or text[4] != "-" or text[10] != "T":
+        return None
+    base, frac = text[:19], text[19:]
+    nanos = 0
+    if frac.startswith("."):
+        end = 1
+        while end < len(frac) and frac[end].isdigit():
+            end += 1
+        digits = frac[1:end]
+        if not digits or len(digits) > 9:
+            return None
+        nanos = int(digits.ljust(9, "0"))
+        frac = frac[end:]
+    try:
+        when = dt.datetime.fromisoformat(base + ("+00:00" if frac in ("Z", "z") else frac))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return int((when - _EPOCH).total_seconds()), nanos
+
+
+def format_since_time(ts: tuple[int, int]) -> str:
+    """Format the whole second of ``ts`` as the ``sinceTime`` query parameter wants it."""
+    when = _EPOCH + dt.timedelta(seconds=ts[0])
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LogCollector:
+    """Accumulates a container's timestamped log across reconnects.
+
+    Feed it the raw byte chunks of each stream with :meth:`feed`, call :meth:`end_stream` when a
+    stream ends (cleanly or not), and read :attr:`text` at the end.
+
+    Args:
+        max_bytes: Keep at most this many bytes of output; when exceeded the oldest lines are
+            dropped (the tail is what explains a failure) and :attr:`truncated` is set.
+            ``None`` keeps everything.
+        on_line: Called with each new line (without its newline) as soon as it is complete.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self._max = max_bytes
+        self._listeners: list[Callable[[str], None]] = [on_line] if on_line else []
+        self._lines: collections.deque[str] = collections.deque()
+        self._size = 0
+        self._buf = b""
+        self._last: tuple[int, int] | None = None
+        self._seen_at_last = 0  # lines kept whose timestamp equals self._last
+        self._skip_at_last = 0  # lines at self._last still to skip in the current stream
+        self.truncated = False
+        """Whether lines were dropped to respect ``max_bytes``."""
+        self.dropped_bytes = 0
+        """How many bytes of output were dropped."""
+        self.line_count = 0
+        """How many lines were kept in total (including dropped ones)."""
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Also call ``listener`` with each new line."""
+        self._listeners.append(listener)
+
+    @property
+    def last_timestamp(self) -> tuple[int, int] | None:
+        """Timestamp of the newest line kept, if any."""
+        return self._last
+
+    @property
+    def since_time(self) -> str | None:
+        """The ``sinceTime`` to resume from, or ``None`` to read from the start."""
+        return None if self._last is None else format_since_time(self._last)
+
+    @property
+    def text(self) -> str:
+        """The output kept so far."""
+        return "".join(self._lines)
+
+    def begin_stream(self) -> None:
+        """Prepare for a new stream that restarts at :attr:`since_time`."""
+        self._buf = b""
+        self._skip_at_last = self._seen_at_last
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Add a chunk; return the new complete lines (without newlines)."""
+        data = self._buf + chunk
+        *complete, self._buf = data.split(b"\n")
+        out: list[str] = []
+        for raw in complete:
+            line = self._accept(raw, newline=True)
+            if line is not None:
+                out.append(line)
+        return out
+
+    def end_stream(self, *, complete: bool) -> list[str]:
+        """Finish the current stream.
+
+        Args:
+            complete: The stream ended because the log is over (a non-follow read or a follow
+                of a terminated container). Its unterminated last line is then real output
+                and is kept; after a dropped connection it is discarded, since the resumed
+                stream sends it again whole.
+
+        Returns:
+            The new lines this produced.
+        """
+        raw, self._buf = self._buf, b""
+        if complete and raw:
+            line = self._accept(raw, newline=False)
+            return [line] if line is not None else []
+        return []
+
+    def feed_all(self, chunks: Iterable[bytes], *, complete: bool) -> list[str]:
+        """Feed a whole stream: :meth:`begin_stream`, every chunk, :meth:`end_stream`."""
+        self.begin_stream()
+        out: list[str] = []
+        for chunk in chunks:
+            out.extend(self.feed(chunk))
+        out.extend(self.end_stream(complete=complete))
+        return out
+
+    def _accept(self, raw: bytes, *, newline: bool) -> str | None:
+        head, sep, rest = raw.partition(b" ")
+        ts = parse_timestamp(head.decode("ascii", "replace")) if sep else None
+        if ts is None:
+            # No timestamp: a backend that does not stamp lines. Keep it as it is.
+            body = raw
+        else:
+            body = rest
+            if self._last is not None:
+                if ts < self._last:
+                    return None
+                if ts == self._last:
+                    if self._skip_at_last > 0:
+                        self._skip_at_last -= 1
+                        return None
+                    self._seen_at_last += 1
+                else:
+                    self._last, self._seen_at_last, self._skip_at_last = ts, 1, 0
+            else:
+                self._last, self._seen_at_last, self._skip_at_last = ts, 1, 0
+        text = body.decode("utf-8", "replace")
+        self._store(text + "\n" if newline else text)
+        for listener in self._listeners:
+            listener(text)
+        return text
+
+    def _store(self, text: str) -> None:
+        self.line_count += 1
+        self._lines.append(text)
+        self._size += len(text.encode("utf-8"))
+        if self._max is None:
+            return
+        while self._size > self._max and self._lines:
+            dropped = self._lines.popleft()
+            n = len(dropped.encode("utf-8"))
+            self._size -= n
+            self.dropped_bytes += n
+            self.truncated = True
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Split a byte stream into decoded lines, UTF-8-safely across chunk boundaries."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        *complete, buf = buf.split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", "replace")
+    if buf:
+        yield buf.decode("utf-8", "replace")

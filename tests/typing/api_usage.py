@@ -1,0 +1,90 @@
+"""Typing example of the spec and manifest API; checked by ``mypy --strict``, never run."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from podrunner import (
+    CleanupPolicy,
+    ClusterConfig,
+    ConfigError,
+    Deadlines,
+    EnvVar,
+    ImagePullPolicy,
+    Manifests,
+    PodSpec,
+    Resources,
+    SecretRef,
+    SecurityProfile,
+    SpecError,
+    Volume,
+    build_credentials_prefix,
+    build_manifests,
+    build_pod_manifest,
+    generate_pod_name,
+)
+from podrunner._validation import parse_quantity, quantity_error
+from podrunner.sdk.manifest import MANAGED_SELECTOR, owner_reference
+from podrunner.sdk.naming import new_run_id, sanitize_label_value
+
+
+def build() -> PodSpec:
+    spec = PodSpec(
+        "busybox:1.36",
+        ["sh", "-c", "echo hi"],
+        name_prefix="demo",
+        resources=Resources(cpu_limit="500m", memory_limit="512Mi", cpu_request=0.1),
+        image_pull_policy=ImagePullPolicy.ALWAYS,
+        env={"FOO": "bar"},
+        blank_env=["CLAUDECODE"],
+        secret_env={"TOKEN": "x", "KEY": SecretRef("creds", "key")},
+        secret_files={"/home/u/.claude/.credentials.json": "{}"},
+        labels={"team": "ml"},
+        volumes=[Volume.empty_dir("/scratch", size_limit="1Gi"), Volume.pvc("claim", "/data")],
+        security=SecurityProfile.RESTRICTED,
+        active_deadline_seconds=600,
+    )
+    spec = spec.with_labels(env="dev").with_env(A="1").with_resources(memory_request="128Mi")
+    spec = spec.with_env_vars(EnvVar("B", secret_ref=SecretRef("s", "k")))
+    return spec.with_volumes(Volume.config_map("cm", "/etc/cm")).with_command("true")
+
+
+def manifests() -> None:
+    spec = build()
+    m: Manifests = build_manifests(spec, run_id=new_run_id())
+    pod: dict[str, Any] = m.pod
+    secret: dict[str, Any] | None = m.secret
+    name: str = m.pod_name
+    objects: list[dict[str, Any]] = m.objects
+    only_pod: dict[str, Any] = build_pod_manifest(spec, name=generate_pod_name("x"))
+    ref: dict[str, Any] = owner_reference(pod)
+    prefix: str = build_credentials_prefix(None) + build_credentials_prefix("{}")
+    selector: str = MANAGED_SELECTOR
+    label: str = sanitize_label_value("feature/x")
+    del secret, name, objects, only_pod, ref, prefix, selector, label
+
+
+def config() -> str:
+    try:
+        cfg = ClusterConfig.from_kubeconfig_file("~/.kube/config", context="dev")
+    except ConfigError:
+        cfg = ClusterConfig.in_cluster()
+    return cfg.namespace
+
+
+def errors() -> str | None:
+    try:
+        Resources(cpu_limit="lots")
+    except SpecError as exc:
+        field: str = exc.field
+        rule: str = exc.rule
+        return field + rule
+    value: Decimal = parse_quantity("1.5Gi")
+    del value
+    return quantity_error("1Ki")
+
+
+policy: CleanupPolicy = CleanupPolicy.ON_SUCCESS
+deadlines = Deadlines(scheduling=30, start=120.0, total=None)
+total: float | None = deadlines.total

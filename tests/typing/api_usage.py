@@ -80,7 +80,7 @@ def errors() -> str | None:
         field: str = exc.field
         rule: str = exc.rule
         return field + rule
-    value: Decimal = parse_quantity("1.5Gi")
+    value = parse_quantity("1.5Gi") + Decimal(1)  # Decimal arithmetic type-checks
     del value
     return quantity_error("1Ki")
 

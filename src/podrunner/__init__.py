@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from podrunner import errors
 from podrunner.errors import (
     AlreadyExists,
@@ -56,7 +58,32 @@ from podrunner.sdk import (
     sanitize_label_value,
 )
 
+if TYPE_CHECKING:
+    from podrunner.sdk.lifecycle import PodState
+    from podrunner.sdk.runner import PodRunner, RunHandle, RunResult
+
 __version__ = "0.1.0"
+
+# Names from modules maintained alongside this one (the runner and the lifecycle reducer) load
+# on first use: a spec-only user never pays for them, and this module never breaks on them.
+_LAZY = {
+    "PodRunner": "podrunner.sdk.runner",
+    "PodState": "podrunner.sdk.lifecycle",
+    "RunHandle": "podrunner.sdk.runner",
+    "RunResult": "podrunner.sdk.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'podrunner' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AlreadyExists",
@@ -79,11 +106,15 @@ __all__ = [
     "NotFound",
     "PodFailed",
     "PodLost",
+    "PodRunner",
     "PodSpec",
+    "PodState",
     "PodrunnerError",
     "Resources",
     "RunCancelled",
     "RunError",
+    "RunHandle",
+    "RunResult",
     "RunTimeout",
     "SecretRef",
     "SecurityProfile",

@@ -1,0 +1,1391 @@
+"""PodRunner: run a :class:`~podrunner.PodSpec` in an ephemeral pod and give back the result.
+
+How a run goes (every backend, every outcome):
+
+1. Manifests are built (pure) and validated before any API call.
+2. The per-run Secret (if any) is created, then the pod; the Secret is then made owned by the
+   pod so the cluster collects it even if this process dies. Every object carries an
+   ``podrunner.dev/expires-at`` annotation for :meth:`PodRunner.reap`.
+3. The pod is followed through one watch per namespace shared by all runs of the runner
+   (leader/follower: whichever waiting run is free reads the stream and hands events to the
+   others, so a single run costs no extra thread). A 410 Gone relists and resumes.
+4. :mod:`podrunner.sdk.lifecycle` reduces each pod version to a :class:`PodState`. Image pull
+   errors and unschedulable pods fail fast with the pod's events in the error.
+5. Completion comes from the status, never from the log stream. Logs are then drained with
+   timestamps (resumed without duplicates after a dropped connection) *before* the pod is
+   deleted.
+6. Cleanup runs in ``finally``: on success, error, timeout, cancel or Ctrl-C, everything the
+   run created is deleted unless the cleanup policy says to keep it. The caller sees the
+   original exception.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import math
+import random
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from podrunner.backends.base import Backend, Clock, Kind, WatchEvent
+from podrunner.errors import (
+    AlreadyExists,
+    BackendError,
+    BadRequest,
+    BackendUnavailable,
+    ContainerConfigError,
+    Gone,
+    ImagePullError,
+    NotFound,
+    PodFailed,
+    PodLost,
+    RunCancelled,
+    RunError,
+    RunTimeout,
+    ServerError,
+    StartTimeout,
+    TooManyRequests,
+    Unauthorized,
+    Unschedulable,
+)
+from podrunner.sdk.lifecycle import Phase, PodState, Reason, reduce
+from podrunner.sdk.logs import LogCollector, parse_timestamp
+from podrunner.sdk.manifest import (
+    MANAGED_BY_LABEL,
+    RUN_ID_LABEL,
+    Manifests,
+    build_manifests,
+    owner_reference,
+)
+from podrunner.sdk.spec import CleanupPolicy, Deadlines, PodSpec
+
+if TYPE_CHECKING:
+    from podrunner.sdk.cluster import ClusterConfig
+
+__all__ = [
+    "EXPIRES_ANNOTATION",
+    "PodRunner",
+    "ReapReport",
+    "RetryPolicy",
+    "RunHandle",
+    "RunResult",
+]
+
+EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
+"""RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
+
+_MANAGED = f"{MANAGED_BY_LABEL}=podrunner"
+_T = TypeVar("_T")
+
+StateCallback = Callable[[PodState], None]
+LogCallback = Callable[[str], None]
+
+
+def _rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    ts = parse_timestamp(text)
+    return None if ts is None else ts[0] + ts[1] / 1e9
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how API calls are retried.
+
+    Only safe retries happen: 429 (honouring ``Retry-After``), 5xx and connection errors for
+    idempotent calls, with bounded exponential backoff and jitter; a 401 refreshes the
+    backend's credentials once per call.
+
+    Attributes:
+        attempts: Tries per call, the first included.
+        backoff: First delay in seconds; doubled on each retry.
+        max_backoff: Upper bound of one delay.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based), with up to 10% jitter."""
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return base * (1 + random.random() / 10)  # noqa: S311 - jitter, not crypto
+
+
+@attrs.frozen
+class RunResult:
+    """What a finished run produced, in the spirit of :class:`subprocess.CompletedProcess`.
+
+    Attributes:
+        pod_name: The pod's name.
+        namespace: The pod's namespace.
+        run_id: The run's id (``podrunner.dev/run-id`` label).
+        state: The final :class:`PodState`.
+        exit_code: The main container's exit code; ``None`` when the cluster never reported it.
+        logs: The container's output (the tail, when the size cap was hit).
+        logs_truncated: Whether output was dropped to respect the cap.
+        duration: Seconds from pod creation to the terminal status (the backend's clock).
+        started_at: When the container started (RFC 3339), if known.
+        finished_at: When it finished (RFC 3339), if known.
+        message: Extra information (why the exit code is unknown, why logs are missing...).
+    """
+
+    pod_name: str
+    namespace: str
+    run_id: str
+    state: PodState
+    exit_code: int | None
+    logs: str
+    logs_truncated: bool = False
+    duration: float = 0.0
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+
+    @property
+    def reason(self) -> Reason | None:
+        """Why the run ended (``Completed``, ``Error``, ``OOMKilled``...)."""
+        return self.state.reason
+
+    @property
+    def ok(self) -> bool:
+        """Whether the container exited 0."""
+        return self.exit_code == 0 and self.state.phase is Phase.SUCCEEDED
+
+    def check(self) -> RunResult:
+        """Return ``self`` if the run succeeded, else raise :class:`~podrunner.errors.PodFailed`."""
+        if not self.ok:
+            code = "unknown" if self.exit_code is None else str(self.exit_code)
+            raise PodFailed(
+                f"container failed: {self.state} (exit code {code})",
+                result=self,
+                pod_name=self.pod_name,
+                namespace=self.namespace,
+                run_id=self.run_id,
+                state=self.state,
+                logs=self.logs,
+            )
+        return self
+
+
+@attrs.frozen
+class ReapReport:
+    """What :meth:`PodRunner.reap` deleted.
+
+    Attributes:
+        deleted: ``(kind, namespace, name)`` of each deleted object.
+        kept: How many managed objects were examined and left alone.
+    """
+
+    deleted: tuple[tuple[str, str, str], ...]
+    kept: int
+
+
+class _Subscription:
+    __slots__ = ("event", "name", "pending")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.event = threading.Event()
+        self.pending: list[WatchEvent] = []
+
+
+class _PodWatch:
+    """One pod watch per namespace, shared by every run of a runner.
+
+    Leader/follower: a run that needs news takes the reader role if it is free and pulls the
+    next event from the shared stream, handing events for other pods to their subscribers;
+    the others wait on their own event through the backend clock. When the reader leaves,
+    it wakes one waiting run to take over, so a lone run never needs an extra thread.
+    """
+
+    _WATCH_SECONDS = 60.0
+
+    def __init__(self, runner: PodRunner, namespace: str) -> None:
+        self._runner = runner
+        self._namespace = namespace
+        self._lock = threading.Lock()
+        self._subs: dict[str, _Subscription] = {}
+        self._reading = False
+        self._rv: str | None = None
+        self._stream: Iterator[WatchEvent] | None = None
+        self._stream_end = 0.0
+        self.streams_opened = 0
+        self.open_streams = 0
+        self.peak_open_streams = 0
+
+    def subscribe(self, name: str, resource_version: str | None) -> _Subscription:
+        sub = _Subscription(name)
+        sync = False
+        stale: Iterator[WatchEvent] | None = None
+        with self._lock:
+            if not self._subs and not self._reading and resource_version is not None:
+                # A lone run: start the stream where its pod was created, so no list request
+                # is needed and no stale history is replayed.
+                stale, self._stream = self._stream, None
+                self._rv = resource_version
+            elif self._rv is None:
+                self._rv = resource_version
+            elif resource_version is not None:
+                sync = _rv_before(resource_version, self._rv)
+            self._subs[name] = sub
+        self._close_stream(stale)
+        if sync:
+            # The shared stream is already past this pod's creation: read it once so no
+            # transition between its creation and the stream's position is missed.
+            self._sync(sub)
+        return sub
+
+    def unsubscribe(self, sub: _Subscription) -> None:
+        with self._lock:
+            if self._subs.get(sub.name) is sub:
+                del self._subs[sub.name]
+            self._hand_over(sub)
+
+    def close(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+        self._close_stream(stream)
+
+    def _close_stream(self, stream: Iterator[WatchEvent] | None) -> None:
+        if stream is not None:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            self.open_streams -= 1
+
+    def _hand_over(self, leaving: _Subscription) -> None:
+        # Called with the lock held: wake one waiting run so it takes the reader role.
+        for other in self._subs.values():
+            if other is not leaving:
+                other.event.set()
+                return
+
+    def _sync(self, sub: _Subscription) -> None:
+        try:
+            obj = self._runner._call(
+                lambda: self._runner.backend.get("Pod", self._namespace, sub.name)
+            )
+        except NotFound:
+            return
+        with self._lock:
+            sub.pending.append(WatchEvent("MODIFIED", obj))
+            sub.event.set()
+
+    def wait(
+        self, sub: _Subscription, deadline: float | None, cancel: threading.Event
+    ) -> list[WatchEvent]:
+        """Return the next events for ``sub``; an empty list when the deadline passed."""
+        clock = self._runner.clock
+        while True:
+            with self._lock:
+                if sub.pending:
+                    events, sub.pending = sub.pending, []
+                    sub.event.clear()
+                    return events
+                sub.event.clear()
+                lead = not self._reading
+                if lead:
+                    self._reading = True
+            if cancel.is_set():
+                if lead:
+                    with self._lock:
+                        self._reading = False
+                        self._hand_over(sub)
+                return []
+            remaining = None if deadline is None else deadline - clock.monotonic()
+            if remaining is not None and remaining <= 0:
+                if lead:
+                    with self._lock:
+                        self._reading = False
+                        self._hand_over(sub)
+                return []
+            if not lead:
+                clock.wait(sub.event, remaining)
+                continue
+            try:
+                self._pump(remaining)
+            finally:
+                with self._lock:
+                    self._reading = False
+                    if sub.pending:
+                        # This reader is about to leave with its news: someone else leads.
+                        self._hand_over(sub)
+
+    def _open(self, remaining: float | None) -> Iterator[WatchEvent]:
+        runner = self._runner
+        if self._rv is None:
+            listed = runner._call(
+                lambda: runner.backend.list("Pod", self._namespace, label_selector=_MANAGED)
+            )
+            self._rv = listed.resource_version
+            names = set()
+            with self._lock:
+                for obj in listed.items:
+                    name = obj.get("metadata", {}).get("name", "")
+                    names.add(name)
+                    sub = self._subs.get(name)
+                    if sub is not None:
+                        sub.pending.append(WatchEvent("MODIFIED", obj))
+                        sub.event.set()
+                for name, sub in self._subs.items():
+                    if name not in names:
+                        # Gone while we were not watching: tell the run its pod vanished.
+                        sub.pending.append(WatchEvent("DELETED", {"metadata": {"name": name}}))
+                        sub.event.set()
+        seconds = (
+            self._WATCH_SECONDS
+            if remaining is None
+            else max(1.0, min(remaining, self._WATCH_SECONDS))
+        )
+        rv = self._rv
+        stream = runner._call(
+            lambda: runner.backend.watch(
+                "Pod",
+                self._namespace,
+                label_selector=_MANAGED,
+                resource_version=rv,
+                timeout_seconds=math.ceil(seconds),
+                allow_bookmarks=True,
+            )
+        )
+        self._stream_end = runner.clock.monotonic() + math.ceil(seconds)
+        self.streams_opened += 1
+        self.open_streams += 1
+        self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
+        return stream
+
+    def _pump(self, remaining: float | None) -> None:
+        """Read one event from the shared stream and hand it to its subscriber."""
+        runner = self._runner
+        if self._stream is not None and remaining is not None:
+            # A stream opened by an earlier reader may outlive this reader's deadline; a new
+            # one with a shorter server-side timeout keeps the deadline honest.
+            if self._stream_end > runner.clock.monotonic() + remaining + 1:
+                stream, self._stream = self._stream, None
+                self._close_stream(stream)
+        try:
+            if self._stream is None:
+                self._stream = self._open(remaining)
+            event = next(self._stream)
+        except StopIteration:
+            stream, self._stream = self._stream, None
+            self._close_stream(stream)
+            return
+        except Gone:
+            stream, self._stream = self._stream, None
+            self._close_stream(stream)
+            self._rv = None
+            return
+        except (ServerError, BackendUnavailable, TooManyRequests) as exc:
+            stream, self._stream = self._stream, None
+            self._close_stream(stream)
+            runner._note_stream_error(exc)
+            return
+        obj = event.object
+        if event.type == "ERROR":
+            stream, self._stream = self._stream, None
+            self._close_stream(stream)
+            if obj.get("code") == 410:
+                self._rv = None
+            return
+        meta = obj.get("metadata", {})
+        with self._lock:
+            if meta.get("resourceVersion"):
+                self._rv = meta["resourceVersion"]
+            if event.type == "BOOKMARK":
+                return
+            sub = self._subs.get(meta.get("name", ""))
+            if sub is not None:
+                sub.pending.append(event)
+                sub.event.set()
+
+
+def _rv_before(a: str, b: str) -> bool:
+    """Whether resourceVersion ``a`` is older than ``b``; unknown orders count as older."""
+    try:
+        return int(a) < int(b)
+    except ValueError:
+        return True
+
+
+class RunHandle:
+    """A started run: follow it, wait for it, read its logs, cancel it.
+
+    Use it as a context manager so the pod is cleaned up on exit, whatever happens::
+
+        with runner.start(spec) as handle:
+            for line in handle.logs():
+                print(line)
+            result = handle.wait()
+    """
+
+    def __init__(
+        self,
+        runner: PodRunner,
+        *,
+        namespace: str,
+        pod_name: str,
+        run_id: str,
+        container: str | None,
+        manifests: Manifests | None,
+        deadlines: Deadlines,
+        cleanup: CleanupPolicy,
+        check: bool,
+        on_log: LogCallback | None,
+        on_state: StateCallback | None,
+        created_at: float,
+        resource_version: str | None,
+        initial: Mapping[str, Any] | None,
+    ) -> None:
+        self._runner = runner
+        self.namespace = namespace
+        """The pod's namespace."""
+        self.pod_name = pod_name
+        """The pod's name."""
+        self.run_id = run_id
+        """The run's id."""
+        self.manifests = manifests
+        """What was created (``None`` for an attached run)."""
+        self._container = container
+        self._deadlines = deadlines
+        self._cleanup_policy = cleanup
+        self._check = check
+        self._on_state = on_state
+        self._created = created_at
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._watch = runner._watch_for(namespace)
+        self._sub = self._watch.subscribe(pod_name, resource_version)
+        self._state = PodState(Phase.PENDING)
+        self._pod: dict[str, Any] | None = dict(initial) if initial is not None else None
+        self._seen_deleting = False
+        self._we_deleted = False
+        self._gone = False
+        self._scheduled_at: float | None = None
+        self._running_at: float | None = None
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._cleaned = False
+        self._collector = LogCollector(max_bytes=runner.log_limit_bytes, on_line=on_log)
+        self._collector_lock = threading.Lock()
+        self._follower: threading.Thread | None = None
+        self._follower_done = threading.Event()
+        self._follow_abandoned = False
+        self._drained = False
+        self._stream_logs = on_log is not None
+        if self._pod is not None:
+            self._observe(self._pod)
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PodState:
+        """The latest observed state of the pod."""
+        return self._state
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Wait for the run to end and return its result.
+
+        Args:
+            timeout: Seconds to wait on top of the run's own deadlines; when they pass the run
+                is stopped and :class:`~podrunner.errors.RunTimeout` raised.
+
+        Returns:
+            The :class:`RunResult` when the container ran and terminated.
+
+        Raises:
+            RunError: A subclass saying why there is no result (see :mod:`podrunner.errors`).
+        """
+        if self._result is not None:
+            return self._result
+        if self._error is not None:
+            raise self._error
+        if timeout is not None:
+            limit = self._runner.clock.monotonic() + timeout
+            total = self._deadlines.total
+            if total is None or self._created + total > limit:
+                self._deadlines = attrs.evolve(self._deadlines, total=limit - self._created)
+        try:
+            result = self._wait()
+        except BaseException as exc:
+            self._error = exc
+            try:
+                self._finish(success=False)
+            except BackendError as cleanup_exc:
+                # The caller must see why the run failed, not why cleanup failed after it.
+                _add_note(exc, f"cleanup also failed: {cleanup_exc}")
+            raise
+        self._result = result
+        self._finish(success=result.ok)
+        if self._check:
+            result.check()
+        return result
+
+    def logs(self) -> Iterator[str]:
+        """Follow the container's output line by line until it terminates.
+
+        Lines are de-duplicated across reconnects and also kept for the result.
+        """
+        lines: list[str] = []
+        ready = threading.Event()
+
+        def on_line(line: str) -> None:
+            lines.append(line)
+            ready.set()
+
+        self._collector.add_listener(on_line)
+        self._stream_logs = True
+        self._ensure_follower()
+        clock = self._runner.clock
+        pos = 0
+        while True:
+            ready.clear()
+            batch = lines[pos:]
+            pos += len(batch)
+            yield from batch
+            if batch:
+                continue
+            if self._follower_done.is_set():
+                if pos == len(lines):
+                    return
+                continue
+            clock.wait(ready, 1.0)
+
+    def cancel(self) -> None:
+        """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""
+        self._cancel.set()
+        self._sub.event.set()
+
+    def close(self) -> None:
+        """Clean up according to the cleanup policy (idempotent)."""
+        self._finish(success=self._result is not None and self._result.ok)
+
+    def __enter__(self) -> RunHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _observe(self, pod: Mapping[str, Any]) -> PodState:
+        state = reduce(pod, self._container)
+        now = self._runner.clock.monotonic()
+        if state.deleting:
+            self._seen_deleting = True
+        if state.node_name and self._scheduled_at is None:
+            self._scheduled_at = now
+        if state.phase is Phase.RUNNING and self._running_at is None:
+            self._running_at = now
+        changed = (state.phase, state.reason, state.detail) != (
+            self._state.phase,
+            self._state.reason,
+            self._state.detail,
+        )
+        self._state = state
+        if changed and self._on_state is not None:
+            self._on_state(state)
+        if self._stream_logs and (state.phase is Phase.RUNNING or state.container_ran):
+            self._ensure_follower()
+        return state
+
+    def _next_deadline(self) -> tuple[float | None, str]:
+        d = self._deadlines
+        candidates: list[tuple[float, str]] = []
+        if d.total is not None:
+            candidates.append((self._created + d.total, "total"))
+        if d.scheduling is not None and self._scheduled_at is None:
+            candidates.append((self._created + d.scheduling, "scheduling"))
+        if d.start is not None and self._running_at is None and not self._state.terminal:
+            candidates.append((self._created + d.start, "start"))
+        if not candidates:
+            return None, ""
+        return min(candidates)
+
+    def _wait(self) -> RunResult:
+        runner = self._runner
+        clock = runner.clock
+        while True:
+            state = self._state
+            if state.terminal:
+                return self._conclude(state)
+            if self._gone:
+                return self._lost("the pod was deleted by someone else before it finished")
+            if self._cancel.is_set():
+                self._kill()
+                raise RunCancelled(
+                    "the run was cancelled",
+                    **self._context(),
+                    logs=self._drain_logs_safely(),
+                )
+            deadline, which = self._next_deadline()
+            if deadline is not None and clock.monotonic() >= deadline:
+                self._timeout(which)
+            events = self._watch.wait(self._sub, deadline, self._cancel)
+            for event in events:
+                if event.type == "DELETED":
+                    if event.object.get("status"):
+                        self._pod = event.object
+                        self._observe(event.object)
+                    self._gone = True
+                    if not self._state.terminal:
+                        break
+                else:
+                    self._pod = event.object
+                    self._observe(event.object)
+
+    def _context(self) -> dict[str, Any]:
+        return {
+            "pod_name": self.pod_name,
+            "namespace": self.namespace,
+            "run_id": self.run_id,
+            "state": self._state,
+        }
+
+    def _timeout(self, which: str) -> None:
+        logs = self._drain_logs_safely()
+        events = self._runner._events_for(self.namespace, self.pod_name)
+        self._kill()
+        d = self._deadlines
+        if which == "total":
+            raise RunTimeout(
+                f"the run did not finish within {d.total:g}s (state: {self._state})",
+                **self._context(),
+                events=events,
+                logs=logs,
+            )
+        budget = d.scheduling if which == "scheduling" else d.start
+        what = "scheduled" if which == "scheduling" else "running"
+        raise StartTimeout(
+            f"the pod was not {what} within {budget:g}s (state: {self._state})",
+            **self._context(),
+            events=events,
+            logs=logs,
+        )
+
+    def _lost(self, why: str) -> RunResult:
+        raise PodLost(
+            why,
+            **self._context(),
+            events=self._runner._events_for(self.namespace, self.pod_name),
+            logs=self._collector.text,
+        )
+
+    def _conclude(self, state: PodState) -> RunResult:
+        reason = state.reason
+        if reason is Reason.IMAGE_PULL_ERROR:
+            raise ImagePullError(
+                f"the image could not be pulled: {state.detail}: {state.message}".rstrip(": "),
+                **self._context(),
+                events=self._runner._events_for(self.namespace, self.pod_name),
+            )
+        if reason is Reason.UNSCHEDULABLE:
+            raise Unschedulable(
+                f"no node can run the pod: {state.message}".rstrip(": "),
+                **self._context(),
+                events=self._runner._events_for(self.namespace, self.pod_name),
+            )
+        if reason is Reason.CONFIG_ERROR:
+            raise ContainerConfigError(
+                f"the container could not be created: {state.detail}: {state.message}".rstrip(": "),
+                **self._context(),
+                events=self._runner._events_for(self.namespace, self.pod_name),
+            )
+        if reason is Reason.EVICTED:
+            return self._lost(f"the pod was evicted: {state.message}".rstrip(": "))
+        if self._seen_deleting and not self._we_deleted and reason is not Reason.COMPLETED:
+            return self._lost("the pod was deleted by someone else while it ran")
+        logs, note = self._drain_logs()
+        message = state.message
+        if state.exit_code is None:
+            message = message or "the cluster never reported an exit code"
+        if note:
+            message = f"{message}; {note}" if message else note
+        pod = self._pod or {}
+        started = finished = None
+        for cs in pod.get("status", {}).get("containerStatuses") or ():
+            if self._container is None or cs.get("name") == self._container:
+                term = (
+                    (cs.get("state") or {}).get("terminated")
+                    or (cs.get("lastState") or {}).get("terminated")
+                    or {}
+                )
+                started, finished = term.get("startedAt"), term.get("finishedAt")
+                break
+        end = _epoch(finished)
+        start = _epoch(pod.get("metadata", {}).get("creationTimestamp"))
+        if end is not None and start is not None:
+            duration = max(0.0, end - start)
+        else:
+            duration = max(0.0, self._runner.clock.monotonic() - self._created)
+        return RunResult(
+            pod_name=self.pod_name,
+            namespace=self.namespace,
+            run_id=self.run_id,
+            state=state,
+            exit_code=state.exit_code,
+            logs=logs,
+            logs_truncated=self._collector.truncated,
+            duration=duration,
+            started_at=started,
+            finished_at=finished,
+            message=message,
+        )
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def _ensure_follower(self) -> None:
+        with self._lock:
+            if self._follower is not None:
+                return
+            self._follower = threading.Thread(
+                target=self._follow, name=f"podrunner-logs-{self.pod_name}", daemon=True
+            )
+        self._follower.start()
+
+    def _follow(self) -> None:
+        """Follow the log, reconnecting from the last timestamp until the container is done."""
+        runner = self._runner
+        failures = 0
+        try:
+            while not self._follow_abandoned:
+                try:
+                    self._read_log_into_collector(follow=True)
+                    failures = 0
+                except NotFound:
+                    return
+                except BackendError:
+                    failures += 1
+                    if failures > runner.retry.attempts * 4:
+                        return
+                if self._follow_abandoned or self._cancel.is_set():
+                    return
+                # The stream ended. Only the pod status says whether the container is done:
+                # a stream also ends on a dropped connection or before the container started.
+                if not self._state.terminal:
+                    self._refresh_state()
+                if self._state.terminal or self._gone:
+                    self._drain_logs_now()
+                    return
+                runner.clock.sleep(min(1.0, runner.retry.backoff * max(1, failures)))
+        finally:
+            self._follower_done.set()
+
+    def _refresh_state(self) -> None:
+        try:
+            pod = self._runner._call(
+                lambda: self._runner.backend.get("Pod", self.namespace, self.pod_name)
+            )
+        except NotFound:
+            self._gone = True
+            return
+        except BackendError:
+            return
+        with self._lock:
+            self._pod = pod
+        self._observe(pod)
+
+    def _read_log_into_collector(self, *, follow: bool) -> None:
+        """One log request from the last timestamp; raises on a broken stream."""
+        with self._collector_lock:
+            since = self._collector.since_time
+            self._collector.begin_stream()
+        stream = self._runner.backend.read_log(
+            self.namespace,
+            self.pod_name,
+            self._container,
+            follow=follow,
+            timestamps=True,
+            since_time=since,
+        )
+        try:
+            for chunk in stream:
+                with self._collector_lock:
+                    if self._follow_abandoned and follow:
+                        return
+                    self._collector.feed(chunk)
+        except BaseException:
+            with self._collector_lock:
+                self._collector.end_stream(complete=False)
+            raise
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        with self._collector_lock:
+            # A follow stream that ended may have been cut: its partial line comes again.
+            self._collector.end_stream(complete=not follow)
+
+    def _drain_logs_now(self) -> str:
+        """Read what the log has that the collector lacks; return a note if incomplete."""
+        runner = self._runner
+        attempt = 0
+        refreshed = False
+        while True:
+            try:
+                self._read_log_into_collector(follow=False)
+                self._drained = True
+                return ""
+            except NotFound:
+                return "logs unavailable: the pod was deleted before they could be read"
+            except BadRequest as exc:
+                return f"logs unavailable: {exc.message}"
+            except Unauthorized:
+                if refreshed or not runner.backend.refresh_credentials():
+                    return "logs unavailable: unauthorized"
+                refreshed = True
+            except BackendError as exc:
+                attempt += 1
+                if attempt >= runner.retry.attempts:
+                    return f"logs incomplete: {exc}"
+                delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+                runner.clock.sleep(delay or runner.retry.delay(attempt))
+
+    def _drain_logs(self, *, wait_follower: bool = True) -> tuple[str, str]:
+        """Complete the log before the pod is deleted; return (logs, note)."""
+        follower = self._follower
+        if follower is not None and wait_follower:
+            # The follow stream ends by itself once the container terminated; give it a
+            # bounded time, then read the rest ourselves from its last timestamp.
+            self._runner.clock.wait(self._follower_done, self._runner.log_drain_seconds)
+        with self._collector_lock:
+            self._follow_abandoned = True
+        note = "" if self._drained else self._drain_logs_now()
+        return self._collector.text, note
+
+    def _drain_logs_safely(self) -> str:
+        if self._running_at is None and not self._state.container_ran:
+            return self._collector.text  # the container never started: there is no log
+        try:
+            # The container may still run (timeout, cancel): take what is there, do not wait.
+            return self._drain_logs(wait_follower=False)[0]
+        except BackendError:
+            return self._collector.text
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def _kill(self) -> None:
+        self._we_deleted = True
+        self._runner._delete_quietly("Pod", self.namespace, self.pod_name, grace=0)
+
+    def _finish(self, *, success: bool) -> None:
+        with self._lock:
+            if self._cleaned:
+                return
+            self._cleaned = True
+        self._follow_abandoned = True
+        try:
+            self._watch.unsubscribe(self._sub)
+        finally:
+            self._runner._cleanup(self, success=success)
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    add = getattr(exc, "add_note", None)  # Python >= 3.11
+    if add is not None:
+        add(note)
+
+
+class PodRunner:
+    """Runs pods to completion on a backend and returns their results.
+
+    Args:
+        backend: The cluster (a :class:`~podrunner.backends.base.Backend`).
+        namespace: Default namespace for specs that name none.
+        retry: When API calls are retried.
+        log_limit_bytes: Keep at most this much output per run (the tail is kept).
+        log_drain_seconds: How long the final log drain waits for a follow stream to end.
+        default_ttl: Expiry written on objects of runs without a total deadline, for
+            :meth:`reap`.
+        deadline_margin: Seconds added to the total deadline for the pod's
+            ``activeDeadlineSeconds``, so the cluster kills a pod whose runner died.
+
+    Example:
+        >>> from podrunner import PodRunner, PodSpec
+        >>> from podrunner.testing import FakeCluster
+        >>> cluster = FakeCluster()
+        >>> _ = cluster.when(image="busybox:*").succeed(logs="hi\\n", after=2.0)
+        >>> result = PodRunner(cluster.backend).run(PodSpec(image="busybox:1.36", command=["echo", "hi"]))
+        >>> result.exit_code, result.logs
+        (0, 'hi\\n')
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str = "default",
+        *,
+        retry: RetryPolicy | None = None,
+        log_limit_bytes: int | None = 16 * 1024 * 1024,
+        log_drain_seconds: float = 10.0,
+        default_ttl: float = 24 * 3600.0,
+        deadline_margin: float = 30.0,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self.retry = retry or RetryPolicy()
+        self.log_limit_bytes = log_limit_bytes
+        self.log_drain_seconds = log_drain_seconds
+        self.default_ttl = default_ttl
+        self.deadline_margin = deadline_margin
+        self._watches: dict[str, _PodWatch] = {}
+        self._watches_lock = threading.Lock()
+        self._stream_errors = 0
+
+    @classmethod
+    def connect(
+        cls, cluster: ClusterConfig | None = None, namespace: str = "default", **kw: Any
+    ) -> PodRunner:
+        """Create a runner on a real cluster through the official ``kubernetes`` client.
+
+        Args:
+            cluster: Where to connect; :meth:`ClusterConfig.default` when ``None``.
+            namespace: Default namespace.
+            **kw: Passed to :class:`PodRunner`.
+        """
+        from podrunner.backends.kubernetes import KubernetesBackend
+        from podrunner.sdk.cluster import ClusterConfig
+
+        return cls(KubernetesBackend(cluster or ClusterConfig.default()), namespace, **kw)
+
+    @property
+    def clock(self) -> Clock:
+        """The backend's clock."""
+        return self.backend.clock
+
+    def close(self) -> None:
+        """Close shared watches."""
+        with self._watches_lock:
+            watches = list(self._watches.values())
+            self._watches.clear()
+        for watch in watches:
+            watch.close()
+
+    def __enter__(self) -> PodRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        spec: PodSpec,
+        *,
+        timeout: float | None = None,
+        deadlines: Deadlines | None = None,
+        check: bool = False,
+        cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
+        on_log: LogCallback | None = None,
+        on_state: StateCallback | None = None,
+    ) -> RunResult:
+        """Run ``spec`` to completion, like :func:`subprocess.run`.
+
+        Args:
+            spec: What to run.
+            timeout: Total seconds for the run (shorthand for ``Deadlines(total=...)``).
+            deadlines: Separate scheduling, start and total budgets.
+            check: Raise :class:`~podrunner.errors.PodFailed` when the exit code is not 0.
+            cleanup: What to delete afterwards.
+            on_log: Called with each output line as it arrives (streams the log).
+            on_state: Called with each new :class:`PodState`.
+
+        Returns:
+            The result, whenever the container ran and terminated (any exit code).
+
+        Raises:
+            RunError: The container never ran or the run was cut short.
+            BackendError: The cluster refused a request that retrying could not fix.
+        """
+        handle = self.start(
+            spec,
+            timeout=timeout,
+            deadlines=deadlines,
+            check=check,
+            cleanup=cleanup,
+            on_log=on_log,
+            on_state=on_state,
+        )
+        with handle:
+            return handle.wait()
+
+    def start(
+        self,
+        spec: PodSpec,
+        *,
+        timeout: float | None = None,
+        deadlines: Deadlines | None = None,
+        check: bool = False,
+        cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
+        on_log: LogCallback | None = None,
+        on_state: StateCallback | None = None,
+        run_id: str | None = None,
+    ) -> RunHandle:
+        """Create the run's objects and return a handle without waiting.
+
+        The arguments are those of :meth:`run`. If creation fails, whatever was created is
+        deleted before the error propagates.
+        """
+        deadlines = deadlines or Deadlines()
+        if timeout is not None:
+            deadlines = attrs.evolve(deadlines, total=timeout)
+        namespace = spec.namespace or self.namespace
+        manifests = build_manifests(spec, run_id=run_id)
+        now = self.clock.now()
+        ttl = (
+            deadlines.total + self.deadline_margin
+            if deadlines.total is not None
+            else self.default_ttl
+        )
+        expires = _rfc3339(now + ttl)
+        pod = _with_expiry(manifests.pod, expires, namespace)
+        if deadlines.total is not None:
+            ads = math.ceil(deadlines.total + self.deadline_margin)
+            current = pod["spec"].get("activeDeadlineSeconds")
+            pod["spec"]["activeDeadlineSeconds"] = min(current, ads) if current else ads
+        secret = _with_expiry(manifests.secret, expires, namespace) if manifests.secret else None
+        config_map = (
+            _with_expiry(manifests.config_map, expires, namespace) if manifests.config_map else None
+        )
+        created: list[tuple[Kind, str]] = []
+        started = self.clock.monotonic()
+        try:
+            for extra in (secret, config_map):
+                if extra is not None:
+                    self._create(extra, manifests.run_id)
+                    created.append((extra["kind"], extra["metadata"]["name"]))
+            stored = self._create(pod, manifests.run_id)
+            created.append(("Pod", manifests.pod_name))
+            owner = owner_reference(stored)
+            for extra in (secret, config_map):
+                if extra is not None:
+                    # Owned by the pod: the cluster's garbage collector removes it with the
+                    # pod even if this process dies before its own cleanup.
+                    kind, name = extra["kind"], extra["metadata"]["name"]
+                    self._call(
+                        lambda kind=kind, name=name: self.backend.patch(
+                            kind, namespace, name, {"metadata": {"ownerReferences": [owner]}}
+                        )
+                    )
+            container = pod["spec"]["containers"][0]["name"]
+            return RunHandle(
+                self,
+                namespace=namespace,
+                pod_name=manifests.pod_name,
+                run_id=manifests.run_id,
+                container=container,
+                manifests=manifests,
+                deadlines=deadlines,
+                cleanup=cleanup,
+                check=check,
+                on_log=on_log,
+                on_state=on_state,
+                created_at=started,
+                resource_version=stored.get("metadata", {}).get("resourceVersion"),
+                initial=stored,
+            )
+        except BaseException:
+            for kind, name in reversed(created):
+                self._delete_quietly(kind, namespace, name, grace=0)
+            raise
+
+    def run_many(
+        self,
+        specs: Iterable[PodSpec],
+        *,
+        max_parallel: int = 16,
+        return_exceptions: bool = True,
+        **kwargs: Any,
+    ) -> Iterator[RunResult | RunError]:
+        """Run several specs concurrently, yielding each result as it finishes.
+
+        All runs share one watch per namespace; at most ``max_parallel`` are in flight.
+
+        Args:
+            specs: What to run.
+            max_parallel: Upper bound of concurrent runs (threads).
+            return_exceptions: Yield a run's :class:`~podrunner.errors.RunError` instead of
+                raising it; when ``False`` the first error is raised after the other runs
+                were stopped and cleaned up.
+            **kwargs: Passed to :meth:`run` for every spec.
+        """
+        spec_list = list(specs)
+        if not spec_list:
+            return
+        workers = max(1, min(max_parallel, len(spec_list)))
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="podrunner-run")
+        stop = threading.Event()
+        handles: list[RunHandle] = []
+        handles_lock = threading.Lock()
+
+        def one(spec: PodSpec) -> RunResult:
+            if stop.is_set():
+                raise RunCancelled("run_many stopped before this run started")
+            handle = self.start(spec, **kwargs)
+            with handles_lock:
+                handles.append(handle)
+            with handle:
+                if stop.is_set():
+                    handle.cancel()
+                return handle.wait()
+
+        futures = [pool.submit(one, spec) for spec in spec_list]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    yield future.result()
+                except RunError as exc:
+                    if not return_exceptions:
+                        raise
+                    yield exc
+        finally:
+            stop.set()
+            with handles_lock:
+                for handle in handles:
+                    handle.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def attach(
+        self,
+        run_id: str,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+        cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
+        on_log: LogCallback | None = None,
+        on_state: StateCallback | None = None,
+    ) -> RunHandle:
+        """Pick up a run started by an earlier process, found by its run-id label.
+
+        Raises:
+            NotFound: No pod carries that run id.
+        """
+        namespace = namespace or self.namespace
+        listed = self._call(
+            lambda: self.backend.list(
+                "Pod", namespace, label_selector=f"{_MANAGED},{RUN_ID_LABEL}={run_id}"
+            )
+        )
+        if not listed.items:
+            raise NotFound(f"no pod with run id {run_id!r}", kind="Pod", namespace=namespace)
+        pod = listed.items[0]
+        meta = pod["metadata"]
+        created = _epoch(meta.get("creationTimestamp"))
+        started = self.clock.monotonic() - (
+            max(0.0, self.clock.now() - created) if created is not None else 0.0
+        )
+        deadlines = Deadlines(total=timeout) if timeout is not None else Deadlines()
+        if timeout is not None:
+            started = self.clock.monotonic()
+        return RunHandle(
+            self,
+            namespace=namespace,
+            pod_name=meta["name"],
+            run_id=run_id,
+            container=pod["spec"]["containers"][0]["name"],
+            manifests=None,
+            deadlines=deadlines,
+            cleanup=cleanup,
+            check=False,
+            on_log=on_log,
+            on_state=on_state,
+            created_at=started,
+            resource_version=listed.resource_version,
+            initial=pod,
+        )
+
+    def reap(self, *, older_than: float | None = None, namespace: str | None = None) -> ReapReport:
+        """Delete podrunner-managed pods, Secrets and ConfigMaps that outlived their runs.
+
+        An object is reaped when its ``podrunner.dev/expires-at`` annotation is in the past,
+        or, with ``older_than``, when it was created more than that many seconds ago.
+
+        Args:
+            older_than: Also reap objects older than this many seconds.
+            namespace: Where to look; the runner's namespace by default.
+        """
+        namespace = namespace or self.namespace
+        now = self.clock.now()
+        deleted: list[tuple[str, str, str]] = []
+        kept = 0
+        kinds: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap")
+        for kind in kinds:
+            listed = self._call(
+                lambda kind=kind: self.backend.list(kind, namespace, label_selector=_MANAGED)
+            )
+            for obj in listed.items:
+                meta = obj.get("metadata", {})
+                expires = _epoch((meta.get("annotations") or {}).get(EXPIRES_ANNOTATION))
+                created = _epoch(meta.get("creationTimestamp"))
+                due = expires is not None and expires <= now
+                if older_than is not None and created is not None and now - created >= older_than:
+                    due = True
+                if not due:
+                    kept += 1
+                    continue
+                self._delete_quietly(kind, namespace, meta["name"], grace=0)
+                deleted.append((kind, namespace, meta["name"]))
+        return ReapReport(tuple(deleted), kept)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _watch_for(self, namespace: str) -> _PodWatch:
+        with self._watches_lock:
+            watch = self._watches.get(namespace)
+            if watch is None:
+                watch = self._watches[namespace] = _PodWatch(self, namespace)
+            return watch
+
+    def watch_stats(self) -> dict[str, int]:
+        """Counters of the shared watches: streams opened, open now and the peak."""
+        with self._watches_lock:
+            watches = list(self._watches.values())
+        return {
+            "streams_opened": sum(w.streams_opened for w in watches),
+            "open_streams": sum(w.open_streams for w in watches),
+            "peak_open_streams": max((w.peak_open_streams for w in watches), default=0),
+        }
+
+    def _note_stream_error(self, exc: BackendError) -> None:
+        self._stream_errors += 1
+        delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        self.clock.sleep(delay or self.retry.delay(min(self._stream_errors, 6)))
+
+    def _call(self, fn: Callable[[], _T], *, idempotent: bool = True) -> _T:
+        """Call the backend, retrying where that is safe."""
+        attempt = 0
+        refreshed = False
+        while True:
+            try:
+                result = fn()
+                self._stream_errors = 0
+                return result
+            except Unauthorized:
+                if refreshed or not self.backend.refresh_credentials():
+                    raise
+                refreshed = True
+                continue
+            except TooManyRequests as exc:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise
+                self.clock.sleep(exc.retry_after or self.retry.delay(attempt))
+            except (ServerError, BackendUnavailable):
+                attempt += 1
+                if not idempotent or attempt >= self.retry.attempts:
+                    raise
+                self.clock.sleep(self.retry.delay(attempt))
+
+    def _create(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
+        """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
+        kind = manifest["kind"]
+        namespace = manifest["metadata"].get("namespace")
+        name = manifest["metadata"]["name"]
+        ambiguous = False
+        attempt = 0
+        refreshed = False
+        while True:
+            try:
+                return self.backend.create(manifest)
+            except AlreadyExists:
+                if not ambiguous:
+                    raise
+                # Our earlier attempt may have landed before the connection failed.
+                existing = self._call(lambda: self.backend.get(kind, namespace, name))
+                if existing.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
+                    return existing
+                raise
+            except Unauthorized:
+                if refreshed or not self.backend.refresh_credentials():
+                    raise
+                refreshed = True
+            except TooManyRequests as exc:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise
+                self.clock.sleep(exc.retry_after or self.retry.delay(attempt))
+            except (ServerError, BackendUnavailable):
+                attempt += 1
+                ambiguous = True
+                if attempt >= self.retry.attempts:
+                    raise
+                self.clock.sleep(self.retry.delay(attempt))
+
+    def _delete_quietly(self, kind: Kind, namespace: str, name: str, *, grace: int | None) -> bool:
+        """Delete, retrying transient errors; a missing object counts as deleted."""
+        try:
+            self._call(
+                lambda: self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
+            )
+        except NotFound:
+            return True
+        return True
+
+    def _events_for(self, namespace: str, pod: str) -> list[str]:
+        """The pod's events, oldest first, as ``"Reason: message"`` (best effort)."""
+        try:
+            listed = self._call(
+                lambda: self.backend.list(
+                    "Event",
+                    namespace,
+                    field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod}",
+                )
+            )
+        except BackendError:
+            return []
+        items = sorted(
+            listed.items,
+            key=lambda e: (
+                e.get("lastTimestamp")
+                or e.get("eventTime")
+                or e.get("metadata", {}).get("creationTimestamp")
+                or ""
+            ),
+        )
+        return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in items]
+
+    def _cleanup(self, handle: RunHandle, *, success: bool) -> None:
+        policy = handle._cleanup_policy
+        state = handle._state
+        keep = policy is CleanupPolicy.NEVER or (policy is CleanupPolicy.ON_SUCCESS and not success)
+        if keep and (state.terminal or policy is CleanupPolicy.NEVER):
+            return
+        # "Keep" never means "keep running": a failed run's pod that is still alive is deleted.
+        errors: list[BackendError] = []
+        handle._we_deleted = True
+        targets: list[tuple[Kind, str]] = [("Pod", handle.pod_name)]
+        if handle.manifests is not None:
+            if handle.manifests.secret is not None:
+                targets.append(("Secret", handle.manifests.secret["metadata"]["name"]))
+            if handle.manifests.config_map is not None:
+                targets.append(("ConfigMap", handle.manifests.config_map["metadata"]["name"]))
+        for kind, name in targets:
+            try:
+                self._delete_quietly(kind, handle.namespace, name, grace=0)
+            except BackendError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:
+    out = dict(manifest)
+    meta = dict(out.get("metadata", {}))
+    meta["namespace"] = namespace
+    annotations = dict(meta.get("annotations") or {})
+    annotations[EXPIRES_ANNOTATION] = expires
+    meta["annotations"] = annotations
+    out["metadata"] = meta
+    if "spec" in out:
+        out["spec"] = dict(out["spec"])
+    return out

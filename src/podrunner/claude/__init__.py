@@ -1,1 +1,58 @@
-"""Claude Code on top of the podrunner SDK."""
+"""Claude Code on top of the podrunner SDK.
+
+* :class:`ClaudeTask`: the prompt and CLI options, rendered to an argv list (never a shell
+  string).
+* :class:`ClaudeCredentials`: OAuth JSON, OAuth token or API key, as a value (per-run Secret
+  owned by the pod) or a reference to an existing Secret; never in a pod manifest.
+* :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
+* :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task.
+* :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
+* :class:`ClaudeError` and its subclasses: how a task failed, with the CLI's own message.
+"""
+
+from __future__ import annotations
+
+from podrunner.claude.cli import cli_exit_code, format_cli_result, run_claude_cli
+from podrunner.claude.credentials import ClaudeCredentials, InlineCredentialsWarning
+from podrunner.claude.errors import (
+    ClaudeAPIError,
+    ClaudeAuthError,
+    ClaudeBudgetExceeded,
+    ClaudeCLINotFound,
+    ClaudeError,
+    ClaudeExecutionError,
+    ClaudeMaxTurns,
+    ClaudeOutputError,
+    ClaudeTimeout,
+)
+from podrunner.claude.parse import StreamParser, extract_structured, parse_output
+from podrunner.claude.result import ClaudeResult, Usage
+from podrunner.claude.runner import ClaudeRunner
+from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
+from podrunner.claude.worker import ClaudeWorker
+
+__all__ = [
+    "PROMPT_STDIN_THRESHOLD",
+    "ClaudeAPIError",
+    "ClaudeAuthError",
+    "ClaudeBudgetExceeded",
+    "ClaudeCLINotFound",
+    "ClaudeCredentials",
+    "ClaudeError",
+    "ClaudeExecutionError",
+    "ClaudeMaxTurns",
+    "ClaudeOutputError",
+    "ClaudeResult",
+    "ClaudeRunner",
+    "ClaudeTask",
+    "ClaudeTimeout",
+    "ClaudeWorker",
+    "InlineCredentialsWarning",
+    "StreamParser",
+    "Usage",
+    "cli_exit_code",
+    "extract_structured",
+    "format_cli_result",
+    "parse_output",
+    "run_claude_cli",
+]

@@ -1,0 +1,88 @@
+"""The container command that starts ``claude``: a constant shell script plus an argv.
+
+The container runs ``sh -c LAUNCHER podrunner-claude WORKDIR CREDS PROMPT claude ARGS...``.
+The script text is a constant of this module; user data (prompt, options, paths) only ever
+arrives as positional parameters and is used as ``"$@"``/``"$1"``, which the shell never
+re-parses. So a prompt like ``$(rm -rf /)`` or ``'; reboot; '`` reaches the CLI byte for byte.
+
+What the script does, in order:
+
+1. ``cd`` into WORKDIR when it is not empty;
+2. when CREDS is not empty and ``$HOME/.claude/.credentials.json`` does not exist yet, copy
+   CREDS there with mode 0600 (a worker keeps the copy the CLI may have refreshed since);
+3. ``exec`` the CLI, with PROMPT (a file) on standard input when it is not empty; otherwise
+   standard input is inherited (an exec's stdin carries the prompt).
+
+The shell is used, rather than running ``claude`` directly, for these steps and because a
+missing executable then exits 127 with the shell's "not found" message on every runtime,
+instead of a runtime-specific container start error.
+
+The only exception to "no user data in the script" is the seed's inline credentials mode,
+where :func:`~podrunner.build_credentials_prefix` (single-quoted, tested with hostile JSON) is
+put in front.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["LAUNCHER_NAME", "LAUNCHER_SCRIPT", "launcher_command"]
+
+LAUNCHER_NAME = "podrunner-claude"
+"""``$0`` of the launcher shell (shows in ``ps`` and in the shell's error messages)."""
+
+_FUNCTION = """\
+podrunner_launch() {
+  workdir=$1 creds=$2 prompt=$3
+  shift 3
+  if [ -n "$workdir" ]; then cd -- "$workdir" || exit 1; fi
+  if [ -n "$creds" ] && [ ! -s "$HOME/.claude/.credentials.json" ]; then
+    mkdir -p "$HOME/.claude" || exit 1
+    (umask 077 && cat -- "$creds" > "$HOME/.claude/.credentials.json") || exit 1
+  fi
+  if [ -n "$prompt" ]; then exec "$@" < "$prompt"; fi
+  exec "$@"
+}
+"""
+_CALL = 'podrunner_launch "$@"\n'
+
+LAUNCHER_SCRIPT = _FUNCTION + _CALL
+"""The constant script (without an inline credentials prefix)."""
+
+
+def launcher_command(
+    claude_argv: Sequence[str],
+    *,
+    working_dir: str | None = None,
+    credentials_file: str = "",
+    prompt_file: str = "",
+    shell_prefix: str = "",
+) -> list[str]:
+    """Return the container argv that runs ``claude_argv`` through the launcher.
+
+    Args:
+        claude_argv: The CLI's argv (``ClaudeTask.argv()``).
+        working_dir: Directory to run in.
+        credentials_file: OAuth credentials file to copy into ``$HOME/.claude``.
+        prompt_file: File piped to the CLI's standard input.
+        shell_prefix: Inline credentials prefix (ends with ``&& ``), or ``""``.
+
+    Returns:
+        ``["sh", "-c", script, "podrunner-claude", workdir, creds, prompt, *claude_argv]``.
+    """
+    # The prefix sits right before the call, joined by its trailing "&&": when it fails, the
+    # CLI never starts and the shell exits with the prefix's status.
+    script = _FUNCTION + shell_prefix + _CALL
+    return [
+        "sh",
+        "-c",
+        script,
+        LAUNCHER_NAME,
+        working_dir or "",
+        credentials_file,
+        prompt_file,
+        *claude_argv,
+    ]

@@ -1,0 +1,469 @@
+"""ClaudeRunner: one Claude Code task per ephemeral pod.
+
+The pod (what :meth:`ClaudeRunner.build_spec` returns):
+
+* container ``claude-code``, label ``app.kubernetes.io/component=claude-runner``;
+* the restricted Pod Security Standard: non-root user (10001 by default), no privilege
+  escalation, all capabilities dropped, seccomp ``RuntimeDefault``, no service-account token;
+* a read-only root filesystem, with ``HOME`` (``/home/claude``) and ``/tmp`` on size-capped
+  emptyDirs, since the CLI writes its settings, sessions and credentials under ``HOME``;
+* every variable of the launcher's environment whose name starts with ``CLAUDE`` set to ``""``
+  (the seed's blanking): when podrunner itself runs inside Claude Code, variables such as
+  ``CLAUDECODE`` or ``CLAUDE_CODE_ENTRYPOINT`` would otherwise leak in through an image or a
+  namespace default and switch the CLI into sub-agent behaviour. Only the names are read; no
+  value of the launcher's environment reaches the pod;
+* credentials from :class:`~podrunner.claude.ClaudeCredentials`: a per-run Secret owned by the
+  pod, or a reference to an existing Secret; never a value in the pod manifest;
+* the command from :func:`~podrunner.claude.launch.launcher_command`: a constant script and the
+  CLI's argv, so the prompt never passes through a shell.
+
+A prompt over ``prompt_stdin_threshold`` bytes (100 KB) goes into a ConfigMap ``<pod>-prompt``,
+mounted read-only and piped to the CLI's stdin. The SDK's :class:`~podrunner.PodSpec` has no
+per-run ConfigMap yet, so this module creates it: same labels and expiry annotation as the pod,
+owned by the pod once it exists (garbage-collected with it), and deleted after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from podrunner.claude.credentials import ClaudeCredentials
+from podrunner.claude.errors import ClaudeExecutionError, ClaudeTimeout
+from podrunner.claude.launch import launcher_command
+from podrunner.claude.parse import parse_output
+from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
+from podrunner.errors import BackendError, NotFound, RunTimeout, SpecError
+from podrunner.sdk.lifecycle import Reason
+from podrunner.sdk.manifest import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    RUN_ID_LABEL,
+    owner_reference,
+)
+from podrunner.sdk.naming import generate_pod_name, new_run_id
+from podrunner.sdk.runner import EXPIRES_ANNOTATION, PodRunner, RunResult
+from podrunner.sdk.spec import (
+    CleanupPolicy,
+    EnvVar,
+    ImagePullPolicy,
+    PodSpec,
+    Resources,
+    SecurityProfile,
+    Toleration,
+    Volume,
+)
+
+if TYPE_CHECKING:
+    from podrunner.claude.result import ClaudeResult
+
+__all__ = [
+    "CLAUDE_COMPONENT",
+    "CLAUDE_CONTAINER",
+    "DEFAULT_HOME",
+    "DEFAULT_USER",
+    "PROMPT_MOUNT",
+    "ClaudeRunner",
+    "EventCallback",
+    "blanked_names",
+]
+
+CLAUDE_CONTAINER = "claude-code"
+CLAUDE_COMPONENT = "claude-runner"
+DEFAULT_HOME = "/home/claude"
+DEFAULT_USER = 10001
+PROMPT_MOUNT = "/var/run/podrunner/claude-prompt"
+PROMPT_KEY = "prompt"
+_MAX_CONFIG_MAP_PROMPT = 1_000_000  # a ConfigMap holds at most 1 MiB, metadata included
+_DEFAULT_ENV = {
+    # The CLI must not try to update itself (read-only root) or phone home from a sandbox.
+    "DISABLE_AUTOUPDATER": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+
+EventCallback = Callable[[Mapping[str, Any]], None]
+"""Called with each stream-json event as it arrives."""
+
+
+def blanked_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Return the launcher variables to blank in the pod: every name starting with ``CLAUDE``.
+
+    Args:
+        environ: The launcher's environment; :data:`os.environ` by default.
+    """
+    env = os.environ if environ is None else environ
+    return tuple(sorted(name for name in env if name.startswith("CLAUDE")))
+
+
+def _line_events(on_event: EventCallback) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        text = line.strip()
+        if not text.startswith("{"):
+            return
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(value, dict):
+            on_event(value)
+
+    return on_line
+
+
+@attrs.frozen
+class _PodPlan:
+    spec: PodSpec
+    config_map: dict[str, Any] | None
+
+
+class ClaudeRunner:
+    """Runs Claude Code tasks, each in a fresh pod, through a :class:`~podrunner.PodRunner`.
+
+    Args:
+        pod_runner: The runner (and so the cluster and default namespace) to use.
+        image: An image with the ``claude`` CLI and ``sh``.
+        credentials: How the CLI authenticates; ``None`` relies on the image.
+        resources: CPU and memory for the container.
+        namespace: Namespace; default: the runner's.
+        claude_path: The CLI executable in the image.
+        home: ``HOME`` of the container, an emptyDir.
+        home_size_limit: Size cap of the ``HOME`` emptyDir.
+        tmp_size_limit: Size cap of the ``/tmp`` emptyDir.
+        run_as_user: Non-root UID (also the GID and fsGroup, so the emptyDirs are writable).
+        image_pull_policy: When to pull the image.
+        image_pull_secrets: Registry Secrets.
+        service_account: Service account (its token is not mounted).
+        node_selector: Node labels the pod requires.
+        tolerations: Taints the pod tolerates.
+        labels: Extra pod labels.
+        annotations: Extra pod annotations (simulation annotations included).
+        env: Extra plain variables (they win over the defaults and the blanking).
+        volumes: Extra volumes, e.g. a PVC with the repository to work on.
+        timeout: Default seconds per task (``None``: no limit).
+        prompt_stdin_threshold: Prompts above this many bytes go through a ConfigMap and stdin
+            (0 sends every prompt that way, keeping prompts out of the pod manifest).
+        cleanup: What to delete after each task.
+        launcher_environ: The environment whose ``CLAUDE*`` names are blanked; default
+            :data:`os.environ`.
+        name_prefix: Start of the pod names.
+    """
+
+    def __init__(
+        self,
+        pod_runner: PodRunner,
+        *,
+        image: str,
+        credentials: ClaudeCredentials | None = None,
+        resources: Resources | None = None,
+        namespace: str | None = None,
+        claude_path: str = "claude",
+        home: str = DEFAULT_HOME,
+        home_size_limit: str | None = "1Gi",
+        tmp_size_limit: str | None = "512Mi",
+        run_as_user: int = DEFAULT_USER,
+        image_pull_policy: ImagePullPolicy | str = ImagePullPolicy.IF_NOT_PRESENT,
+        image_pull_secrets: Iterable[str] = (),
+        service_account: str | None = None,
+        node_selector: Mapping[str, str] | None = None,
+        tolerations: Iterable[Toleration] = (),
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        volumes: Iterable[Volume] = (),
+        timeout: float | None = 600.0,
+        prompt_stdin_threshold: int = PROMPT_STDIN_THRESHOLD,
+        cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
+        launcher_environ: Mapping[str, str] | None = None,
+        name_prefix: str = "claude-code",
+    ) -> None:
+        if credentials is not None and not isinstance(credentials, ClaudeCredentials):
+            raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
+        if not home.startswith("/"):
+            raise SpecError("home", home, "must be an absolute path")
+        self.pod_runner = pod_runner
+        self.image = image
+        self.credentials = credentials
+        self.resources = resources or Resources()
+        self.namespace = namespace
+        self.claude_path = claude_path
+        self.home = home
+        self.home_size_limit = home_size_limit
+        self.tmp_size_limit = tmp_size_limit
+        self.run_as_user = run_as_user
+        self.image_pull_policy = image_pull_policy
+        self.image_pull_secrets = tuple(image_pull_secrets)
+        self.service_account = service_account
+        self.node_selector = dict(node_selector or {})
+        self.tolerations = tuple(tolerations)
+        self.labels = dict(labels or {})
+        self.annotations = dict(annotations or {})
+        self.env = dict(env or {})
+        self.volumes = tuple(volumes)
+        self.timeout = timeout
+        self.prompt_stdin_threshold = prompt_stdin_threshold
+        self.cleanup = cleanup
+        self.blank_env = blanked_names(launcher_environ)
+        self.name_prefix = name_prefix
+        # Fail on a bad image, user or label now rather than at the first task.
+        self.build_spec(ClaudeTask("validate"), pod_name="claude-code-validate")
+
+    # -- the pod -------------------------------------------------------------------------------
+
+    def base_spec(
+        self,
+        command: list[str],
+        *,
+        pod_name: str | None = None,
+        restart_policy: str = "Never",
+        extra_volumes: Iterable[Volume] = (),
+    ) -> PodSpec:
+        """Return the hardened pod spec around ``command`` (shared with the worker)."""
+        plan = self.credentials.plan() if self.credentials is not None else None
+        env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **self.env}  # noqa: S108
+        return PodSpec(
+            self.image,
+            command,
+            name=pod_name,
+            name_prefix=None if pod_name else self.name_prefix,
+            namespace=self.namespace,
+            resources=self.resources,
+            service_account=self.service_account,
+            restart_policy=restart_policy,
+            image_pull_policy=self.image_pull_policy,
+            env=[EnvVar(k, v) for k, v in env.items()],
+            blank_env=self.blank_env,
+            secret_env=dict(plan.secret_env) if plan else None,
+            secret_files=dict(plan.secret_files) if plan else None,
+            image_pull_secrets=self.image_pull_secrets,
+            labels=self.labels,
+            annotations=self.annotations,
+            volumes=(
+                Volume.empty_dir(self.home, self.home_size_limit),
+                Volume.empty_dir("/tmp", self.tmp_size_limit),  # noqa: S108
+                *self.volumes,
+                *extra_volumes,
+            ),
+            node_selector=self.node_selector,
+            tolerations=self.tolerations,
+            container_name=CLAUDE_CONTAINER,
+            component=CLAUDE_COMPONENT,
+            security=SecurityProfile.RESTRICTED,
+            run_as_user=self.run_as_user,
+            run_as_group=self.run_as_user,
+            fs_group=self.run_as_user,
+            read_only_root_filesystem=True,
+        )
+
+    def build_spec(
+        self,
+        task: ClaudeTask,
+        *,
+        pod_name: str | None = None,
+        prompt_config_map: str | None = None,
+    ) -> PodSpec:
+        """Return the pod spec that runs ``task``.
+
+        Args:
+            task: The task.
+            pod_name: Exact pod name; generated from ``name_prefix`` by default.
+            prompt_config_map: Name of the ConfigMap holding the prompt (large prompts); the
+                prompt is then read from it on stdin instead of the argv.
+        """
+        plan = self.credentials.plan() if self.credentials is not None else None
+        stdin = prompt_config_map is not None
+        command = launcher_command(
+            task.argv(self.claude_path, prompt_on_stdin=stdin),
+            working_dir=task.working_dir,
+            credentials_file=plan.credentials_file if plan else "",
+            prompt_file=f"{PROMPT_MOUNT}/{PROMPT_KEY}" if stdin else "",
+            shell_prefix=plan.shell_prefix if plan else "",
+        )
+        extra = (
+            (Volume.config_map(prompt_config_map, PROMPT_MOUNT),)
+            if prompt_config_map is not None
+            else ()
+        )
+        return self.base_spec(command, pod_name=pod_name, extra_volumes=extra)
+
+    def _plan(self, task: ClaudeTask, pod_name: str, run_id: str, ttl: float) -> _PodPlan:
+        if not task.prompt_on_stdin(self.prompt_stdin_threshold):
+            return _PodPlan(self.build_spec(task, pod_name=pod_name), None)
+        if task.prompt_bytes > _MAX_CONFIG_MAP_PROMPT:
+            raise SpecError(
+                "prompt",
+                f"<{task.prompt_bytes} bytes>",
+                f"must be at most {_MAX_CONFIG_MAP_PROMPT} bytes (a ConfigMap holds 1 MiB); "
+                "mount large inputs as files and refer to them in the prompt",
+            )
+        name = f"{pod_name}-prompt"
+        spec = self.build_spec(task, pod_name=pod_name, prompt_config_map=name)
+        namespace = spec.namespace or self.pod_runner.namespace
+        expires = _rfc3339(self.pod_runner.clock.now() + ttl)
+        labels = {
+            **self.labels,
+            MANAGED_BY_LABEL: MANAGED_BY,
+            COMPONENT_LABEL: CLAUDE_COMPONENT,
+            RUN_ID_LABEL: run_id,
+        }
+        config_map = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(sorted(labels.items())),
+                "annotations": {EXPIRES_ANNOTATION: expires},
+            },
+            "data": {PROMPT_KEY: task.prompt},
+        }
+        return _PodPlan(spec, config_map)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        task: ClaudeTask | str,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        on_log: Callable[[str], None] | None = None,
+        on_event: EventCallback | None = None,
+    ) -> ClaudeResult:
+        """Run ``task`` in a new pod and return the parsed result.
+
+        Args:
+            task: The task, or just a prompt.
+            timeout: Seconds for the whole run (pod start included); default: the runner's.
+            check: Raise the classified :class:`~podrunner.claude.ClaudeError` when the task
+                failed; with ``False`` it is in ``result.error`` instead.
+            on_log: Called with each output line as it arrives.
+            on_event: Called with each JSON event as it arrives (use ``stream-json``).
+
+        Returns:
+            The result, with the pod's :class:`~podrunner.RunResult` in ``result.run``.
+
+        Raises:
+            ClaudeTimeout: The task ran out of time (always raised; partial output attached).
+            ClaudeError: With ``check=True``, how the task failed.
+            RunError: The pod never ran (image pull error, unschedulable...).
+            SpecError: The task or the runner's settings are invalid.
+        """
+        if isinstance(task, str):
+            task = ClaudeTask(task)
+        limit = self.timeout if timeout is None else timeout
+        pod_name = generate_pod_name(self.name_prefix)
+        run_id = new_run_id()
+        runner = self.pod_runner
+        ttl = limit + runner.deadline_margin if limit is not None else runner.default_ttl
+        plan = self._plan(task, pod_name, run_id, ttl)
+        namespace = plan.spec.namespace or runner.namespace
+        callbacks: list[Callable[[str], None]] = []
+        if on_log is not None:
+            callbacks.append(on_log)
+        if on_event is not None:
+            callbacks.append(_line_events(on_event))
+        line_cb = _fan_out(callbacks) if callbacks else None
+
+        run: RunResult | None = None
+        if plan.config_map is not None:
+            runner.backend.create(plan.config_map)
+        try:
+            handle = runner.start(
+                plan.spec, timeout=limit, run_id=run_id, on_log=line_cb, cleanup=self.cleanup
+            )
+            with handle:
+                if plan.config_map is not None:
+                    self._own(namespace, pod_name, plan.config_map["metadata"]["name"])
+                try:
+                    run = handle.wait()
+                except RunTimeout as exc:
+                    raise ClaudeTimeout(
+                        f"the Claude task did not finish within {limit:g}s",
+                        logs=exc.logs,
+                        cli_message="\n".join(exc.logs.splitlines()[-20:]),
+                    ) from exc
+        finally:
+            if plan.config_map is not None and self._delete_config_map(run):
+                _delete_quietly(runner, namespace, plan.config_map["metadata"]["name"])
+        return self._finish(task, run, check=check)
+
+    def _finish(self, task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:
+        result = parse_output(
+            run.logs,
+            exit_code=run.exit_code,
+            keep_events=task.output_format == "stream-json",
+            expect_structured=task.structured_expected,
+            max_turns=task.max_turns,
+            max_budget_usd=task.max_budget_usd,
+        )
+        error = result.error
+        if result.raw is None and run.reason in (Reason.OOM_KILLED, Reason.DEADLINE_EXCEEDED):
+            # The kill explains the missing result better than "no result line" does.
+            if run.reason is Reason.OOM_KILLED:
+                error = ClaudeExecutionError(
+                    "the claude container was OOMKilled; raise its memory limit",
+                    exit_code=run.exit_code,
+                    cli_message=run.logs[-2000:],
+                )
+            else:
+                error = ClaudeTimeout(
+                    "the pod reached its activeDeadlineSeconds",
+                    logs=run.logs,
+                    exit_code=run.exit_code,
+                )
+        result = attrs.evolve(result, run=run, error=error)
+        if error is not None:
+            error.result = result
+            if check:
+                raise error
+        return result
+
+    def _own(self, namespace: str, pod_name: str, config_map: str) -> None:
+        backend = self.pod_runner.backend
+        try:
+            owner = owner_reference(backend.get("Pod", namespace, pod_name))
+            backend.patch(
+                "ConfigMap", namespace, config_map, {"metadata": {"ownerReferences": [owner]}}
+            )
+        except (BackendError, ValueError):
+            # Best effort: the run deletes the ConfigMap itself, and reap() honours the expiry.
+            pass
+
+    def _delete_config_map(self, run: RunResult | None) -> bool:
+        if self.cleanup is CleanupPolicy.NEVER:
+            return False
+        if self.cleanup is CleanupPolicy.ON_SUCCESS:
+            return run is not None and run.ok
+        return True
+
+
+def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
+    def on_line(line: str) -> None:
+        for callback in callbacks:
+            callback(line)
+
+    return on_line
+
+
+def _delete_quietly(runner: PodRunner, namespace: str, name: str) -> None:
+    try:
+        runner.backend.delete("ConfigMap", namespace, name)
+    except NotFound:
+        pass
+    except BackendError:
+        # The pod owns it (garbage collection) and it carries an expiry for reap().
+        pass
+
+
+def _rfc3339(epoch: float) -> str:
+    import datetime as dt
+
+    if not math.isfinite(epoch):
+        epoch = 0.0
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

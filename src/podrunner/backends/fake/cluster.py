@@ -1,0 +1,1267 @@
+"""``FakeCluster`` and its ``FakeBackend``: an in-memory Kubernetes behind the backend protocol.
+
+The backend answers every call as the API server would, with the same status codes, reasons
+and messages, and never with an exception from its own internals. The cluster object is what
+tests hold: it scripts outcomes, injects faults, moves the virtual clock and inspects state.
+"""
+
+from __future__ import annotations
+
+import builtins  # noqa: TC003 - FakeBackend.list shadows the name in annotations
+import fnmatch
+import json
+import random
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, Literal, NamedTuple
+
+from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
+from podrunner.backends.fake import store as store_mod
+from podrunner.backends.fake._json import (
+    NotJSON,
+    copy_tree,
+    format_rfc3339,
+    format_rfc3339_nano,
+    merge_patch,
+    normalize,
+    parse_rfc3339,
+)
+from podrunner.backends.fake.clock import (
+    RealTimeClock,
+    SchedulingClock,
+    VirtualClock,
+)
+from podrunner.backends.fake.faults import FaultRule
+from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
+from podrunner.backends.fake.logs import LogBuffer, select_lines, split_inside_utf8
+from podrunner.backends.fake.scripting import (
+    ExecRequest,
+    Rule,
+    coerce_exec_result,
+)
+from podrunner.backends.fake.selectors import FieldSelector, LabelSelector, parse_field, parse_label
+from podrunner.backends.fake.store import Store, namespace_object, new_uid
+from podrunner.backends.fake.validation import (
+    Errors,
+    check_meta_shape,
+    check_pod_update,
+    prepare,
+)
+from podrunner.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    StatusCause,
+)
+
+__all__ = ["Action", "FakeBackend", "FakeCluster"]
+
+_PLURAL = {
+    "Pod": "pods",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Event": "events",
+    "Namespace": "namespaces",
+}
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_GENERATE_ATTEMPTS = 8
+_SERVER_SET = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+_PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class Action(NamedTuple):
+    """One recorded backend call.
+
+    Attributes:
+        verb: ``create``, ``get``, ``list``, ``replace``, ``patch``, ``delete``, ``watch``,
+            ``read_log`` or ``exec``.
+        kind: The kind involved (``Pod`` for logs and exec), when known.
+        namespace: The namespace, when given.
+        name: The object name, when given (for create, the requested name or generateName).
+        label_selector: The label selector of a list or watch.
+        field_selector: The field selector of a list or watch.
+        at: Clock time (``clock.now()``) of the call.
+    """
+
+    verb: str
+    kind: str | None
+    namespace: str | None
+    name: str | None
+    label_selector: str | None = None
+    field_selector: str | None = None
+    at: float = 0.0
+
+
+def _not_found(kind: str, namespace: str | None, name: str) -> NotFound:
+    return NotFound(
+        f'{_PLURAL[kind]} "{name}" not found', kind=kind, namespace=namespace, name=name
+    )
+
+
+def _no_resource() -> NotFound:
+    return NotFound("the server could not find the requested resource")
+
+
+class FakeCluster:
+    r"""An in-memory Kubernetes cluster with one simulated node, for tests and local runs.
+
+    Args:
+        clock: ``"virtual"`` (default with the scripted runtime), ``"real"`` (default with the
+            local runtime), or a :class:`VirtualClock`/:class:`RealTimeClock` to share.
+        runtime: ``"scripted"``: containers follow :meth:`when` rules and simulation
+            annotations. ``"local"``: the container's command runs as a local process in a
+            temporary HOME and working directory (the image is ignored).
+        history: How many changes the watch history keeps; older versions are 410 Gone.
+        auto_create_namespaces: Create a missing namespace on first use instead of answering
+            ``namespaces "x" not found`` as a real server does.
+        start_delay: Seconds from scheduling to running containers (image pull and start);
+            1.0 with the scripted runtime, 0 with the local one.
+        seed: Seed for generated names and uids, for reproducible runs.
+
+    Example:
+        >>> cluster = FakeCluster()
+        >>> _ = cluster.when(image="busybox:*").succeed(logs="hi\\n", after=2.0)
+        >>> pod = cluster.backend.create({"kind": "Pod", "metadata": {"name": "p"},
+        ...     "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})
+        >>> cluster.advance(5)
+        >>> cluster.backend.get("Pod", "default", "p")["status"]["phase"]
+        'Succeeded'
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Literal["virtual", "real"] | SchedulingClock | None = None,
+        runtime: Literal["scripted", "local"] = "scripted",
+        history: int = 1000,
+        auto_create_namespaces: bool = False,
+        start_delay: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if runtime not in ("scripted", "local"):
+            raise ValueError(f"runtime must be 'scripted' or 'local', not {runtime!r}")
+        if clock is None:
+            clock = "virtual" if runtime == "scripted" else "real"
+        if clock == "virtual":
+            clock = VirtualClock()
+        elif clock == "real":
+            clock = RealTimeClock()
+        elif not isinstance(clock, SchedulingClock):
+            raise TypeError(
+                f"clock must be 'virtual', 'real', a VirtualClock or a RealTimeClock, not {clock!r}"
+            )
+        local_runtime = None
+        if runtime == "local":
+            if isinstance(clock, VirtualClock):
+                raise ValueError("the local runtime runs real processes and needs clock='real'")
+            from podrunner.backends.fake.runtime_local import LocalRuntime
+
+            local_runtime = LocalRuntime()
+        self._clock: SchedulingClock = clock
+        self._lock = clock.lock
+        self._virtual = isinstance(clock, VirtualClock)
+        # Not for security: names and uids only need to be unlikely to collide.
+        self._rng = random.Random(seed) if seed is not None else store_mod._rng  # noqa: S311
+        self._store = Store(clock, history=history, rng=self._rng)
+        self._objects = self._store.objects
+        self._rules: list[Rule] = []
+        self._faults: list[FaultRule] = []
+        self._actions: list[Action] = []
+        self._auto_ns = auto_create_namespaces
+        if start_delay is None:
+            start_delay = 1.0 if runtime == "scripted" else 0.0
+        self._kubelet = Kubelet(
+            self._store, clock, self._rules, start_delay=start_delay, runtime=local_runtime
+        )
+        self._store.gc_delete = self._gc_delete
+        self._backend = FakeBackend(self)
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def backend(self) -> FakeBackend:
+        """The :class:`~podrunner.backends.base.Backend` to hand to a runner."""
+        return self._backend
+
+    @property
+    def clock(self) -> SchedulingClock:
+        """The cluster's clock (a :class:`VirtualClock` unless built with a real one)."""
+        return self._clock
+
+    def when(
+        self,
+        *,
+        image: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        name: str | None = None,
+        command: str | Sequence[str] | None = None,
+        namespace: str | None = None,
+        times: int | None = None,
+    ) -> Rule:
+        """Start a scripting rule for pods created from now on; the newest match wins.
+
+        Args:
+            image: Glob over container images (``"busybox:*"``).
+            labels: Labels the pod must carry (all of them, equal values).
+            name: Glob over the pod name.
+            command: Glob over the shell-quoted ``command + args``, or an exact argv list.
+            namespace: The pod's namespace.
+            times: Apply to this many pods, then stop matching.
+
+        Returns:
+            The rule: call one outcome method on it (``succeed``, ``fail``, ``oom``...).
+        """
+        rule = Rule(
+            image=image,
+            labels=labels,
+            name=name,
+            command=command,
+            namespace=namespace,
+            times=times,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def fault(
+        self,
+        *,
+        verb: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        status: int | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        retry_after: float | None = None,
+        connection_error: bool = False,
+        latency: float = 0.0,
+        times: int | None = None,
+        nth: int | None = None,
+        cut_watch_after: int | None = None,
+        cut_log_after_lines: int | None = None,
+        split_utf8: bool = False,
+    ) -> FaultRule:
+        """Inject a fault into matching backend calls.
+
+        Args:
+            verb: Backend method name (``create``, ``watch``, ``read_log``...); any if omitted.
+            kind: Kind of the call (``Pod`` for ``read_log`` and ``exec``).
+            namespace: Namespace of the call.
+            name: Glob over the object name.
+            status: HTTP status to answer with (401, 403, 404, 409, 410, 429, 500, 503...).
+            reason: ``Status.reason`` override (e.g. ``AlreadyExists`` for a 409).
+            message: Message override.
+            retry_after: ``Retry-After`` seconds of a 429.
+            connection_error: Answer with :class:`~podrunner.errors.BackendUnavailable`.
+            latency: Seconds (on the cluster's clock) to wait before answering.
+            times: Apply to this many matching calls.
+            nth: Apply to the nth matching call only (with ``times``: from the nth on).
+            cut_watch_after: End matching watch streams after this many events.
+            cut_log_after_lines: End matching log streams after this many lines.
+            split_utf8: Split log chunks inside multi-byte UTF-8 characters.
+
+        Returns:
+            The rule; ``rule.fired`` counts the calls it applied to.
+        """
+        rule = FaultRule(
+            verb=verb,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            status=status,
+            reason=reason,
+            message=message,
+            retry_after=retry_after,
+            connection_error=connection_error,
+            latency=latency,
+            times=times,
+            nth=nth,
+            cut_watch_after=cut_watch_after,
+            cut_log_after_lines=cut_log_after_lines,
+            split_utf8=split_utf8,
+        )
+        with self._lock:
+            self._faults.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def actions(self) -> list[Action]:
+        """Every backend call so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._actions)
+
+    def clear_actions(self) -> None:
+        """Forget the recorded calls."""
+        with self._lock:
+            self._actions.clear()
+
+    def _listing(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        with self._lock:
+            items = [
+                obj
+                for (ns, _), obj in sorted(self._objects[kind].items(), key=_sort_key)
+                if namespace is None or ns == namespace
+            ]
+        return [copy_tree(o) for o in items]
+
+    def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Return copies of the stored pods (all namespaces by default)."""
+        return self._listing("Pod", namespace)
+
+    def secrets(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Return copies of the stored Secrets."""
+        return self._listing("Secret", namespace)
+
+    def config_maps(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Return copies of the stored ConfigMaps."""
+        return self._listing("ConfigMap", namespace)
+
+    def namespaces(self) -> list[str]:
+        """Return the names of the existing namespaces."""
+        with self._lock:
+            return sorted(name for _, name in self._objects["Namespace"])
+
+    def events(self, pod: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Return Event objects, oldest first, optionally only those about one pod."""
+        with self._lock:
+            items = [
+                e
+                for e in self._objects["Event"].values()
+                if (pod is None or e["involvedObject"].get("name") == pod)
+                and (namespace is None or e["metadata"]["namespace"] == namespace)
+            ]
+            items.sort(key=lambda e: int(e["metadata"]["name"].rsplit(".", 1)[-1], 16))
+        return [copy_tree(e) for e in items]
+
+    def history(self, kind: str, namespace: str | None, name: str) -> list[dict[str, Any]]:
+        """Return every stored version of one object, oldest first (the last may be deleted).
+
+        Versions of earlier objects with the same name are included: the uid tells them apart.
+        """
+        with self._lock:
+            versions = list(self._store.versions.get((kind, namespace, name), ()))
+        return [copy_tree(v) for v in versions]
+
+    def create_namespace(self, name: str) -> dict[str, Any]:
+        """Create a namespace (no-op if it exists) and return it."""
+        with self._lock:
+            existing = self._objects["Namespace"].get((None, name))
+            if existing is not None:
+                return copy_tree(existing)
+        return self._backend.create({"kind": "Namespace", "metadata": {"name": name}})
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward, running every kubelet transition due on the way.
+
+        Raises:
+            TypeError: The cluster runs on the real clock.
+        """
+        if not isinstance(self._clock, VirtualClock):
+            raise TypeError("advance() needs the virtual clock")
+        self._clock.advance(seconds)
+
+    def set_logs(
+        self,
+        namespace: str,
+        pod: str,
+        text: str | bytes,
+        *,
+        container: str | None = None,
+        append: bool = False,
+    ) -> None:
+        """Replace (or extend) the current log of a started container.
+
+        Raises:
+            NotFound: No such pod, or its container has not started.
+        """
+        data = text.encode() if isinstance(text, str) else text
+        with self._lock:
+            obj = self._objects["Pod"].get((namespace, pod))
+            sim = None if obj is None else self._kubelet.sim_for(obj)
+            if sim is None or not sim.containers:
+                raise _not_found("Pod", namespace, pod)
+            c = sim.containers[0] if container is None else sim.container(container)
+            buffer = None if c is None else c.current_buffer()
+            if c is None or buffer is None:
+                raise NotFound(f'container "{container}" in pod "{pod}" has not started')
+            if not append:
+                buffer.lines.clear()
+            buffer.write(int(self._clock.now() * 1e9), data)
+            self._clock.notify()
+
+    # -- internals shared with the backend (lock held) ------------------------------------
+
+    def _act(
+        self,
+        verb: str,
+        kind: str | None,
+        namespace: str | None,
+        name: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> FaultRule | None:
+        """Record a call, apply due timers (real clock) and matching faults."""
+        self._actions.append(
+            Action(verb, kind, namespace, name, label_selector, field_selector, self._clock.now())
+        )
+        if not self._virtual:
+            self._clock.fire_due()
+        if not self._faults:
+            return None
+        stream: FaultRule | None = None
+        for rule in list(self._faults):
+            if not rule.matches(verb, kind, namespace, name) or not rule.take():
+                continue
+            if rule.latency > 0:
+                self._clock.block_until(_never, self._clock.monotonic() + rule.latency)
+            error = rule.error(verb, kind, namespace, name)
+            if error is not None:
+                raise error
+            if (
+                rule.cut_watch_after is not None
+                or rule.cut_log_after_lines is not None
+                or rule.split_utf8
+            ):
+                stream = rule
+        return stream
+
+    def _gc_delete(self, kind: str, namespace: str | None, name: str) -> None:
+        self._delete(kind, namespace, name, None)
+
+    def _delete(
+        self, kind: str, namespace: str | None, name: str, grace: int | None
+    ) -> dict[str, Any] | None:
+        objects = self._objects[kind]
+        obj = objects.get((namespace, name))
+        if obj is None:
+            raise _not_found(kind, namespace, name)
+        store = self._store
+        if kind == "Pod":
+            assert namespace is not None
+            spec = obj.get("spec") or {}
+            if grace is None:
+                grace = spec.get("terminationGracePeriodSeconds", 30)
+            grace = max(int(grace), 0)
+            sim = self._kubelet.sim_for(obj)
+            phase = (obj.get("status") or {}).get("phase")
+            if (
+                grace == 0
+                or not spec.get("nodeName")
+                or sim is None
+                or phase in ("Succeeded", "Failed")
+            ):
+                # As the API server does: unbound and terminated pods, and grace 0, go at
+                # once; the kubelet then kills whatever still runs.
+                gone = store.remove(kind, namespace, name)
+                self._kubelet.forget(namespace, name, obj["metadata"].get("uid"))
+                return gone
+            meta = obj["metadata"]
+            now = self._clock.now()
+            if meta.get("deletionTimestamp") is not None:
+                remaining = meta.get("deletionGracePeriodSeconds", 0)
+                if grace >= remaining:
+                    return copy_tree(obj)
+            new = dict(obj)
+            new["metadata"] = new_meta = dict(meta)
+            new_meta["deletionTimestamp"] = format_rfc3339(now + grace)
+            new_meta["deletionGracePeriodSeconds"] = grace
+            store.write(kind, namespace, name, new, "MODIFIED", obj)
+            self._kubelet.on_delete(sim, float(grace))
+            return new
+        if kind == "Namespace":
+            if name in _PROTECTED_NAMESPACES:
+                raise Forbidden(
+                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                    kind=kind,
+                    name=name,
+                )
+            for other in ("Pod", "Secret", "ConfigMap", "Event"):
+                for ns, item in [k for k in self._objects[other] if k[0] == name]:
+                    old = store.remove(other, ns, item)
+                    if other == "Pod" and old is not None:
+                        self._kubelet.forget(name, item)
+        return store.remove(kind, namespace, name)
+
+
+def _never() -> bool:
+    return False
+
+
+def _sort_key(item: tuple[tuple[str | None, str], Any]) -> tuple[str, str]:
+    return (item[0][0] or "", item[0][1])
+
+
+def _peek(manifest: object) -> tuple[str | None, str | None, str | None]:
+    """Best-effort kind, namespace and name of any input, for the action log and faults."""
+    if not isinstance(manifest, Mapping):
+        return None, None, None
+    kind = manifest.get("kind")
+    meta = manifest.get("metadata")
+    ns = name = None
+    if isinstance(meta, Mapping):
+        ns = meta.get("namespace")
+        name = meta.get("name") or meta.get("generateName")
+    if kind is not None and not isinstance(kind, str):
+        kind = None
+    if kind not in (None, "Namespace") and ns is None:
+        ns = "default"
+    return (
+        kind,
+        ns if isinstance(ns, str) else None,
+        name if isinstance(name, str) else None,
+    )
+
+
+class FakeBackend:
+    """The :class:`~podrunner.backends.base.Backend` of a :class:`FakeCluster`."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self._c = cluster
+        self._lock = cluster._lock
+        self._store = cluster._store
+        self._objects = cluster._store.objects
+        self._kubelet = cluster._kubelet
+
+    @property
+    def clock(self) -> SchedulingClock:
+        """The cluster's clock."""
+        return self._c._clock
+
+    @property
+    def cluster(self) -> FakeCluster:
+        """The cluster this backend talks to."""
+        return self._c
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _kind(self, kind: object) -> str:
+        if kind not in _PLURAL:
+            raise _no_resource()
+        assert isinstance(kind, str)
+        return kind
+
+    @staticmethod
+    def _ns(kind: str, namespace: str | None) -> str | None:
+        if kind == "Namespace":
+            return None
+        if not namespace:
+            raise BadRequest("a namespace must be specified for namespaced resources")
+        return namespace
+
+    def _check_namespace(self, namespace: str) -> None:
+        if (None, namespace) in self._objects["Namespace"]:
+            return
+        if self._c._auto_ns:
+            obj = namespace_object(namespace, self._c._rng, self._c._clock.now())
+            self._store.write("Namespace", None, namespace, obj, "ADDED")
+            return
+        raise NotFound(f'namespaces "{namespace}" not found', kind="Namespace", name=namespace)
+
+    def _normalize(self, manifest: object, what: str = "body") -> dict[str, Any]:
+        if not isinstance(manifest, Mapping):
+            raise BadRequest(
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+            )
+        try:
+            obj: dict[str, Any] = normalize(manifest)
+        except NotJSON as exc:
+            raise BadRequest(f"json: unsupported value in {what}: {exc}") from None
+        except RecursionError:
+            raise BadRequest("json: exceeded max depth") from None
+        return obj
+
+    def _decode(self, manifest: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        obj = self._normalize(manifest)
+        kind = obj.get("kind")
+        if not kind or not isinstance(kind, str):
+            raise BadRequest(f"Object 'Kind' is missing in '{json.dumps(obj)[:1000]}'")
+        if kind not in _PLURAL:
+            raise _no_resource()
+        api = obj.setdefault("apiVersion", "v1")
+        if api != "v1":
+            raise BadRequest(
+                f"the API version in the data ({api}) does not match the expected API version (v1)"
+            )
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        check_meta_shape(kind, meta)
+        return kind, obj, meta
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create an object (``generateName`` honoured); see the backend protocol."""
+        c = self._c
+        with self._lock:
+            kind, ns, name = _peek(manifest)
+            c._act("create", kind, ns, name)
+            return self._create(manifest, dry_run)
+
+    def _create(self, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
+        kind, obj, meta = self._decode(manifest)
+        if kind == "Namespace":
+            meta.pop("namespace", None)
+            ns: str | None = None
+        else:
+            ns = meta.get("namespace") or "default"
+            meta["namespace"] = ns
+        if meta.get("resourceVersion"):
+            raise BadRequest("resourceVersion should not be set on objects to be created")
+        for field in _SERVER_SET:
+            meta.pop(field, None)
+        name = meta.get("name")
+        generate = meta.get("generateName")
+        generated = not name and bool(generate)
+        if generated:
+            assert isinstance(generate, str)
+            error = _prefix_error(kind, generate)
+            if error is not None:
+                errs = Errors(kind, generate)
+                errs.invalid("metadata.generateName", generate, error)
+                errs.raise_if_any()
+            name = meta["name"] = self._generate(kind, ns, generate)
+        prepare(kind, obj)
+        assert isinstance(name, str)
+        if ns is not None:
+            self._check_namespace(ns)
+        objects = self._objects[kind]
+        if (ns, name) in objects:
+            if not generated:
+                raise AlreadyExists(
+                    f'{_PLURAL[kind]} "{name}" already exists', kind=kind, namespace=ns, name=name
+                )
+            assert isinstance(generate, str)
+            name = meta["name"] = self._generate(kind, ns, generate)
+        clock = self._c._clock
+        meta["uid"] = new_uid(self._c._rng)
+        meta["creationTimestamp"] = format_rfc3339(clock.now())
+        if kind == "Pod":
+            meta["generation"] = 1
+        if dry_run:
+            return obj
+        self._store.write(kind, ns, name, obj, "ADDED")
+        if kind == "Pod":
+            self._kubelet.admit(obj)
+        return copy_tree(obj)
+
+    def _generate(self, kind: str, ns: str | None, prefix: str) -> str:
+        objects = self._objects[kind]
+        base = prefix[:58]
+        choice = self._c._rng.choice
+        for _ in range(_GENERATE_ATTEMPTS):
+            name = base + "".join([choice(_GENERATE_ALPHABET) for _ in range(5)])
+            if (ns, name) not in objects:
+                return name
+        raise AlreadyExists(
+            f'{_PLURAL[kind]} "{name}" already exists, the server was not able to generate a '
+            "unique name for the object",
+            kind=kind,
+            namespace=ns,
+            name=name,
+        )
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        """Return a copy of one object; see the backend protocol."""
+        with self._lock:
+            self._c._act("get", kind, namespace, name)
+            k = self._kind(kind)
+            obj = self._objects[k].get((self._ns(k, namespace), name))
+            if obj is None:
+                raise _not_found(k, namespace, name)
+        return copy_tree(obj)
+
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ObjectList:
+        """List objects, filtered by selectors; see the backend protocol."""
+        with self._lock:
+            self._c._act("list", kind, namespace, None, label_selector, field_selector)
+            k = self._kind(kind)
+            labels = parse_label(label_selector)
+            fields = parse_field(k, field_selector)
+            if k == "Namespace":
+                namespace = None
+            items = _select(self._objects[k], namespace, labels, fields)
+            rv = str(self._store.rv)
+        return ObjectList([copy_tree(o) for o in items], rv)
+
+    def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object; a stale resourceVersion is 409 Conflict."""
+        with self._lock:
+            kind, ns, name = _peek(manifest)
+            self._c._act("replace", kind, ns, name)
+            k, obj, meta = self._decode(manifest)
+            return self._update(k, obj, meta)
+
+    def _update(
+        self, kind: str, obj: dict[str, Any], meta: dict[str, Any], *, status_only: bool = False
+    ) -> dict[str, Any]:
+        ns = None if kind == "Namespace" else (meta.get("namespace") or "default")
+        if ns is not None:
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        name = meta.get("name")
+        if not name:
+            raise BadRequest("name is required for an update (metadata.name)")
+        old = self._objects[kind].get((ns, name))
+        if old is None:
+            raise _not_found(kind, ns, name)
+        old_meta = old["metadata"]
+        rv = meta.get("resourceVersion")
+        if rv and rv != old_meta["resourceVersion"]:
+            raise Conflict(
+                f'Operation cannot be fulfilled on {_PLURAL[kind]} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                kind=kind,
+                namespace=ns,
+                name=name,
+            )
+        uid = meta.get("uid")
+        if uid and uid != old_meta.get("uid"):
+            raise Conflict(
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{old_meta.get('uid')}",
+                kind=kind,
+                namespace=ns,
+                name=name,
+            )
+        if status_only:
+            new = dict(old)
+            new["metadata"] = dict(old_meta)
+            new["status"] = obj.get("status")
+        else:
+            prepare(kind, obj)
+            for field in (*_SERVER_SET, "generation"):
+                if field in old_meta:
+                    meta[field] = old_meta[field]
+                else:
+                    meta.pop(field, None)
+            if kind in ("Pod", "Namespace"):
+                obj["status"] = old.get("status")
+            if kind == "Pod":
+                check_pod_update(old, obj)
+                if obj.get("spec") != old.get("spec"):
+                    meta["generation"] = old_meta.get("generation", 1) + 1
+            if kind in ("Secret", "ConfigMap") and old.get("immutable"):
+                for field in ("data", "binaryData", "immutable"):
+                    if obj.get(field) != old.get(field):
+                        raise Invalid(
+                            f'{kind} "{name}" is invalid: {field}: Forbidden: field is immutable '
+                            "when `immutable` is set",
+                            kind=kind,
+                            name=name,
+                            causes=[
+                                StatusCause(
+                                    field,
+                                    "FieldValueForbidden",
+                                    "Forbidden: field is immutable when `immutable` is set",
+                                )
+                            ],
+                        )
+            new = obj
+        meta_new = new["metadata"]
+        meta_new["resourceVersion"] = old_meta["resourceVersion"]
+        if new == old:
+            # The API server does not write (nor bump the version) when nothing changed.
+            return copy_tree(old)
+        self._store.write(kind, ns, name, new, "MODIFIED", old)
+        return copy_tree(new)
+
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch to an object or its status."""
+        with self._lock:
+            self._c._act("patch", kind, namespace, name)
+            k = self._kind(kind)
+            ns = self._ns(k, namespace)
+            if subresource not in (None, "status"):
+                raise _no_resource()
+            body = self._normalize(patch, "patch")
+            old = self._objects[k].get((ns, name))
+            if old is None:
+                raise _not_found(k, ns, name)
+            merged = copy_tree(merge_patch(old, body))
+            meta = merged.get("metadata")
+            if not isinstance(meta, dict):
+                raise BadRequest("metadata must be an object")
+            check_meta_shape(k, meta)
+            if meta.get("name") != name or (ns is not None and meta.get("namespace") != ns):
+                raise BadRequest(
+                    "the name of the object does not match the name on the URL"
+                    if meta.get("name") != name
+                    else "the namespace of the provided object does not match the namespace "
+                    "sent on the request"
+                )
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            meta["resourceVersion"] = rv or old["metadata"]["resourceVersion"]
+            return self._update(k, merged, meta, status_only=subresource == "status")
+
+    def delete(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> None:
+        """Delete an object: pods gracefully unless the grace period is 0."""
+        with self._lock:
+            self._c._act("delete", kind, namespace, name)
+            k = self._kind(kind)
+            grace: object = grace_period_seconds  # callers may send anything
+            if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+                raise BadRequest("gracePeriodSeconds must be an integer")
+            self._c._delete(k, self._ns(k, namespace), name, grace_period_seconds)
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: float | None = None,
+        allow_bookmarks: bool = False,
+    ) -> Iterator[WatchEvent]:
+        """Stream changes after ``resource_version``; see the backend protocol.
+
+        With no version (or ``"0"``) the stream starts with a synthetic ``ADDED`` event per
+        current object, as the real server does. An object that stops matching the selectors
+        is sent as ``DELETED`` (its previous content at the new version) and one that starts
+        matching as ``ADDED``, which is what the API server's watch cache does.
+        """
+        store = self._store
+        clock = self._c._clock
+        with self._lock:
+            fault = self._c._act("watch", kind, namespace, None, label_selector, field_selector)
+            k = self._kind(kind)
+            ns = None if k == "Namespace" else namespace
+            labels = parse_label(label_selector)
+            fields = parse_field(k, field_selector)
+            if timeout_seconds is not None and timeout_seconds < 0:
+                raise BadRequest("timeoutSeconds must be non-negative")
+            initial: builtins.list[dict[str, Any]] = []
+            if resource_version in (None, "", "0"):
+                initial = _select(self._objects[k], ns, labels, fields)
+                cursor = store.rv
+            else:
+                try:
+                    cursor = int(str(resource_version))
+                except ValueError:
+                    raise BadRequest(f'invalid resource version "{resource_version}"') from None
+                oldest = store.oldest()
+                if cursor < oldest - 1:
+                    raise Gone(f"too old resource version: {cursor} ({oldest - 1})")
+            deadline = None
+            if timeout_seconds is not None:
+                deadline = clock.monotonic() + float(timeout_seconds)
+        limit = None if fault is None else fault.cut_watch_after
+        return self._stream(
+            k, ns, labels, fields, initial, cursor, deadline, allow_bookmarks, limit
+        )
+
+    def _stream(
+        self,
+        kind: str,
+        ns: str | None,
+        labels: LabelSelector | None,
+        fields: FieldSelector | None,
+        initial: builtins.list[dict[str, Any]],
+        cursor: int,
+        deadline: float | None,
+        bookmarks: bool,
+        limit: int | None,
+    ) -> Iterator[WatchEvent]:
+        store = self._store
+        clock = self._c._clock
+        lock = self._lock
+        sent = 0
+        for obj in initial:
+            if limit is not None and sent >= limit:
+                return
+            yield WatchEvent("ADDED", copy_tree(obj))
+            sent += 1
+        filtered = labels is not None or fields is not None
+        batch: builtins.list[tuple[Any, dict[str, Any]]] = []
+        lost = False
+
+        def collect() -> bool:
+            nonlocal cursor, lost
+            if store.rv <= cursor:
+                return False
+            base = store.hist_base
+            if cursor + 1 < store.oldest():
+                lost = True  # fell out of the window: the server closes such a watcher
+                return True
+            for entry in store.hist[cursor + 1 - base :]:
+                rv, ekind, ens, _, typ, obj, prev = entry
+                if ekind != kind or (ns is not None and ens != ns):
+                    continue
+                if not filtered:
+                    batch.append((typ, obj))
+                    continue
+                now_ok = _matches(obj, labels, fields)
+                if typ == "ADDED" or typ == "DELETED":
+                    if now_ok:
+                        batch.append((typ, obj))
+                    continue
+                was_ok = prev is not None and _matches(prev, labels, fields)
+                if now_ok:
+                    batch.append(("MODIFIED" if was_ok else "ADDED", obj))
+                elif was_ok and prev is not None:
+                    gone = dict(prev)
+                    gone["metadata"] = dict(prev["metadata"])
+                    gone["metadata"]["resourceVersion"] = str(rv)
+                    batch.append(("DELETED", gone))
+            cursor = store.rv
+            return bool(batch)
+
+        while True:
+            with lock:
+                got = clock.block_until(collect, deadline, soft=True)
+                events = batch[:]
+                batch.clear()
+                rv_now = store.rv
+            if lost:
+                return
+            for typ, obj in events:
+                if limit is not None and sent >= limit:
+                    return
+                yield WatchEvent(typ, copy_tree(obj))
+                sent += 1
+            if not got:
+                if bookmarks:
+                    yield WatchEvent(
+                        "BOOKMARK",
+                        {
+                            "kind": kind,
+                            "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(rv_now)},
+                        },
+                    )
+                return
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def _container(self, pod: dict[str, Any], container: str | None) -> str:
+        names = [c.get("name", "") for c in pod["spec"].get("containers") or []]
+        name = pod["metadata"]["name"]
+        if container is None:
+            if len(names) == 1:
+                return str(names[0])
+            raise BadRequest(
+                f"a container name must be specified for pod {name}, choose one of: "
+                f"[{' '.join(names)}]"
+            )
+        if container not in names:
+            raise BadRequest(f"container {container} is not valid for pod {name}")
+        return container
+
+    def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        follow: bool = False,
+        timestamps: bool = False,
+        since_time: str | None = None,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+    ) -> Iterator[bytes]:
+        """Stream a container's log as byte chunks; see the backend protocol."""
+        clock = self._c._clock
+        with self._lock:
+            fault = self._c._act("read_log", "Pod", namespace, pod)
+            obj = self._objects["Pod"].get((self._ns("Pod", namespace), pod))
+            if obj is None:
+                raise _not_found("Pod", namespace, pod)
+            causes = []
+            if since_time is not None and since_seconds is not None:
+                causes.append(
+                    StatusCause(
+                        "sinceSeconds",
+                        "FieldValueForbidden",
+                        "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+                    )
+                )
+            checks: tuple[tuple[str, object], ...] = (
+                ("sinceSeconds", since_seconds),
+                ("tailLines", tail_lines),
+                ("limitBytes", limit_bytes),
+            )
+            for field, value in checks:
+                if value is not None and (
+                    not isinstance(value, int) or value < (0 if field == "tailLines" else 1)
+                ):
+                    causes.append(
+                        StatusCause(
+                            field,
+                            "FieldValueInvalid",
+                            f"Invalid value: {value}: must be greater than "
+                            f"{'or equal to ' if field == 'tailLines' else ''}0"
+                            if field == "tailLines"
+                            else f"Invalid value: {value}: must be greater than 0",
+                        )
+                    )
+            if causes:
+                raise Invalid(
+                    'PodLogOptions "" is invalid: '
+                    + ", ".join(f"{c.field}: {c.message}" for c in causes),
+                    kind="PodLogOptions",
+                    causes=causes,
+                )
+            since_ns = None
+            if since_time is not None:
+                try:
+                    since_ns = parse_rfc3339(str(since_time))
+                except ValueError:
+                    raise BadRequest(
+                        f'parsing time "{since_time}" as "2006-01-02T15:04:05Z07:00": cannot parse'
+                    ) from None
+            elif since_seconds is not None:
+                since_ns = int((clock.now() - since_seconds) * 1e9)
+            cname = self._container(obj, container)
+            sim = self._kubelet.sim_for(obj)
+            c = None if sim is None else sim.container(cname)
+            buffer = self._buffer(c, pod, cname, previous)
+        cut = None if fault is None else fault.cut_log_after_lines
+        split = fault is not None and fault.split_utf8
+        return self._log_stream(
+            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split
+        )
+
+    @staticmethod
+    def _buffer(c: ContainerSim | None, pod: str, cname: str, previous: bool) -> LogBuffer:
+        if previous:
+            buffer = None if c is None else c.previous_buffer()
+            if buffer is None:
+                raise BadRequest(
+                    f'previous terminated container "{cname}" in pod "{pod}" not found'
+                )
+            return buffer
+        buffer = None if c is None else c.current_buffer()
+        if buffer is None:
+            reason = "ContainerCreating"
+            if c is not None and "waiting" in c.state:
+                reason = c.state["waiting"].get("reason", reason)
+            if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                reason = "trying and failing to pull image"
+            raise BadRequest(f'container "{cname}" in pod "{pod}" is waiting to start: {reason}')
+        return buffer
+
+    def _log_stream(
+        self,
+        buffer: LogBuffer,
+        follow: bool,
+        timestamps: bool,
+        since_ns: int | None,
+        tail_lines: int | None,
+        limit_bytes: int | None,
+        cut: int | None,
+        split: bool,
+    ) -> Iterator[bytes]:
+        lock = self._lock
+        clock = self._c._clock
+        with lock:
+            idx = select_lines(buffer.lines, since_ns, tail_lines)
+        sent_bytes = 0
+        sent_lines = 0
+        while True:
+            with lock:
+                if follow:
+                    clock.block_until(partial(_has_more, buffer, idx))
+                lines = buffer.lines
+                end = len(lines)
+                closed = buffer.closed
+                if follow and not closed and end > idx and not lines[end - 1][1].endswith(b"\n"):
+                    end -= 1  # hold back a partial line until it is complete
+                chunk = lines[idx:end]
+                idx = end
+            for stamp, data in chunk:
+                if cut is not None and sent_lines >= cut:
+                    return
+                if timestamps:
+                    data = format_rfc3339_nano(stamp).encode() + b" " + data
+                if limit_bytes is not None:
+                    room = limit_bytes - sent_bytes
+                    if room <= 0:
+                        return
+                    data = data[:room]
+                sent_bytes += len(data)
+                sent_lines += 1
+                if split:
+                    yield from split_inside_utf8(data)
+                else:
+                    yield data
+            if not follow or closed:
+                if follow and idx < len(buffer.lines):
+                    continue
+                return
+
+    # -- exec -----------------------------------------------------------------------------
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in a running container: an exec handler, the local runtime or builtins."""
+        clock = self._c._clock
+        with self._lock:
+            self._c._act("exec", "Pod", namespace, pod)
+            obj = self._objects["Pod"].get((self._ns("Pod", namespace), pod))
+            if obj is None:
+                raise _not_found("Pod", namespace, pod)
+            if isinstance(argv, (str, bytes)) or not argv:
+                raise BadRequest("you must specify at least one command for the container")
+            args = [str(a) for a in argv]
+            cname = self._container(obj, container)
+            phase = (obj.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                raise BadRequest(
+                    f"cannot exec into a container in a completed pod; current phase is {phase}"
+                )
+            sim = self._kubelet.sim_for(obj)
+            c = None if sim is None else sim.container(cname)
+            if sim is None or c is None or not c.running():
+                raise BadRequest(f'unable to upgrade connection: container not found ("{cname}")')
+            handler = self._exec_handler(obj, args)
+            runtime = self._kubelet.runtime
+            clock.enter_busy()
+        request = ExecRequest(namespace, pod, cname, args, stdin)
+        try:
+            if handler is not None:
+                return coerce_exec_result(handler(request))
+            if runtime is not None:
+                from podrunner.backends.fake.runtime_local import LocalRuntime
+
+                assert isinstance(runtime, LocalRuntime)
+                return runtime.exec(sim, c, args, stdin=stdin, timeout=timeout)
+            return _builtin_exec(args, stdin)
+        finally:
+            with self._lock:
+                clock.leave_busy()
+
+    def _exec_handler(self, pod: dict[str, Any], argv: builtins.list[str]) -> Any:
+        joined = shlex.join(argv)
+        for rule in reversed(self._c._rules):
+            if not rule.exec_handlers or not rule.matches(pod):
+                continue
+            for pattern, fn in reversed(rule.exec_handlers):
+                if pattern is None or fnmatch.fnmatchcase(joined, pattern):
+                    return fn
+        return None
+
+    def refresh_credentials(self) -> bool:
+        """Nothing to refresh: the fake has no credentials."""
+        return False
+
+    def close(self) -> None:
+        """Stop local processes; the in-memory state stays readable."""
+        with self._lock:
+            for key in list(self._kubelet.sims):
+                sim: PodSim = self._kubelet.sims[key]
+                if self._kubelet.runtime is not None:
+                    self._kubelet.runtime.cleanup(sim)
+
+
+def _has_more(buffer: LogBuffer, idx: int) -> bool:
+    return len(buffer.lines) > idx or buffer.closed
+
+
+def _matches(
+    obj: dict[str, Any], labels: LabelSelector | None, fields: FieldSelector | None
+) -> bool:
+    if labels is not None and not labels.matches(obj["metadata"].get("labels")):
+        return False
+    return fields is None or fields.matches(obj)
+
+
+def _select(
+    objects: dict[tuple[str | None, str], dict[str, Any]],
+    namespace: str | None,
+    labels: LabelSelector | None,
+    fields: FieldSelector | None,
+) -> list[dict[str, Any]]:
+    name = None if fields is None else fields.exact_name()
+    if name is not None and namespace is not None:
+        obj = objects.get((namespace, name))
+        candidates = [] if obj is None else [obj]
+    else:
+        candidates = [
+            obj
+            for (ns, _), obj in sorted(objects.items(), key=_sort_key)
+            if namespace is None or ns == namespace
+        ]
+    if labels is None and fields is None:
+        return candidates
+    return [o for o in candidates if _matches(o, labels, fields)]
+
+
+def _prefix_error(kind: str, prefix: str) -> str | None:
+    from podrunner import _validation
+
+    # The server validates a generateName as a name prefix: a trailing dash is allowed.
+    masked = prefix[:-1] + "a" if prefix.endswith("-") else prefix
+    check = (
+        _validation.dns1123_label_error
+        if kind == "Namespace"
+        else _validation.dns1123_subdomain_error
+    )
+    return check(masked)
+
+
+def _builtin_exec(argv: list[str], stdin: bytes | None) -> ExecResult:
+    """A few commands every image has, so simple probes work without a handler."""
+    cmd = argv[0].rsplit("/", 1)[-1]
+    if cmd == "echo":
+        return ExecResult(0, (" ".join(argv[1:]) + "\n").encode(), b"")
+    if cmd == "cat" and len(argv) == 1:
+        return ExecResult(0, stdin or b"", b"")
+    if cmd == "true":
+        return ExecResult(0, b"", b"")
+    if cmd == "false":
+        return ExecResult(1, b"", b"")
+    return ExecResult(
+        127,
+        b"",
+        (
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            f'exec: "{argv[0]}": executable file not found in $PATH: unknown\n'
+        ).encode(),
+    )

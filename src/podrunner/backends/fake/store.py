@@ -1,0 +1,257 @@
+"""The object store: versions, history for watches, ownership and Event recording.
+
+Every write takes the next value of one global ``resourceVersion`` counter (as etcd's
+revision does), so the history of all kinds is one ordered list with consecutive versions and
+a watch resumes from any version still in the window in O(1). Stored objects are immutable by
+convention: a write builds a new top-level dict and shares unchanged subtrees with the
+previous version, so history entries are references, not copies.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from podrunner.backends.fake._json import format_rfc3339
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from podrunner.backends.fake.clock import SchedulingClock
+
+__all__ = ["Entry", "Store", "new_uid"]
+
+#: ``(resource_version, kind, namespace, name, type, object, previous_object)``.
+Entry = tuple[int, str, "str | None", str, str, dict[str, Any], "dict[str, Any] | None"]
+Key = tuple["str | None", str]
+
+_rng = random.Random()  # noqa: S311 - uids and names need uniqueness, not secrecy
+
+
+def new_uid(rng: random.Random = _rng) -> str:
+    """Return a random version-4 UUID string (cheaper than :func:`uuid.uuid4`)."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+class Store:
+    """All objects of one fake cluster, keyed by kind then ``(namespace, name)``.
+
+    Callers hold the clock's lock for every method.
+    """
+
+    def __init__(self, clock: SchedulingClock, *, history: int, rng: random.Random) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.rv = 0
+        self.objects: dict[str, dict[Key, dict[str, Any]]] = {
+            "Pod": {},
+            "Secret": {},
+            "ConfigMap": {},
+            "Event": {},
+            "Namespace": {},
+        }
+        self.hist: list[Entry] = []
+        self.hist_base = 1
+        self.limit = max(int(history), 1)
+        self.versions: dict[tuple[str, str | None, str], list[dict[str, Any]]] = {}
+        self.uids: dict[str, tuple[str, str | None, str]] = {}
+        self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
+        self.event_index: dict[tuple[Any, ...], Key] = {}
+        self.event_seq = 0
+        #: Called as ``gc_delete(kind, namespace, name)`` for orphaned dependents.
+        self.gc_delete: Callable[[str, str | None, str], None] | None = None
+        for name in ("default", "kube-system"):
+            self.write("Namespace", None, name, _namespace(name, self.rng, clock.now()), "ADDED")
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def write(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        obj: dict[str, Any],
+        type_: str,
+        prev: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Store a new version (``obj['metadata']`` must be a dict owned by this version)."""
+        self.rv = rv = self.rv + 1
+        obj["metadata"]["resourceVersion"] = str(rv)
+        self.objects[kind][(namespace, name)] = obj
+        self._record(rv, kind, namespace, name, type_, obj, prev)
+        if type_ == "ADDED":
+            meta = obj["metadata"]
+            self.uids[meta["uid"]] = (kind, namespace, name)
+            refs = meta.get("ownerReferences")
+            if refs:
+                self._own(kind, namespace, name, refs)
+        return obj
+
+    def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """Delete an object for good (a ``DELETED`` event) and collect its dependents."""
+        old = self.objects[kind].pop((namespace, name), None)
+        if old is None:
+            return None
+        self.rv = rv = self.rv + 1
+        gone = dict(old)
+        gone["metadata"] = meta = dict(old["metadata"])
+        meta["resourceVersion"] = str(rv)
+        self._record(rv, kind, namespace, name, "DELETED", gone, old)
+        uid = str(meta.get("uid"))
+        self.uids.pop(uid, None)
+        dependents = self.dependents.pop(uid, None)
+        if dependents:
+            for dep in sorted(dependents, key=str):
+                self._collect(dep)
+        return gone
+
+    def _record(
+        self,
+        rv: int,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        type_: str,
+        obj: dict[str, Any],
+        prev: dict[str, Any] | None,
+    ) -> None:
+        hist = self.hist
+        hist.append((rv, kind, namespace, name, type_, obj, prev))
+        if len(hist) > 2 * self.limit:
+            # Trim in batches: O(1) amortised, and indexing by version stays a subtraction.
+            cut = len(hist) - self.limit
+            del hist[:cut]
+            self.hist_base += cut
+        key = (kind, namespace, name)
+        versions = self.versions.get(key)
+        if versions is None:
+            self.versions[key] = [obj]
+        else:
+            versions.append(obj)
+        self.clock.notify()
+
+    def oldest(self) -> int:
+        """Return the oldest resourceVersion whose event is still in the watch window."""
+        return max(self.hist_base, self.rv - self.limit + 1)
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def _own(self, kind: str, namespace: str | None, name: str, refs: list[Any]) -> None:
+        alive = False
+        for ref in refs:
+            uid = ref.get("uid") if isinstance(ref, dict) else None
+            if not isinstance(uid, str):
+                continue
+            self.dependents.setdefault(uid, set()).add((kind, namespace, name))
+            if uid in self.uids:
+                alive = True
+        if not alive:
+            # The garbage collector deletes dependents whose owners are all gone, including
+            # owners that never existed; it does so shortly after, not inside the create.
+            dep = (kind, namespace, name)
+            self.clock.call_later(0.0, lambda: self._collect(dep))
+
+    def _collect(self, dep: tuple[str, str | None, str]) -> None:
+        kind, namespace, name = dep
+        obj = self.objects[kind].get((namespace, name))
+        if obj is None:
+            return
+        refs = obj["metadata"].get("ownerReferences") or []
+        for ref in refs:
+            if isinstance(ref, dict) and ref.get("uid") in self.uids:
+                return
+        if self.gc_delete is not None:
+            self.gc_delete(kind, namespace, name)
+
+    # -- Events ---------------------------------------------------------------------------
+
+    def emit_event(
+        self,
+        involved: dict[str, Any],
+        reason: str,
+        message: str,
+        *,
+        type_: str = "Normal",
+        component: str = "kubelet",
+        host: str | None = "fake-node-1",
+        field_path: str | None = None,
+    ) -> None:
+        """Record an Event about ``involved`` as a kubelet or scheduler would.
+
+        Identical events (same object, reason, message and source) are aggregated into one
+        Event whose ``count`` and ``lastTimestamp`` move, as the client-go recorder does.
+        """
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or "default"
+        now = self.clock.now()
+        stamp = format_rfc3339(now)
+        key = (meta.get("uid"), reason, message, component, field_path)
+        existing = self.event_index.get(key)
+        if existing is not None:
+            old = self.objects["Event"].get(existing)
+            if old is not None:
+                new = dict(old)
+                new["metadata"] = dict(old["metadata"])
+                new["count"] = old.get("count", 1) + 1
+                new["lastTimestamp"] = stamp
+                self.write("Event", existing[0], existing[1], new, "MODIFIED", old)
+                return
+        self.event_seq += 1
+        name = f"{meta['name']}.{int(now * 1e9) + self.event_seq:x}"
+        ref: dict[str, Any] = {
+            "kind": involved.get("kind", "Pod"),
+            "namespace": namespace,
+            "name": meta["name"],
+            "uid": meta.get("uid", ""),
+            "apiVersion": "v1",
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        if field_path:
+            ref["fieldPath"] = field_path
+        source: dict[str, str] = {"component": component}
+        if host:
+            source["host"] = host
+        event = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": new_uid(self.rng),
+                "creationTimestamp": stamp,
+            },
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "type": type_,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        self.event_index[key] = (namespace, name)
+        self.write("Event", namespace, name, event, "ADDED")
+
+
+def _namespace(name: str, rng: random.Random, now: float) -> dict[str, Any]:
+    return {
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "uid": new_uid(rng),
+            "creationTimestamp": format_rfc3339(now),
+            "labels": {"kubernetes.io/metadata.name": name},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def namespace_object(name: str, rng: random.Random, now: float) -> dict[str, Any]:
+    """Return a new Namespace object as the API server would create it."""
+    return _namespace(name, rng, now)

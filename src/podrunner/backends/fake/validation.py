@@ -1,0 +1,450 @@
+"""Defaulting and validation of incoming objects, with the API server's codes and messages.
+
+Shape errors (a string where a list belongs, a bad quantity) fail JSON decoding on a real
+server, so they are 400 ``BadRequest``; rule violations are 422 ``Invalid`` with one
+:class:`~podrunner.errors.StatusCause` per field, in the server's wording
+(``metadata.name: Invalid value: "X": a lowercase RFC 1123 ...``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+from podrunner import _validation as v
+from podrunner.errors import BadRequest, Invalid, StatusCause
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+__all__ = ["Errors", "check_pod_update", "prepare"]
+
+_GO_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "bool",
+    int: "number",
+    float: "number",
+}
+
+
+def _json_type(value: object) -> str:
+    return "null" if value is None else _GO_TYPES.get(type(value), "value")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Errors:
+    """Collects field errors and raises them as one 422, the way ``field.ErrorList`` does."""
+
+    __slots__ = ("causes", "kind", "name")
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.causes: list[StatusCause] = []
+
+    def invalid(self, field: str, value: object, detail: str) -> None:
+        """Record ``Invalid value``."""
+        self.causes.append(
+            StatusCause(field, "FieldValueInvalid", f"Invalid value: {_fmt(value)}: {detail}")
+        )
+
+    def required(self, field: str) -> None:
+        """Record ``Required value``."""
+        self.causes.append(StatusCause(field, "FieldValueRequired", "Required value"))
+
+    def not_supported(self, field: str, value: object, supported: tuple[str, ...]) -> None:
+        """Record ``Unsupported value``."""
+        allowed = ", ".join(_fmt(s) for s in sorted(supported))
+        self.causes.append(
+            StatusCause(
+                field,
+                "FieldValueNotSupported",
+                f"Unsupported value: {_fmt(value)}: supported values: {allowed}",
+            )
+        )
+
+    def duplicate(self, field: str, value: object) -> None:
+        """Record ``Duplicate value``."""
+        self.causes.append(
+            StatusCause(field, "FieldValueDuplicate", f"Duplicate value: {_fmt(value)}")
+        )
+
+    def too_long(self, field: str, limit: int) -> None:
+        """Record ``Too long``."""
+        self.causes.append(
+            StatusCause(field, "FieldValueTooLong", f"Too long: must have at most {limit} bytes")
+        )
+
+    def forbidden(self, field: str, detail: str) -> None:
+        """Record ``Forbidden``."""
+        self.causes.append(StatusCause(field, "FieldValueForbidden", f"Forbidden: {detail}"))
+
+    def raise_if_any(self) -> None:
+        """Raise :class:`Invalid` if anything was recorded."""
+        if not self.causes:
+            return
+        parts = [f"{c.field}: {c.message}" for c in self.causes]
+        body = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+        raise Invalid(
+            f'{self.kind} "{self.name}" is invalid: {body}',
+            kind=self.kind,
+            name=self.name,
+            causes=self.causes,
+        )
+
+
+def _decode_error(kind: str, detail: str) -> BadRequest:
+    return BadRequest(f'{kind} in version "v1" cannot be handled as a {kind}: {detail}')
+
+
+def _expect(kind: str, value: object, want: type, path: str) -> None:
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        go = {dict: "object", list: "array", str: "string", int: "int", bool: "bool"}[want]
+        raise _decode_error(
+            kind,
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field {path} of type {go}",
+        )
+
+
+def _string_map(kind: str, value: object, path: str) -> dict[str, str]:
+    _expect(kind, value, dict, path)
+    assert isinstance(value, dict)
+    for item in value.values():
+        _expect(kind, item, str, path)
+    return value
+
+
+def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: bool) -> None:
+    """Validate name, labels and annotations of ``metadata`` (shape already checked)."""
+    name = meta.get("name", "")
+    check = v.dns1123_label_error if label_name else v.dns1123_subdomain_error
+    if not name:
+        errs.causes.append(
+            StatusCause(
+                "metadata.name",
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+            )
+        )
+    else:
+        error = check(name)
+        if error:
+            errs.invalid("metadata.name", name, error)
+    labels = meta.get("labels")
+    if labels:
+        for key, value in labels.items():
+            error = v.label_key_error(key)
+            if error:
+                errs.invalid("metadata.labels", key, error)
+            error = v.label_value_error(value)
+            if error:
+                errs.invalid("metadata.labels", value, error)
+    annotations = meta.get("annotations")
+    if annotations:
+        for key in annotations:
+            error = v.annotation_key_error(key)
+            if error:
+                errs.invalid("metadata.annotations", key, error)
+        if v.annotations_size_error(annotations):
+            errs.too_long("metadata.annotations", v.TOTAL_ANNOTATION_SIZE_LIMIT)
+
+
+def check_meta_shape(kind: str, meta: object) -> dict[str, Any]:
+    """Check the JSON shape of ``metadata`` (400 on a wrong type) and return it."""
+    _expect(kind, meta, dict, f"{kind}.metadata")
+    assert isinstance(meta, dict)
+    for field in ("name", "generateName", "namespace", "resourceVersion", "uid"):
+        if field in meta and meta[field] is not None:
+            _expect(kind, meta[field], str, f"ObjectMeta.metadata.{field}")
+    for field in ("labels", "annotations"):
+        if meta.get(field) is not None:
+            _string_map(kind, meta[field], f"ObjectMeta.metadata.{field}")
+    refs = meta.get("ownerReferences")
+    if refs is not None:
+        _expect(kind, refs, list, "ObjectMeta.metadata.ownerReferences")
+        for ref in refs:
+            _expect(kind, ref, dict, "ObjectMeta.metadata.ownerReferences")
+    return meta
+
+
+# -- per kind -----------------------------------------------------------------------------
+
+_QUANTITY_RE_MSG = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+def _pull_policy(image: str) -> str:
+    tail = image.rsplit("/", 1)[-1]
+    if "@" in tail:
+        return "IfNotPresent"
+    if ":" not in tail or tail.endswith(":latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
+    spec = obj.get("spec")
+    if spec is None:
+        spec = obj["spec"] = {}
+    _expect("Pod", spec, dict, "Pod.spec")
+    containers = spec.get("containers")
+    if containers is None:
+        errs.required("spec.containers")
+        containers = []
+    _expect("Pod", containers, list, "PodSpec.spec.containers")
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    restart = spec["restartPolicy"]
+    _expect("Pod", restart, str, "PodSpec.spec.restartPolicy")
+    if v.restart_policy_error(restart):
+        errs.not_supported("spec.restartPolicy", restart, v.RESTART_POLICIES)
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None:
+        _expect("Pod", deadline, int, "PodSpec.spec.activeDeadlineSeconds")
+        if not 1 <= deadline <= 2147483647:
+            errs.invalid(
+                "spec.activeDeadlineSeconds",
+                deadline,
+                "must be between 1 and 2147483647, inclusive",
+            )
+    grace = spec["terminationGracePeriodSeconds"]
+    _expect("Pod", grace, int, "PodSpec.spec.terminationGracePeriodSeconds")
+    if spec.get("nodeName") is not None:
+        _expect("Pod", spec["nodeName"], str, "PodSpec.spec.nodeName")
+    seen: set[str] = set()
+    for i, container in enumerate(containers):
+        _expect("Pod", container, dict, "PodSpec.spec.containers")
+        path = f"spec.containers[{i}]"
+        name = container.get("name")
+        if name is not None:
+            _expect("Pod", name, str, "Container.spec.containers.name")
+        if not name:
+            errs.required(f"{path}.name")
+        else:
+            error = v.container_name_error(name)
+            if error:
+                errs.invalid(f"{path}.name", name, error)
+            elif name in seen:
+                errs.duplicate(f"{path}.name", name)
+            seen.add(name)
+        image = container.get("image")
+        if image is not None:
+            _expect("Pod", image, str, "Container.spec.containers.image")
+        error = v.image_error(image or "")
+        if error == "Required value":
+            errs.required(f"{path}.image")
+        elif error:
+            errs.invalid(f"{path}.image", image, error)
+        for field in ("command", "args"):
+            if container.get(field) is not None:
+                _expect("Pod", container[field], list, f"Container.spec.containers.{field}")
+                for item in container[field]:
+                    _expect("Pod", item, str, f"Container.spec.containers.{field}")
+        env = container.get("env")
+        if env is not None:
+            _expect("Pod", env, list, "Container.spec.containers.env")
+            for j, var in enumerate(env):
+                _expect("Pod", var, dict, "Container.spec.containers.env")
+                env_name = var.get("name")
+                if env_name is not None:
+                    _expect("Pod", env_name, str, "EnvVar.spec.containers.env.name")
+                if not env_name:
+                    errs.required(f"{path}.env[{j}].name")
+                else:
+                    error = v.env_name_error(env_name)
+                    if error:
+                        errs.invalid(f"{path}.env[{j}].name", env_name, error)
+                if var.get("value") is not None:
+                    _expect("Pod", var["value"], str, "EnvVar.spec.containers.env.value")
+        resources = container.get("resources")
+        if resources is None:
+            container["resources"] = {}
+        else:
+            _check_resources("Pod", resources, f"{path}.resources", errs)
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        if image:
+            container.setdefault("imagePullPolicy", _pull_policy(image))
+    obj["status"] = {"phase": "Pending", "qosClass": _qos(containers)}
+
+
+def _check_resources(kind: str, resources: object, path: str, errs: Errors) -> None:
+    _expect(kind, resources, dict, "Container.spec.containers.resources")
+    assert isinstance(resources, dict)
+    parsed: dict[str, dict[str, Decimal]] = {}
+    for section in ("limits", "requests"):
+        values = resources.get(section)
+        if values is None:
+            continue
+        _expect(kind, values, dict, f"ResourceRequirements.spec.containers.resources.{section}")
+        parsed[section] = {}
+        for name, quantity in values.items():
+            if isinstance(quantity, int) and not isinstance(quantity, bool):
+                quantity = str(quantity)
+            if not isinstance(quantity, str) or v.quantity_error(quantity):
+                raise _decode_error(kind, _QUANTITY_RE_MSG)
+            amount = v.parse_quantity(quantity)
+            parsed[section][name] = amount
+            if amount < 0:
+                errs.invalid(
+                    f"{path}.{section}[{name}]", quantity, "must be greater than or equal to 0"
+                )
+    for name, amount in parsed.get("requests", {}).items():
+        limit = parsed.get("limits", {}).get(name)
+        if limit is not None and amount > limit:
+            errs.invalid(
+                f"{path}.requests",
+                resources["requests"][name],
+                f"must be less than or equal to {name} limit of {resources['limits'][name]}",
+            )
+
+
+def _qos(containers: list[Any]) -> str:
+    guaranteed = bool(containers)
+    best_effort = True
+    for container in containers:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        if not isinstance(resources, dict):
+            guaranteed = False
+            continue
+        limits = resources.get("limits") or {}
+        requests = resources.get("requests") or {}
+        if limits or requests:
+            best_effort = False
+        for res in ("cpu", "memory"):
+            if res not in limits or requests.get(res, limits[res]) != limits[res]:
+                guaranteed = False
+    if best_effort:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _check_data_keys(kind: str, obj: dict[str, Any], field: str, errs: Errors) -> None:
+    data = obj.get(field)
+    if data is None:
+        return
+    _expect(kind, data, dict, f"{kind}.{field}")
+    for key in data:
+        error = v.config_map_key_error(key)
+        if error:
+            errs.invalid(f"{field}[{key}]", key, error)
+
+
+def _prepare_secret(obj: dict[str, Any], errs: Errors) -> None:
+    obj.setdefault("type", "Opaque")
+    _expect("Secret", obj["type"], str, "Secret.type")
+    _check_data_keys("Secret", obj, "data", errs)
+    _check_data_keys("Secret", obj, "stringData", errs)
+    data = obj.get("data") or {}
+    for value in data.values():
+        _expect("Secret", value, str, "Secret.data")
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _decode_error("Secret", "illegal base64 data at input byte 0") from None
+    string_data = obj.pop("stringData", None)
+    if string_data:
+        merged = dict(data)
+        for key, value in string_data.items():
+            _expect("Secret", value, str, "Secret.stringData")
+            merged[key] = base64.b64encode(value.encode()).decode()
+        obj["data"] = merged
+
+
+def _prepare_config_map(obj: dict[str, Any], errs: Errors) -> None:
+    _check_data_keys("ConfigMap", obj, "data", errs)
+    _check_data_keys("ConfigMap", obj, "binaryData", errs)
+    for value in (obj.get("data") or {}).values():
+        _expect("ConfigMap", value, str, "ConfigMap.data")
+    for key in obj.get("binaryData") or {}:
+        if key in (obj.get("data") or {}):
+            errs.duplicate(f"data[{key}]", key)
+
+
+def _prepare_namespace(obj: dict[str, Any], errs: Errors) -> None:
+    obj["spec"] = {"finalizers": ["kubernetes"]}
+    obj["status"] = {"phase": "Active"}
+    name = obj["metadata"].get("name", "")
+    labels = obj["metadata"].setdefault("labels", {})
+    labels["kubernetes.io/metadata.name"] = name
+
+
+def _prepare_event(obj: dict[str, Any], errs: Errors) -> None:
+    involved = obj.get("involvedObject")
+    if involved is None:
+        involved = obj["involvedObject"] = {}
+    _expect("Event", involved, dict, "Event.involvedObject")
+    ns = obj["metadata"].get("namespace")
+    if involved.get("namespace", ns) != ns:
+        errs.invalid(
+            "involvedObject.namespace", involved.get("namespace"), "does not match event.namespace"
+        )
+
+
+_PREPARE = {
+    "Pod": _prepare_pod,
+    "Secret": _prepare_secret,
+    "ConfigMap": _prepare_config_map,
+    "Namespace": _prepare_namespace,
+    "Event": _prepare_event,
+}
+
+
+def prepare(kind: str, obj: dict[str, Any]) -> None:
+    """Default and validate a normalised object in place (raises 400 or 422)."""
+    meta = obj["metadata"]
+    errs = Errors(kind, meta.get("name") or meta.get("generateName") or "")
+    _PREPARE[kind](obj, errs)
+    validate_meta(kind, meta, errs, label_name=kind == "Namespace")
+    errs.raise_if_any()
+
+
+_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "tolerations")
+
+
+def check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Reject changes to a pod's immutable spec fields, as the API server does (422)."""
+    old_spec = dict(old.get("spec") or {})
+    new_spec = dict(new.get("spec") or {})
+    for field in _MUTABLE_POD_FIELDS:
+        old_spec.pop(field, None)
+        new_spec.pop(field, None)
+    old_spec.pop("containers", None)
+    old_containers = [
+        {k: x for k, x in c.items() if k != "image"}
+        for c in (old.get("spec") or {}).get("containers", [])
+    ]
+    new_containers = [
+        {k: x for k, x in c.items() if k != "image"}
+        for c in (new.get("spec") or {}).get("containers", [])
+        if isinstance(c, dict)
+    ]
+    new_spec.pop("containers", None)
+    if old_spec != new_spec or old_containers != new_containers:
+        errs = Errors("Pod", old["metadata"]["name"])
+        errs.forbidden(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,"
+            "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+            "`spec.tolerations` (only additions to existing tolerations),"
+            "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+            "previously negative)",
+        )
+        errs.raise_if_any()

@@ -1,0 +1,46 @@
+"""Shared fixtures for the Claude Code tests: the stand-in CLI, samples, a local fake cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podrunner.claude import ClaudeRunner
+from podrunner.sdk.runner import PodRunner
+from podrunner.testing import FakeCluster
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "claude"
+STANDIN = FIXTURES / "claude"
+SAMPLES = FIXTURES / "samples"
+
+
+@pytest.fixture
+def standin() -> str:
+    """Absolute path of the stand-in ``claude`` executable."""
+    return str(STANDIN)
+
+
+@pytest.fixture
+def local_runner() -> Iterator[PodRunner]:
+    """A PodRunner on a fake cluster whose containers run as local processes."""
+    cluster = FakeCluster(runtime="local")
+    runner = PodRunner(cluster.backend)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture
+def claude_runner(local_runner: PodRunner, standin: str, tmp_path: Path) -> ClaudeRunner:
+    """A ClaudeRunner running the stand-in CLI locally, HOME in a temporary directory."""
+    return ClaudeRunner(
+        local_runner,
+        image="example.com/claude-code:2.0.0",
+        claude_path=standin,
+        home=str(tmp_path / "home"),
+        launcher_environ={},
+        timeout=60,
+    )

@@ -1,0 +1,215 @@
+"""ClaudeCredentials: where each kind goes, redaction, inline mode, and leak scans."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from podrunner.claude import ClaudeCredentials, ClaudeRunner, ClaudeTask, InlineCredentialsWarning
+from podrunner.claude.credentials import CREDENTIALS_MOUNT
+from podrunner.errors import SpecError
+from podrunner.sdk.manifest import build_manifests
+from podrunner.sdk.runner import PodRunner
+from podrunner.sdk.spec import SecretRef
+from podrunner.testing import FakeCluster
+
+API_KEY = "sk-ant-api03-LEAKCANARY-key-0123456789"
+TOKEN = "sk-ant-oat01-LEAKCANARY-token-0123456789"
+OAUTH = json.dumps(
+    {"claudeAiOauth": {"accessToken": "LEAKCANARY-access", "refreshToken": "LEAKCANARY-rt"}}
+)
+CANARIES = ("LEAKCANARY",)
+
+
+def _runner(credentials: ClaudeCredentials, **kw: object) -> ClaudeRunner:
+    cluster = FakeCluster()
+    return ClaudeRunner(
+        PodRunner(cluster.backend),
+        image="example.com/claude-code:2",
+        credentials=credentials,
+        launcher_environ={},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_api_key_goes_to_secret_env() -> None:
+    """An API key becomes ANTHROPIC_API_KEY through a secretKeyRef to the per-run Secret."""
+    spec = _runner(ClaudeCredentials.api_key(API_KEY)).build_spec(ClaudeTask("hi"))
+    manifests = build_manifests(spec)
+    env = {e["name"]: e for e in manifests.pod["spec"]["containers"][0]["env"]}
+    ref = env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == manifests.secret["metadata"]["name"]  # type: ignore[index]
+    assert base64.b64decode(manifests.secret["data"][ref["key"]]).decode() == API_KEY  # type: ignore[index]
+
+
+def test_oauth_token_goes_to_secret_env() -> None:
+    """An OAuth token becomes CLAUDE_CODE_OAUTH_TOKEN via secretKeyRef, never blanked."""
+    runner = ClaudeRunner(
+        PodRunner(FakeCluster().backend),
+        image="example.com/claude-code:2",
+        credentials=ClaudeCredentials.oauth_token(TOKEN),
+        launcher_environ={"CLAUDE_CODE_OAUTH_TOKEN": "launcher-token", "CLAUDECODE": "1"},
+    )
+    pod = build_manifests(runner.build_spec(ClaudeTask("hi"))).pod
+    env = pod["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert names.count("CLAUDE_CODE_OAUTH_TOKEN") == 1
+    token = next(e for e in env if e["name"] == "CLAUDE_CODE_OAUTH_TOKEN")
+    assert "secretKeyRef" in token["valueFrom"]
+    assert {"name": "CLAUDECODE", "value": ""} in env
+    assert "launcher-token" not in json.dumps(pod)
+
+
+def test_oauth_json_is_mounted_and_copied() -> None:
+    """OAuth JSON is a secret file the launcher copies into $HOME/.claude."""
+    spec = _runner(ClaudeCredentials.oauth_json(OAUTH)).build_spec(ClaudeTask("hi"))
+    assert dict(spec.secret_files) == {CREDENTIALS_MOUNT: OAUTH}
+    assert CREDENTIALS_MOUNT in spec.command  # the launcher's CREDS argument
+    pod = build_manifests(spec).pod
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    mount = next(m for m in mounts if m["mountPath"] == CREDENTIALS_MOUNT)
+    assert mount["readOnly"] is True
+
+
+def test_secret_ref_is_referenced_not_copied() -> None:
+    """A SecretRef is used as is: no per-run Secret is created for it."""
+    ref = SecretRef("team-claude", "api-key")
+    manifests = build_manifests(
+        _runner(ClaudeCredentials.api_key(ref)).build_spec(ClaudeTask("hi"))
+    )
+    assert manifests.secret is None
+    env = {e["name"]: e for e in manifests.pod["spec"]["containers"][0]["env"]}
+    assert env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "team-claude",
+        "key": "api-key",
+    }
+    oauth = build_manifests(
+        _runner(ClaudeCredentials.oauth_json(SecretRef("creds", "json"))).build_spec(
+            ClaudeTask("hi")
+        )
+    )
+    assert oauth.secret is None
+    volumes = oauth.pod["spec"]["volumes"]
+    assert any(v.get("secret", {}).get("secretName") == "creds" for v in volumes)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        ClaudeCredentials.api_key(API_KEY),
+        ClaudeCredentials.oauth_token(TOKEN),
+        ClaudeCredentials.oauth_json(OAUTH),
+    ],
+    ids=["api_key", "oauth_token", "oauth_json"],
+)
+def test_no_value_in_pod_manifest_or_repr(credentials: ClaudeCredentials) -> None:
+    """No credential value shows in the pod manifest, the spec repr or the credentials repr."""
+    runner = _runner(credentials)
+    spec = runner.build_spec(ClaudeTask("hi"))
+    manifests = build_manifests(spec)
+    for text in (json.dumps(manifests.pod), repr(spec), repr(credentials), repr(manifests)):
+        for canary in CANARIES:
+            assert canary not in text
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        ClaudeCredentials.api_key(API_KEY),
+        ClaudeCredentials.oauth_token(TOKEN),
+        ClaudeCredentials.oauth_json(OAUTH),
+    ],
+    ids=["api_key", "oauth_token", "oauth_json"],
+)
+def test_no_value_in_anything_written_during_a_run(
+    credentials: ClaudeCredentials, standin: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A whole run on the fake: only the Secret holds the value; pods, logs, results do not."""
+    caplog.set_level(logging.DEBUG)
+    cluster = FakeCluster(runtime="local")
+    pod_runner = PodRunner(cluster.backend)
+    runner = ClaudeRunner(
+        pod_runner,
+        image="example.com/claude-code:2",
+        credentials=credentials,
+        claude_path=standin,
+        home=str(tmp_path / "home"),
+        launcher_environ={},
+        env={"CLAUDE_STANDIN_REQUIRE_AUTH": "1"},
+        timeout=60,
+    )
+    result = runner.run(ClaudeTask("#tool-use check", output_format="stream-json"), check=False)
+    # The local runtime writes secret volumes under its own directory, not at the mount path,
+    # so the OAuth file cannot be found there (the launcher tests cover that copy); the scan
+    # still covers everything the failed run wrote.
+    assert result.ok or credentials.kind == "oauth_json"
+    written: list[str] = [result.text, repr(result), json.dumps(result.to_dict())]
+    written += [json.dumps(e) for e in result.events]
+    assert result.run is not None
+    written.append(result.run.logs)
+    written += [record.getMessage() for record in caplog.records]
+    for action in cluster.actions:
+        if action.kind != "Secret":
+            written.append(repr(action))
+    pods = cluster.backend.list("Pod", None).items
+    written += [json.dumps(p) for p in pods]
+    for text in written:
+        for canary in CANARIES:
+            assert canary not in text
+    pod_runner.close()
+
+
+def test_inline_mode_warns_and_embeds() -> None:
+    """inline=True warns, and (only then) the JSON is in the pod command."""
+    with pytest.warns(InlineCredentialsWarning):
+        credentials = ClaudeCredentials.oauth_json(OAUTH, inline=True)
+    spec = _runner(credentials).build_spec(ClaudeTask("hi"))
+    assert not spec.secret_files
+    assert "LEAKCANARY-access" in spec.command[2]
+    assert "LEAKCANARY" not in repr(credentials)
+
+
+def test_inline_only_for_oauth_values() -> None:
+    """inline=True makes no sense for a SecretRef or another kind."""
+    with pytest.raises(SpecError):
+        ClaudeCredentials.oauth_json(SecretRef("a", "b"), inline=True)
+    with pytest.raises(SpecError):
+        ClaudeCredentials("api_key", API_KEY, inline=True)
+
+
+@pytest.mark.parametrize(
+    ("factory", "value"),
+    [
+        (ClaudeCredentials.api_key, ""),
+        (ClaudeCredentials.api_key, "two\nlines"),
+        (ClaudeCredentials.oauth_token, "a\x00b"),
+        (ClaudeCredentials.oauth_json, "not json LEAKCANARY"),
+        (ClaudeCredentials.oauth_json, "[1]"),
+        (ClaudeCredentials.api_key, 123),
+    ],
+)
+def test_bad_values_are_refused_without_echo(factory: object, value: object) -> None:
+    """Invalid credentials raise SpecError whose message never contains the value."""
+    with pytest.raises(SpecError) as info:
+        factory(value)  # type: ignore[operator]
+    assert "LEAKCANARY" not in str(info.value)
+    assert info.value.value == "<redacted>"
+
+
+def test_from_environment_order(tmp_path: Path) -> None:
+    """API key first, then OAuth token, then an explicitly given credentials file."""
+    both = {"ANTHROPIC_API_KEY": API_KEY, "CLAUDE_CODE_OAUTH_TOKEN": TOKEN}
+    assert ClaudeCredentials.from_environment(both).kind == "api_key"  # type: ignore[union-attr]
+    token_only = {"CLAUDE_CODE_OAUTH_TOKEN": TOKEN}
+    assert ClaudeCredentials.from_environment(token_only).kind == "oauth_token"  # type: ignore[union-attr]
+    assert ClaudeCredentials.from_environment({}) is None
+    path = tmp_path / ".credentials.json"
+    path.write_text(OAUTH)
+    found = ClaudeCredentials.from_environment({}, credentials_file=path)
+    assert found is not None
+    assert found.kind == "oauth_json"
+    assert found.secret_values == (OAUTH,)

@@ -37,6 +37,7 @@ from podrunner.errors import (
     BackendError,
     BadRequest,
     BackendUnavailable,
+    Conflict,
     ContainerConfigError,
     Gone,
     ImagePullError,
@@ -51,11 +52,12 @@ from podrunner.errors import (
     TooManyRequests,
     Unauthorized,
     Unschedulable,
+    error_for_status,
 )
 from podrunner.sdk.lifecycle import Phase, PodState, Reason, reduce
 from podrunner.sdk.logs import LogCollector, parse_timestamp
 from podrunner.sdk.manifest import (
-    MANAGED_BY_LABEL,
+    MANAGED_SELECTOR,
     RUN_ID_LABEL,
     Manifests,
     build_manifests,
@@ -78,7 +80,7 @@ __all__ = [
 EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 """RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
 
-_MANAGED = f"{MANAGED_BY_LABEL}=podrunner"
+_MANAGED = MANAGED_SELECTOR
 _T = TypeVar("_T")
 
 StateCallback = Callable[[PodState], None]
@@ -218,6 +220,7 @@ class _PodWatch:
         self._rv: str | None = None
         self._stream: Iterator[WatchEvent] | None = None
         self._stream_end = 0.0
+        self._failures = 0
         self.streams_opened = 0
         self.open_streams = 0
         self.peak_open_streams = 0
@@ -320,6 +323,17 @@ class _PodWatch:
                         # This reader is about to leave with its news: someone else leads.
                         self._hand_over(sub)
 
+    def _failed(self, exc: BackendError) -> None:
+        """Back off after a broken stream; give up (raise) after the retry budget."""
+        self._failures += 1
+        if self._failures > self._runner.retry.attempts:
+            self._failures = 0
+            raise exc
+        if isinstance(exc, Gone) and self._failures == 1:
+            return  # relist at once: that is the normal way to recover from 410
+        delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        self._runner.clock.sleep(delay or self._runner.retry.delay(self._failures))
+
     def _open(self, remaining: float | None) -> Iterator[WatchEvent]:
         runner = self._runner
         if self._rv is None:
@@ -380,22 +394,26 @@ class _PodWatch:
             stream, self._stream = self._stream, None
             self._close_stream(stream)
             return
-        except Gone:
+        except Gone as exc:
             stream, self._stream = self._stream, None
             self._close_stream(stream)
             self._rv = None
+            self._failed(exc)
             return
         except (ServerError, BackendUnavailable, TooManyRequests) as exc:
             stream, self._stream = self._stream, None
             self._close_stream(stream)
-            runner._note_stream_error(exc)
+            self._failed(exc)
             return
+        self._failures = 0
         obj = event.object
         if event.type == "ERROR":
+            # An in-stream Status: 410 means the version expired; anything else, reconnect.
             stream, self._stream = self._stream, None
             self._close_stream(stream)
             if obj.get("code") == 410:
                 self._rv = None
+            self._failed(error_for_status(int(obj.get("code") or 500), obj.get("reason") or "", obj.get("message") or ""))
             return
         meta = obj.get("metadata", {})
         with self._lock:
@@ -466,6 +484,7 @@ class RunHandle:
         self._watch = runner._watch_for(namespace)
         self._sub = self._watch.subscribe(pod_name, resource_version)
         self._state = PodState(Phase.PENDING)
+        self._state_seen: PodState | None = None  # the first observation always reports
         self._pod: dict[str, Any] | None = dict(initial) if initial is not None else None
         self._seen_deleting = False
         self._we_deleted = False
@@ -586,11 +605,13 @@ class RunHandle:
             self._scheduled_at = now
         if state.phase is Phase.RUNNING and self._running_at is None:
             self._running_at = now
-        changed = (state.phase, state.reason, state.detail) != (
-            self._state.phase,
-            self._state.reason,
-            self._state.detail,
+        prev = self._state_seen
+        changed = prev is None or (state.phase, state.reason, state.detail) != (
+            prev.phase,
+            prev.reason,
+            prev.detail,
         )
+        self._state_seen = state
         self._state = state
         if changed and self._on_state is not None:
             self._on_state(state)
@@ -939,7 +960,6 @@ class PodRunner:
         self.deadline_margin = deadline_margin
         self._watches: dict[str, _PodWatch] = {}
         self._watches_lock = threading.Lock()
-        self._stream_errors = 0
 
     @classmethod
     def connect(
@@ -1256,11 +1276,6 @@ class PodRunner:
             "peak_open_streams": max((w.peak_open_streams for w in watches), default=0),
         }
 
-    def _note_stream_error(self, exc: BackendError) -> None:
-        self._stream_errors += 1
-        delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-        self.clock.sleep(delay or self.retry.delay(min(self._stream_errors, 6)))
-
     def _call(self, fn: Callable[[], _T], *, idempotent: bool = True) -> _T:
         """Call the backend, retrying where that is safe."""
         attempt = 0
@@ -1268,7 +1283,6 @@ class PodRunner:
         while True:
             try:
                 result = fn()
-                self._stream_errors = 0
                 return result
             except Unauthorized:
                 if refreshed or not self.backend.refresh_credentials():
@@ -1321,15 +1335,23 @@ class PodRunner:
                     raise
                 self.clock.sleep(self.retry.delay(attempt))
 
-    def _delete_quietly(self, kind: Kind, namespace: str, name: str, *, grace: int | None) -> bool:
-        """Delete, retrying transient errors; a missing object counts as deleted."""
-        try:
-            self._call(
-                lambda: self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
-            )
-        except NotFound:
-            return True
-        return True
+    def _delete_quietly(self, kind: Kind, namespace: str, name: str, *, grace: int | None) -> None:
+        """Delete, retrying transient errors; a missing object counts as deleted.
+
+        Deleting is idempotent, so a 409 (a precondition race) is retried too.
+        """
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                self._call(
+                    lambda: self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
+                )
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if attempt == self.retry.attempts:
+                    raise
+                self.clock.sleep(self.retry.delay(attempt))
 
     def _events_for(self, namespace: str, pod: str) -> list[str]:
         """The pod's events, oldest first, as ``"Reason: message"`` (best effort)."""
@@ -1369,11 +1391,21 @@ class PodRunner:
                 targets.append(("Secret", handle.manifests.secret["metadata"]["name"]))
             if handle.manifests.config_map is not None:
                 targets.append(("ConfigMap", handle.manifests.config_map["metadata"]["name"]))
+        interrupted: BaseException | None = None
         for kind, name in targets:
-            try:
-                self._delete_quietly(kind, handle.namespace, name, grace=0)
-            except BackendError as exc:
-                errors.append(exc)
+            for _ in range(2):
+                try:
+                    self._delete_quietly(kind, handle.namespace, name, grace=0)
+                    break
+                except BackendError as exc:
+                    errors.append(exc)
+                    break
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # A second Ctrl-C during cleanup must not leak the pod: finish the
+                    # deletes (once more for this object), then let the interrupt through.
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted
         if errors:
             raise errors[0]
 

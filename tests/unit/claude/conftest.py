@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from podrunner.claude import ClaudeRunner
 from podrunner.sdk.runner import PodRunner
 from podrunner.testing import FakeCluster
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "claude"
 STANDIN = FIXTURES / "claude"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +16,9 @@ from podrunner.sdk.manifest import build_manifests
 from podrunner.sdk.runner import PodRunner
 from podrunner.sdk.spec import SecretRef
 from podrunner.testing import FakeCluster
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 API_KEY = "sk-ant-api03-LEAKCANARY-key-0123456789"
 TOKEN = "sk-ant-oat01-LEAKCANARY-token-0123456789"

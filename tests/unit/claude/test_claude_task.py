@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -12,6 +12,9 @@ from podrunner.claude import PROMPT_STDIN_THRESHOLD, ClaudeTask
 from podrunner.claude.launch import LAUNCHER_SCRIPT, launcher_command
 from podrunner.errors import SpecError
 from podrunner.sdk.manifest import build_credentials_prefix
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SESSION = "2b8a3f6e-1c4d-4e5f-9a0b-7c6d5e4f3a2b"
 

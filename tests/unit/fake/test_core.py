@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from fakepods import pod
+
 from podrunner.backends.base import Backend
 from podrunner.backends.fake import FakeCluster
 from podrunner.testing import FakeCluster as ExportedFakeCluster
-
-from fakepods import pod
 
 
 def test_backend_implements_protocol(cluster: FakeCluster) -> None:

@@ -30,22 +30,26 @@ _list = list
 
 def copy_tree(obj: dict[str, Any]) -> dict[str, Any]:
     """Return a deep copy of a JSON object tree (dicts, lists and immutable scalars only)."""
-    out = {}
+    # dict.copy() moves every scalar in C; only nested containers are revisited in Python.
+    out = obj.copy()
     for key, value in obj.items():
         kind = type(value)
         if kind is _dict:
-            value = copy_tree(value)
+            out[key] = copy_tree(value)
         elif kind is _list:
-            value = _copy_list(value)
-        out[key] = value
+            out[key] = _copy_list(value)
     return out
 
 
 def _copy_list(items: list[Any]) -> list[Any]:
-    return [
-        copy_tree(v) if type(v) is _dict else (_copy_list(v) if type(v) is _list else v)
-        for v in items
-    ]
+    out = items.copy()
+    for i, value in enumerate(items):
+        kind = type(value)
+        if kind is _dict:
+            out[i] = copy_tree(value)
+        elif kind is _list:
+            out[i] = _copy_list(value)
+    return out
 
 
 class NotJSON(TypeError):
@@ -53,41 +57,52 @@ class NotJSON(TypeError):
 
     def __init__(self, path: str, value: object) -> None:
         self.path = path
-        super().__init__(f"{path}: {type(value).__name__} is not a JSON value")
+        self.value = value
+        super().__init__(f"{path.lstrip('.') or 'value'}: {type(value).__name__} is not JSON")
 
 
 _SCALARS = (str, bool, int, type(None))
+_ATOMIC = frozenset({str, int, bool, type(None)})
 
 
-def normalize(value: Any, path: str = "") -> Any:
+def normalize(value: Any) -> Any:
     """Copy caller input into a fresh JSON tree, as the client's JSON encoding would see it.
 
     Mappings become dicts with string keys, tuples become lists. Anything JSON cannot carry
     (sets, bytes, NaN, objects) raises :class:`NotJSON`, which callers turn into a 400.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _ATOMIC:
         return value
-    if kind is dict or isinstance(value, Mapping):
-        out = {}
+    if kind is _dict:
+        out = value.copy()
         for key, item in value.items():
             if type(key) is not str:
-                raise NotJSON(f"{path}[{key!r}]", key)
-            sub = type(item)
-            if sub is str or sub is int or sub is bool or item is None:
-                out[key] = item
-            else:
-                out[key] = normalize(item, f"{path}.{key}" if path else key)
+                raise NotJSON(f"[{key!r}]", key)
+            if type(item) not in _ATOMIC:
+                try:
+                    out[key] = normalize(item)
+                except NotJSON as exc:
+                    raise NotJSON(f".{key}{exc.path}", exc.value) from None
         return out
-    if kind is list or kind is tuple:
-        return [normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if kind is _list or kind is tuple:
+        out_list = list(value)
+        for i, item in enumerate(out_list):
+            if type(item) not in _ATOMIC:
+                try:
+                    out_list[i] = normalize(item)
+                except NotJSON as exc:
+                    raise NotJSON(f"[{i}]{exc.path}", exc.value) from None
+        return out_list
     if kind is float:
         if not math.isfinite(value):
-            raise NotJSON(path, value)
+            raise NotJSON("", value)
         return value
+    if isinstance(value, Mapping):
+        return normalize(dict(value))
     if isinstance(value, _SCALARS):  # str/int subclasses such as enums
         return value
-    raise NotJSON(path, value)
+    raise NotJSON("", value)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

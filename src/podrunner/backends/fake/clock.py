@@ -45,16 +45,19 @@ T = TypeVar("T")
 class Timer:
     """A callback scheduled on a clock; :meth:`cancel` prevents it from firing."""
 
-    __slots__ = ("cancelled", "due", "fn")
+    __slots__ = ("cancelled", "clock", "due", "fn")
 
-    def __init__(self, due: float, fn: Callable[[], object]) -> None:
+    def __init__(self, due: float, fn: Callable[[], object], clock: SchedulingClock) -> None:
         self.due = due
         self.fn = fn
+        self.clock = clock
         self.cancelled = False
 
     def cancel(self) -> None:
         """Prevent the callback from running (no-op if it already ran)."""
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.clock._ncancelled += 1
 
 
 class _Waiter:
@@ -84,6 +87,7 @@ class SchedulingClock:
         self._blocked = 0
         self._busy = 0
         self._epoch = 0
+        self._ncancelled = 0
 
     # -- Clock protocol -------------------------------------------------------------------
 
@@ -117,8 +121,14 @@ class SchedulingClock:
 
     def call_at(self, due: float, fn: Callable[[], object]) -> Timer:
         """Run ``fn`` (under the lock) when monotonic time reaches ``due``."""
-        timer = Timer(due, fn)
-        heapq.heappush(self._timers, (due, next(self._seq), timer))
+        timer = Timer(due, fn, self)
+        timers = self._timers
+        if self._ncancelled > 256 and self._ncancelled * 2 > len(timers):
+            # Cancelled timers are dropped lazily; rebuild before they dominate the heap.
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]
+            heapq.heapify(timers)
+            self._ncancelled = 0
+        heapq.heappush(timers, (due, next(self._seq), timer))
         return timer
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
@@ -175,6 +185,7 @@ class SchedulingClock:
         timers = self._timers
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
+            self._ncancelled -= 1
         return timers[0][0] if timers else None
 
     def _run_until(self, target: float, set_time: Callable[[float], None]) -> None:
@@ -185,6 +196,7 @@ class SchedulingClock:
                 break
             heapq.heappop(timers)
             if timer.cancelled:
+                self._ncancelled -= 1
                 continue
             set_time(due)
             timer.cancelled = True

@@ -660,9 +660,11 @@ class FakeBackend:
     def _generate(self, kind: str, ns: str | None, prefix: str) -> str:
         objects = self._objects[kind]
         base = prefix[:58]
-        choice = self._c._rng.choice
+        bits = self._c._rng.getrandbits
+        alphabet = _GENERATE_ALPHABET
         for _ in range(_GENERATE_ATTEMPTS):
-            name = base + "".join([choice(_GENERATE_ALPHABET) for _ in range(5)])
+            n = bits(30)  # 5 x 6 bits; the modulo bias is irrelevant for uniqueness
+            name = base + "".join([alphabet[(n >> s) % 27] for s in (0, 6, 12, 18, 24)])
             if (ns, name) not in objects:
                 return name
         raise AlreadyExists(

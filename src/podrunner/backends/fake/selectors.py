@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from podrunner import _validation
+from podrunner.backends.fake.validation import v as _validation
 from podrunner.errors import BadRequest
 
 __all__ = ["FIELD_GETTERS", "FieldSelector", "LabelSelector", "parse_field", "parse_label"]

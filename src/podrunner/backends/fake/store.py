@@ -9,6 +9,7 @@ previous version, so history entries are references, not copies.
 
 from __future__ import annotations
 
+import collections
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,9 @@ class Store:
         self.hist_base = 1
         self.limit = max(int(history), 1)
         self.versions: dict[tuple[str, str | None, str], list[dict[str, Any]]] = {}
+        # Versions of deleted objects are kept for the last ``history`` deletions only, so a
+        # long benchmark or soak test does not grow without bound.
+        self.deleted: collections.deque[tuple[str, str | None, str]] = collections.deque()
         self.uids: dict[str, tuple[str, str | None, str]] = {}
         self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
         self.event_index: dict[tuple[Any, ...], Key] = {}
@@ -98,6 +102,12 @@ class Store:
         gone["metadata"] = meta = dict(old["metadata"])
         meta["resourceVersion"] = str(rv)
         self._record(rv, kind, namespace, name, "DELETED", gone, old)
+        deleted = self.deleted
+        deleted.append((kind, namespace, name))
+        if len(deleted) > self.limit:
+            key = deleted.popleft()
+            if key[2:] and (key[1], key[2]) not in self.objects[key[0]]:
+                self.versions.pop(key, None)
         uid = str(meta.get("uid"))
         self.uids.pop(uid, None)
         dependents = self.dependents.pop(uid, None)

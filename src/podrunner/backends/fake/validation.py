@@ -10,15 +10,41 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import TYPE_CHECKING, Any
 
-from podrunner import _validation as v
+from podrunner import _validation
 from podrunner.errors import BadRequest, Invalid, StatusCause
 
 if TYPE_CHECKING:
     from decimal import Decimal
 
 __all__ = ["Errors", "check_pod_update", "prepare"]
+
+
+class _Memo:
+    """The server's rules, memoised: the same names, labels and quantities recur constantly."""
+
+    def __init__(self) -> None:
+        cache = functools.lru_cache(maxsize=4096)
+        self.dns1123_label_error = cache(_validation.dns1123_label_error)
+        self.dns1123_subdomain_error = cache(_validation.dns1123_subdomain_error)
+        self.label_key_error = cache(_validation.label_key_error)
+        self.label_value_error = cache(_validation.label_value_error)
+        self.annotation_key_error = cache(_validation.annotation_key_error)
+        self.env_name_error = cache(_validation.env_name_error)
+        self.container_name_error = cache(_validation.container_name_error)
+        self.image_error = cache(_validation.image_error)
+        self.quantity_error = cache(_validation.quantity_error)
+        self.parse_quantity = cache(_validation.parse_quantity)
+        self.config_map_key_error = cache(_validation.config_map_key_error)
+        self.restart_policy_error = cache(_validation.restart_policy_error)
+        self.annotations_size_error = _validation.annotations_size_error
+        self.RESTART_POLICIES = _validation.RESTART_POLICIES
+        self.TOTAL_ANNOTATION_SIZE_LIMIT = _validation.TOTAL_ANNOTATION_SIZE_LIMIT
+
+
+v = _Memo()
 
 _GO_TYPES = {
     dict: "object",

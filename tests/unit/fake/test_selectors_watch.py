@@ -153,7 +153,8 @@ def test_list_then_watch_loses_nothing(cluster: FakeCluster) -> None:
         ("DELETED", "a"),
     ]
     rvs = [int(e.object["metadata"]["resourceVersion"]) for e in events]
-    assert rvs == sorted(rvs) and rvs[0] > int(listed.resource_version)
+    assert rvs == sorted(rvs)
+    assert rvs[0] > int(listed.resource_version)
 
 
 def test_watch_follows_lifecycle_in_order(cluster: FakeCluster) -> None:

@@ -111,7 +111,9 @@ class ContainerSim:
 
     def current_buffer(self) -> LogBuffer | None:
         """Return the log of the instance ``kubectl logs`` shows (running or last exited)."""
-        state = self.state.get("running") or self.state.get("terminated")
+        if "running" in self.state:
+            return self.buffers.get(self.container_id)
+        state = self.state.get("terminated")
         if state is None:
             state = self.last_state.get("terminated")
         if state is None:

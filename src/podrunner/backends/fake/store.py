@@ -106,7 +106,7 @@ class Store:
         deleted.append((kind, namespace, name))
         if len(deleted) > self.limit:
             key = deleted.popleft()
-            if key[2:] and (key[1], key[2]) not in self.objects[key[0]]:
+            if (key[1], key[2]) not in self.objects[key[0]]:
                 self.versions.pop(key, None)
         uid = str(meta.get("uid"))
         self.uids.pop(uid, None)

@@ -407,9 +407,10 @@ def _prepare_config_map(obj: dict[str, Any], errs: Errors) -> None:
 def _prepare_namespace(obj: dict[str, Any], errs: Errors) -> None:
     obj["spec"] = {"finalizers": ["kubernetes"]}
     obj["status"] = {"phase": "Active"}
-    name = obj["metadata"].get("name", "")
-    labels = obj["metadata"].setdefault("labels", {})
-    labels["kubernetes.io/metadata.name"] = name
+    name = obj["metadata"].get("name")
+    if name:
+        labels = obj["metadata"].get("labels") or {}
+        obj["metadata"]["labels"] = {**labels, "kubernetes.io/metadata.name": name}
 
 
 def _prepare_event(obj: dict[str, Any], errs: Errors) -> None:

@@ -10,8 +10,11 @@ What the script does, in order:
 1. ``cd`` into WORKDIR when it is not empty;
 2. when CREDS is not empty and ``$HOME/.claude/.credentials.json`` does not exist yet, copy
    CREDS there with mode 0600 (a worker keeps the copy the CLI may have refreshed since);
-3. ``exec`` the CLI, with PROMPT (a file) on standard input when it is not empty; otherwise
-   standard input is inherited (an exec's stdin carries the prompt).
+3. ``exec`` the CLI, with PROMPT (a file) on standard input when it is not empty; with
+   ``stdin:N`` the CLI gets exactly the first N bytes of the launcher's standard input (an
+   exec's prompt). Counting bytes, rather than waiting for end-of-file, matters because some
+   exec transports cannot half-close stdin (the v4 websocket protocol, kwok's local exec); the
+   CLI would then wait for an EOF that never comes. Otherwise stdin is inherited.
 
 The shell is used, rather than running ``claude`` directly, for these steps and because a
 missing executable then exits 127 with the shell's "not found" message on every runtime,
@@ -43,7 +46,10 @@ podrunner_launch() {
     mkdir -p "$HOME/.claude" || exit 1
     (umask 077 && cat -- "$creds" > "$HOME/.claude/.credentials.json") || exit 1
   fi
-  if [ -n "$prompt" ]; then exec "$@" < "$prompt"; fi
+  case $prompt in
+    stdin:*) head -c "${prompt#stdin:}" | "$@"; exit ;;
+    ?*) exec "$@" < "$prompt" ;;
+  esac
   exec "$@"
 }
 """
@@ -67,7 +73,8 @@ def launcher_command(
         claude_argv: The CLI's argv (``ClaudeTask.argv()``).
         working_dir: Directory to run in.
         credentials_file: OAuth credentials file to copy into ``$HOME/.claude``.
-        prompt_file: File piped to the CLI's standard input.
+        prompt_file: File piped to the CLI's standard input, or ``stdin:N`` for the first N
+            bytes of the launcher's own standard input.
         shell_prefix: Inline credentials prefix (ends with ``&& ``), or ``""``.
 
     Returns:

@@ -236,6 +236,7 @@ class ClaudeWorker:
             task.argv(self._pods.claude_path, prompt_on_stdin=True),
             working_dir=task.working_dir,
             credentials_file=plan.credentials_file if plan else "",
+            prompt_file=f"stdin:{task.prompt_bytes}",
             shell_prefix=plan.shell_prefix if plan else "",
         )
 

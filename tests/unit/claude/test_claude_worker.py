@@ -18,13 +18,15 @@ from podrunner.sdk.runner import PodRunner
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from podrunner.backends.fake.scripting import ExecRequest
 
 IMAGE = "example.com/claude-code:2"
 STANDIN = Path(__file__).resolve().parents[2] / "fixtures" / "claude" / "claude"
 
 
-def _standin_handler(home: Path, calls: list[ExecRequest]) -> object:
+def _standin_handler(home: Path, calls: list[ExecRequest]) -> Callable[[ExecRequest], ExecResult]:
     """An exec handler that runs the real launcher argv locally, prompt on stdin."""
 
     def handle(request: ExecRequest) -> ExecResult:
@@ -128,7 +130,7 @@ def test_tasks_are_serialised(tmp_path: Path) -> None:
             peak = max(peak, active)
         time.sleep(0.05)  # real time: the overlap would show if the lock were missing
         try:
-            return inner(request)  # type: ignore[operator, no-any-return]
+            return inner(request)
         finally:
             with lock:
                 active -= 1

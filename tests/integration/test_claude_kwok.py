@@ -1,0 +1,122 @@
+"""Claude Code on a real API server (kwok): ephemeral pods and the exec-based worker.
+
+kwok plays the kubelet, so an ephemeral pod's output comes from the simulation annotations (a
+recorded CLI output), while the worker's ``exec`` runs for real on this machine through kwok's
+local exec, with the stand-in CLI. Skips when the kwok binaries cannot be had.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from podrunner.claude import (
+    ClaudeBudgetExceeded,
+    ClaudeCredentials,
+    ClaudeRunner,
+    ClaudeTask,
+    ClaudeWorker,
+)
+from podrunner.sdk.runner import PodRunner
+from podrunner.sdk.spec import CleanupPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude"
+SAMPLES = FIXTURES / "samples"
+IMAGE = "example.com/claude-code:2"
+CANARY = "sk-ant-api03-KWOKLEAKCANARY"
+
+
+@pytest.fixture
+def kwok_runner(kwok_cluster: Any, namespace: str) -> Iterator[PodRunner]:
+    """A PodRunner on the session's kwok control plane, in a fresh namespace."""
+    kubernetes_backend = pytest.importorskip("podrunner.backends.kubernetes")
+    cluster_mod = pytest.importorskip("podrunner.sdk.cluster")
+    config = cluster_mod.ClusterConfig.from_kubeconfig_file(kwok_cluster.kubeconfig)
+    backend = kubernetes_backend.KubernetesBackend(config)
+    runner = PodRunner(backend, namespace)
+    try:
+        yield runner
+    finally:
+        runner.close()
+        backend.close()
+
+
+@pytest.fixture(autouse=True)
+def _needs_kwok() -> None:
+    kwok = pytest.importorskip("podrunner.testing.kwok")
+    if kwok.KwokCluster().missing_binaries() and shutil.which("go") is None:
+        pytest.skip("kwok control-plane binaries are missing and Go is not installed to build them")
+
+
+def _sim(sample: str, exit_code: int) -> dict[str, str]:
+    return {
+        "sim.podrunner.dev/logs": (SAMPLES / sample).read_text(),
+        "sim.podrunner.dev/exit-code": str(exit_code),
+        "sim.podrunner.dev/duration": "1",
+    }
+
+
+def test_ephemeral_success_and_no_leak(kwok_runner: PodRunner) -> None:
+    """A recorded success parses; the stored pod holds no credential value."""
+    runner = ClaudeRunner(
+        kwok_runner,
+        image=IMAGE,
+        credentials=ClaudeCredentials.api_key(CANARY),
+        annotations=_sim("structured.json", 0),
+        launcher_environ={"CLAUDECODE": "1"},
+        cleanup=CleanupPolicy.NEVER,
+        timeout=60,
+    )
+    result = runner.run(ClaudeTask("review", json_schema={"type": "object"}))
+    assert result.ok
+    assert result.structured == {"verdict": "approve", "issues": ["example"]}
+    assert result.run is not None
+    pod = kwok_runner.backend.get("Pod", kwok_runner.namespace, result.run.pod_name)
+    assert CANARY not in json.dumps(pod)
+    assert pod["spec"]["containers"][0]["name"] == "claude-code"
+    kwok_runner.backend.delete("Pod", kwok_runner.namespace, result.run.pod_name)
+
+
+def test_ephemeral_budget_error(kwok_runner: PodRunner) -> None:
+    """A recorded budget overrun with exit 1 raises ClaudeBudgetExceeded with the cost."""
+    runner = ClaudeRunner(
+        kwok_runner,
+        image=IMAGE,
+        annotations=_sim("budget_exceeded.json", 1),
+        launcher_environ={},
+        timeout=60,
+    )
+    with pytest.raises(ClaudeBudgetExceeded) as info:
+        runner.run(ClaudeTask("refactor", max_budget_usd=0.05))
+    assert info.value.spent_usd == pytest.approx(0.07)
+
+
+def test_worker_exec(kwok_runner: PodRunner, tmp_path: Path) -> None:
+    """The worker pod runs on kwok and each task executes the stand-in through local exec."""
+    wrapper = tmp_path / "claude"
+    # kwok's local exec does not apply the pod's env; pin HOME to a scratch directory.
+    wrapper.write_text(f'#!/bin/sh\nHOME={tmp_path} exec {FIXTURES / "claude"} "$@"\n')
+    wrapper.chmod(0o755)
+    worker = ClaudeWorker(
+        kwok_runner,
+        image=IMAGE,
+        claude_path=str(wrapper),
+        launcher_environ={},
+        start_timeout=60,
+        exec_timeout=60,
+    )
+    with worker:
+        first = worker.run(ClaudeTask("#tool-use look at the diff", output_format="stream-json"))
+        assert first.ok
+        assert first.num_turns == 3
+        second = worker.run(ClaudeTask("and now?", resume=first.session_id))
+        assert second.session_id == first.session_id

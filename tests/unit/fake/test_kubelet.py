@@ -107,7 +107,7 @@ def test_image_pull_error(cluster: FakeCluster) -> None:
 
 
 def test_unschedulable(cluster: FakeCluster) -> None:
-    """An unschedulable pod has PodScheduled False and a FailedScheduling event, and stays Pending."""
+    """An unschedulable pod gets PodScheduled False, a FailedScheduling event, stays Pending."""
     cluster.when(name="a").unschedulable(message="0/1 nodes are available: 1 Insufficient memory.")
     cluster.backend.create(pod("a"))
     cluster.advance(60)

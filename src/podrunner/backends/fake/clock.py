@@ -156,6 +156,10 @@ class SchedulingClock:
         self._busy -= 1
         self.notify()
 
+    def waiting(self) -> int:
+        """Return how many threads are inside a wait of this clock."""
+        return len(self._waiters)
+
     def pending(self) -> int:
         """Return how many timers are scheduled and not cancelled."""
         return sum(1 for _, _, t in self._timers if not t.cancelled)

@@ -138,7 +138,9 @@ def bench_kmock(seconds: float = 1.0) -> dict[str, object]:
         return {"kmock_error": f"kmock could not be driven: {exc!r}"}
 
 
-def _run_kmock(asyncio: Any, threading: Any, kmock: Any, client: Any, seconds: float) -> dict[str, object]:
+def _run_kmock(
+    asyncio: Any, threading: Any, kmock: Any, client: Any, seconds: float
+) -> dict[str, object]:
     ready = threading.Event()
     state: dict[str, Any] = {}
 

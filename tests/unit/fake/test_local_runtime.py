@@ -49,7 +49,10 @@ def test_runs_command_with_env_and_secret(local: FakeCluster) -> None:
     local.backend.create(
         {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "t0p"}}
     )
-    script = "import os; print(os.environ['A'], os.environ['T'], os.environ['HOME'] != os.getcwd()); print('err', file=__import__('sys').stderr)"
+    script = (
+        "import os, sys; print(os.environ['A'], os.environ['T'], os.environ['HOME'] != os.getcwd());"
+        " print('err', file=sys.stderr)"
+    )
     local.backend.create(
         _pod(
             "a",

@@ -23,8 +23,6 @@ class FakeClusterMachine(RuleBasedStateMachine):
         self.versions: dict[str, str] = {}
         self.last_rv = 0
         start = self.backend.list("ConfigMap", "default").resource_version
-            "ConfigMap", "default", resource_version=start, timeout_seconds=0
-        )
         self.watch_rv = start
         self.seen: dict[str, dict[str, str]] = {}
         self.pods = 0

@@ -1,16 +1,224 @@
-"""pytest plugin (``pytest11`` entry point ``podrunner``): options, markers, report header.
+"""pytest plugin (``pytest11`` entry point ``podrunner``): options, marker, report header, fixtures.
 
-Loading it costs almost nothing: nothing heavy is imported and nothing runs until a
-``podrunner_*`` fixture is requested.
+Every project that installs podrunner loads this module in every test session, so loading it
+costs almost nothing: it imports only the standard library, pytest and the fixture module
+(itself light), and does no work until a ``podrunner_*`` fixture is requested. The fake
+cluster, the ``kubernetes`` client and the control planes load inside the fixtures.
+
+Settings resolve as command line > environment > ini file::
+
+    --podrunner-backend       PODRUNNER_BACKEND        podrunner_backend       (fake)
+    --podrunner-kubeconfig    PODRUNNER_KUBECONFIG     podrunner_kubeconfig
+    --podrunner-kind-cluster  PODRUNNER_KIND_CLUSTER   podrunner_kind_cluster  (podrunner-test)
+    --podrunner-keep-cluster  PODRUNNER_KEEP_CLUSTER   podrunner_keep_cluster  (false)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from podrunner.testing.fixtures import (
+    CALL_FAILED,
+    TRACKED,
+    podrunner_backend,
+    podrunner_backend_name,
+    podrunner_fake,
+    podrunner_kind,
+    podrunner_kwok,
+    podrunner_namespace,
+    podrunner_runner,
+    podrunner_session_backends,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+# pytest only rewrites assertions in modules named by entry points and conftests; the helpers
+# are imported by users' tests, so they are registered explicitly before anyone imports them.
+pytest.register_assert_rewrite("podrunner.testing.assertions")
+
+__all__ = [
+    "BACKENDS",
+    "MarkerOptions",
+    "Settings",
+    "marker_options",
+    "podrunner_backend",
+    "podrunner_backend_name",
+    "podrunner_fake",
+    "podrunner_kind",
+    "podrunner_kwok",
+    "podrunner_namespace",
+    "podrunner_runner",
+    "podrunner_session_backends",
+    "selected_backend",
+    "settings",
+]
+
 BACKENDS = ("fake", "kwok", "kind", "kubeconfig")
+DEFAULT_KIND_CLUSTER = "podrunner-test"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+MARKER_HELP = (
+    "podrunner(*, backend=None, script=None, runtime='scripted', seed=None, "
+    "allow_leftovers=False, auto_create_namespaces=False): per-test settings of the podrunner "
+    "fixtures. backend: run this test on 'fake', 'kwok', 'kind' or 'kubeconfig' whatever "
+    "--podrunner-backend says; script: a function called with the fresh FakeCluster before the "
+    "test (fake only: a scripted test is skipped on real clusters); runtime, seed, "
+    "auto_create_namespaces: FakeCluster arguments; allow_leftovers: do not fail the test for "
+    "pods or Secrets it leaves behind."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The session's podrunner settings, each from the command line, environment or ini.
+
+    Attributes:
+        backend: ``fake``, ``kwok``, ``kind`` or ``kubeconfig``.
+        backend_source: Where ``backend`` came from (``--podrunner-backend``,
+            ``$PODRUNNER_BACKEND``, ``ini`` or ``default``).
+        kubeconfig: Kubeconfig of the ``kubeconfig`` backend (``None``: the default lookup).
+        kind_cluster: Name of the kind cluster to reuse or create.
+        keep_cluster: Keep a kind cluster the session created (kwok: keep its work directory).
+    """
+
+    backend: str
+    backend_source: str
+    kubeconfig: str | None
+    kind_cluster: str
+    keep_cluster: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MarkerOptions:
+    """Validated arguments of ``@pytest.mark.podrunner`` (keyword-only, so typos are errors).
+
+    Attributes:
+        backend: Backend for this test, overriding the session's.
+        script: Called with the test's :class:`~podrunner.testing.FakeCluster` before the test.
+        runtime: ``scripted`` or ``local`` (:class:`FakeCluster` argument).
+        seed: Seed for names and uids (:class:`FakeCluster` argument).
+        allow_leftovers: Do not fail the test for pods or Secrets left behind.
+        auto_create_namespaces: :class:`FakeCluster` argument.
+    """
+
+    backend: str | None = None
+    script: Callable[[Any], object] | None = None
+    runtime: str = "scripted"
+    seed: int | None = None
+    allow_leftovers: bool = False
+    auto_create_namespaces: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(
+                f"@pytest.mark.podrunner: backend={self.backend!r} is not one of {BACKENDS}"
+            )
+        if self.runtime not in ("scripted", "local"):
+            raise ValueError(
+                f"@pytest.mark.podrunner: runtime={self.runtime!r} is not 'scripted' or 'local'"
+            )
+        if self.script is not None and not callable(self.script):
+            raise TypeError(f"@pytest.mark.podrunner: script={self.script!r} is not callable")
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(MarkerOptions))
+_SETTINGS = pytest.StashKey[Settings]()
+_MARKERS = pytest.StashKey[MarkerOptions]()
+
+
+def marker_options(item: pytest.Item) -> MarkerOptions:
+    """Merge the ``podrunner`` markers of ``item`` (the closest wins) and validate them.
+
+    Raises:
+        TypeError: A positional argument or an unknown keyword (named in the message).
+        ValueError: A value out of range.
+    """
+    __tracebackhide__ = True
+    cached = item.stash.get(_MARKERS, None)
+    if cached is not None:
+        return cached
+    merged: dict[str, Any] = {}
+    # iter_markers yields the closest marker first; apply the farthest first so closer wins.
+    for mark in reversed(list(item.iter_markers("podrunner"))):
+        if mark.args:
+            raise TypeError(
+                f"@pytest.mark.podrunner takes keyword arguments only, got {mark.args!r}"
+            )
+        unknown = sorted(set(mark.kwargs) - set(_FIELDS))
+        if unknown:
+            raise TypeError(
+                f"@pytest.mark.podrunner: unknown argument {unknown[0]!r} "
+                f"(known: {', '.join(_FIELDS)})"
+            )
+        merged.update(mark.kwargs)
+    options = MarkerOptions(**merged)
+    item.stash[_MARKERS] = options
+    return options
+
+
+def _flag(value: str, where: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise pytest.UsageError(f"{where}: expected a boolean (1/0, true/false), got {value!r}")
+
+
+def settings(config: pytest.Config) -> Settings:
+    """Resolve (once per session) the podrunner settings, command line first.
+
+    Raises:
+        pytest.UsageError: An environment or ini value is not valid.
+    """
+    cached = config.stash.get(_SETTINGS, None)
+    if cached is not None:
+        return cached
+    backend: str | None = config.getoption("podrunner_backend")
+    source = "--podrunner-backend"
+    if not backend:
+        backend, source = os.environ.get("PODRUNNER_BACKEND") or None, "$PODRUNNER_BACKEND"
+    if not backend:
+        backend, source = str(config.getini("podrunner_backend") or "") or None, "ini"
+    if not backend:
+        backend, source = "fake", "default"
+    if backend not in BACKENDS:
+        raise pytest.UsageError(
+            f"{source}: backend {backend!r} is not one of {', '.join(BACKENDS)}"
+        )
+    kubeconfig = (
+        config.getoption("podrunner_kubeconfig")
+        or os.environ.get("PODRUNNER_KUBECONFIG")
+        or str(config.getini("podrunner_kubeconfig") or "")
+        or None
+    )
+    kind_cluster = (
+        config.getoption("podrunner_kind_cluster")
+        or os.environ.get("PODRUNNER_KIND_CLUSTER")
+        or str(config.getini("podrunner_kind_cluster") or "")
+        or DEFAULT_KIND_CLUSTER
+    )
+    keep: bool = config.getoption("podrunner_keep_cluster")
+    if not keep:
+        env = os.environ.get("PODRUNNER_KEEP_CLUSTER")
+        if env is not None:
+            keep = _flag(env, "$PODRUNNER_KEEP_CLUSTER")
+        else:
+            keep = bool(config.getini("podrunner_keep_cluster"))
+    result = Settings(backend, source, kubeconfig, kind_cluster, keep)
+    config.stash[_SETTINGS] = result
+    return result
+
+
+def selected_backend(config: pytest.Config) -> str:
+    """The backend chosen by command line, then environment, then ini (``fake`` by default)."""
+    return settings(config).backend
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -18,25 +226,73 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("podrunner", "podrunner: pods on a fake or real cluster")
     group.addoption(
         "--podrunner-backend",
+        dest="podrunner_backend",
         choices=BACKENDS,
         default=None,
-        help="cluster the podrunner fixtures use (default: fake; env PODRUNNER_BACKEND)",
+        help="cluster the podrunner fixtures use: fake (default), kwok (local control plane), "
+        "kind, or kubeconfig (an existing cluster). Env PODRUNNER_BACKEND, ini podrunner_backend.",
     )
     group.addoption(
         "--podrunner-kubeconfig",
+        dest="podrunner_kubeconfig",
         default=None,
-        help="kubeconfig for --podrunner-backend=kubeconfig (env PODRUNNER_KUBECONFIG)",
+        metavar="PATH",
+        help="kubeconfig of --podrunner-backend=kubeconfig (default: $KUBECONFIG or "
+        "~/.kube/config). Env PODRUNNER_KUBECONFIG.",
     )
-    parser.addini("podrunner_backend", "default podrunner backend", default="fake")
-    parser.addini("podrunner_kubeconfig", "default kubeconfig for the kubeconfig backend", default="")
+    group.addoption(
+        "--podrunner-kind-cluster",
+        dest="podrunner_kind_cluster",
+        default=None,
+        metavar="NAME",
+        help=f"kind cluster to reuse or create (default {DEFAULT_KIND_CLUSTER}). "
+        "Env PODRUNNER_KIND_CLUSTER.",
+    )
+    group.addoption(
+        "--podrunner-keep-cluster",
+        dest="podrunner_keep_cluster",
+        action="store_true",
+        default=False,
+        help="keep the kind cluster this session created (kwok: its work directory). "
+        "Env PODRUNNER_KEEP_CLUSTER=1.",
+    )
+    parser.addini("podrunner_backend", "default podrunner backend (fake)", default="")
+    parser.addini("podrunner_kubeconfig", "kubeconfig of the kubeconfig backend", default="")
+    parser.addini("podrunner_kind_cluster", "kind cluster name", default="")
+    parser.addini("podrunner_keep_cluster", "keep the kind cluster", type="bool", default=False)
 
 
-def selected_backend(config: pytest.Config) -> str:
-    """The backend chosen by CLI option, then environment, then ini (CLI wins)."""
-    value = config.getoption("--podrunner-backend") or os.environ.get("PODRUNNER_BACKEND")
-    return str(value or config.getini("podrunner_backend") or "fake")
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``podrunner`` marker and check the settings early."""
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Say which backend the podrunner fixtures use."""
-    return f"podrunner backend: {selected_backend(config)}"
+    """Say which backend the podrunner fixtures use, and where that choice came from."""
+    chosen = settings(config)
+    line = f"podrunner: backend {chosen.backend} (from {chosen.backend_source})"
+    if chosen.backend == "kind":
+        line += f", kind cluster {chosen.kind_cluster}"
+        line += " (kept)" if chosen.keep_cluster else ""
+    elif chosen.backend == "kubeconfig":
+        line += f", kubeconfig {chosen.kubeconfig or 'default'}"
+    return line
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failed test, add the pods its podrunner fixtures saw to the report."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        item.stash[CALL_FAILED] = True
+        tracked = item.stash.get(TRACKED, None)
+        if tracked:
+            from podrunner.testing.fixtures import describe_pods
+
+            text = describe_pods(tracked)
+            if text:
+                report.sections.append(("podrunner pods", text))
+    return report

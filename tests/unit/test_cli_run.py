@@ -1,4 +1,4 @@
-"""``podrunner run``, ``reap`` and ``claude`` as a user runs them: subprocesses on the local fake."""
+"""``podrunner run``, ``reap`` and ``claude`` as users run them: subprocesses on the fake."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def podrunner(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+def podrunner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m podrunner ARGS`` and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "podrunner", *args],
@@ -30,7 +30,7 @@ def podrunner(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
         timeout=60,
         env=_env(),
         check=False,
-        **kw,  # type: ignore[arg-type]
+        cwd=cwd,
     )
 
 
@@ -40,8 +40,10 @@ def test_run_prints_output_and_exits_zero() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"
     first = proc.stderr.splitlines()[0]
-    assert first.startswith("podrunner: backend fake") and "namespace default" in first
-    assert "running" in proc.stderr and "Succeeded exit 0" in proc.stderr
+    assert first.startswith("podrunner: backend fake")
+    assert "namespace default" in first
+    assert "running" in proc.stderr
+    assert "Succeeded exit 0" in proc.stderr
 
 
 def test_exit_code_is_propagated() -> None:
@@ -88,7 +90,8 @@ def test_spec_error_is_one_line_and_exit_2() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     errors = [line for line in proc.stderr.splitlines() if line.startswith("podrunner: error:")]
-    assert len(errors) == 1 and "labels" in errors[0]
+    assert len(errors) == 1
+    assert "labels" in errors[0]
     assert "Traceback" not in proc.stderr
 
 
@@ -161,11 +164,12 @@ def test_version_and_help() -> None:
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
 def test_claude_prints_answer_cost_and_session(tmp_path: Path) -> None:
-    """podrunner claude prints the answer, then the cost and session id; json has it all."""
+    """``podrunner claude`` prints the answer, then the cost and session id; json has it all."""
     args = ["claude", "hello", "--image", "example.com/claude:2", "--claude-path", str(STANDIN)]
     proc = podrunner(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "cost: $" in proc.stdout and "session: " in proc.stdout
+    assert "cost: $" in proc.stdout
+    assert "session: " in proc.stdout
     doc = json.loads(podrunner(*args, "-o", "json", cwd=tmp_path).stdout)
     assert doc["session_id"]
     budget = podrunner("claude", "#budget x", *args[2:], "--max-budget-usd", "0.01")

@@ -53,7 +53,8 @@ def test_downstream_file_passes_on_kwok(
     pytester.makepyfile(DOWNSTREAM)
     result = _run(pytester, "--podrunner-backend=kwok", "-rs")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
+    assert outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes.get("errors", 0) == 0, result.stdout.str()
 
 
 def test_settings_precedence(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +63,9 @@ def test_settings_precedence(pytester: pytest.Pytester, monkeypatch: pytest.Monk
     pytester.makepyfile("def test_x(): pass")
     _run(pytester).stdout.fnmatch_lines(["podrunner: backend kind (from ini), kind cluster *"])
     monkeypatch.setenv("PODRUNNER_BACKEND", "kubeconfig")
-    _run(pytester).stdout.fnmatch_lines(["podrunner: backend kubeconfig (from $PODRUNNER_BACKEND)*"])
+    _run(pytester).stdout.fnmatch_lines(
+        ["podrunner: backend kubeconfig (from $PODRUNNER_BACKEND)*"]
+    )
     _run(pytester, "--podrunner-backend=fake").stdout.fnmatch_lines(
         ["podrunner: backend fake (from --podrunner-backend)"]
     )

@@ -106,7 +106,10 @@ def test_log_cut_and_utf8_split(cluster: FakeCluster) -> None:
     cluster.backend.create(pod("a"))
     cluster.advance(5)
     cluster.fault(verb="read_log", cut_log_after_lines=2, times=1)
-    assert b"".join(cluster.backend.read_log("default", "a")) == "é1\né2\n".encode()
+    received: list[bytes] = []
+    with pytest.raises(BackendUnavailable, match="cut after 2 lines"):
+        received.extend(cluster.backend.read_log("default", "a"))
+    assert b"".join(received) == "é1\né2\n".encode()
     cluster.fault(verb="read_log", split_utf8=True, times=1)
     chunks = list(cluster.backend.read_log("default", "a"))
     assert b"".join(chunks) == "é1\né2\né3\n".encode()
@@ -275,3 +278,13 @@ def test_bad_construction() -> None:
         FakeCluster(runtime="docker")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="clock='real'"):
         FakeCluster(runtime="local", clock="virtual")
+
+
+def test_refresh_credentials_after_401(cluster: FakeCluster) -> None:
+    """After an injected 401 a refresh reports new credentials once."""
+    assert cluster.backend.refresh_credentials() is False
+    cluster.fault(verb="get", status=401, times=1)
+    with pytest.raises(Unauthorized):
+        cluster.backend.get("Namespace", None, "default")
+    assert cluster.backend.refresh_credentials() is True
+    assert cluster.backend.refresh_credentials() is False

@@ -50,7 +50,8 @@ def test_runs_command_with_env_and_secret(local: FakeCluster) -> None:
         {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "t0p"}}
     )
     script = (
-        "import os, sys; print(os.environ['A'], os.environ['T'], os.environ['HOME'] != os.getcwd());"
+        "import os, sys; print(os.environ['A'], os.environ['T'],"
+        " os.environ['HOME'] != os.getcwd());"
         " print('err', file=sys.stderr)"
     )
     local.backend.create(

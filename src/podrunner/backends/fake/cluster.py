@@ -50,6 +50,7 @@ from podrunner.backends.fake.validation import (
 )
 from podrunner.errors import (
     AlreadyExists,
+    BackendUnavailable,
     BadRequest,
     Conflict,
     Forbidden,
@@ -173,6 +174,7 @@ class FakeCluster:
         self._faults: list[FaultRule] = []
         self._actions: list[Action] = []
         self._auto_ns = auto_create_namespaces
+        self._stale_credentials = False
         if start_delay is None:
             start_delay = 1.0 if runtime == "scripted" else 0.0
         self._kubelet = Kubelet(
@@ -427,6 +429,8 @@ class FakeCluster:
                 self._clock.block_until(_never, self._clock.monotonic() + rule.latency)
             error = rule.error(verb, kind, namespace, name)
             if error is not None:
+                if error.status == 401:
+                    self._stale_credentials = True
                 raise error
             if (
                 rule.cut_watch_after is not None
@@ -1111,7 +1115,11 @@ class FakeBackend:
                 idx = end
             for stamp, data in chunk:
                 if cut is not None and sent_lines >= cut:
-                    return
+                    # A dropped connection mid-body is an error for the client (an incomplete
+                    # chunked read), not a clean end: callers must be able to tell.
+                    raise BackendUnavailable(
+                        f"connection reset: log stream cut after {cut} lines (injected fault)"
+                    )
                 if timestamps:
                     data = format_rfc3339_nano(stamp).encode() + b" " + data
                 if limit_bytes is not None:
@@ -1190,8 +1198,16 @@ class FakeBackend:
         return None
 
     def refresh_credentials(self) -> bool:
-        """Nothing to refresh: the fake has no credentials."""
-        return False
+        """Pretend to load new credentials after an injected 401.
+
+        Returns:
+            ``True`` once after each 401 the fake answered (as if a rotated token was read),
+            so a caller's refresh-and-retry path can be tested; ``False`` otherwise.
+        """
+        with self._lock:
+            changed = self._c._stale_credentials
+            self._c._stale_credentials = False
+            return changed
 
     def close(self) -> None:
         """Stop local processes; the in-memory state stays readable."""

@@ -221,6 +221,7 @@ class _PodWatch:
         self._stream: Iterator[WatchEvent] | None = None
         self._stream_end = 0.0
         self._failures = 0
+        self.listener: Callable[[str], None] | None = None
         self.streams_opened = 0
         self.open_streams = 0
         self.peak_open_streams = 0
@@ -246,6 +247,12 @@ class _PodWatch:
             # transition between its creation and the stream's position is missed.
             self._sync(sub)
         return sub
+
+    def take(self, sub: _Subscription) -> list[WatchEvent]:
+        """Return and clear the events queued for ``sub`` without waiting."""
+        with self._lock:
+            events, sub.pending = sub.pending, []
+            return events
 
     def unsubscribe(self, sub: _Subscription) -> None:
         with self._lock:
@@ -280,8 +287,14 @@ class _PodWatch:
         except NotFound:
             return
         with self._lock:
-            sub.pending.append(WatchEvent("MODIFIED", obj))
-            sub.event.set()
+            self._deliver(sub, WatchEvent("MODIFIED", obj))
+
+    def _deliver(self, sub: _Subscription, event: WatchEvent) -> None:
+        # Called with the lock held: queue the event and wake whoever waits for the pod.
+        sub.pending.append(event)
+        sub.event.set()
+        if self.listener is not None:
+            self.listener(sub.name)
 
     def wait(
         self, sub: _Subscription, deadline: float | None, cancel: threading.Event
@@ -348,18 +361,23 @@ class _PodWatch:
                     names.add(name)
                     sub = self._subs.get(name)
                     if sub is not None:
-                        sub.pending.append(WatchEvent("MODIFIED", obj))
-                        sub.event.set()
-                for name, sub in self._subs.items():
-                    if name not in names:
-                        # Gone while we were not watching: tell the run its pod vanished.
-                        sub.pending.append(WatchEvent("DELETED", {"metadata": {"name": name}}))
-                        sub.event.set()
-        seconds = (
-            self._WATCH_SECONDS
-            if remaining is None
-            else max(1.0, min(remaining, self._WATCH_SECONDS))
-        )
+                        self._deliver(sub, WatchEvent("MODIFIED", obj))
+                missing = [sub for name, sub in self._subs.items() if name not in names]
+            for sub in missing:
+                # Absent from the list: gone while nobody watched, or created just after the
+                # list was taken. Only a direct read can tell.
+                try:
+                    obj = runner._call(lambda sub=sub: runner.backend.get("Pod", self._namespace, sub.name))
+                except NotFound:
+                    obj = None
+                with self._lock:
+                    if obj is None:
+                        self._deliver(sub, WatchEvent("DELETED", {"metadata": {"name": sub.name}}))
+                    else:
+                        self._deliver(sub, WatchEvent("MODIFIED", obj))
+        # Without a deadline, let the server choose the timeout: a short one would only make
+        # a virtual clock jump and a real client reconnect for nothing.
+        seconds = None if remaining is None else max(1.0, min(remaining, self._WATCH_SECONDS))
         rv = self._rv
         stream = runner._call(
             lambda: runner.backend.watch(
@@ -367,11 +385,13 @@ class _PodWatch:
                 self._namespace,
                 label_selector=_MANAGED,
                 resource_version=rv,
-                timeout_seconds=math.ceil(seconds),
+                timeout_seconds=None if seconds is None else math.ceil(seconds),
                 allow_bookmarks=True,
             )
         )
-        self._stream_end = runner.clock.monotonic() + math.ceil(seconds)
+        self._stream_end = (
+            math.inf if seconds is None else runner.clock.monotonic() + math.ceil(seconds)
+        )
         self.streams_opened += 1
         self.open_streams += 1
         self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
@@ -423,8 +443,7 @@ class _PodWatch:
                 return
             sub = self._subs.get(meta.get("name", ""))
             if sub is not None:
-                sub.pending.append(event)
-                sub.event.set()
+                self._deliver(sub, event)
 
 
 def _rv_before(a: str, b: str) -> bool:
@@ -650,19 +669,34 @@ class RunHandle:
                 )
             deadline, which = self._next_deadline()
             if deadline is not None and clock.monotonic() >= deadline:
+                # The last word before giving up: the pod may have just finished, with its
+                # event still on its way through the shared watch.
+                self._refresh_state()
+                if self._state.terminal or self._gone:
+                    continue
                 self._timeout(which)
-            events = self._watch.wait(self._sub, deadline, self._cancel)
-            for event in events:
-                if event.type == "DELETED":
-                    if event.object.get("status"):
-                        self._pod = event.object
-                        self._observe(event.object)
-                    self._gone = True
-                    if not self._state.terminal:
-                        break
-                else:
+            self._apply(self._watch.wait(self._sub, deadline, self._cancel))
+
+    def _apply(self, events: list[WatchEvent]) -> None:
+        """Fold watch events into the run's state."""
+        for event in events:
+            if event.type == "DELETED":
+                if event.object.get("status"):
                     self._pod = event.object
                     self._observe(event.object)
+                self._gone = True
+                if not self._state.terminal:
+                    return
+            else:
+                self._pod = event.object
+                self._observe(event.object)
+
+    def _settled(self) -> bool:
+        """Whether :meth:`wait` would return or raise without waiting for the cluster."""
+        if self._state.terminal or self._gone or self._cancel.is_set():
+            return True
+        deadline, _ = self._next_deadline()
+        return deadline is not None and self._runner.clock.monotonic() >= deadline
 
     def _context(self) -> dict[str, Any]:
         return {
@@ -1127,53 +1161,22 @@ class PodRunner:
         return_exceptions: bool = True,
         **kwargs: Any,
     ) -> Iterator[RunResult | RunError]:
-        """Run several specs concurrently, yielding each result as it finishes.
+        """Run several specs concurrently, yielding each outcome as it finishes.
 
-        All runs share one watch per namespace; at most ``max_parallel`` are in flight.
+        At most ``max_parallel`` runs are in flight. They share one pod watch per namespace,
+        read by a single thread, and a bounded pool (at most 32 threads) does the blocking
+        work (creating, draining logs, deleting), so a thousand concurrent runs need neither a
+        thousand threads nor a thousand watches.
 
         Args:
             specs: What to run.
-            max_parallel: Upper bound of concurrent runs (threads).
+            max_parallel: Upper bound of runs in flight.
             return_exceptions: Yield a run's :class:`~podrunner.errors.RunError` instead of
                 raising it; when ``False`` the first error is raised after the other runs
                 were stopped and cleaned up.
             **kwargs: Passed to :meth:`run` for every spec.
         """
-        spec_list = list(specs)
-        if not spec_list:
-            return
-        workers = max(1, min(max_parallel, len(spec_list)))
-        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="podrunner-run")
-        stop = threading.Event()
-        handles: list[RunHandle] = []
-        handles_lock = threading.Lock()
-
-        def one(spec: PodSpec) -> RunResult:
-            if stop.is_set():
-                raise RunCancelled("run_many stopped before this run started")
-            handle = self.start(spec, **kwargs)
-            with handles_lock:
-                handles.append(handle)
-            with handle:
-                if stop.is_set():
-                    handle.cancel()
-                return handle.wait()
-
-        futures = [pool.submit(one, spec) for spec in spec_list]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    yield future.result()
-                except RunError as exc:
-                    if not return_exceptions:
-                        raise
-                    yield exc
-        finally:
-            stop.set()
-            with handles_lock:
-                for handle in handles:
-                    handle.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        return _ManyRuns(self, list(specs), max(1, max_parallel), return_exceptions, kwargs).outcomes()
 
     def attach(
         self,
@@ -1408,6 +1411,156 @@ class PodRunner:
             raise interrupted
         if errors:
             raise errors[0]
+
+
+class _ManyRuns:
+    """The engine of :meth:`PodRunner.run_many`: one reader, a bounded pool, a ready queue."""
+
+    def __init__(
+        self,
+        runner: PodRunner,
+        specs: list[PodSpec],
+        max_parallel: int,
+        return_exceptions: bool,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.runner = runner
+        self.specs = specs
+        self.max_parallel = max_parallel
+        self.return_exceptions = return_exceptions
+        self.kwargs = kwargs
+        self.ready = threading.Event()
+        self.lock = threading.Lock()
+        self.ready_names: set[str] = set()
+        self.done: list[concurrent.futures.Future[Any]] = []
+
+    def _wake(self, name: str | None = None) -> None:
+        with self.lock:
+            if name is not None:
+                self.ready_names.add(name)
+        self.ready.set()
+
+    def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
+        with self.lock:
+            self.done.append(future)
+        self.ready.set()
+
+    def outcomes(self) -> Iterator[RunResult | RunError]:
+        runner = self.runner
+        clock = runner.clock
+        if not self.specs:
+            return
+        workers = min(32, self.max_parallel, len(self.specs))
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="podrunner-run")
+        stop = threading.Event()
+        todo = iter(self.specs)
+        remaining = len(self.specs)
+        in_flight = 0
+        handles: dict[str, RunHandle] = {}
+        finishing: set[concurrent.futures.Future[Any]] = set()
+        starting: set[concurrent.futures.Future[Any]] = set()
+        watches: dict[str, _PodWatch] = {}
+        idles: list[_Subscription] = []
+
+        def reader(watch: _PodWatch, idle: _Subscription) -> None:
+            # Waits forever on a subscription no pod has: it leads the shared stream
+            # whenever nobody else does, so every run's events keep flowing.
+            while not stop.is_set():
+                watch.wait(idle, None, stop)
+
+        def ensure_reader(namespace: str) -> None:
+            if namespace in watches:
+                return
+            watch = runner._watch_for(namespace)
+            watch.listener = self._wake
+            watches[namespace] = watch
+            idle = _Subscription("")
+            idles.append(idle)
+            thread = threading.Thread(
+                target=reader, args=(watch, idle), daemon=True, name="podrunner-watch"
+            )
+            thread.start()
+
+        def submit_start(spec: PodSpec) -> None:
+            future = pool.submit(runner.start, spec, **self.kwargs)
+            starting.add(future)
+            future.add_done_callback(self._future_done)
+
+        def submit_finish(handle: RunHandle) -> None:
+            handles.pop(handle.pod_name, None)
+            future = pool.submit(handle.wait)
+            finishing.add(future)
+            future.add_done_callback(lambda f, h=handle: (h.close(), self._future_done(f)))
+
+        def check(handle: RunHandle) -> None:
+            handle._apply(handle._watch.take(handle._sub))
+            if handle._settled():
+                submit_finish(handle)
+
+        try:
+            while remaining:
+                while in_flight < self.max_parallel:
+                    spec = next(todo, None)
+                    if spec is None:
+                        break
+                    ensure_reader(spec.namespace or runner.namespace)
+                    submit_start(spec)
+                    in_flight += 1
+                self.ready.clear()
+                with self.lock:
+                    done, self.done = self.done, []
+                    names, self.ready_names = self.ready_names, set()
+                for future in done:
+                    if future in starting:
+                        starting.discard(future)
+                        error = future.exception()
+                        if error is not None:
+                            in_flight -= 1
+                            remaining -= 1
+                            if isinstance(error, RunError) and self.return_exceptions:
+                                yield error
+                                continue
+                            raise error
+                        handle = future.result()
+                        handles[handle.pod_name] = handle
+                        check(handle)
+                    elif future in finishing:
+                        finishing.discard(future)
+                        in_flight -= 1
+                        remaining -= 1
+                        error = future.exception()
+                        if error is None:
+                            yield future.result()
+                        elif isinstance(error, RunError) and self.return_exceptions:
+                            yield error
+                        else:
+                            raise error
+                for name in names:
+                    found = handles.get(name)
+                    if found is not None:
+                        check(found)
+                next_deadline: float | None = None
+                now = clock.monotonic()
+                for handle in list(handles.values()):
+                    deadline, _ = handle._next_deadline()
+                    if deadline is None:
+                        continue
+                    if deadline <= now:
+                        submit_finish(handle)
+                    elif next_deadline is None or deadline < next_deadline:
+                        next_deadline = deadline
+                if remaining and not self.done and not self.ready_names:
+                    clock.wait(self.ready, None if next_deadline is None else next_deadline - now)
+        finally:
+            stop.set()
+            for handle in list(handles.values()):
+                handle.cancel()
+                pool.submit(handle.close)
+            pool.shutdown(wait=True, cancel_futures=True)
+            for watch in watches.values():
+                watch.listener = None
+            for idle in idles:
+                idle.event.set()
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

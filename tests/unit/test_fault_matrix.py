@@ -1,0 +1,291 @@
+"""The fault matrix: every call a run makes x every failure, plus Ctrl-C and pod outcomes.
+
+For each scenario the run must end with its documented outcome (a transparent retry, the
+right typed error, or the right state), the output must be exactly what the container printed
+(no line lost or doubled), and afterwards nothing with the run's labels may remain (unless the
+API refused every delete, in which case the caller got that error).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from podrunner import PodRunner, PodSpec
+from podrunner.backends.base import Backend
+from podrunner.errors import (
+    BackendError,
+    BackendUnavailable,
+    Conflict,
+    Gone,
+    ImagePullError,
+    PodLost,
+    ServerError,
+    TooManyRequests,
+    Unauthorized,
+    Unschedulable,
+)
+from podrunner.sdk.lifecycle import Phase, Reason
+from podrunner.sdk.manifest import MANAGED_SELECTOR
+from podrunner.testing import FakeCluster
+
+LOGS = "".join(f"line {i} ✓ héllo 日本\n" for i in range(12))
+SPEC = PodSpec(image="busybox:1.36", command=["sh", "-c", "work"]).with_secret_env(TOKEN="t0k3n")
+
+CALLS = [
+    ("create", "Secret"),
+    ("create", "Pod"),
+    ("patch", "Secret"),
+    ("watch", "Pod"),
+    ("read_log", "Pod"),
+    ("delete", "Pod"),
+    ("delete", "Secret"),
+]
+FAULTS: list[Any] = [401, 409, 429, 500, 503, "connection", "latency"]
+ERROR_TYPES: dict[Any, type[BackendError]] = {
+    401: Unauthorized,
+    409: Conflict,
+    410: Gone,
+    429: TooManyRequests,
+    500: ServerError,
+    503: ServerError,
+    "connection": BackendUnavailable,
+}
+
+
+def managed(cluster: FakeCluster) -> set[str]:
+    """Kinds and names of every managed object left in the store."""
+    out: set[str] = set()
+    for kind in ("Pod", "Secret", "ConfigMap"):
+        for obj in cluster.backend.list(kind, None, label_selector=MANAGED_SELECTOR).items:
+            out.add(f"{kind}/{obj['metadata']['name']}")
+    return out
+
+
+def scenario(stream: bool) -> tuple[FakeCluster, PodRunner, dict[str, Any]]:
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=10.0)
+    lines: list[str] = []
+    kwargs: dict[str, Any] = {"timeout": 3600}
+    if stream:
+        kwargs["on_log"] = lines.append
+    kwargs["_lines"] = lines
+    return cluster, PodRunner(cluster.backend), kwargs
+
+
+def run(runner: PodRunner, kwargs: dict[str, Any]) -> Any:
+    lines = kwargs.pop("_lines")
+    result = runner.run(SPEC, **kwargs)
+    if "on_log" in kwargs:
+        # Streamed lines are the output, each exactly once.
+        assert lines == LOGS.splitlines()
+    return result
+
+
+def expected(verb: str, kind: str, fault: Any, mode: str) -> str:
+    """The documented outcome: ok, logs-lost, or error."""
+    if fault == "latency":
+        return "ok"
+    if mode == "first":
+        if fault == 409 and verb in ("create", "patch", "watch"):
+            return "error"  # a 409 Conflict is not retried: the request itself is refused
+        return "ok"
+    if verb == "read_log":
+        return "logs-lost"
+    return "error"
+
+
+def fault_kwargs(fault: Any, mode: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {} if mode == "every" else {"times": 1}
+    if fault == "connection":
+        kw["connection_error"] = True
+    elif fault == "latency":
+        kw["latency"] = 2.5
+    elif fault == 429:
+        kw.update(status=429, retry_after=1.0)
+    else:
+        kw["status"] = fault
+    return kw
+
+
+MATRIX = [
+    pytest.param(verb, kind, fault, mode, stream, id=f"{verb}-{kind}-{fault}-{mode}-{'stream' if stream else 'drain'}")
+    for verb, kind in CALLS
+    for fault in FAULTS
+    for mode in ("first", "every")
+    for stream in (False, True)
+] + [
+    pytest.param("watch", "Pod", 410, mode, stream, id=f"watch-Pod-410-{mode}-{'stream' if stream else 'drain'}")
+    for mode in ("first", "every")
+    for stream in (False, True)
+]
+
+
+@pytest.mark.parametrize(("verb", "kind", "fault", "mode", "stream"), MATRIX)
+def test_api_fault(verb: str, kind: str, fault: Any, mode: str, stream: bool) -> None:
+    """An API failure on one call ends in its documented outcome with nothing leaked."""
+    cluster, runner, kwargs = scenario(stream)
+    cluster.fault(verb=verb, kind=kind, **fault_kwargs(fault, mode))
+    outcome = expected(verb, kind, fault, mode)
+    if outcome == "ok":
+        result = run(runner, kwargs)
+        assert (result.exit_code, result.logs) == (0, LOGS)
+        assert managed(cluster) == set()
+    elif outcome == "logs-lost":
+        kwargs.pop("on_log", None)
+        result = run(runner, kwargs)
+        assert result.exit_code == 0
+        assert result.state.phase is Phase.SUCCEEDED
+        assert "logs" in result.message
+        assert LOGS.startswith(result.logs)
+        assert managed(cluster) == set()
+    else:
+        kwargs.pop("on_log", None)
+        with pytest.raises(ERROR_TYPES[fault]):
+            run(runner, kwargs)
+        left = managed(cluster)
+        if verb == "delete":
+            # The API refused every delete of this kind: only such objects may remain.
+            assert all(name.startswith(f"{kind}/") for name in left)
+        else:
+            assert left == set()
+
+
+class Interrupting:
+    """A backend proxy that raises KeyboardInterrupt at the first matching call."""
+
+    def __init__(self, backend: Backend, verb: str, kind: str) -> None:
+        self._backend = backend
+        self._verb = verb
+        self._kind = kind
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def _hit(self, verb: str, kind: str | None) -> None:
+        # Ctrl-C is delivered to the main thread only, as CPython does.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if not self.fired and verb == self._verb and kind == self._kind:
+            self.fired = True
+            raise KeyboardInterrupt
+
+    def create(self, manifest: Any, **kw: Any) -> Any:
+        self._hit("create", manifest.get("kind"))
+        return self._backend.create(manifest, **kw)
+
+    def patch(self, kind: Any, *args: Any, **kw: Any) -> Any:
+        self._hit("patch", kind)
+        return self._backend.patch(kind, *args, **kw)
+
+    def watch(self, kind: Any, *args: Any, **kw: Any) -> Iterator[Any]:
+        self._hit("watch", kind)
+        return self._backend.watch(kind, *args, **kw)
+
+    def read_log(self, *args: Any, **kw: Any) -> Iterator[bytes]:
+        self._hit("read_log", "Pod")
+        return self._backend.read_log(*args, **kw)
+
+    def delete(self, kind: Any, *args: Any, **kw: Any) -> None:
+        self._hit("delete", kind)
+        return self._backend.delete(kind, *args, **kw)
+
+
+@pytest.mark.parametrize(("verb", "kind"), CALLS, ids=[f"{v}-{k}" for v, k in CALLS])
+@pytest.mark.parametrize("stream", [False, True], ids=["drain", "stream"])
+def test_ctrl_c_during_each_call(verb: str, kind: str, stream: bool) -> None:
+    """Ctrl-C during any API call propagates as KeyboardInterrupt and leaves nothing behind."""
+    if stream and verb == "read_log":
+        pytest.skip("when streaming, logs are read by the follower thread, which Ctrl-C never hits")
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=10.0)
+    proxy = Interrupting(cluster.backend, verb, kind)
+    runner = PodRunner(proxy)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(SPEC, timeout=3600, on_log=(lambda line: None) if stream else None)
+    assert proxy.fired
+    assert managed(cluster) == set()
+
+
+@pytest.mark.parametrize("phase", [Phase.PENDING, Phase.SCHEDULED, Phase.RUNNING])
+@pytest.mark.parametrize("stream", [False, True], ids=["drain", "stream"])
+def test_ctrl_c_at_each_stage(phase: Phase, stream: bool) -> None:
+    """Ctrl-C at each lifecycle stage propagates and the pod and Secret are deleted."""
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=10.0)
+    seen: list[Phase] = []
+
+    def on_state(state: Any) -> None:
+        seen.append(state.phase)
+        if state.phase is phase:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        PodRunner(cluster.backend).run(
+            SPEC, on_state=on_state, on_log=(lambda line: None) if stream else None
+        )
+    assert phase in seen
+    assert managed(cluster) == set()
+
+
+POD_OUTCOMES = ["evict", "oom", "delete", "unschedulable", "image_pull_error", "crash_loop"]
+
+
+@pytest.mark.parametrize("outcome", POD_OUTCOMES)
+@pytest.mark.parametrize("stream", [False, True], ids=["drain", "stream"])
+def test_pod_outcomes(outcome: str, stream: bool) -> None:
+    """Evicted, OOM-killed, deleted, unschedulable, pull back-off and crash-looping pods."""
+    cluster = FakeCluster()
+    script = cluster.when(image="busybox:*")
+    spec = SPEC
+    kwargs: dict[str, Any] = {"timeout": 3600, "on_log": (lambda line: None) if stream else None}
+    if outcome == "evict":
+        script.evict(after=5.0)
+        with pytest.raises(PodLost, match="evicted"):
+            PodRunner(cluster.backend).run(spec, **kwargs)
+    elif outcome == "oom":
+        script.oom(after=5.0)
+        result = PodRunner(cluster.backend).run(spec, **kwargs)
+        assert (result.reason, result.exit_code) == (Reason.OOM_KILLED, 137)
+    elif outcome == "delete":
+        script.hang()
+
+        def on_state(state: Any) -> None:
+            if state.phase is Phase.RUNNING:
+                for pod in cluster.backend.list("Pod", "default").items:
+                    cluster.backend.delete("Pod", "default", pod["metadata"]["name"])
+
+        with pytest.raises(PodLost):
+            PodRunner(cluster.backend).run(spec, on_state=on_state, **kwargs)
+    elif outcome == "unschedulable":
+        script.unschedulable()
+        with pytest.raises(Unschedulable):
+            PodRunner(cluster.backend).run(spec, **kwargs)
+    elif outcome == "image_pull_error":
+        script.image_pull_error()
+        with pytest.raises(ImagePullError):
+            PodRunner(cluster.backend).run(spec, **kwargs)
+    else:
+        script.fail(exit_code=4, logs="crash\n", after=1.0)
+        result = PodRunner(cluster.backend).run(
+            PodSpec(image="busybox:1.36", command=["false"], restart_policy="Always"), **kwargs
+        )
+        assert (result.reason, result.exit_code) == (Reason.CRASH_LOOP, 4)
+    assert managed(cluster) == set()
+
+
+@pytest.mark.parametrize("after_lines", [0, 1, 2, 5, 11])
+@pytest.mark.parametrize("split_utf8", [False, True], ids=["whole", "split-utf8"])
+@pytest.mark.parametrize("times", [1, 3])
+@pytest.mark.parametrize("stream", [False, True], ids=["drain", "stream"])
+def test_log_stream_cut(after_lines: int, split_utf8: bool, times: int, stream: bool) -> None:
+    """Log streams cut mid-line or mid-character lose nothing and double nothing."""
+    cluster, runner, kwargs = scenario(stream)
+    cluster.fault(verb="read_log", cut_log_after_lines=after_lines, split_utf8=split_utf8, times=times)
+    result = run(runner, kwargs)
+    assert result.logs == LOGS
+    assert managed(cluster) == set()

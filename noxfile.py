@@ -1,5 +1,8 @@
-"""Project tasks. ``nox`` runs tests, lint and typing; ``bench``, ``docs`` and ``integration``
-run when named (``nox -s bench``)."""
+"""Project tasks.
+
+``nox`` runs tests, lint and typing; ``bench``, ``docs`` and ``integration`` run when named
+(``nox -s bench``).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +64,9 @@ def bench(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site; any warning fails the build."""
     install(session, "docs", "tests")
-    session.run("sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+    )
 
 
 @nox.session

@@ -114,7 +114,9 @@ class StatusCause:
         self.message = message
 
     def __repr__(self) -> str:
-        return f"StatusCause(field={self.field!r}, reason={self.reason!r}, message={self.message!r})"
+        return (
+            f"StatusCause(field={self.field!r}, reason={self.reason!r}, message={self.message!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StatusCause):
@@ -377,7 +379,9 @@ class RunError(PodrunnerError):
         self.logs = logs
         text = message
         if pod_name:
-            text = f"{text} (pod {namespace}/{pod_name})" if namespace else f"{text} (pod {pod_name})"
+            text = (
+                f"{text} (pod {namespace}/{pod_name})" if namespace else f"{text} (pod {pod_name})"
+            )
         if self.events:
             text += "\nevents:\n" + "\n".join(f"  {e}" for e in self.events[-10:])
         super().__init__(text)

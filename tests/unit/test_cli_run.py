@@ -127,7 +127,8 @@ def test_ctrl_c_deletes_the_run_and_exits_130(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "podrunner", "run", "--image", "x", "--",
-            "sh", "-c", f"touch {marker}; echo started; while true; do touch {marker}; sleep 0.1; done",
+            "sh", "-c",
+            f"touch {marker}; echo started; while true; do touch {marker}; sleep 0.1; done",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -112,13 +112,27 @@ def fault_kwargs(fault: Any, mode: str) -> dict[str, Any]:
 
 
 MATRIX = [
-    pytest.param(verb, kind, fault, mode, stream, id=f"{verb}-{kind}-{fault}-{mode}-{'stream' if stream else 'drain'}")
+    pytest.param(
+        verb,
+        kind,
+        fault,
+        mode,
+        stream,
+        id=f"{verb}-{kind}-{fault}-{mode}-{'stream' if stream else 'drain'}",
+    )
     for verb, kind in CALLS
     for fault in FAULTS
     for mode in ("first", "every")
     for stream in (False, True)
 ] + [
-    pytest.param("watch", "Pod", 410, mode, stream, id=f"watch-Pod-410-{mode}-{'stream' if stream else 'drain'}")
+    pytest.param(
+        "watch",
+        "Pod",
+        410,
+        mode,
+        stream,
+        id=f"watch-Pod-410-{mode}-{'stream' if stream else 'drain'}",
+    )
     for mode in ("first", "every")
     for stream in (False, True)
 ]
@@ -285,7 +299,9 @@ def test_pod_outcomes(outcome: str, stream: bool) -> None:
 def test_log_stream_cut(after_lines: int, split_utf8: bool, times: int, stream: bool) -> None:
     """Log streams cut mid-line or mid-character lose nothing and double nothing."""
     cluster, runner, kwargs = scenario(stream)
-    cluster.fault(verb="read_log", cut_log_after_lines=after_lines, split_utf8=split_utf8, times=times)
+    cluster.fault(
+        verb="read_log", cut_log_after_lines=after_lines, split_utf8=split_utf8, times=times
+    )
     result = run(runner, kwargs)
     assert result.logs == LOGS
     assert managed(cluster) == set()

@@ -51,7 +51,12 @@ def pod(
 
 
 def term(code: int, reason: str = "") -> dict[str, Any]:
-    return {"terminated": {"exitCode": code, "reason": reason or ("Completed" if code == 0 else "Error")}}
+    return {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason or ("Completed" if code == 0 else "Error"),
+        }
+    }
 
 
 def test_new_pod_is_pending() -> None:
@@ -128,9 +133,18 @@ def test_create_container_config_error() -> None:
 
 def test_unschedulable() -> None:
     """PodScheduled False with reason Unschedulable fails fast with the scheduler's message."""
-    cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}
+    cond = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes",
+    }
     state = reduce(pod(conditions=[cond]))
-    assert (state.phase, state.reason, state.message) == (Phase.FAILED, Reason.UNSCHEDULABLE, "0/1 nodes")
+    assert (state.phase, state.reason, state.message) == (
+        Phase.FAILED,
+        Reason.UNSCHEDULABLE,
+        "0/1 nodes",
+    )
 
 
 def test_evicted_wins_over_container_exit_code() -> None:
@@ -141,7 +155,7 @@ def test_evicted_wins_over_container_exit_code() -> None:
 
 
 def test_deadline_exceeded() -> None:
-    """activeDeadlineSeconds expiry is DEADLINE_EXCEEDED, a run that did run."""
+    """ActiveDeadlineSeconds expiry is DEADLINE_EXCEEDED, a run that did run."""
     state = reduce(pod("Failed", node="n", reason="DeadlineExceeded", state=term(137)))
     assert state.reason is Reason.DEADLINE_EXCEEDED
     assert state.container_ran

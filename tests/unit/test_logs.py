@@ -22,7 +22,7 @@ def test_parse_timestamp_nanoseconds_and_trimmed_zeros() -> None:
 
 
 def test_format_since_time_is_whole_seconds() -> None:
-    """sinceTime is sent with second precision, as the API takes it."""
+    """SinceTime is sent with second precision, as the API takes it."""
     assert format_since_time((1795773600, 999)) == "2026-11-27T10:00:00Z"
 
 

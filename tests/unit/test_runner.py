@@ -134,7 +134,9 @@ def test_active_deadline_is_a_result(cluster: FakeCluster, runner: PodRunner) ->
     assert result.reason is Reason.DEADLINE_EXCEEDED
 
 
-def test_total_deadline_is_written_as_active_deadline(cluster: FakeCluster, runner: PodRunner) -> None:
+def test_total_deadline_is_written_as_active_deadline(
+    cluster: FakeCluster, runner: PodRunner
+) -> None:
     """The total budget plus the margin becomes the pod's activeDeadlineSeconds."""
     runner.run(SPEC, timeout=100, cleanup=CleanupPolicy.NEVER)
     (pod,) = cluster.backend.list("Pod", "default").items
@@ -166,7 +168,9 @@ def test_deleted_externally_is_pod_lost(cluster: FakeCluster, runner: PodRunner)
     def on_state(state: Any) -> None:
         if state.phase is Phase.RUNNING:
             (pod,) = cluster.backend.list("Pod", "default").items
-            cluster.backend.delete("Pod", "default", pod["metadata"]["name"], grace_period_seconds=0)
+            cluster.backend.delete(
+                "Pod", "default", pod["metadata"]["name"], grace_period_seconds=0
+            )
 
     with pytest.raises(PodLost):
         runner.run(SPEC, timeout=600, on_state=on_state)
@@ -183,7 +187,9 @@ def test_cancel(cluster: FakeCluster, runner: PodRunner) -> None:
     assert leftovers(cluster) == []
 
 
-def test_keyboard_interrupt_cleans_up_and_propagates(cluster: FakeCluster, runner: PodRunner) -> None:
+def test_keyboard_interrupt_cleans_up_and_propagates(
+    cluster: FakeCluster, runner: PodRunner
+) -> None:
     """Ctrl-C while waiting propagates as KeyboardInterrupt after the pod is deleted."""
     cluster.when(image="busybox:*").hang()
 
@@ -204,14 +210,18 @@ def test_cleanup_never_keeps_everything(cluster: FakeCluster, runner: PodRunner)
     assert kinds == ["Pod", "Secret"]
 
 
-def test_cleanup_on_success_keeps_failed_terminated_pod(cluster: FakeCluster, runner: PodRunner) -> None:
+def test_cleanup_on_success_keeps_failed_terminated_pod(
+    cluster: FakeCluster, runner: PodRunner
+) -> None:
     """ON_SUCCESS keeps a failed run's terminated pod for inspection."""
     cluster.when(image="busybox:*").fail(exit_code=1)
     runner.run(SPEC, cleanup=CleanupPolicy.ON_SUCCESS)
     assert len(cluster.backend.list("Pod", "default").items) == 1
 
 
-def test_cleanup_on_success_never_keeps_a_running_pod(cluster: FakeCluster, runner: PodRunner) -> None:
+def test_cleanup_on_success_never_keeps_a_running_pod(
+    cluster: FakeCluster, runner: PodRunner
+) -> None:
     """ON_SUCCESS deletes a pod that is still running when the run times out."""
     cluster.when(image="busybox:*").hang()
     with pytest.raises(RunTimeout):
@@ -219,7 +229,9 @@ def test_cleanup_on_success_never_keeps_a_running_pod(cluster: FakeCluster, runn
     assert leftovers(cluster) == []
 
 
-def test_secret_is_owned_by_pod_and_never_in_manifest(cluster: FakeCluster, runner: PodRunner) -> None:
+def test_secret_is_owned_by_pod_and_never_in_manifest(
+    cluster: FakeCluster, runner: PodRunner
+) -> None:
     """A per-run Secret is created, owned by the pod, referenced, and removed after."""
     spec = SPEC.with_secret_env(API_KEY="sk-very-secret")
     handle = runner.start(spec)
@@ -228,7 +240,11 @@ def test_secret_is_owned_by_pod_and_never_in_manifest(cluster: FakeCluster, runn
     secret_name = handle.manifests.secret["metadata"]["name"]  # type: ignore[index,union-attr]
     secret = cluster.backend.get("Secret", "default", secret_name)
     (owner,) = secret["metadata"]["ownerReferences"]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("Pod", pod["metadata"]["name"], pod["metadata"]["uid"])
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "Pod",
+        pod["metadata"]["name"],
+        pod["metadata"]["uid"],
+    )
     handle.wait()
     handle.close()
     assert leftovers(cluster) == []
@@ -238,7 +254,8 @@ def test_secret_ref_needs_no_secret(cluster: FakeCluster, runner: PodRunner) -> 
     """A reference to an existing Secret creates no per-run Secret."""
     spec = SPEC.with_secret_env(API_KEY=SecretRef("existing", "key"))
     handle = runner.start(spec, cleanup=CleanupPolicy.ALWAYS)
-    assert handle.manifests is not None and handle.manifests.secret is None
+    assert handle.manifests is not None
+    assert handle.manifests.secret is None
     handle.cancel()
     with pytest.raises(RunCancelled):
         handle.wait()
@@ -246,7 +263,9 @@ def test_secret_ref_needs_no_secret(cluster: FakeCluster, runner: PodRunner) -> 
 
 def test_on_log_streams_lines(cluster: FakeCluster, runner: PodRunner) -> None:
     """on_log sees every line once, in order, and the result holds the same output."""
-    cluster.when(image="busybox:*").succeed(logs="".join(f"line {i}\n" for i in range(50)), after=10)
+    cluster.when(image="busybox:*").succeed(
+        logs="".join(f"line {i}\n" for i in range(50)), after=10
+    )
     lines: list[str] = []
     result = runner.run(SPEC, on_log=lines.append)
     assert lines == [f"line {i}" for i in range(50)]
@@ -287,7 +306,10 @@ def test_run_many_shares_one_watch(cluster: FakeCluster) -> None:
     """Many concurrent runs all succeed with their own output over at most 2 watch streams."""
     cluster.when(image="busybox:*").succeed(after=5)
     runner = PodRunner(cluster.backend)
-    specs = [PodSpec(image="busybox:1.36", command=["echo", str(i)], labels={"i": str(i)}) for i in range(60)]
+    specs = [
+        PodSpec(image="busybox:1.36", command=["echo", str(i)], labels={"i": str(i)})
+        for i in range(60)
+    ]
     results = list(runner.run_many(specs, max_parallel=30))
     assert len(results) == 60
     assert all(not isinstance(r, Exception) and r.ok for r in results)
@@ -331,7 +353,9 @@ def test_run_id_label_on_everything(cluster: FakeCluster, runner: PodRunner) -> 
     """Every object a run creates carries its run id."""
     handle = runner.start(SPEC.with_secret_env(K="v"))
     for kind in ("Pod", "Secret"):
-        items = cluster.backend.list(kind, "default", label_selector=f"{RUN_ID_LABEL}={handle.run_id}").items
+        items = cluster.backend.list(
+            kind, "default", label_selector=f"{RUN_ID_LABEL}={handle.run_id}"
+        ).items
         assert len(items) == 1
     handle.cancel()
     with pytest.raises(RunCancelled):

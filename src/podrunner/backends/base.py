@@ -1,4 +1,4 @@
-"""The backend protocol: the narrow, synchronous API every cluster backend speaks.
+r"""The backend protocol: the narrow, synchronous API every cluster backend speaks.
 
 Objects cross this boundary as plain ``dict``\\ s in the exact JSON shape the Kubernetes API
 server accepts and returns (camelCase, ``status`` included), so the fake and a real cluster are

@@ -27,6 +27,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -35,8 +36,8 @@ from podrunner.backends.base import Backend, Clock, Kind, WatchEvent
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
-    BadRequest,
     BackendUnavailable,
+    BadRequest,
     Conflict,
     ContainerConfigError,
     Gone,
@@ -119,7 +120,8 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based), with up to 10% jitter."""
         base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
-        return base * (1 + random.random() / 10)  # noqa: S311 - jitter, not crypto
+        jitter = random.random() / 10  # noqa: S311 - jitter, not crypto
+        return float(base * (1 + jitter))
 
 
 @attrs.frozen
@@ -265,6 +267,10 @@ class _PodWatch:
             stream, self._stream = self._stream, None
         self._close_stream(stream)
 
+    def _drop_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        self._close_stream(stream)
+
     def _close_stream(self, stream: Iterator[WatchEvent] | None) -> None:
         if stream is not None:
             close = getattr(stream, "close", None)
@@ -366,15 +372,13 @@ class _PodWatch:
             for sub in missing:
                 # Absent from the list: gone while nobody watched, or created just after the
                 # list was taken. Only a direct read can tell.
+                get = partial(runner.backend.get, "Pod", self._namespace, sub.name)
                 try:
-                    obj = runner._call(lambda sub=sub: runner.backend.get("Pod", self._namespace, sub.name))
+                    found = WatchEvent("MODIFIED", runner._call(get))
                 except NotFound:
-                    obj = None
+                    found = WatchEvent("DELETED", {"metadata": {"name": sub.name}})
                 with self._lock:
-                    if obj is None:
-                        self._deliver(sub, WatchEvent("DELETED", {"metadata": {"name": sub.name}}))
-                    else:
-                        self._deliver(sub, WatchEvent("MODIFIED", obj))
+                    self._deliver(sub, found)
         # Without a deadline, let the server choose the timeout: a short one would only make
         # a virtual clock jump and a real client reconnect for nothing.
         seconds = None if remaining is None else max(1.0, min(remaining, self._WATCH_SECONDS))
@@ -400,40 +404,42 @@ class _PodWatch:
     def _pump(self, remaining: float | None) -> None:
         """Read one event from the shared stream and hand it to its subscriber."""
         runner = self._runner
-        if self._stream is not None and remaining is not None:
-            # A stream opened by an earlier reader may outlive this reader's deadline; a new
-            # one with a shorter server-side timeout keeps the deadline honest.
-            if self._stream_end > runner.clock.monotonic() + remaining + 1:
-                stream, self._stream = self._stream, None
-                self._close_stream(stream)
+        # A stream opened by an earlier reader may outlive this reader's deadline; a new one
+        # with a shorter server-side timeout keeps the deadline honest.
+        if (
+            self._stream is not None
+            and remaining is not None
+            and self._stream_end > runner.clock.monotonic() + remaining + 1
+        ):
+            self._drop_stream()
         try:
             if self._stream is None:
                 self._stream = self._open(remaining)
             event = next(self._stream)
         except StopIteration:
-            stream, self._stream = self._stream, None
-            self._close_stream(stream)
+            self._drop_stream()
             return
         except Gone as exc:
-            stream, self._stream = self._stream, None
-            self._close_stream(stream)
+            self._drop_stream()
             self._rv = None
             self._failed(exc)
             return
         except (ServerError, BackendUnavailable, TooManyRequests) as exc:
-            stream, self._stream = self._stream, None
-            self._close_stream(stream)
+            self._drop_stream()
             self._failed(exc)
             return
         self._failures = 0
         obj = event.object
         if event.type == "ERROR":
             # An in-stream Status: 410 means the version expired; anything else, reconnect.
-            stream, self._stream = self._stream, None
-            self._close_stream(stream)
+            self._drop_stream()
             if obj.get("code") == 410:
                 self._rv = None
-            self._failed(error_for_status(int(obj.get("code") or 500), obj.get("reason") or "", obj.get("message") or ""))
+            self._failed(
+                error_for_status(
+                    int(obj.get("code") or 500), obj.get("reason") or "", obj.get("message") or ""
+                )
+            )
             return
         meta = obj.get("metadata", {})
         with self._lock:
@@ -517,7 +523,7 @@ class RunHandle:
         self._collector_lock = threading.Lock()
         self._follower: threading.Thread | None = None
         self._follower_done = threading.Event()
-        self._follow_abandoned = False
+        self._follow_abandoned = threading.Event()
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
@@ -812,7 +818,7 @@ class RunHandle:
         runner = self._runner
         failures = 0
         try:
-            while not self._follow_abandoned:
+            while not self._follow_abandoned.is_set():
                 try:
                     self._read_log_into_collector(follow=True)
                     failures = 0
@@ -822,7 +828,7 @@ class RunHandle:
                     failures += 1
                     if failures > runner.retry.attempts * 4:
                         return
-                if self._follow_abandoned or self._cancel.is_set():
+                if self._follow_abandoned.is_set() or self._cancel.is_set():
                     return
                 # The stream ended. Only the pod status says whether the container is done:
                 # a stream also ends on a dropped connection or before the container started.
@@ -865,7 +871,7 @@ class RunHandle:
         try:
             for chunk in stream:
                 with self._collector_lock:
-                    if self._follow_abandoned and follow:
+                    if self._follow_abandoned.is_set() and follow:
                         return
                     self._collector.feed(chunk)
         except BaseException:
@@ -913,7 +919,7 @@ class RunHandle:
             # bounded time, then read the rest ourselves from its last timestamp.
             self._runner.clock.wait(self._follower_done, self._runner.log_drain_seconds)
         with self._collector_lock:
-            self._follow_abandoned = True
+            self._follow_abandoned.set()
         note = "" if self._drained else self._drain_logs_now()
         return self._collector.text, note
 
@@ -937,7 +943,7 @@ class RunHandle:
             if self._cleaned:
                 return
             self._cleaned = True
-        self._follow_abandoned = True
+        self._follow_abandoned.set()
         try:
             self._watch.unsubscribe(self._sub)
         finally:
@@ -951,7 +957,7 @@ def _add_note(exc: BaseException, note: str) -> None:
 
 
 class PodRunner:
-    """Runs pods to completion on a backend and returns their results.
+    r"""Runs pods to completion on a backend and returns their results.
 
     Args:
         backend: The cluster (a :class:`~podrunner.backends.base.Backend`).
@@ -969,7 +975,8 @@ class PodRunner:
         >>> from podrunner.testing import FakeCluster
         >>> cluster = FakeCluster()
         >>> _ = cluster.when(image="busybox:*").succeed(logs="hi\\n", after=2.0)
-        >>> result = PodRunner(cluster.backend).run(PodSpec(image="busybox:1.36", command=["echo", "hi"]))
+        >>> spec = PodSpec(image="busybox:1.36", command=["echo", "hi"])
+        >>> result = PodRunner(cluster.backend).run(spec)
         >>> result.exit_code, result.logs
         (0, 'hi\\n')
     """
@@ -1127,8 +1134,12 @@ class PodRunner:
                     # pod even if this process dies before its own cleanup.
                     kind, name = extra["kind"], extra["metadata"]["name"]
                     self._call(
-                        lambda kind=kind, name=name: self.backend.patch(
-                            kind, namespace, name, {"metadata": {"ownerReferences": [owner]}}
+                        partial(
+                            self.backend.patch,
+                            kind,
+                            namespace,
+                            name,
+                            {"metadata": {"ownerReferences": [owner]}},
                         )
                     )
             container = pod["spec"]["containers"][0]["name"]
@@ -1176,7 +1187,9 @@ class PodRunner:
                 were stopped and cleaned up.
             **kwargs: Passed to :meth:`run` for every spec.
         """
-        return _ManyRuns(self, list(specs), max(1, max_parallel), return_exceptions, kwargs).outcomes()
+        return _ManyRuns(
+            self, list(specs), max(1, max_parallel), return_exceptions, kwargs
+        ).outcomes()
 
     def attach(
         self,
@@ -1244,7 +1257,7 @@ class PodRunner:
         kinds: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap")
         for kind in kinds:
             listed = self._call(
-                lambda kind=kind: self.backend.list(kind, namespace, label_selector=_MANAGED)
+                partial(self.backend.list, kind, namespace, label_selector=_MANAGED)
             )
             for obj in listed.items:
                 meta = obj.get("metadata", {})
@@ -1285,8 +1298,7 @@ class PodRunner:
         refreshed = False
         while True:
             try:
-                result = fn()
-                return result
+                return fn()
             except Unauthorized:
                 if refreshed or not self.backend.refresh_credentials():
                     raise
@@ -1440,6 +1452,10 @@ class _ManyRuns:
                 self.ready_names.add(name)
         self.ready.set()
 
+    def _finished(self, handle: RunHandle, future: concurrent.futures.Future[Any]) -> None:
+        handle.close()
+        self._future_done(future)
+
     def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
         with self.lock:
             self.done.append(future)
@@ -1490,7 +1506,7 @@ class _ManyRuns:
             handles.pop(handle.pod_name, None)
             future = pool.submit(handle.wait)
             finishing.add(future)
-            future.add_done_callback(lambda f, h=handle: (h.close(), self._future_done(f)))
+            future.add_done_callback(partial(self._finished, handle))
 
         def check(handle: RunHandle) -> None:
             handle._apply(handle._watch.take(handle._sub))

@@ -230,7 +230,9 @@ def build(force: bool = False, only: list[str] | None = None) -> Path:
         start = time.monotonic()
         tmp = out / f".{target.name}.tmp"
         cmd = ["go", "build", "-trimpath", "-tags=selinux,notest,grpcnotrace", "-ldflags", ldflags]
-        modfile = _patched_modfile(target, env, out)
+        scratch = out.parent / "build"
+        scratch.mkdir(exist_ok=True)
+        modfile = _patched_modfile(target, env, scratch)
         if modfile is not None:
             cmd.append(f"-modfile={modfile}")
         cmd += ["-o", str(tmp), target.package]

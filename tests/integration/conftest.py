@@ -34,20 +34,41 @@ def _backend(config: pytest.Config) -> str:
     return str(value)
 
 
+def _plugin_cluster(request: pytest.FixtureRequest, fixture: str) -> Any:
+    """The cluster object of the podrunner plugin's session fixture, if this process owns it."""
+    try:
+        shared = request.getfixturevalue(fixture)
+    except pytest.FixtureLookupError:
+        return None
+    return getattr(shared, "cluster", None)
+
+
 @pytest.fixture(scope="session")
-def kwok_cluster() -> Iterator[KwokCluster]:
-    """A local control plane (etcd, apiserver, controller-manager, scheduler, kwok) per session."""
+def kwok_cluster(request: pytest.FixtureRequest) -> Iterator[KwokCluster]:
+    """A local control plane (etcd, apiserver, controller-manager, scheduler, kwok) per session.
+
+    Builds the binaries first if they are missing. Shares the plugin's ``podrunner_kwok``
+    cluster when this process started it, so a session runs one control plane.
+    """
     cluster = KwokCluster()
     if cluster.missing_binaries():
         subprocess.run([sys.executable, str(BUILD_SCRIPT)], check=True)
+    shared = _plugin_cluster(request, "podrunner_kwok")
+    if isinstance(shared, KwokCluster):
+        yield shared
+        return
     with cluster:
         print(f"\nkwok control plane started in {cluster.start_seconds:.1f} s", file=sys.stderr)
         yield cluster
 
 
 @pytest.fixture(scope="session")
-def kind_cluster() -> Iterator[KindCluster]:
+def kind_cluster(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
     """A kind cluster (reused if it exists); skips when kind or Docker is missing."""
+    shared = _plugin_cluster(request, "podrunner_kind")
+    if isinstance(shared, KindCluster):
+        yield shared
+        return
     keep = os.environ.get("PODRUNNER_KIND_KEEP", "") not in ("", "0")
     cluster = KindCluster(
         os.environ.get("PODRUNNER_KIND_CLUSTER", "podrunner-test"),

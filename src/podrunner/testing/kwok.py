@@ -220,6 +220,10 @@ class _Api:
             if client_cert is not None:
                 ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
             self.context = ctx
+        # Never through a proxy: these requests go to 127.0.0.1 (or the kubeconfig's server).
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context)
+        )
 
     @classmethod
     def from_kubeconfig(cls, path: Path, scratch: Path) -> _Api:
@@ -289,7 +293,7 @@ class _Api:
         """Send one request; return ``(status, decoded JSON body or None)``; 4xx/5xx don't raise."""
         request = self._request(method, path, body, content_type)
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self.context) as resp:  # noqa: S310
+            with self._opener.open(request, timeout=timeout) as resp:
                 raw = resp.read()
                 status = int(resp.status)
         except urllib.error.HTTPError as err:

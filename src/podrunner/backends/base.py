@@ -23,6 +23,7 @@ __all__ = [
     "Backend",
     "Clock",
     "ExecResult",
+    "Hold",
     "Kind",
     "ObjectList",
     "RealClock",
@@ -109,6 +110,34 @@ class Clock(Protocol):
         """
         ...
 
+    def hold(self) -> Hold:
+        """Declare work in progress that time must not jump over.
+
+        A virtual clock does not jump while a hold is open, except when the thread that owns
+        the hold itself waits on the clock. A real clock ignores holds.
+        """
+        ...
+
+
+class Hold(Protocol):
+    """Work in progress, as declared with :meth:`Clock.hold`."""
+
+    def adopt(self) -> None:
+        """Make the calling thread the owner (work handed to another thread)."""
+        ...
+
+    def release(self) -> None:
+        """End the hold (idempotent)."""
+        ...
+
+
+class _NoHold:
+    def adopt(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
 
 class RealClock:
     """The machine's clock."""
@@ -129,6 +158,10 @@ class RealClock:
     def wait(self, event: threading.Event, timeout: float | None = None) -> bool:
         """Wait on the event with a real timeout."""
         return event.wait(timeout)
+
+    def hold(self) -> Hold:
+        """Real time never jumps: nothing to hold."""
+        return _NoHold()
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from podrunner.backends.base import Backend, Clock, Kind, WatchEvent
+from podrunner.backends.base import Backend, Clock, Hold, Kind, WatchEvent
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
@@ -379,9 +379,12 @@ class _PodWatch:
                     found = WatchEvent("DELETED", {"metadata": {"name": sub.name}})
                 with self._lock:
                     self._deliver(sub, found)
-        # Without a deadline, let the server choose the timeout: a short one would only make
-        # a virtual clock jump and a real client reconnect for nothing.
-        seconds = None if remaining is None else max(1.0, min(remaining, self._WATCH_SECONDS))
+        # A bounded server-side timeout lets an idle reader notice it was asked to stop.
+        seconds = (
+            self._WATCH_SECONDS
+            if remaining is None
+            else max(1.0, min(remaining, self._WATCH_SECONDS))
+        )
         rv = self._rv
         stream = runner._call(
             lambda: runner.backend.watch(
@@ -389,13 +392,11 @@ class _PodWatch:
                 self._namespace,
                 label_selector=_MANAGED,
                 resource_version=rv,
-                timeout_seconds=None if seconds is None else math.ceil(seconds),
+                timeout_seconds=math.ceil(seconds),
                 allow_bookmarks=True,
             )
         )
-        self._stream_end = (
-            math.inf if seconds is None else runner.clock.monotonic() + math.ceil(seconds)
-        )
+        self._stream_end = runner.clock.monotonic() + math.ceil(seconds)
         self.streams_opened += 1
         self.open_streams += 1
         self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
@@ -558,6 +559,9 @@ class RunHandle:
             total = self._deadlines.total
             if total is None or self._created + total > limit:
                 self._deadlines = attrs.evolve(self._deadlines, total=limit - self._created)
+        # While this run works, a virtual clock must not jump; it still may whenever this
+        # thread itself blocks on the clock.
+        hold = self._runner.clock.hold()
         try:
             result = self._wait()
         except BaseException as exc:
@@ -568,6 +572,8 @@ class RunHandle:
                 # The caller must see why the run failed, not why cleanup failed after it.
                 _add_note(exc, f"cleanup also failed: {cleanup_exc}")
             raise
+        finally:
+            hold.release()
         self._result = result
         self._finish(success=result.ok)
         if self._check:
@@ -1497,14 +1503,30 @@ class _ManyRuns:
             )
             thread.start()
 
+        def held(hold: Hold, fn: Callable[[], _T]) -> _T:
+            # The hold was taken when the work was queued, so virtual time cannot jump
+            # between queueing and a worker picking it up.
+            hold.adopt()
+            try:
+                return fn()
+            finally:
+                hold.release()
+
+        holds: list[Hold] = []
+
+        def hold() -> Hold:
+            holds.append(clock.hold())
+            return holds[-1]
+
         def submit_start(spec: PodSpec) -> None:
-            future = pool.submit(runner.start, spec, **self.kwargs)
+            start = partial(runner.start, spec, **self.kwargs)
+            future = pool.submit(held, hold(), start)
             starting.add(future)
             future.add_done_callback(self._future_done)
 
         def submit_finish(handle: RunHandle) -> None:
             handles.pop(handle.pod_name, None)
-            future = pool.submit(handle.wait)
+            future = pool.submit(held, hold(), handle.wait)
             finishing.add(future)
             future.add_done_callback(partial(self._finished, handle))
 
@@ -1513,6 +1535,8 @@ class _ManyRuns:
             if handle._settled():
                 submit_finish(handle)
 
+        # The consumer holds the clock while it works; its own waits do not count the hold.
+        consumer_hold = clock.hold()
         try:
             while remaining:
                 while in_flight < self.max_parallel:
@@ -1565,14 +1589,20 @@ class _ManyRuns:
                         submit_finish(handle)
                     elif next_deadline is None or deadline < next_deadline:
                         next_deadline = deadline
-                if remaining and not self.done and not self.ready_names:
+                # Wait only when there is nothing to do: a run that just finished frees a slot
+                # for the next spec, which the top of the loop starts.
+                room = in_flight < self.max_parallel and in_flight < remaining
+                if remaining and not room and not self.done and not self.ready_names:
                     clock.wait(self.ready, None if next_deadline is None else next_deadline - now)
         finally:
+            consumer_hold.release()
             stop.set()
             for handle in list(handles.values()):
                 handle.cancel()
                 pool.submit(handle.close)
             pool.shutdown(wait=True, cancel_futures=True)
+            for open_hold in holds:
+                open_hold.release()  # work cancelled before it started
             for watch in watches.values():
                 watch.listener = None
             for idle in idles:

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_START", "RealTimeClock", "SchedulingClock", "Timer", "VirtualClock"]
+__all__ = [
+    "DEFAULT_START",
+    "ClockHold",
+    "RealTimeClock",
+    "SchedulingClock",
+    "Timer",
+    "VirtualClock",
+]
 
 #: Where virtual time starts: 2026-01-01T00:00:00Z, so timestamps are reproducible.
 DEFAULT_START = 1_767_225_600.0
@@ -61,12 +68,13 @@ class Timer:
 
 
 class _Waiter:
-    __slots__ = ("blocked", "deadline", "soft")
+    __slots__ = ("blocked", "deadline", "soft", "tid")
 
     def __init__(self, deadline: float | None, soft: bool) -> None:
         self.deadline = deadline
         self.soft = soft
         self.blocked = False
+        self.tid = threading.get_ident()
 
 
 class SchedulingClock:
@@ -86,6 +94,7 @@ class SchedulingClock:
         self._waiters: list[_Waiter] = []
         self._blocked = 0
         self._busy = 0
+        self._owned: dict[int, int] = {}  # thread id -> open holds it owns
         self._epoch = 0
         self._ncancelled = 0
 
@@ -155,6 +164,32 @@ class SchedulingClock:
         """Undo :meth:`enter_busy` and let waiters re-evaluate."""
         self._busy -= 1
         self.notify()
+
+    def hold(self) -> ClockHold:
+        """Keep time from jumping while work is in progress (see :class:`ClockHold`)."""
+        with self.lock:
+            hold = ClockHold(self)
+            self._busy += 1
+            self._owned[threading.get_ident()] = self._owned.get(threading.get_ident(), 0) + 1
+            return hold
+
+    def _drop_owner(self, owner: int) -> None:
+        count = self._owned.get(owner, 0) - 1
+        if count > 0:
+            self._owned[owner] = count
+        else:
+            self._owned.pop(owner, None)
+
+    def _busy_others(self) -> int:
+        """Open holds and busy calls not owned by a thread that is waiting on the clock.
+
+        Called when every waiter is blocked: a hold whose owner waits here cannot be doing
+        work, so it does not keep time still (a holder's own back-off sleep cannot deadlock).
+        """
+        owned = self._owned
+        if not owned:
+            return self._busy
+        return self._busy - sum(owned.get(w.tid, 0) for w in self._waiters)
 
     def waiting(self) -> int:
         """Return how many threads are inside a wait of this clock."""
@@ -292,7 +327,7 @@ class VirtualClock(SchedulingClock):
                     return result
                 me.blocked = True
                 self._blocked += 1
-                if self._busy == 0 and self._blocked >= len(waiters):
+                if self._busy_others() == 0 and self._blocked >= len(waiters):
                     target, hard = self._next_deadline()
                     if target is not None and hard:
                         self._advance_to(target)
@@ -302,7 +337,7 @@ class VirtualClock(SchedulingClock):
                         self.cond.wait(self.idle_grace)
                         if (
                             self._epoch == epoch
-                            and self._busy == 0
+                            and self._busy_others() == 0
                             and self._blocked >= len(waiters)
                         ):
                             target, _ = self._next_deadline()
@@ -323,6 +358,42 @@ class VirtualClock(SchedulingClock):
             if waiters:
                 # One fewer counted thread: the others may now all be blocked.
                 self.notify()
+
+
+class ClockHold:
+    """An open :meth:`SchedulingClock.hold`: time does not jump until it is released.
+
+    The owning thread's own waits do not count it, so a holder that sleeps on the clock (a
+    retry back-off) cannot deadlock itself.
+    """
+
+    __slots__ = ("_clock", "_owner", "_released")
+
+    def __init__(self, clock: SchedulingClock) -> None:
+        self._clock = clock
+        self._owner = threading.get_ident()
+        self._released = False
+
+    def adopt(self) -> None:
+        """Make the calling thread the owner."""
+        clock = self._clock
+        with clock.lock:
+            if self._released:
+                return
+            me = threading.get_ident()
+            clock._drop_owner(self._owner)
+            clock._owned[me] = clock._owned.get(me, 0) + 1
+            self._owner = me
+
+    def release(self) -> None:
+        """End the hold and let waiters re-evaluate (idempotent)."""
+        clock = self._clock
+        with clock.lock:
+            if self._released:
+                return
+            self._released = True
+            clock._drop_owner(self._owner)
+            clock.leave_busy()
 
 
 class RealTimeClock(SchedulingClock):

@@ -7,7 +7,7 @@ tests hold: it scripts outcomes, injects faults, moves the virtual clock and ins
 
 from __future__ import annotations
 
-import builtins  # noqa: TC003 - FakeBackend.list shadows the name in annotations
+import builtins
 import fnmatch
 import json
 import random

@@ -35,7 +35,7 @@ def test_holders_own_sleep_is_not_blocked_by_its_hold() -> None:
 
 
 def test_adopted_hold_moves_with_the_work() -> None:
-    """A hold handed to a worker thread is owned there; the creator's waits no longer discount it."""
+    """A hold handed to a worker is owned there; the creator's waits no longer discount it."""
     clock = VirtualClock()
     hold = clock.hold()
     adopted = threading.Event()

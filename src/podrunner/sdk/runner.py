@@ -223,6 +223,7 @@ class _PodWatch:
         self._stream: Iterator[WatchEvent] | None = None
         self._stream_end = 0.0
         self._failures = 0
+        self._closing = False
         self.listener: Callable[[str], None] | None = None
         self.streams_opened = 0
         self.open_streams = 0
@@ -264,6 +265,11 @@ class _PodWatch:
 
     def close(self) -> None:
         with self._lock:
+            if self._reading:
+                # A reader is inside the stream: closing it from here would break that
+                # thread. The reader drops it when its read returns.
+                self._closing = True
+                return
             stream, self._stream = self._stream, None
         self._close_stream(stream)
 
@@ -336,6 +342,9 @@ class _PodWatch:
             try:
                 self._pump(remaining)
             finally:
+                if self._closing:
+                    self._closing = False
+                    self._drop_stream()
                 with self._lock:
                     self._reading = False
                     if sub.pending:

@@ -1,0 +1,152 @@
+"""PodRunner through every lifecycle outcome, unchanged on the fake, kwok and kind.
+
+Outcomes are chosen with the simulation annotations, which the fake and the kwok stages
+honour (a real kubelet would run the command, written to do the same thing). Run on a real
+API server with ``nox -s integration`` (``--podrunner-backend=kwok``); by default these run on
+the fake. After every test nothing managed by podrunner is left in the namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from podrunner import CleanupPolicy, PodRunner, PodSpec
+from podrunner.backends.base import Backend
+from podrunner.errors import ImagePullError, PodLost, RunTimeout, Unschedulable
+from podrunner.sdk.lifecycle import Phase, Reason
+from podrunner.sdk.manifest import MANAGED_SELECTOR
+
+pytestmark = pytest.mark.integration
+
+
+def spec(**sim: str) -> PodSpec:
+    """A pod whose outcome the simulation annotations decide."""
+    annotations = {
+        f"sim.podrunner.dev/{key.replace('_', '-')}": value for key, value in sim.items()
+    }
+    return PodSpec(image="busybox:1.36", command=["sh", "-c", "true"], annotations=annotations)
+
+
+def managed(backend: Backend, namespace: str) -> list[str]:
+    out = []
+    for kind in ("Pod", "Secret", "ConfigMap"):
+        listed = backend.list(kind, namespace, label_selector=MANAGED_SELECTOR)  # type: ignore[arg-type]
+        out += [f"{kind}/{o['metadata']['name']}" for o in listed.items]
+    return out
+
+
+@pytest.fixture
+def runner(
+    podrunner_runner: PodRunner, podrunner_backend: Backend, podrunner_namespace: str
+) -> Iterator[PodRunner]:
+    yield podrunner_runner
+    # Deletes are asynchronous on a real server (grace periods, the garbage collector): poll.
+    clock = podrunner_backend.clock
+    deadline = clock.monotonic() + 60
+    while managed(podrunner_backend, podrunner_namespace) and clock.monotonic() < deadline:
+        clock.sleep(0.5)
+    assert managed(podrunner_backend, podrunner_namespace) == []
+
+
+def test_success_with_logs(runner: PodRunner) -> None:
+    """Exit 0 and the exact output, through pods/log."""
+    result = runner.run(spec(logs="hello\nworld\n", duration="1"), timeout=120)
+    assert (result.exit_code, result.logs) == (0, "hello\nworld\n")
+    assert result.state.phase is Phase.SUCCEEDED
+
+
+def test_exit_code_three(runner: PodRunner) -> None:
+    """A failing container is a result with its exit code, not an error."""
+    result = runner.run(spec(exit_code="3", logs="boom\n"), timeout=120)
+    assert (result.exit_code, result.reason, result.logs) == (3, Reason.ERROR, "boom\n")
+
+
+def test_image_pull_error_fails_fast(runner: PodRunner) -> None:
+    """ImagePullBackOff raises ImagePullError without waiting out the timeout."""
+    clock = runner.clock
+    start = clock.monotonic()
+    with pytest.raises(ImagePullError):
+        runner.run(spec(failure="ImagePullBackOff"), timeout=600)
+    assert clock.monotonic() - start < 60
+
+
+def test_unschedulable_fails_fast(runner: PodRunner) -> None:
+    """An unschedulable pod raises Unschedulable with the scheduler's words."""
+    with pytest.raises(Unschedulable):
+        runner.run(spec(failure="Unschedulable"), timeout=600)
+
+
+def test_oom_killed(runner: PodRunner) -> None:
+    """OOMKilled is a result with that reason."""
+    result = runner.run(spec(failure="OOMKilled"), timeout=120)
+    assert result.reason is Reason.OOM_KILLED
+
+
+def test_evicted_is_pod_lost(runner: PodRunner) -> None:
+    """An evicted pod raises PodLost."""
+    with pytest.raises(PodLost):
+        runner.run(spec(failure="Evicted"), timeout=120)
+
+
+def test_timeout_kills_the_pod(runner: PodRunner) -> None:
+    """A run past its total budget raises RunTimeout and its pod is deleted."""
+    with pytest.raises(RunTimeout):
+        runner.run(spec(duration="600"), timeout=5)
+
+
+def test_external_delete_is_pod_lost(
+    runner: PodRunner, podrunner_backend: Backend, podrunner_namespace: str
+) -> None:
+    """A pod deleted by someone else mid-run raises PodLost instead of hanging."""
+
+    def on_state(state: Any) -> None:
+        if state.phase is Phase.RUNNING:
+            for pod in podrunner_backend.list(
+                "Pod", podrunner_namespace, label_selector=MANAGED_SELECTOR
+            ).items:
+                podrunner_backend.delete(
+                    "Pod", podrunner_namespace, pod["metadata"]["name"], grace_period_seconds=0
+                )
+
+    with pytest.raises(PodLost):
+        runner.run(spec(duration="600"), timeout=300, on_state=on_state)
+
+
+def test_ctrl_c_cleans_up(runner: PodRunner) -> None:
+    """KeyboardInterrupt while the pod runs propagates after the pod and Secret are deleted."""
+
+    def on_state(state: Any) -> None:
+        if state.phase is Phase.RUNNING:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(
+            spec(duration="600").with_secret_env(TOKEN="s3cret"), timeout=300, on_state=on_state
+        )
+
+
+def test_secret_run_leaves_nothing(runner: PodRunner) -> None:
+    """A run with a per-run Secret returns its result and removes the Secret."""
+    result = runner.run(spec(logs="ok\n").with_secret_env(TOKEN="s3cret"), timeout=120)
+    assert result.logs == "ok\n"
+
+
+def test_reap(runner: PodRunner) -> None:
+    """reap(older_than=0) deletes a kept run's pod and Secret."""
+    runner.run(
+        spec(logs="kept\n").with_secret_env(TOKEN="x"), timeout=120, cleanup=CleanupPolicy.NEVER
+    )
+    report = runner.reap(older_than=0)
+    assert {kind for kind, _, _ in report.deleted} == {"Pod", "Secret"}
+
+
+def test_run_many(runner: PodRunner) -> None:
+    """Several concurrent runs all return their own output."""
+    specs = [spec(logs=f"run {i}\n", duration="1") for i in range(5)]
+    outcomes = list(runner.run_many(specs, max_parallel=5, timeout=120))
+    assert sorted(o.logs for o in outcomes if not isinstance(o, Exception)) == [
+        f"run {i}\n" for i in range(5)
+    ]

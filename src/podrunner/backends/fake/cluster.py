@@ -751,8 +751,16 @@ class FakeBackend:
                 name=name,
             )
         if status_only:
+            # As the pod status strategy does: the spec and the server-owned metadata stay,
+            # the status and the rest of the metadata (labels, annotations) are taken.
             new = dict(old)
-            new["metadata"] = dict(old_meta)
+            new_meta = dict(meta)
+            for field in (*_SERVER_SET, "generation", "ownerReferences", "finalizers"):
+                if field in old_meta:
+                    new_meta[field] = old_meta[field]
+                else:
+                    new_meta.pop(field, None)
+            new["metadata"] = new_meta
             new["status"] = obj.get("status")
         else:
             prepare(kind, obj)
@@ -1264,6 +1272,32 @@ def _prefix_error(kind: str, prefix: str) -> str | None:
     return check(masked)
 
 
+def _shell_exec(argv: list[str], stdin: bytes | None) -> ExecResult:
+    """Run ``sh -c SCRIPT`` with the machine's /bin/sh, as kwok's local exec does.
+
+    It runs in an empty temporary directory with a minimal environment, never through a
+    shell string built here: the argv goes to the process as it is.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="podrunner-exec-") as tmp:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp}
+        try:
+            proc = subprocess.run(
+                ["/bin/sh", *argv[1:]],
+                input=stdin or b"",
+                capture_output=True,
+                cwd=tmp,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            return ExecResult(137, exc.stdout or b"", exc.stderr or b"")
+    return ExecResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 def _builtin_exec(argv: list[str], stdin: bytes | None) -> ExecResult:
     """A few commands every image has, so simple probes work without a handler."""
     cmd = argv[0].rsplit("/", 1)[-1]
@@ -1275,6 +1309,8 @@ def _builtin_exec(argv: list[str], stdin: bytes | None) -> ExecResult:
         return ExecResult(0, b"", b"")
     if cmd == "false":
         return ExecResult(1, b"", b"")
+    if cmd in ("sh", "bash") and len(argv) >= 3 and argv[1] == "-c":
+        return _shell_exec(argv, stdin)
     return ExecResult(
         127,
         b"",

@@ -90,6 +90,11 @@ class Store:
             refs = meta.get("ownerReferences")
             if refs:
                 self._own(kind, namespace, name, refs)
+            if kind == "Namespace":
+                # The controller-manager's root-ca-cert-publisher puts this ConfigMap in every
+                # namespace; code that lists ConfigMaps sees it on a real cluster too.
+                ca = _root_ca_config_map(name, self.rng, meta["creationTimestamp"])
+                self.write("ConfigMap", name, ROOT_CA_CONFIG_MAP, ca, "ADDED")
         return obj
 
     def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -245,6 +250,36 @@ class Store:
         }
         self.event_index[key] = (namespace, name)
         self.write("Event", namespace, name, event, "ADDED")
+
+
+ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
+_FAKE_CA = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "ZmFrZSBjbHVzdGVyIENBOiBwb2RydW5uZXIncyBpbi1tZW1vcnkgS3ViZXJuZXRlcw==\n"
+    "-----END CERTIFICATE-----\n"
+)
+
+
+def _root_ca_config_map(namespace: str, rng: random.Random, created: str) -> dict[str, Any]:
+    return {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": ROOT_CA_CONFIG_MAP,
+            "namespace": namespace,
+            "uid": new_uid(rng),
+            "creationTimestamp": created,
+            "annotations": {
+                "kubernetes.io/description": (
+                    "Contains a CA bundle that can be used to verify the kube-apiserver when "
+                    "using internal endpoints such as the internal service IP or "
+                    "kubernetes.default.svc. No other usage is guaranteed across distributions "
+                    "of Kubernetes clusters."
+                )
+            },
+        },
+        "data": {"ca.crt": _FAKE_CA},
+    }
 
 
 def _namespace(name: str, rng: random.Random, now: float) -> dict[str, Any]:

@@ -229,6 +229,8 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
         errs.required("spec.containers")
         containers = []
     _expect("Pod", containers, list, "PodSpec.spec.containers")
+    if containers == [] and "spec.containers" not in {c.field for c in errs.causes}:
+        errs.required("spec.containers")
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import concurrent.futures
 import contextlib
 import datetime as _dt
 import http.client
@@ -1091,6 +1092,9 @@ class _LogAgent:
         self._seen: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self._runs: dict[tuple[str, str], int] = {}  # (uid, container) -> restartCount written
         self._thread = threading.Thread(target=self._run, name="podrunner-kwok-logs", daemon=True)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            8, thread_name_prefix="podrunner-kwok-logs"
+        )
         self.errors: list[str] = []
 
     def start(self) -> None:
@@ -1102,6 +1106,7 @@ class _LogAgent:
         if stream is not None:
             stream.abort()
         self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def pod_dir(self, namespace: str, name: str, uid: str) -> Path:
         return self.root / namespace / f"{name}_{uid}"
@@ -1161,11 +1166,17 @@ class _LogAgent:
         if kind == "DELETED":
             self._forget(namespace, name, uid)
             return
-        with self._lock:
-            if uid not in self._seen:
-                self._seen[uid] = (namespace, name)
-                self._register(namespace, name, uid, containers)
         text = (meta.get("annotations") or {}).get(ANNOTATION_LOGS)
+        with self._lock:
+            new = uid not in self._seen
+            if new:
+                self._seen[uid] = (namespace, name)
+                self._prepare_files(namespace, name, uid, containers, text)
+        if new:
+            # Creating kwok's Logs object is an API round trip; doing it on the event thread
+            # let logs land after a busy cluster's pods had already finished. The files are
+            # written first (the text is known from the annotation), the objects in parallel.
+            self._pool.submit(self._register_safely, namespace, name, uid, containers)
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             running = (status.get("state") or {}).get("running")
             if not running:
@@ -1185,15 +1196,32 @@ class _LogAgent:
                     with path.open("a", encoding="utf-8") as fh:
                         fh.write(cri_log_lines(text))
 
-    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
+    def _prepare_files(
+        self, namespace: str, name: str, uid: str, containers: list[str], text: str | None
+    ) -> None:
+        """Create the log files; the first run's text is written at once (lock held)."""
         directory = self.pod_dir(namespace, name, uid)
         directory.mkdir(parents=True, exist_ok=True)
+        for container in containers:
+            current = directory / f"{container}.log"
+            (directory / f"{container}.previous.log").touch()
+            with current.open("a", encoding="utf-8") as fh:
+                if text:
+                    fh.write(cri_log_lines(text))
+            self._runs[(uid, container)] = 0
+
+    def _register_safely(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
+        try:
+            self._register(namespace, name, uid, containers)
+        except Exception as exc:  # keep the agent alive; record for diagnostics
+            self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
+
+    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
+        directory = self.pod_dir(namespace, name, uid)
         logs = []
         for container in containers:
             current = directory / f"{container}.log"
             previous = directory / f"{container}.previous.log"
-            current.touch()
-            previous.touch()
             logs.append(
                 {
                     "containers": [container],

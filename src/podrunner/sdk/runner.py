@@ -1267,7 +1267,7 @@ class PodRunner:
         """
         namespace = namespace or self.namespace
         now = self.clock.now()
-        deleted: list[tuple[str, str, str]] = []
+        deleted: list[tuple[Kind, str, str]] = []
         kept = 0
         kinds: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap")
         for kind in kinds:
@@ -1284,8 +1284,11 @@ class PodRunner:
                 if not due:
                     kept += 1
                     continue
-                self._delete_quietly(kind, namespace, meta["name"], grace=0)
                 deleted.append((kind, namespace, meta["name"]))
+        # Everything due is listed before anything is deleted: a Secret owned by a reaped pod
+        # may be collected by the cluster meanwhile, and the report still names it.
+        for due_kind, _, name in deleted:
+            self._delete_quietly(due_kind, namespace, name, grace=0)
         return ReapReport(tuple(deleted), kept)
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -93,6 +93,8 @@ def integration(session: nox.Session) -> None:
         "pytest",
         "tests/integration",
         "tests/contract",
+        # The downstream-project test of the pytest plugin, on the same real cluster.
+        "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
         f"--podrunner-backend={backend}",
         *args,
         env={k: v for k, v in env.items() if v},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from podrunner.testing.kwok import default_bin_dir
+
 pytest_plugins = ["pytester"]
 
 DOWNSTREAM = """
@@ -29,6 +31,10 @@ def test_runner(podrunner_runner):
 """
 
 
+# Resolved at import, before pytester replaces HOME for the test.
+KWOK_BIN_DIR = default_bin_dir()
+
+
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:kmock", "-p", "no:cacheprovider", *args)
 
@@ -50,11 +56,12 @@ def test_downstream_file_passes_on_kwok(
 
     if selected_backend(pytestconfig) != "kwok":
         pytest.skip("starts a kwok control plane: run with --podrunner-backend=kwok")
-    pytester.makepyfile(DOWNSTREAM)
-    result = _run(pytester, "--podrunner-backend=kwok", "-rs")
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 0, result.stdout.str()
-    assert outcomes.get("errors", 0) == 0, result.stdout.str()
+    # pytester gives the inner run a fresh HOME: point it at the binaries already built.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PODRUNNER_CONTROLPLANE_BIN", str(KWOK_BIN_DIR))
+        pytester.makepyfile(DOWNSTREAM)
+        result = _run(pytester, "--podrunner-backend=kwok", "-rs")
+    result.assert_outcomes(passed=2)
 
 
 def test_settings_precedence(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1231,13 +1231,12 @@ class PodRunner:
             raise NotFound(f"no pod with run id {run_id!r}", kind="Pod", namespace=namespace)
         pod = listed.items[0]
         meta = pod["metadata"]
-        created = _epoch(meta.get("creationTimestamp"))
-        started = self.clock.monotonic() - (
-            max(0.0, self.clock.now() - created) if created is not None else 0.0
-        )
         deadlines = Deadlines(total=timeout) if timeout is not None else Deadlines()
-        if timeout is not None:
-            started = self.clock.monotonic()
+        started = self.clock.monotonic()
+        created = _epoch(meta.get("creationTimestamp"))
+        if timeout is None and created is not None:
+            # Without a new budget, durations count from the pod's creation, not from now.
+            started -= max(0.0, self.clock.now() - created)
         return RunHandle(
             self,
             namespace=namespace,
@@ -1310,8 +1309,25 @@ class PodRunner:
             "peak_open_streams": max((w.peak_open_streams for w in watches), default=0),
         }
 
-    def _call(self, fn: Callable[[], _T], *, idempotent: bool = True) -> _T:
-        """Call the backend, retrying where that is safe."""
+    def _call(
+        self,
+        fn: Callable[[], _T],
+        *,
+        also_retry: tuple[type[BackendError], ...] = (),
+        on_retry: Callable[[BackendError], None] | None = None,
+    ) -> _T:
+        """Call the backend, retrying where that is safe.
+
+        429 (honouring ``Retry-After``), 5xx and connection errors are retried with bounded
+        backoff, as are the ``also_retry`` errors; a 401 refreshes the credentials once.
+        ``on_retry`` sees each error that is about to be retried.
+        """
+        retried: tuple[type[BackendError], ...] = (
+            TooManyRequests,
+            ServerError,
+            BackendUnavailable,
+            *also_retry,
+        )
         attempt = 0
         refreshed = False
         while True:
@@ -1322,16 +1338,14 @@ class PodRunner:
                     raise
                 refreshed = True
                 continue
-            except TooManyRequests as exc:
+            except retried as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
                     raise
-                self.clock.sleep(exc.retry_after or self.retry.delay(attempt))
-            except (ServerError, BackendUnavailable):
-                attempt += 1
-                if not idempotent or attempt >= self.retry.attempts:
-                    raise
-                self.clock.sleep(self.retry.delay(attempt))
+                if on_retry is not None:
+                    on_retry(exc)
+                delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+                self.clock.sleep(delay or self.retry.delay(attempt))
 
     def _create(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
@@ -1339,52 +1353,32 @@ class PodRunner:
         namespace = manifest["metadata"].get("namespace")
         name = manifest["metadata"]["name"]
         ambiguous = False
-        attempt = 0
-        refreshed = False
-        while True:
-            try:
-                return self.backend.create(manifest)
-            except AlreadyExists:
-                if not ambiguous:
-                    raise
-                # Our earlier attempt may have landed before the connection failed.
-                existing = self._call(lambda: self.backend.get(kind, namespace, name))
-                if existing.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
-                    return existing
+
+        def note(exc: BackendError) -> None:
+            nonlocal ambiguous
+            # No answer, or a 5xx: the create may have landed before the failure.
+            ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
+
+        try:
+            return self._call(partial(self.backend.create, manifest), on_retry=note)
+        except AlreadyExists:
+            if not ambiguous:
                 raise
-            except Unauthorized:
-                if refreshed or not self.backend.refresh_credentials():
-                    raise
-                refreshed = True
-            except TooManyRequests as exc:
-                attempt += 1
-                if attempt >= self.retry.attempts:
-                    raise
-                self.clock.sleep(exc.retry_after or self.retry.delay(attempt))
-            except (ServerError, BackendUnavailable):
-                attempt += 1
-                ambiguous = True
-                if attempt >= self.retry.attempts:
-                    raise
-                self.clock.sleep(self.retry.delay(attempt))
+            existing = self._call(partial(self.backend.get, kind, namespace, name))
+            if existing.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
+                return existing
+            raise
 
     def _delete_quietly(self, kind: Kind, namespace: str, name: str, *, grace: int | None) -> None:
         """Delete, retrying transient errors; a missing object counts as deleted.
 
         Deleting is idempotent, so a 409 (a precondition race) is retried too.
         """
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                self._call(
-                    lambda: self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
-                )
-                return
-            except NotFound:
-                return
-            except Conflict:
-                if attempt == self.retry.attempts:
-                    raise
-                self.clock.sleep(self.retry.delay(attempt))
+        delete = partial(self.backend.delete, kind, namespace, name, grace_period_seconds=grace)
+        try:
+            self._call(delete, also_retry=(Conflict,))
+        except NotFound:
+            return
 
     def _events_for(self, namespace: str, pod: str) -> list[str]:
         """The pod's events, oldest first, as ``"Reason: message"`` (best effort)."""

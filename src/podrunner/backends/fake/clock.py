@@ -97,6 +97,7 @@ class SchedulingClock:
         self._owned: dict[int, int] = {}  # thread id -> open holds it owns
         self._epoch = 0
         self._ncancelled = 0
+        self._sleepers = 0  # threads inside cond.wait: notify_all is skipped when there are none
 
     # -- Clock protocol -------------------------------------------------------------------
 
@@ -151,7 +152,8 @@ class SchedulingClock:
             for waiter in self._waiters:
                 waiter.blocked = False
             self._blocked = 0
-            self.cond.notify_all()
+            if self._sleepers:
+                self.cond.notify_all()
 
     def fire_due(self) -> None:
         """Run the timers that are due now (the real clock applies transitions lazily)."""
@@ -219,6 +221,14 @@ class SchedulingClock:
             The last value of ``pred()``.
         """
         raise NotImplementedError  # pragma: no cover
+
+    def _sleep(self, timeout: float | None) -> None:
+        """``cond.wait`` (lock held), counted so :meth:`notify` knows whether anyone sleeps."""
+        self._sleepers += 1
+        try:
+            self.cond.wait(timeout)
+        finally:
+            self._sleepers -= 1
 
     def _next_timer(self) -> float | None:
         timers = self._timers
@@ -334,7 +344,7 @@ class VirtualClock(SchedulingClock):
                         continue
                     if target is not None:
                         epoch = self._epoch
-                        self.cond.wait(self.idle_grace)
+                        self._sleep(self.idle_grace)
                         if (
                             self._epoch == epoch
                             and self._busy_others() == 0
@@ -345,9 +355,9 @@ class VirtualClock(SchedulingClock):
                                 self._advance_to(target)
                                 continue
                     else:
-                        self.cond.wait(self.poll_interval if poll else None)
+                        self._sleep(self.poll_interval if poll else None)
                 else:
-                    self.cond.wait(self.poll_interval if poll else None)
+                    self._sleep(self.poll_interval if poll else None)
                 if me.blocked:
                     me.blocked = False
                     self._blocked -= 1
@@ -437,7 +447,7 @@ class RealTimeClock(SchedulingClock):
                 timeout = None if wake is None else max(wake - now, 0.0)
                 if poll and (timeout is None or timeout > self.poll_interval):
                     timeout = self.poll_interval
-                self.cond.wait(timeout)
+                self._sleep(timeout)
         finally:
             self._waiters.remove(me)
 

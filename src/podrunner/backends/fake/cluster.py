@@ -41,7 +41,7 @@ from podrunner.backends.fake.scripting import (
     coerce_exec_result,
 )
 from podrunner.backends.fake.selectors import FieldSelector, LabelSelector, parse_field, parse_label
-from podrunner.backends.fake.store import Store, namespace_object, new_uid
+from podrunner.backends.fake.store import Store, namespace_object
 from podrunner.backends.fake.validation import (
     Errors,
     check_meta_shape,
@@ -172,7 +172,9 @@ class FakeCluster:
         self._objects = self._store.objects
         self._rules: list[Rule] = []
         self._faults: list[FaultRule] = []
-        self._actions: list[Action] = []
+        # Plain tuples, made Actions on read: the GC stops tracking tuples of strings, so a
+        # long action log costs the collector nothing.
+        self._actions: list[tuple[Any, ...]] = []
         self._auto_ns = auto_create_namespaces
         self._stale_credentials = False
         if start_delay is None:
@@ -301,7 +303,7 @@ class FakeCluster:
     def actions(self) -> list[Action]:
         """Every backend call so far, oldest first (a copy)."""
         with self._lock:
-            return list(self._actions)
+            return [Action._make(a) for a in self._actions]
 
     def clear_actions(self) -> None:
         """Forget the recorded calls."""
@@ -415,7 +417,7 @@ class FakeCluster:
     ) -> FaultRule | None:
         """Record a call, apply due timers (real clock) and matching faults."""
         self._actions.append(
-            Action(verb, kind, namespace, name, label_selector, field_selector, self._clock.now())
+            (verb, kind, namespace, name, label_selector, field_selector, self._clock.now())
         )
         if not self._virtual:
             self._clock.fire_due()
@@ -567,7 +569,7 @@ class FakeBackend:
         if (None, namespace) in self._objects["Namespace"]:
             return
         if self._c._auto_ns:
-            obj = namespace_object(namespace, self._c._rng, self._c._clock.now())
+            obj = namespace_object(namespace, self._store.uid(), self._c._clock.now())
             self._store.write("Namespace", None, namespace, obj, "ADDED")
             return
         raise NotFound(f'namespaces "{namespace}" not found', kind="Namespace", name=namespace)
@@ -650,7 +652,7 @@ class FakeBackend:
             assert isinstance(generate, str)
             name = meta["name"] = self._generate(kind, ns, generate)
         clock = self._c._clock
-        meta["uid"] = new_uid(self._c._rng)
+        meta["uid"] = self._store.uid()
         meta["creationTimestamp"] = format_rfc3339(clock.now())
         if kind == "Pod":
             meta["generation"] = 1
@@ -923,23 +925,31 @@ class FakeBackend:
             yield WatchEvent("ADDED", copy_tree(obj))
             sent += 1
         filtered = labels is not None or fields is not None
+        # A watch on one pod by name (what the runner opens) skips other objects by the name
+        # in the history entry, and needs no matching at all when the name is the only term.
+        pinned = None if fields is None else fields.exact_name()
+        name_only = pinned is not None and labels is None and len(fields.terms) == 1  # type: ignore[union-attr]
         batch: builtins.list[tuple[Any, dict[str, Any]]] = []
         lost = False
 
         def collect() -> bool:
             nonlocal cursor, lost
-            if store.rv <= cursor:
+            rv_now = store.rv
+            if rv_now <= cursor:
                 return False
-            base = store.hist_base
             if cursor + 1 < store.oldest():
                 lost = True  # fell out of the window: the server closes such a watcher
                 return True
-            for entry in store.hist[cursor + 1 - base :]:
-                rv, ekind, ens, _, typ, obj, prev = entry
+            for entry in store.hist[cursor + 1 - store.hist_base :]:
+                rv, ekind, ens, ename, typ, obj, prev = entry
                 if ekind != kind or (ns is not None and ens != ns):
                     continue
-                if not filtered:
+                if not filtered or name_only:
+                    if name_only and ename != pinned:
+                        continue
                     batch.append((typ, obj))
+                    continue
+                if pinned is not None and ename != pinned:
                     continue
                 now_ok = _matches(obj, labels, fields)
                 if typ == "ADDED" or typ == "DELETED":
@@ -954,7 +964,7 @@ class FakeBackend:
                     gone["metadata"] = dict(prev["metadata"])
                     gone["metadata"]["resourceVersion"] = str(rv)
                     batch.append(("DELETED", gone))
-            cursor = store.rv
+            cursor = rv_now
             return bool(batch)
 
         while True:

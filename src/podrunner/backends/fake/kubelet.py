@@ -215,6 +215,7 @@ class Kubelet:
         self.runtime = runtime
         self.sims: dict[tuple[str, str], PodSim] = {}
         self._ip = 0
+        self._image_ids: dict[str, str] = {}
 
     # -- entry points (lock held) ---------------------------------------------------------
 
@@ -329,6 +330,13 @@ class Kubelet:
             return None
         return pod
 
+    def _image_id(self, image: str) -> str:
+        image_id = self._image_ids.get(image)
+        if image_id is None:
+            digest = hashlib.sha256(image.encode()).hexdigest()
+            image_id = self._image_ids[image] = f"{image.split(':')[0]}@sha256:{digest}"
+        return image_id
+
     def _now(self) -> str:
         return format_rfc3339(self.clock.now())
 
@@ -341,7 +349,12 @@ class Kubelet:
         message: str | None = None,
     ) -> None:
         old = sim.conditions.get(type_)
-        stamp = old["lastTransitionTime"] if old and old["status"] == status else self._now()
+        if old is not None and old["status"] == status:
+            if old.get("reason") == reason and old.get("message") == message:
+                return  # unchanged: keep sharing the dict with earlier versions
+            stamp = old["lastTransitionTime"]
+        else:
+            stamp = format_rfc3339(self.clock.now())
         cond: dict[str, Any] = {
             "type": type_,
             "status": status,
@@ -539,8 +552,7 @@ class Kubelet:
             "containerd://" + hashlib.sha256(f"{sim.uid}/{c.name}/{c.attempt}".encode()).hexdigest()
         )
         if not c.image_id:
-            digest = hashlib.sha256(c.image.encode()).hexdigest()
-            c.image_id = f"{c.image.split(':')[0]}@sha256:{digest}"
+            c.image_id = self._image_id(c.image)
         buffer = LogBuffer()
         c.buffers[c.container_id] = buffer
         c.state = {"running": {"startedAt": self._now()}}

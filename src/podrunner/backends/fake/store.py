@@ -10,6 +10,7 @@ previous version, so history entries are references, not copies.
 from __future__ import annotations
 
 import collections
+import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from podrunner.backends.fake.clock import SchedulingClock
 
-__all__ = ["Entry", "Store", "new_uid"]
+__all__ = ["Entry", "Store", "UidSource", "new_uid"]
 
 #: ``(resource_version, kind, namespace, name, type, object, previous_object)``.
 Entry = tuple[int, str, "str | None", str, str, dict[str, Any], "dict[str, Any] | None"]
@@ -35,6 +36,26 @@ def new_uid(rng: random.Random = _rng) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
+class UidSource:
+    """Version-4-shaped UUIDs for one cluster: a random 80-bit prefix and a 48-bit counter.
+
+    A cluster mints a uid for every object and Event, so this is on the hot path: one
+    f-string per uid instead of 128 random bits and five slices. Uids stay unique within
+    the cluster (the counter) and across clusters (the random prefix).
+    """
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self, rng: random.Random) -> None:
+        h = f"{rng.getrandbits(80):020x}"
+        self._prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{'89ab'[int(h[15], 16) & 3]}{h[16:19]}-"
+        self._count = itertools.count(rng.getrandbits(32))
+
+    def __call__(self) -> str:
+        """Return the next uid."""
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
+
+
 class Store:
     """All objects of one fake cluster, keyed by kind then ``(namespace, name)``.
 
@@ -44,6 +65,7 @@ class Store:
     def __init__(self, clock: SchedulingClock, *, history: int, rng: random.Random) -> None:
         self.clock = clock
         self.rng = rng
+        self.uid = UidSource(rng)
         self.rv = 0
         self.objects: dict[str, dict[Key, dict[str, Any]]] = {
             "Pod": {},
@@ -63,10 +85,14 @@ class Store:
         self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
         self.event_index: dict[tuple[Any, ...], Key] = {}
         self.event_seq = 0
+        # Events about one pod version share their involvedObject and source subtrees:
+        # stored objects are never mutated, and readers get copies.
+        self._refs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._sources: dict[tuple[str, str | None], dict[str, str]] = {}
         #: Called as ``gc_delete(kind, namespace, name)`` for orphaned dependents.
         self.gc_delete: Callable[[str, str | None, str], None] | None = None
         for name in ("default", "kube-system"):
-            self.write("Namespace", None, name, _namespace(name, self.rng, clock.now()), "ADDED")
+            self.write("Namespace", None, name, _namespace(name, self.uid(), clock.now()), "ADDED")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -93,7 +119,7 @@ class Store:
             if kind == "Namespace":
                 # The controller-manager's root-ca-cert-publisher puts this ConfigMap in every
                 # namespace; code that lists ConfigMaps sees it on a real cluster too.
-                ca = _root_ca_config_map(name, self.rng, meta["creationTimestamp"])
+                ca = _root_ca_config_map(name, self.uid(), meta["creationTimestamp"])
                 self.write("ConfigMap", name, ROOT_CA_CONFIG_MAP, ca, "ADDED")
         return obj
 
@@ -138,12 +164,15 @@ class Store:
             cut = len(hist) - self.limit
             del hist[:cut]
             self.hist_base += cut
-        key = (kind, namespace, name)
-        versions = self.versions.get(key)
-        if versions is None:
-            self.versions[key] = [obj]
-        else:
-            versions.append(obj)
+        if kind != "Event":
+            # Events keep only their current version: a cluster records several per pod, and
+            # their history would be most of the fake's memory.
+            key = (kind, namespace, name)
+            versions = self.versions.get(key)
+            if versions is None:
+                self.versions[key] = [obj]
+            else:
+                versions.append(obj)
         self.clock.notify()
 
     def oldest(self) -> int:
@@ -198,10 +227,10 @@ class Store:
         Event whose ``count`` and ``lastTimestamp`` move, as the client-go recorder does.
         """
         meta = involved["metadata"]
-        namespace = meta.get("namespace") or "default"
+        uid = meta.get("uid")
         now = self.clock.now()
         stamp = format_rfc3339(now)
-        key = (meta.get("uid"), reason, message, component, field_path)
+        key = (uid, reason, message, component, field_path)
         existing = self.event_index.get(key)
         if existing is not None:
             old = self.objects["Event"].get(existing)
@@ -212,28 +241,39 @@ class Store:
                 new["lastTimestamp"] = stamp
                 self.write("Event", existing[0], existing[1], new, "MODIFIED", old)
                 return
+        namespace = meta.get("namespace") or "default"
+        pod_name = meta["name"]
         self.event_seq += 1
-        name = f"{meta['name']}.{int(now * 1e9) + self.event_seq:x}"
-        ref: dict[str, Any] = {
-            "kind": involved.get("kind", "Pod"),
-            "namespace": namespace,
-            "name": meta["name"],
-            "uid": meta.get("uid", ""),
-            "apiVersion": "v1",
-            "resourceVersion": meta.get("resourceVersion", ""),
-        }
-        if field_path:
-            ref["fieldPath"] = field_path
-        source: dict[str, str] = {"component": component}
-        if host:
-            source["host"] = host
+        name = f"{pod_name}.{int(now * 1e9) + self.event_seq:x}"
+        ref_key = (uid, meta.get("resourceVersion", ""), field_path)
+        ref = self._refs.get(ref_key)
+        if ref is None:
+            ref = {
+                "kind": involved.get("kind", "Pod"),
+                "namespace": namespace,
+                "name": pod_name,
+                "uid": uid or "",
+                "apiVersion": "v1",
+                "resourceVersion": ref_key[1],
+            }
+            if field_path:
+                ref["fieldPath"] = field_path
+            if len(self._refs) >= 64:
+                self._refs.clear()  # only the pod versions being recorded right now matter
+            self._refs[ref_key] = ref
+        source = self._sources.get((component, host))
+        if source is None:
+            source = {"component": component}
+            if host:
+                source["host"] = host
+            self._sources[(component, host)] = source
         event = {
             "kind": "Event",
             "apiVersion": "v1",
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "uid": new_uid(self.rng),
+                "uid": self.uid(),
                 "creationTimestamp": stamp,
             },
             "involvedObject": ref,
@@ -260,14 +300,14 @@ _FAKE_CA = (
 )
 
 
-def _root_ca_config_map(namespace: str, rng: random.Random, created: str) -> dict[str, Any]:
+def _root_ca_config_map(namespace: str, uid: str, created: str) -> dict[str, Any]:
     return {
         "kind": "ConfigMap",
         "apiVersion": "v1",
         "metadata": {
             "name": ROOT_CA_CONFIG_MAP,
             "namespace": namespace,
-            "uid": new_uid(rng),
+            "uid": uid,
             "creationTimestamp": created,
             "annotations": {
                 "kubernetes.io/description": (
@@ -282,13 +322,13 @@ def _root_ca_config_map(namespace: str, rng: random.Random, created: str) -> dic
     }
 
 
-def _namespace(name: str, rng: random.Random, now: float) -> dict[str, Any]:
+def _namespace(name: str, uid: str, now: float) -> dict[str, Any]:
     return {
         "kind": "Namespace",
         "apiVersion": "v1",
         "metadata": {
             "name": name,
-            "uid": new_uid(rng),
+            "uid": uid,
             "creationTimestamp": format_rfc3339(now),
             "labels": {"kubernetes.io/metadata.name": name},
         },
@@ -297,6 +337,6 @@ def _namespace(name: str, rng: random.Random, now: float) -> dict[str, Any]:
     }
 
 
-def namespace_object(name: str, rng: random.Random, now: float) -> dict[str, Any]:
+def namespace_object(name: str, uid: str, now: float) -> dict[str, Any]:
     """Return a new Namespace object as the API server would create it."""
-    return _namespace(name, rng, now)
+    return _namespace(name, uid, now)

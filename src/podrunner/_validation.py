@@ -20,6 +20,7 @@ digit class would accept non-ASCII digits, both of which Go's RE2 patterns rejec
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
@@ -116,6 +117,11 @@ _DECIMAL_SUFFIXES: dict[str, int] = {
 _BINARY_SUFFIXES: dict[str, int] = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 
 
+# The checks are pure functions of short strings that repeat from object to object (label
+# keys, images, quantities), so the fake cluster and the spec builder memoise them.
+_cached = functools.lru_cache(maxsize=4096)
+
+
 def _blen(value: str) -> int:
     """Length in bytes, as Go's ``len(string)`` counts it."""
     return len(value.encode("utf-8", "surrogatepass"))
@@ -188,6 +194,7 @@ def _qualified_name_errors(value: str) -> list[str]:
     return errs
 
 
+@_cached
 def dns1123_label_error(value: str) -> str | None:
     """Check a DNS-1123 label (pod names in practice, container names, volume names).
 
@@ -200,6 +207,7 @@ def dns1123_label_error(value: str) -> str | None:
     return _join(_dns1123_label_errors(value))
 
 
+@_cached
 def dns1123_subdomain_error(value: str) -> str | None:
     """Check a DNS-1123 subdomain (object names such as Secrets, label key prefixes).
 
@@ -212,6 +220,7 @@ def dns1123_subdomain_error(value: str) -> str | None:
     return _join(_dns1123_subdomain_errors(value))
 
 
+@_cached
 def label_key_error(key: str) -> str | None:
     """Check a label key: a qualified name (optional DNS subdomain prefix and ``/``).
 
@@ -224,6 +233,7 @@ def label_key_error(key: str) -> str | None:
     return _join(_qualified_name_errors(key))
 
 
+@_cached
 def label_value_error(value: str) -> str | None:
     """Check a label value: empty, or at most 63 characters of ``[A-Za-z0-9_.-]``.
 
@@ -243,6 +253,7 @@ def label_value_error(value: str) -> str | None:
     return _join(errs)
 
 
+@_cached
 def annotation_key_error(key: str) -> str | None:
     """Check an annotation key: a qualified name, compared case-insensitively.
 
@@ -273,6 +284,7 @@ def annotations_size_error(annotations: Mapping[str, str]) -> str | None:
     return None
 
 
+@_cached
 def env_name_error(name: str) -> str | None:
     """Check an environment variable name with the current (relaxed) API server rule.
 
@@ -369,6 +381,7 @@ def restart_policy_error(policy: str) -> str | None:
     return "supported values: " + ", ".join(f'"{p}"' for p in RESTART_POLICIES)
 
 
+@_cached
 def _parse_quantity(value: str) -> tuple[Decimal | None, str | None]:
     if not _QUANTITY_SPLIT_RE.fullmatch(value):
         return None, _QUANTITY_FORMAT_MSG

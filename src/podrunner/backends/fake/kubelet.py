@@ -32,6 +32,7 @@ __all__ = ["HOST_IP", "NODE_NAME", "ContainerSim", "Kubelet", "PodSim", "Runtime
 
 NODE_NAME = "fake-node-1"
 HOST_IP = "127.0.0.1"
+_HOST_IPS = [{"ip": HOST_IP}]
 _COND_ORDER = (
     "DisruptionTarget",
     "PodReadyToStartContainers",
@@ -146,6 +147,7 @@ class PodSim:
     """Simulation state of one pod."""
 
     __slots__ = (
+        "cond_list",
         "conditions",
         "containers",
         "deleting",
@@ -157,6 +159,7 @@ class PodSim:
         "outcome",
         "phase",
         "pod_ip",
+        "pod_ips",
         "qos",
         "reason",
         "restart_policy",
@@ -179,8 +182,11 @@ class PodSim:
         self.reason: str | None = None
         self.message: str | None = None
         self.conditions: dict[str, dict[str, Any]] = {}
+        # status.conditions as last written; versions share it until a condition changes.
+        self.cond_list: list[dict[str, Any]] | None = None
         self.start_time: str | None = None
         self.pod_ip: str | None = None
+        self.pod_ips: list[dict[str, str]] = []
         self.host = False
         self.qos: str = pod.get("status", {}).get("qosClass", "BestEffort")
         self.timers: list[Timer] = []
@@ -366,22 +372,26 @@ class Kubelet:
         if message:
             cond["message"] = message
         sim.conditions[type_] = cond
+        sim.cond_list = None
 
     def _status(self, sim: PodSim) -> dict[str, Any]:
         status: dict[str, Any] = {"phase": sim.phase}
         conds = sim.conditions
         if conds:
-            status["conditions"] = [conds[t] for t in _COND_ORDER if t in conds]
+            cond_list = sim.cond_list
+            if cond_list is None:
+                cond_list = sim.cond_list = [conds[t] for t in _COND_ORDER if t in conds]
+            status["conditions"] = cond_list
         if sim.reason:
             status["reason"] = sim.reason
         if sim.message:
             status["message"] = sim.message
         if sim.host:
             status["hostIP"] = HOST_IP
-            status["hostIPs"] = [{"ip": HOST_IP}]
+            status["hostIPs"] = _HOST_IPS  # shared: stored objects are never mutated
             if sim.pod_ip:
                 status["podIP"] = sim.pod_ip
-                status["podIPs"] = [{"ip": sim.pod_ip}]
+                status["podIPs"] = sim.pod_ips
             status["startTime"] = sim.start_time
             status["containerStatuses"] = [c.status() for c in sim.containers]
         status["qosClass"] = sim.qos
@@ -453,6 +463,7 @@ class Kubelet:
         sim.start_time = self._now()
         self._ip += 1
         sim.pod_ip = f"10.244.{(self._ip // 254) % 256}.{self._ip % 254 + 1}"
+        sim.pod_ips = [{"ip": sim.pod_ip}]
         self._cond(sim, "PodReadyToStartContainers", "False")
         self._cond(sim, "Initialized", "True")
         self._unready(sim)

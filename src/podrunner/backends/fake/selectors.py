@@ -269,6 +269,8 @@ def parse_field(kind: str, selector: str | None) -> FieldSelector | None:
 
 
 def _split_unescaped(selector: str) -> list[str]:
+    if "\\" not in selector:
+        return selector.split(",")  # nothing escaped: the common case, done in C
     parts: list[str] = []
     current: list[str] = []
     escaped = False
@@ -288,4 +290,6 @@ def _split_unescaped(selector: str) -> list[str]:
 
 
 def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
     return re.sub(r"\\(.)", r"\1", value)

@@ -27,6 +27,9 @@ __all__ = ["Entry", "Store", "UidSource", "new_uid"]
 Entry = tuple[int, str, "str | None", str, str, dict[str, Any], "dict[str, Any] | None"]
 Key = tuple["str | None", str]
 
+#: How many deleted objects keep their versions for :meth:`FakeCluster.history`.
+KEEP_DELETED = 100
+
 _rng = random.Random()  # noqa: S311 - uids and names need uniqueness, not secrecy
 
 
@@ -78,8 +81,10 @@ class Store:
         self.hist_base = 1
         self.limit = max(int(history), 1)
         self.versions: dict[tuple[str, str | None, str], list[dict[str, Any]]] = {}
-        # Versions of deleted objects are kept for the last ``history`` deletions only, so a
-        # long benchmark or soak test does not grow without bound.
+        # Versions of deleted objects are kept for the last 100 deletions only (fewer when the
+        # history is shorter): enough to inspect what just ran, and a long test run neither
+        # grows without bound nor makes every garbage collection walk old pods.
+        self.keep_deleted = min(self.limit, KEEP_DELETED)
         self.deleted: collections.deque[tuple[str, str | None, str]] = collections.deque()
         self.uids: dict[str, tuple[str, str | None, str]] = {}
         self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
@@ -107,11 +112,24 @@ class Store:
     ) -> dict[str, Any]:
         """Store a new version (``obj['metadata']`` must be a dict owned by this version)."""
         self.rv = rv = self.rv + 1
-        obj["metadata"]["resourceVersion"] = str(rv)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(rv)
         self.objects[kind][(namespace, name)] = obj
-        self._record(rv, kind, namespace, name, type_, obj, prev)
+        # _record inlined: every write in a lifecycle comes through here.
+        hist = self.hist
+        hist.append((rv, kind, namespace, name, type_, obj, prev))
+        if len(hist) > 2 * self.limit:
+            self._trim()
+        if kind != "Event":
+            # Events keep only their current version: a cluster records several per pod, and
+            # their history would be most of the fake's memory.
+            key = (kind, namespace, name)
+            versions = self.versions.get(key)
+            if versions is None:
+                self.versions[key] = [obj]
+            else:
+                versions.append(obj)
         if type_ == "ADDED":
-            meta = obj["metadata"]
             self.uids[meta["uid"]] = (kind, namespace, name)
             refs = meta.get("ownerReferences")
             if refs:
@@ -121,6 +139,7 @@ class Store:
                 # namespace; code that lists ConfigMaps sees it on a real cluster too.
                 ca = _root_ca_config_map(name, self.uid(), meta["creationTimestamp"])
                 self.write("ConfigMap", name, ROOT_CA_CONFIG_MAP, ca, "ADDED")
+        self.clock.notify()
         return obj
 
     def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -135,7 +154,7 @@ class Store:
         self._record(rv, kind, namespace, name, "DELETED", gone, old)
         deleted = self.deleted
         deleted.append((kind, namespace, name))
-        if len(deleted) > self.limit:
+        if len(deleted) > self.keep_deleted:
             key = deleted.popleft()
             if (key[1], key[2]) not in self.objects[key[0]]:
                 self.versions.pop(key, None)
@@ -160,13 +179,8 @@ class Store:
         hist = self.hist
         hist.append((rv, kind, namespace, name, type_, obj, prev))
         if len(hist) > 2 * self.limit:
-            # Trim in batches: O(1) amortised, and indexing by version stays a subtraction.
-            cut = len(hist) - self.limit
-            del hist[:cut]
-            self.hist_base += cut
+            self._trim()
         if kind != "Event":
-            # Events keep only their current version: a cluster records several per pod, and
-            # their history would be most of the fake's memory.
             key = (kind, namespace, name)
             versions = self.versions.get(key)
             if versions is None:
@@ -174,6 +188,13 @@ class Store:
             else:
                 versions.append(obj)
         self.clock.notify()
+
+    def _trim(self) -> None:
+        # Trim in batches: O(1) amortised, and indexing by version stays a subtraction.
+        hist = self.hist
+        cut = len(hist) - self.limit
+        del hist[:cut]
+        self.hist_base += cut
 
     def oldest(self) -> int:
         """Return the oldest resourceVersion whose event is still in the watch window."""

@@ -296,3 +296,63 @@ def test_list_is_sorted_and_carries_version(cluster: FakeCluster) -> None:
     assert int(out.resource_version) >= max(
         int(p["metadata"]["resourceVersion"]) for p in out.items
     )
+
+
+def test_uids_are_unique_and_uuid_shaped() -> None:
+    """Every object gets a distinct version-4-shaped uid, also across clusters."""
+    shape = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    uids = []
+    for _ in range(2):
+        cluster = FakeCluster()
+        for i in range(50):
+            uids.append(cluster.backend.create(pod(f"p{i}"))["metadata"]["uid"])
+        cluster.advance(5)
+        uids.extend(e["metadata"]["uid"] for e in cluster.events())
+    assert all(shape.fullmatch(u) for u in uids)
+    assert len(set(uids)) == len(uids)
+
+
+def test_seeded_clusters_mint_the_same_uids() -> None:
+    """A seed makes names and uids reproducible."""
+    made = [FakeCluster(seed=7).backend.create(pod("a"))["metadata"]["uid"] for _ in range(2)]
+    assert made[0] == made[1]
+
+
+def test_history_of_a_deleted_pod_is_kept_for_the_last_100_deletions(
+    cluster: FakeCluster,
+) -> None:
+    """Recently deleted pods keep their versions; older ones are dropped, bounding memory."""
+    for i in range(101):
+        cluster.backend.create(pod(f"p{i}"))
+        cluster.advance(5)
+        cluster.backend.delete("Pod", "default", f"p{i}")
+    cluster.advance(60)
+    recent = cluster.history("Pod", "default", "p100")
+    assert recent[0]["status"]["phase"] == "Pending"
+    assert recent[-1]["status"]["phase"] == "Succeeded"
+    assert cluster.history("Pod", "default", "p0") == []
+
+
+def test_event_history_is_its_current_version(cluster: FakeCluster) -> None:
+    """Events keep no version history: history() returns the Event as it is now."""
+    cluster.backend.create(pod("a"))
+    cluster.advance(5)
+    event = cluster.events(pod="a")[0]
+    name = event["metadata"]["name"]
+    assert cluster.history("Event", "default", name) == [event]
+    assert cluster.history("Event", "default", "no-such-event") == []
+
+
+def test_events_handed_out_are_independent(cluster: FakeCluster) -> None:
+    """Events of one pod version share stored subtrees, yet callers get separate copies."""
+    cluster.backend.create(pod("a"))
+    cluster.advance(5)
+    by_reason = {e["reason"]: e for e in cluster.events(pod="a")}
+    pulled, created = by_reason["Pulled"], by_reason["Created"]
+    assert pulled["involvedObject"] == created["involvedObject"]
+    pulled["involvedObject"]["name"] = "changed"
+    pulled["source"]["component"] = "changed"
+    again = {e["reason"]: e for e in cluster.events(pod="a")}
+    assert again["Pulled"]["involvedObject"]["name"] == "a"
+    assert again["Created"]["source"]["component"] == "kubelet"
+    assert created["involvedObject"]["name"] == "a"

@@ -352,9 +352,14 @@ class FakeCluster:
         """Return every stored version of one object, oldest first (the last may be deleted).
 
         Versions of earlier objects with the same name are included: the uid tells them apart.
+        Events keep only their current version; versions of deleted objects are kept for the
+        last 100 deletions.
         """
         with self._lock:
             versions = list(self._store.versions.get((kind, namespace, name), ()))
+            if kind == "Event":
+                current = self._objects["Event"].get((namespace, name))
+                versions = [] if current is None else [current]
         return [copy_tree(v) for v in versions]
 
     def create_namespace(self, name: str) -> dict[str, Any]:

@@ -295,3 +295,48 @@ def test_event_aggregation(cluster: FakeCluster) -> None:
     assert backoff[0]["count"] > 1
     assert backoff[0]["involvedObject"]["fieldPath"] == "spec.containers{c}"
     assert backoff[0]["firstTimestamp"] < backoff[0]["lastTimestamp"]
+
+
+def test_events_expire_after_the_event_ttl() -> None:
+    """Events are deleted an hour after their last update, as with --event-ttl=1h."""
+    from podrunner.backends.fake import FakeCluster
+
+    cluster = FakeCluster()
+    cluster.backend.create(pod("a"))
+    cluster.advance(5)
+    assert {e["reason"] for e in cluster.events(pod="a")} >= {"Scheduled", "Started"}
+    listed = cluster.backend.list("Event", "default")
+    assert listed.items
+    stream = cluster.backend.watch(
+        "Event", "default", resource_version=listed.resource_version, timeout_seconds=7200
+    )
+    cluster.advance(3600)
+    assert cluster.backend.list("Event", "default").items == []
+    assert cluster.events(pod="a") == []
+    gone = [next(stream) for _ in listed.items]
+    assert {e.type for e in gone} == {"DELETED"}
+    assert {e.object["metadata"]["name"] for e in gone} == {
+        e["metadata"]["name"] for e in listed.items
+    }
+
+
+def test_an_aggregated_event_renews_its_lease() -> None:
+    """A repeating Event outlives its TTL while it keeps being updated; one-off Events go."""
+    from podrunner.backends.fake import FakeCluster
+
+    cluster = FakeCluster(event_ttl=1000)
+    cluster.when(name="a").crash_loop()
+    cluster.backend.create(pod("a", restartPolicy="Always"))
+    cluster.advance(3000)
+    reasons = {e["reason"]: e for e in cluster.events(pod="a")}
+    assert "Scheduled" not in reasons
+    assert reasons["BackOff"]["count"] > 1
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), True, "1h"])
+def test_event_ttl_must_be_a_positive_number(ttl: Any) -> None:
+    """A bad event_ttl is refused with the field, the value and the rule."""
+    from podrunner.backends.fake import FakeCluster
+
+    with pytest.raises(ValueError, match=r"event_ttl must be a positive number of seconds, not"):
+        FakeCluster(event_ttl=ttl)

@@ -356,3 +356,15 @@ def test_events_handed_out_are_independent(cluster: FakeCluster) -> None:
     assert again["Pulled"]["involvedObject"]["name"] == "a"
     assert again["Created"]["source"]["component"] == "kubelet"
     assert created["involvedObject"]["name"] == "a"
+
+
+def test_expired_events_do_not_evict_the_history_of_deleted_pods() -> None:
+    """Hundreds of expiring Events leave the last deleted pods' versions in place."""
+    cluster = FakeCluster()
+    for i in range(50):
+        cluster.backend.create(pod(f"p{i}"))
+        cluster.advance(100)
+        cluster.backend.delete("Pod", "default", f"p{i}")
+    cluster.advance(4000)
+    assert cluster.events() == []
+    assert cluster.history("Pod", "default", "p0")[-1]["status"]["phase"] == "Succeeded"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import json
+import math
 import random
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
@@ -123,6 +124,8 @@ class FakeCluster:
         start_delay: Seconds from scheduling to running containers (image pull and start);
             1.0 with the scripted runtime, 0 with the local one.
         seed: Seed for generated names and uids, for reproducible runs.
+        event_ttl: Seconds an Event lives before the cluster deletes it (one hour, the API
+            server's default ``--event-ttl``).
 
     Example:
         >>> cluster = FakeCluster()
@@ -143,9 +146,13 @@ class FakeCluster:
         auto_create_namespaces: bool = False,
         start_delay: float | None = None,
         seed: int | None = None,
+        event_ttl: float = 3600.0,
     ) -> None:
         if runtime not in ("scripted", "local"):
             raise ValueError(f"runtime must be 'scripted' or 'local', not {runtime!r}")
+        ttl: object = event_ttl  # callers may pass anything
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 0 < ttl < math.inf:
+            raise ValueError(f"event_ttl must be a positive number of seconds, not {event_ttl!r}")
         if clock is None:
             clock = "virtual" if runtime == "scripted" else "real"
         if clock == "virtual":
@@ -168,7 +175,7 @@ class FakeCluster:
         self._virtual = isinstance(clock, VirtualClock)
         # Not for security: names and uids only need to be unlikely to collide.
         self._rng = random.Random(seed) if seed is not None else store_mod._rng  # noqa: S311
-        self._store = Store(clock, history=history, rng=self._rng)
+        self._store = Store(clock, history=history, rng=self._rng, event_ttl=event_ttl)
         self._objects = self._store.objects
         self._rules: list[Rule] = []
         self._faults: list[FaultRule] = []
@@ -339,6 +346,7 @@ class FakeCluster:
     def events(self, pod: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         """Return Event objects, oldest first, optionally only those about one pod."""
         with self._lock:
+            self._store.expire_events()
             items = [
                 e
                 for e in self._objects["Event"].values()
@@ -426,6 +434,9 @@ class FakeCluster:
         )
         if not self._virtual:
             self._clock.fire_due()
+        expiry = self._store.event_expiry
+        if expiry and expiry[0][0] <= self._clock.monotonic():
+            self._store.expire_events()
         if not self._faults:
             return None
         stream: FaultRule | None = None

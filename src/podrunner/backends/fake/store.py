@@ -29,6 +29,8 @@ Key = tuple["str | None", str]
 
 #: How many deleted objects keep their versions for :meth:`FakeCluster.history`.
 KEEP_DELETED = 100
+#: Seconds an Event lives, as with the API server's default ``--event-ttl=1h``.
+EVENT_TTL = 3600.0
 
 _rng = random.Random()  # noqa: S311 - uids and names need uniqueness, not secrecy
 
@@ -65,7 +67,14 @@ class Store:
     Callers hold the clock's lock for every method.
     """
 
-    def __init__(self, clock: SchedulingClock, *, history: int, rng: random.Random) -> None:
+    def __init__(
+        self,
+        clock: SchedulingClock,
+        *,
+        history: int,
+        rng: random.Random,
+        event_ttl: float = EVENT_TTL,
+    ) -> None:
         self.clock = clock
         self.rng = rng
         self.uid = UidSource(rng)
@@ -90,6 +99,11 @@ class Store:
         self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
         self.event_index: dict[tuple[Any, ...], Key] = {}
         self.event_seq = 0
+        # Event expiry, as the API server's --event-ttl lease does: (due, key) in due order,
+        # the latest due per Event (an aggregated Event's lease is renewed) and its index key.
+        self.event_ttl = event_ttl
+        self.event_expiry: collections.deque[tuple[float, Key]] = collections.deque()
+        self.event_due: dict[Key, tuple[float, tuple[Any, ...]]] = {}
         # Events about one pod version share their involvedObject and source subtrees:
         # stored objects are never mutated, and readers get copies.
         self._refs: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -152,12 +166,13 @@ class Store:
         gone["metadata"] = meta = dict(old["metadata"])
         meta["resourceVersion"] = str(rv)
         self._record(rv, kind, namespace, name, "DELETED", gone, old)
-        deleted = self.deleted
-        deleted.append((kind, namespace, name))
-        if len(deleted) > self.keep_deleted:
-            key = deleted.popleft()
-            if (key[1], key[2]) not in self.objects[key[0]]:
-                self.versions.pop(key, None)
+        if kind != "Event":  # Events keep no versions, so they must not push others out
+            deleted = self.deleted
+            deleted.append((kind, namespace, name))
+            if len(deleted) > self.keep_deleted:
+                key = deleted.popleft()
+                if (key[1], key[2]) not in self.objects[key[0]]:
+                    self.versions.pop(key, None)
         uid = str(meta.get("uid"))
         self.uids.pop(uid, None)
         dependents = self.dependents.pop(uid, None)
@@ -261,6 +276,7 @@ class Store:
                 new["count"] = old.get("count", 1) + 1
                 new["lastTimestamp"] = stamp
                 self.write("Event", existing[0], existing[1], new, "MODIFIED", old)
+                self._lease(existing, key)
                 return
         namespace = meta.get("namespace") or "default"
         pod_name = meta["name"]
@@ -309,8 +325,28 @@ class Store:
             "reportingComponent": component,
             "reportingInstance": host or "",
         }
-        self.event_index[key] = (namespace, name)
+        self.event_index[key] = where = (namespace, name)
         self.write("Event", namespace, name, event, "ADDED")
+        self._lease(where, key)
+
+    def _lease(self, where: Key, index_key: tuple[Any, ...]) -> None:
+        due = self.clock.monotonic() + self.event_ttl
+        self.event_expiry.append((due, where))
+        self.event_due[where] = (due, index_key)
+
+    def expire_events(self) -> None:
+        """Delete the Events whose time to live has passed (a ``DELETED`` event each)."""
+        expiry = self.event_expiry
+        now = self.clock.monotonic()
+        while expiry and expiry[0][0] <= now:
+            due, where = expiry.popleft()
+            current = self.event_due.get(where)
+            if current is None or current[0] != due:
+                continue  # renewed since, or already gone
+            del self.event_due[where]
+            if self.event_index.get(current[1]) == where:
+                del self.event_index[current[1]]
+            self.remove("Event", where[0], where[1])
 
 
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"

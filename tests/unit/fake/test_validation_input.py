@@ -182,3 +182,15 @@ def test_random_input_never_crashes(kind: Any, meta: Any, spec: Any) -> None:
         with contextlib.suppress(BackendError):
             call()
     cluster.advance(100)
+
+
+@pytest.mark.parametrize("selector", [{"app": "x"}, ["app=x"], 5, b"app=x"])
+@pytest.mark.parametrize("which", ["label_selector", "field_selector"])
+def test_a_selector_that_is_not_a_string_is_400(
+    cluster: FakeCluster, which: str, selector: Any
+) -> None:
+    """Lists and watches answer a non-string selector with 400, naming the value."""
+    with pytest.raises(BadRequest, match="a selector is a string"):
+        cluster.backend.list("Pod", "default", **{which: selector})
+    with pytest.raises(BadRequest, match=f"{which.split('_')[0]} selector"):
+        cluster.backend.watch("Pod", "default", **{which: selector})

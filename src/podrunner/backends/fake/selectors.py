@@ -9,6 +9,7 @@ than ignored, so a test cannot pass by accident.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,9 +60,26 @@ def parse_label(selector: str | None) -> LabelSelector | None:
     """Parse a label selector string (``None`` or blank selects everything).
 
     Raises:
-        BadRequest: The selector does not parse or names an invalid key or value.
+        BadRequest: The selector does not parse, is not a string, or names an invalid key or
+            value.
     """
-    if selector is None or not selector.strip():
+    if selector is None:
+        return None
+    _check_text("label", selector)
+    return _parse_label(selector)
+
+
+def _check_text(what: str, selector: object) -> None:
+    if not isinstance(selector, str):
+        raise BadRequest(
+            f"invalid {what} selector {selector!r}: a selector is a string, "
+            f"not {type(selector).__name__}"
+        )
+
+
+@functools.lru_cache(maxsize=1024)  # parsed selectors are never mutated; runs repeat them
+def _parse_label(selector: str) -> LabelSelector | None:
+    if not selector.strip():
         return None
     tokens: list[str] = []
     pos = 0
@@ -244,7 +262,10 @@ def parse_field(kind: str, selector: str | None) -> FieldSelector | None:
     Raises:
         BadRequest: Bad syntax, or a field the API server does not support for the kind.
     """
-    if selector is None or not selector.strip():
+    if selector is None:
+        return None
+    _check_text("field", selector)
+    if not selector.strip():
         return None
     getters = FIELD_GETTERS.get(kind, _META)
     terms: list[tuple[Getter, str, bool, str]] = []

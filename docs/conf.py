@@ -57,7 +57,57 @@ def _performance_table() -> str:
     return "\n".join(lines)
 
 
+#: (benchmark, figure, unit, target as the issues state it, the benchmark's "met" flag).
+_TARGETS = [
+    (
+        "fake",
+        "create_get_delete_ops_per_s",
+        "ops/s",
+        ">= 50,000 ops/s",
+        "create_get_delete_target_50000_met",
+    ),
+    (
+        "fake",
+        "lifecycles_per_s",
+        "lifecycles/s",
+        ">= 10,000 lifecycles/s",
+        "lifecycles_target_10000_met",
+    ),
+    ("fake", "virtual_hour_wall_ms", "ms", "< 1 ms", "virtual_hour_target_1ms_met"),
+    ("fake", "construction_us", "µs", "< 50 µs", "construction_target_50us_met"),
+    ("runner", "runs_per_s", "runs/s", ">= 5,000 runs/s", "runs_target_5000_met"),
+    ("runner", "virtual_hour_run_ms", "ms", "< 5 ms", "virtual_hour_target_5ms_met"),
+    (
+        "runner",
+        "run_many_1000_peak_watch_streams",
+        "streams",
+        "<= 2 streams, all 1,000 runs correct",
+        "run_many_1000_target_met",
+    ),
+]
+
+
+def _targets_table() -> str:
+    """The issues' speed targets beside the last measurement, from latest.json."""
+    path = Path(__file__).parent.parent / "benchmarks" / "results" / "latest.json"
+    if not path.exists():
+        return "No benchmark results recorded yet: run `nox -s bench`."
+    data = json.loads(path.read_text())
+    lines = ["| benchmark | figure | measured | target | met |", "|---|---|---|---|---|"]
+    for bench, key, unit, target, flag in _TARGETS:
+        figures = data.get(bench, {})
+        if key not in figures:
+            continue
+        met = figures.get(flag)
+        verdict = "yes" if met is True else ("no" if met is False else "?")
+        lines.append(f"| {bench} | {key} | {figures[key]:,} {unit} | {target} | {verdict} |")
+    return "\n".join(lines)
+
+
 Path(__file__).parent.joinpath("_generated").mkdir(exist_ok=True)
+Path(__file__).parent.joinpath("_generated", "performance-targets.md").write_text(
+    _targets_table() + "\n"
+)
 Path(__file__).parent.joinpath("_generated", "performance-table.md").write_text(
     _performance_table() + "\n"
 )

@@ -129,20 +129,7 @@ class Store:
         meta = obj["metadata"]
         meta["resourceVersion"] = str(rv)
         self.objects[kind][(namespace, name)] = obj
-        # _record inlined: every write in a lifecycle comes through here.
-        hist = self.hist
-        hist.append((rv, kind, namespace, name, type_, obj, prev))
-        if len(hist) > 2 * self.limit:
-            self._trim()
-        if kind != "Event":
-            # Events keep only their current version: a cluster records several per pod, and
-            # their history would be most of the fake's memory.
-            key = (kind, namespace, name)
-            versions = self.versions.get(key)
-            if versions is None:
-                self.versions[key] = [obj]
-            else:
-                versions.append(obj)
+        self._record(rv, kind, namespace, name, type_, obj, prev)
         if type_ == "ADDED":
             self.uids[meta["uid"]] = (kind, namespace, name)
             refs = meta.get("ownerReferences")
@@ -153,7 +140,6 @@ class Store:
                 # namespace; code that lists ConfigMaps sees it on a real cluster too.
                 ca = _root_ca_config_map(name, self.uid(), meta["creationTimestamp"])
                 self.write("ConfigMap", name, ROOT_CA_CONFIG_MAP, ca, "ADDED")
-        self.clock.notify()
         return obj
 
     def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:

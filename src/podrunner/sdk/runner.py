@@ -82,6 +82,9 @@ EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 """RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
 
 _MANAGED = MANAGED_SELECTOR
+# Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
+_RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
+_HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
 _T = TypeVar("_T")
 
 StateCallback = Callable[[PodState], None]
@@ -1322,30 +1325,44 @@ class PodRunner:
         backoff, as are the ``also_retry`` errors; a 401 refreshes the credentials once.
         ``on_retry`` sees each error that is about to be retried.
         """
-        retried: tuple[type[BackendError], ...] = (
-            TooManyRequests,
-            ServerError,
-            BackendUnavailable,
-            *also_retry,
-        )
+        # The common case is a call that succeeds at once: no retry state is built for it.
+        try:
+            return fn()
+        except BackendError as exc:
+            if not (isinstance(exc, _HANDLED) or (also_retry and isinstance(exc, also_retry))):
+                raise
+            first = exc
+        return self._call_retrying(fn, first, (*_RETRIED, *also_retry), on_retry)
+
+    def _call_retrying(
+        self,
+        fn: Callable[[], _T],
+        exc: BackendError,
+        retried: tuple[type[BackendError], ...],
+        on_retry: Callable[[BackendError], None] | None,
+    ) -> _T:
+        """The retry loop of :meth:`_call`, entered with the first attempt's error."""
         attempt = 0
         refreshed = False
         while True:
-            try:
-                return fn()
-            except Unauthorized:
+            if isinstance(exc, Unauthorized):
                 if refreshed or not self.backend.refresh_credentials():
-                    raise
+                    raise exc
                 refreshed = True
-                continue
-            except retried as exc:
+            else:
                 attempt += 1
                 if attempt >= self.retry.attempts:
-                    raise
+                    raise exc
                 if on_retry is not None:
                     on_retry(exc)
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 self.clock.sleep(delay or self.retry.delay(attempt))
+            try:
+                return fn()
+            except Unauthorized as again:
+                exc = again
+            except retried as again:
+                exc = again
 
     def _create(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Create an object; after an ambiguous failure, a 409 is checked against the run id."""

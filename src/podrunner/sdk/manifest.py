@@ -17,6 +17,7 @@ garbage collection removes the Secret with the pod.
 from __future__ import annotations
 
 import base64
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,6 +28,8 @@ from podrunner.sdk.naming import generate_pod_name, new_run_id
 from podrunner.sdk.spec import SecretRef, SecurityProfile
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from podrunner.sdk.spec import PodSpec
 
 __all__ = [
@@ -153,11 +156,69 @@ def _container_security(spec: PodSpec) -> dict[str, Any]:
     return ctx
 
 
+def _copy_json(obj: Any) -> Any:
+    """Deep copy of plain JSON (dicts, lists, scalars): much cheaper than :mod:`copy`."""
+    if type(obj) is dict:
+        return {k: _copy_json(x) if type(x) in (dict, list) else x for k, x in obj.items()}
+    if type(obj) is list:
+        return [_copy_json(x) if type(x) in (dict, list) else x for x in obj]
+    return obj
+
+
+# Per spec, what every run's pod shares: the labels (run id slot included, so key order is
+# kept) and the pod spec. Keyed on the spec's identity, not its value: equal specs may still
+# differ in mapping order, which the byte-identical output must reflect. Weak references so
+# a cached spec (its command may be a long prompt) is not kept alive by the cache.
+_Template = tuple["weakref.ref[PodSpec]", dict[str, str], dict[str, Any]]
+_TEMPLATES: dict[int, _Template] = {}
+_MAX_TEMPLATES = 256
+
+
+def _forget(key: int) -> Callable[[object], None]:
+    def forget(_: object) -> None:
+        _TEMPLATES.pop(key, None)
+
+    return forget
+
+
 def _build(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     _check_name("name", pod_name)
     if not run_id:
         raise SpecError("run_id", run_id, "must be non-empty")
     _check_value("run_id", run_id, v.label_value_error(run_id))
+    if spec.secret_env or spec.secret_files:
+        # The Secret's name (from the pod's) is woven through env and volumes: build afresh.
+        return _build_full(spec, pod_name, run_id)
+    key = id(spec)
+    cached = _TEMPLATES.get(key)
+    if cached is None or cached[0]() is not spec:
+        built = _build_full(spec, pod_name, run_id)
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = (
+            weakref.ref(spec, _forget(key)),
+            built.pod["metadata"]["labels"].copy(),
+            _copy_json(built.pod["spec"]),
+        )
+        return built
+    labels = cached[1].copy()
+    labels[RUN_ID_LABEL] = run_id  # the slot exists: its sorted position is kept
+    metadata: dict[str, Any] = {"name": pod_name}
+    if spec.namespace:
+        metadata["namespace"] = spec.namespace
+    metadata["labels"] = labels
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": _copy_json(cached[2]),
+    }
+    return Manifests(pod=pod, secret=None, config_map=None, run_id=run_id, pod_name=pod_name)
+
+
+def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     labels = _labels(spec, run_id)
     secret_name = secret_name_for(pod_name)
     secret_data: dict[str, str] = {}

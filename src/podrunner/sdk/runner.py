@@ -82,6 +82,7 @@ EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 """RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
 
 _MANAGED = MANAGED_SELECTOR
+_NO_DEADLINES = Deadlines()  # immutable: one shared instance serves every run without budgets
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
@@ -196,13 +197,36 @@ class ReapReport:
     kept: int
 
 
+class _Flag:
+    """A set-once flag read across threads; unlike ``threading.Event`` nothing waits on it."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class _Subscription:
     __slots__ = ("event", "name", "pending")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.event = threading.Event()
+        # Made by the first wait that blocks on it (under the watch lock): a run that only ever
+        # leads the stream never blocks, so it needs no Event. Nobody blocks on a missing one,
+        # so a wake-up aimed at it has nobody to wake.
+        self.event: threading.Event | None = None
         self.pending: list[WatchEvent] = []
+
+    def wake(self) -> None:
+        event = self.event
+        if event is not None:
+            event.set()
 
 
 class _PodWatch:
@@ -291,7 +315,7 @@ class _PodWatch:
         # Called with the lock held: wake one waiting run so it takes the reader role.
         for other in self._subs.values():
             if other is not leaving:
-                other.event.set()
+                other.wake()
                 return
 
     def _sync(self, sub: _Subscription) -> None:
@@ -307,25 +331,31 @@ class _PodWatch:
     def _deliver(self, sub: _Subscription, event: WatchEvent) -> None:
         # Called with the lock held: queue the event and wake whoever waits for the pod.
         sub.pending.append(event)
-        sub.event.set()
+        sub.wake()
         if self.listener is not None:
             self.listener(sub.name)
 
     def wait(
-        self, sub: _Subscription, deadline: float | None, cancel: threading.Event
+        self, sub: _Subscription, deadline: float | None, cancel: threading.Event | _Flag
     ) -> list[WatchEvent]:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
         clock = self._runner.clock
         while True:
             with self._lock:
+                event = sub.event
                 if sub.pending:
                     events, sub.pending = sub.pending, []
-                    sub.event.clear()
+                    if event is not None and event.is_set():
+                        event.clear()
                     return events
-                sub.event.clear()
                 lead = not self._reading
                 if lead:
+                    # The leader never blocks on its event; a later follower pass clears it.
                     self._reading = True
+                elif event is None:
+                    event = sub.event = threading.Event()
+                elif event.is_set():
+                    event.clear()
             if cancel.is_set():
                 if lead:
                     with self._lock:
@@ -340,7 +370,8 @@ class _PodWatch:
                         self._hand_over(sub)
                 return []
             if not lead:
-                clock.wait(sub.event, remaining)
+                assert event is not None  # made above for a follower
+                clock.wait(event, remaining)
                 continue
             try:
                 self._pump(remaining)
@@ -517,7 +548,7 @@ class RunHandle:
         self._check = check
         self._on_state = on_state
         self._created = created_at
-        self._cancel = threading.Event()
+        self._cancel = _Flag()
         self._lock = threading.Lock()
         self._watch = runner._watch_for(namespace)
         self._sub = self._watch.subscribe(pod_name, resource_version)
@@ -535,8 +566,9 @@ class RunHandle:
         self._collector = LogCollector(max_bytes=runner.log_limit_bytes, on_line=on_log)
         self._collector_lock = threading.Lock()
         self._follower: threading.Thread | None = None
-        self._follower_done = threading.Event()
-        self._follow_abandoned = threading.Event()
+        # Made with the follower thread: only a followed log is ever waited for.
+        self._follower_done: threading.Event
+        self._follow_abandoned = _Flag()
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
@@ -625,7 +657,7 @@ class RunHandle:
     def cancel(self) -> None:
         """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""
         self._cancel.set()
-        self._sub.event.set()
+        self._sub.wake()
 
     def close(self) -> None:
         """Clean up according to the cleanup policy (idempotent)."""
@@ -641,29 +673,31 @@ class RunHandle:
 
     def _observe(self, pod: Mapping[str, Any]) -> PodState:
         state = reduce(pod, self._container)
-        now = self._runner.clock.monotonic()
         if state.deleting:
             self._seen_deleting = True
         if state.node_name and self._scheduled_at is None:
-            self._scheduled_at = now
+            self._scheduled_at = self._runner.clock.monotonic()
         if state.phase is Phase.RUNNING and self._running_at is None:
-            self._running_at = now
+            self._running_at = self._runner.clock.monotonic()
         prev = self._state_seen
-        changed = prev is None or (state.phase, state.reason, state.detail) != (
-            prev.phase,
-            prev.reason,
-            prev.detail,
-        )
         self._state_seen = state
         self._state = state
-        if changed and self._on_state is not None:
-            self._on_state(state)
+        on_state = self._on_state
+        if on_state is not None and (
+            prev is None
+            or state.phase is not prev.phase
+            or state.reason is not prev.reason
+            or state.detail != prev.detail
+        ):
+            on_state(state)
         if self._stream_logs and (state.phase is Phase.RUNNING or state.container_ran):
             self._ensure_follower()
         return state
 
     def _next_deadline(self) -> tuple[float | None, str]:
         d = self._deadlines
+        if d.total is None and d.scheduling is None and d.start is None:
+            return None, ""
         candidates: list[tuple[float, str]] = []
         if d.total is not None:
             candidates.append((self._created + d.total, "total"))
@@ -826,6 +860,7 @@ class RunHandle:
         with self._lock:
             if self._follower is not None:
                 return
+            self._follower_done = threading.Event()
             self._follower = threading.Thread(
                 target=self._follow, name=f"podrunner-logs-{self.pod_name}", daemon=True
             )
@@ -1115,7 +1150,7 @@ class PodRunner:
         The arguments are those of :meth:`run`. If creation fails, whatever was created is
         deleted before the error propagates.
         """
-        deadlines = deadlines or Deadlines()
+        deadlines = deadlines or _NO_DEADLINES
         if timeout is not None:
             deadlines = attrs.evolve(deadlines, total=timeout)
         namespace = spec.namespace or self.namespace
@@ -1629,7 +1664,7 @@ class _ManyRuns:
             for watch in watches.values():
                 watch.listener = None
             for idle in idles:
-                idle.event.set()
+                idle.wake()
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

@@ -176,7 +176,8 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     last = main.get("lastState") or {}
     pod_phase = status.get("phase") or "Pending"
     restart_policy = spec.get("restartPolicy") or "Always"
-    common: dict[str, Any] = {"restart_count": restarts, "node_name": node, "deleting": deleting}
+    # The last three fields of every state, passed positionally (this runs on every pod
+    # version a run sees): restart_count, node_name, deleting.
 
     # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
     # containers may show a misleading exit code (137) or nothing at all.
@@ -193,7 +194,9 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             exit_code,
             status.get("message") or "",
             pod_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     # The main container terminated for good: the result is known even if a sidecar keeps
@@ -211,7 +214,9 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             terminated.get("exitCode"),
             terminated.get("message") or "",
             terminated.get("reason") or "",
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if pod_phase in ("Succeeded", "Failed"):
         # Terminal phase without a terminated container state: the exit code is unknown.
@@ -223,7 +228,9 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             None,
             status.get("message") or "exit code was not reported by the cluster",
             pod_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     waiting = state.get("waiting") or {}
@@ -236,11 +243,20 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             None,
             waiting_message,
             waiting_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if waiting_reason in _CONFIG_WAITING:
         return PodState(
-            Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason, **common
+            Phase.FAILED,
+            Reason.CONFIG_ERROR,
+            None,
+            waiting_message,
+            waiting_reason,
+            restarts,
+            node,
+            deleting,
         )
     if waiting_reason == "CrashLoopBackOff":
         last_term = last.get("terminated") or {}
@@ -250,7 +266,9 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             last_term.get("exitCode"),
             waiting_message,
             waiting_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     scheduled = _condition(pod, "PodScheduled")
@@ -261,10 +279,16 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             None,
             scheduled.get("message") or "",
             "Unschedulable",
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if state.get("running") and pod_phase == "Running":
-        return PodState(Phase.RUNNING, None, None, "", "", **common)
+        return PodState(Phase.RUNNING, None, None, "", "", restarts, node, deleting)
     if node or scheduled.get("status") == "True":
-        return PodState(Phase.SCHEDULED, None, None, waiting_message, waiting_reason, **common)
-    return PodState(Phase.PENDING, None, None, status.get("message") or "", pod_reason, **common)
+        return PodState(
+            Phase.SCHEDULED, None, None, waiting_message, waiting_reason, restarts, node, deleting
+        )
+    return PodState(
+        Phase.PENDING, None, None, status.get("message") or "", pod_reason, restarts, node, deleting
+    )

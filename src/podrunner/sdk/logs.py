@@ -36,21 +36,47 @@ def parse_timestamp(text: str) -> tuple[int, int] | None:
     base, frac = text[:19], text[19:]
     nanos = 0
     if frac.startswith("."):
-        end = 1
-        while end < len(frac) and frac[end].isdigit():
-            end += 1
+        rest = frac[1:]
+        tail = rest.lstrip("0123456789")
+        if tail and tail[0].isdigit():
+            # A non-ASCII digit continues the run: the general scan below decides.
+            end = 1
+            while end < len(frac) and frac[end].isdigit():
+                end += 1
+        else:
+            end = 1 + len(rest) - len(tail)
         digits = frac[1:end]
         if not digits or len(digits) > 9:
             return None
         nanos = int(digits.ljust(9, "0"))
         frac = frac[end:]
+    # Every line of a second shares its seconds part: parse each distinct one once.
+    key = base + frac
+    seconds = _SECONDS.get(key, _MISSING)
+    if seconds is _MISSING:
+        seconds = _parse_seconds(base, frac)
+        if len(_SECONDS) >= _MAX_SECONDS:
+            _SECONDS.clear()
+        _SECONDS[key] = seconds
+    if seconds is None:
+        return None
+    assert isinstance(seconds, int)
+    return seconds, nanos
+
+
+_MISSING = object()
+_SECONDS: dict[str, object] = {}
+_MAX_SECONDS = 4096
+
+
+def _parse_seconds(base: str, zone: str) -> int | None:
     try:
-        when = dt.datetime.fromisoformat(base + ("+00:00" if frac in ("Z", "z") else frac))
+        when = dt.datetime.fromisoformat(base + ("+00:00" if zone in ("Z", "z") else zone))
     except ValueError:
         return None
     if when.tzinfo is None:
         return None
-    return int((when - _EPOCH).total_seconds()), nanos
+    return int((when - _EPOCH).total_seconds())
 
 
 def format_since_time(ts: tuple[int, int]) -> str:

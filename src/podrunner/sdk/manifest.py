@@ -181,11 +181,17 @@ def _forget(key: int) -> Callable[[object], None]:
     return forget
 
 
-def _build(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
-    _check_name("name", pod_name)
-    if not run_id:
-        raise SpecError("run_id", run_id, "must be non-empty")
-    _check_value("run_id", run_id, v.label_value_error(run_id))
+def _build(
+    spec: PodSpec, pod_name: str, run_id: str, *, check_name: bool = True, check_id: bool = True
+) -> Manifests:
+    # The checks may be skipped for values valid by construction: a spec's own name (checked
+    # by PodSpec), a generated name, a new run id.
+    if check_name:
+        _check_name("name", pod_name)
+    if check_id:
+        if not run_id:
+            raise SpecError("run_id", run_id, "must be non-empty")
+        _check_value("run_id", run_id, v.label_value_error(run_id))
     if spec.secret_env or spec.secret_files:
         # The Secret's name (from the pod's) is woven through env and volumes: build afresh.
         return _build_full(spec, pod_name, run_id)
@@ -359,7 +365,9 @@ def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
         SpecError: ``run_id`` is not a valid label value.
     """
     name = spec.name or generate_pod_name(spec.name_prefix or "podrunner")
-    return _build(spec, name, new_run_id() if run_id is None else run_id)
+    if run_id is None:
+        return _build(spec, name, new_run_id(), check_name=False, check_id=False)
+    return _build(spec, name, run_id, check_name=False)
 
 
 def build_pod_manifest(

@@ -7,6 +7,7 @@ the run-id label tells the runner the pod it finds is its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -32,6 +33,7 @@ _INVALID_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HYPHENS = re.compile(r"-{2,}")
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the prefix, asked once per run
 def _sanitize_prefix(prefix: str) -> str:
     cleaned = _INVALID_NAME_CHARS.sub("-", prefix.lower())
     cleaned = _HYPHENS.sub("-", cleaned).strip("-")

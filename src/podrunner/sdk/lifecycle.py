@@ -95,7 +95,8 @@ class PodState:
     @property
     def terminal(self) -> bool:
         """Whether the run is over (the main container will not run again)."""
-        return self.phase in (Phase.SUCCEEDED, Phase.FAILED)
+        phase = self.phase
+        return phase is Phase.SUCCEEDED or phase is Phase.FAILED
 
     @property
     def container_ran(self) -> bool:

@@ -210,7 +210,8 @@ class LogCollector:
     def _store(self, text: str) -> None:
         self.line_count += 1
         self._lines.append(text)
-        self._size += len(text.encode("utf-8"))
+        # isascii() is O(1) on str: most lines need no encoding to know their size.
+        self._size += len(text) if text.isascii() else len(text.encode("utf-8"))
         if self._max is None:
             return
         while self._size > self._max and self._lines:

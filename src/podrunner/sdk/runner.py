@@ -83,10 +83,12 @@ EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 """RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
 
 _MANAGED = MANAGED_SELECTOR
+_PENDING = PodState(Phase.PENDING)  # immutable, so one instance serves every new run
 _NO_DEADLINES = Deadlines()  # immutable: one shared instance serves every run without budgets
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
+_DELETE_RETRIED: tuple[type[BackendError], ...] = (*_HANDLED, Conflict)  # deletes are idempotent
 _T = TypeVar("_T")
 
 StateCallback = Callable[[PodState], None]
@@ -388,9 +390,19 @@ class _PodWatch:
                     self._drop_stream()
                 with self._lock:
                     self._reading = False
-                    if sub.pending:
+                    news = sub.pending
+                    if news:
                         # This reader is about to leave with its news: someone else leads.
                         self._hand_over(sub)
+            if news:
+                with self._lock:
+                    # What the next pass would do at once, without going round the loop.
+                    events, sub.pending = sub.pending, []
+                    if events:
+                        event = sub.event
+                        if event is not None and event.is_set():
+                            event.clear()
+                        return events
 
     def _failed(self, exc: BackendError) -> None:
         """Back off after a broken stream; give up (raise) after the retry budget."""
@@ -559,7 +571,7 @@ class RunHandle:
         self._lock = threading.Lock()
         self._watch = runner._watch_for(namespace)
         self._sub = self._watch.subscribe(pod_name, resource_version)
-        self._state = PodState(Phase.PENDING)
+        self._state = _PENDING
         self._state_seen: PodState | None = None  # the first observation always reports
         self._pod: dict[str, Any] | None = dict(initial) if initial is not None else None
         self._seen_deleting = False
@@ -719,6 +731,9 @@ class RunHandle:
     def _wait(self) -> RunResult:
         runner = self._runner
         clock = runner.clock
+        d = self._deadlines
+        if d.total is None and d.scheduling is None and d.start is None:
+            return self._wait_unbounded()
         while True:
             state = self._state
             if state.terminal:
@@ -741,6 +756,24 @@ class RunHandle:
                     continue
                 self._timeout(which)
             self._apply(self._watch.wait(self._sub, deadline, self._cancel))
+
+    def _wait_unbounded(self) -> RunResult:
+        """:meth:`_wait` for a run without deadlines (the default): no clock checks."""
+        watch, sub, cancel = self._watch, self._sub, self._cancel
+        while True:
+            state = self._state
+            if state.terminal:
+                return self._conclude(state)
+            if self._gone:
+                return self._lost("the pod was deleted by someone else before it finished")
+            if cancel.is_set():
+                self._kill()
+                raise RunCancelled(
+                    "the run was cancelled",
+                    **self._context(),
+                    logs=self._drain_logs_safely(),
+                )
+            self._apply(watch.wait(sub, None, cancel))
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the run's state."""
@@ -1411,6 +1444,23 @@ class PodRunner:
         kind = manifest["kind"]
         namespace = manifest["metadata"].get("namespace")
         name = manifest["metadata"]["name"]
+        # First attempt without the retry machinery: it nearly always succeeds.
+        try:
+            return self.backend.create(manifest)
+        except BackendError as exc:
+            first = exc
+        return self._create_retrying(manifest, run_id, kind, namespace, name, first)
+
+    def _create_retrying(
+        self,
+        manifest: dict[str, Any],
+        run_id: str,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        first: BackendError,
+    ) -> dict[str, Any]:
+        """:meth:`_create` after its first attempt failed with ``first``."""
         ambiguous = False
 
         def note(exc: BackendError) -> None:
@@ -1419,7 +1469,11 @@ class PodRunner:
             ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
 
         try:
-            return self._call(partial(self.backend.create, manifest), on_retry=note)
+            if not isinstance(first, _HANDLED):
+                raise first
+            return self._call_retrying(
+                partial(self.backend.create, manifest), first, _RETRIED, note
+            )
         except AlreadyExists:
             if not ambiguous:
                 raise
@@ -1433,9 +1487,18 @@ class PodRunner:
 
         Deleting is idempotent, so a 409 (a precondition race) is retried too.
         """
+        try:
+            self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
+            return
+        except NotFound:
+            return
+        except BackendError as exc:
+            if not isinstance(exc, _DELETE_RETRIED):
+                raise
+            first = exc
         delete = partial(self.backend.delete, kind, namespace, name, grace_period_seconds=grace)
         try:
-            self._call(delete, also_retry=(Conflict,))
+            self._call_retrying(delete, first, (*_RETRIED, Conflict), None)
         except NotFound:
             return
 

@@ -348,7 +348,6 @@ class _PodWatch:
         self, sub: _Subscription, deadline: float | None, cancel: threading.Event | _Flag
     ) -> list[WatchEvent]:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
-        clock = self._runner.clock
         while True:
             with self._lock:
                 event = sub.event
@@ -371,7 +370,7 @@ class _PodWatch:
                         self._reading = False
                         self._hand_over(sub)
                 return []
-            remaining = None if deadline is None else deadline - clock.monotonic()
+            remaining = None if deadline is None else deadline - self._runner.clock.monotonic()
             if remaining is not None and remaining <= 0:
                 if lead:
                     with self._lock:
@@ -380,29 +379,38 @@ class _PodWatch:
                 return []
             if not lead:
                 assert event is not None  # made above for a follower
-                clock.wait(event, remaining)
+                self._runner.clock.wait(event, remaining)
                 continue
             try:
                 self._pump(remaining)
-            finally:
-                if self._closing:
-                    self._closing = False
-                    self._drop_stream()
-                with self._lock:
-                    self._reading = False
-                    news = sub.pending
-                    if news:
-                        # This reader is about to leave with its news: someone else leads.
-                        self._hand_over(sub)
-            if news:
-                with self._lock:
-                    # What the next pass would do at once, without going round the loop.
-                    events, sub.pending = sub.pending, []
-                    if events:
-                        event = sub.event
-                        if event is not None and event.is_set():
-                            event.clear()
-                        return events
+            except BaseException:
+                self._leave(sub)
+                raise
+            if self._closing:
+                self._closing = False
+                self._drop_stream()
+            with self._lock:
+                self._reading = False
+                events = sub.pending
+                if events:
+                    # This reader leaves with its news (taken now, as the next pass would):
+                    # someone else leads.
+                    self._hand_over(sub)
+                    sub.pending = []
+                    event = sub.event
+                    if event is not None and event.is_set():
+                        event.clear()
+                    return events
+
+    def _leave(self, sub: _Subscription) -> None:
+        """The reader role ends after a failed read: the events stay queued for ``sub``."""
+        if self._closing:
+            self._closing = False
+            self._drop_stream()
+        with self._lock:
+            self._reading = False
+            if sub.pending:
+                self._hand_over(sub)
 
     def _failed(self, exc: BackendError) -> None:
         """Back off after a broken stream; give up (raise) after the retry budget."""
@@ -512,7 +520,12 @@ class _PodWatch:
                 return
             sub = self._subs.get(meta.get("name", ""))
             if sub is not None:
-                self._deliver(sub, event)
+                # _deliver, inlined: this is every event of every run.
+                sub.pending.append(event)
+                if sub.event is not None:
+                    sub.event.set()
+                if self.listener is not None:
+                    self.listener(sub.name)
 
 
 def _rv_before(a: str, b: str) -> bool:

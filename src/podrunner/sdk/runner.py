@@ -582,7 +582,8 @@ class RunHandle:
         self._created = created_at
         self._cancel = _Flag()
         self._lock = threading.Lock()
-        self._watch = runner._watch_for(namespace)
+        # A plain read finds the namespace's watch nearly always; the lock is for making one.
+        self._watch = runner._watches.get(namespace) or runner._watch_for(namespace)
         self._sub = self._watch.subscribe(pod_name, resource_version)
         self._state = _PENDING
         self._state_seen: PodState | None = None  # the first observation always reports
@@ -893,18 +894,18 @@ class RunHandle:
             duration = max(0.0, end - start)
         else:
             duration = max(0.0, self._runner.clock.monotonic() - self._created)
-        return RunResult(
-            pod_name=self.pod_name,
-            namespace=self.namespace,
-            run_id=self.run_id,
-            state=state,
-            exit_code=state.exit_code,
-            logs=logs,
-            logs_truncated=self._collector.truncated,
-            duration=duration,
-            started_at=started,
-            finished_at=finished,
-            message=message,
+        return RunResult(  # positional, in field order: cheaper than keywords
+            self.pod_name,
+            self.namespace,
+            self.run_id,
+            state,
+            state.exit_code,
+            logs,
+            self._collector.truncated,
+            duration,
+            started,
+            finished,
+            message,
         )
 
     # -- logs -----------------------------------------------------------------------------
@@ -1226,15 +1227,16 @@ class PodRunner:
         )
         created: list[tuple[Kind, str]] = []
         started = self.clock.monotonic()
+        extras = (secret, config_map) if secret is not None or config_map is not None else ()
         try:
-            for extra in (secret, config_map):
+            for extra in extras:
                 if extra is not None:
                     self._create(extra, manifests.run_id)
                     created.append((extra["kind"], extra["metadata"]["name"]))
             stored = self._create(pod, manifests.run_id)
             created.append(("Pod", manifests.pod_name))
             owner = owner_reference(stored)
-            for extra in (secret, config_map):
+            for extra in extras:
                 if extra is not None:
                     # Owned by the pod: the cluster's garbage collector removes it with the
                     # pod even if this process dies before its own cleanup.

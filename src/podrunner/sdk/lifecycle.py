@@ -123,6 +123,40 @@ _RAN_REASONS = frozenset(
 )
 
 
+# PodState is immutable, and a run's pods go through the same few states over and over: reduce
+# hands out one shared instance per distinct state instead of building each anew.
+_STATES: dict[tuple[Any, ...], PodState] = {}
+_MAX_STATES = 1024
+
+
+def _state(
+    phase: Phase,
+    reason: Reason | None,
+    exit_code: int | None,
+    message: str,
+    detail: str,
+    restart_count: int,
+    node_name: str | None,
+    deleting: bool,
+) -> PodState:
+    key = (phase, reason, exit_code, message, detail, restart_count, node_name, deleting)
+    if not (
+        (exit_code is None or type(exit_code) is int)
+        and type(message) is str
+        and type(detail) is str
+        and (node_name is None or type(node_name) is str)
+    ):
+        # A malformed pod: 1, 1.0 and True are equal keys, yet the state must keep the type.
+        return PodState(*key)
+    found = _STATES.get(key)
+    if found is None:
+        found = PodState(*key)
+        if len(_STATES) >= _MAX_STATES:
+            _STATES.clear()
+        _STATES[key] = found
+    return found
+
+
 def _main_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any]:
     statuses = pod.get("status", {}).get("containerStatuses") or ()
     if container is None:
@@ -189,7 +223,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
         exit_code = (last.get("terminated") or {}).get("exitCode")
     if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
         reason = Reason.EVICTED if pod_reason == "Evicted" else Reason.DEADLINE_EXCEEDED
-        return PodState(
+        return _state(
             Phase.FAILED,
             reason,
             exit_code,
@@ -209,7 +243,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     ):
         reason = _terminated_reason(terminated)
         phase = Phase.SUCCEEDED if reason is Reason.COMPLETED else Phase.FAILED
-        return PodState(
+        return _state(
             phase,
             reason,
             terminated.get("exitCode"),
@@ -223,7 +257,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
         # Terminal phase without a terminated container state: the exit code is unknown.
         phase = Phase.SUCCEEDED if pod_phase == "Succeeded" else Phase.FAILED
         fallback = Reason.COMPLETED if phase is Phase.SUCCEEDED else Reason.UNKNOWN
-        return PodState(
+        return _state(
             phase,
             fallback,
             None,
@@ -238,7 +272,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     waiting_reason = waiting.get("reason") or ""
     waiting_message = waiting.get("message") or ""
     if waiting_reason in _IMAGE_PULL_WAITING:
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.IMAGE_PULL_ERROR,
             None,
@@ -249,7 +283,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             deleting,
         )
     if waiting_reason in _CONFIG_WAITING:
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.CONFIG_ERROR,
             None,
@@ -261,7 +295,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
         )
     if waiting_reason == "CrashLoopBackOff":
         last_term = last.get("terminated") or {}
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.CRASH_LOOP,
             last_term.get("exitCode"),
@@ -274,7 +308,7 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
 
     scheduled = _condition(pod, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.UNSCHEDULABLE,
             None,
@@ -285,11 +319,11 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
             deleting,
         )
     if state.get("running") and pod_phase == "Running":
-        return PodState(Phase.RUNNING, None, None, "", "", restarts, node, deleting)
+        return _state(Phase.RUNNING, None, None, "", "", restarts, node, deleting)
     if node or scheduled.get("status") == "True":
-        return PodState(
+        return _state(
             Phase.SCHEDULED, None, None, waiting_message, waiting_reason, restarts, node, deleting
         )
-    return PodState(
+    return _state(
         Phase.PENDING, None, None, status.get("message") or "", pod_reason, restarts, node, deleting
     )

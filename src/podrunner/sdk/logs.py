@@ -52,20 +52,19 @@ def parse_timestamp(text: str) -> tuple[int, int] | None:
         frac = frac[end:]
     # Every line of a second shares its seconds part: parse each distinct one once.
     key = base + frac
-    seconds = _SECONDS.get(key, _MISSING)
-    if seconds is _MISSING:
+    try:
+        seconds = _SECONDS[key]
+    except KeyError:
         seconds = _parse_seconds(base, frac)
         if len(_SECONDS) >= _MAX_SECONDS:
             _SECONDS.clear()
         _SECONDS[key] = seconds
     if seconds is None:
         return None
-    assert isinstance(seconds, int)
     return seconds, nanos
 
 
-_MISSING = object()
-_SECONDS: dict[str, object] = {}
+_SECONDS: dict[str, int | None] = {}
 _MAX_SECONDS = 4096
 
 

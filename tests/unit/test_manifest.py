@@ -383,6 +383,37 @@ def test_deterministic() -> None:
     assert list(one.pod["metadata"]["labels"]) == sorted(one.pod["metadata"]["labels"])
 
 
+def test_repeated_builds_match_a_fresh_build_and_share_nothing() -> None:
+    """Later builds of one spec object equal a first build byte for byte and are independent."""
+    from podrunner.sdk.manifest import _build_full
+
+    specs = [
+        seed_spec(),
+        seed_spec(labels={"zz": "1", "a": "2", "podrunner.dev/x": "y"}, annotations={"n": "x"}),
+        PodSpec(
+            "img",
+            ["sh", "-c", "x"],
+            env={"A": "1"},
+            blank_env=["B"],
+            volumes=[Volume.empty_dir("/s"), Volume.pvc("c", "/d", read_only=True)],
+            tolerations=[Toleration(operator="Exists")],
+            node_selector={"pool": "gpu"},
+            image_pull_secrets=["reg"],
+            active_deadline_seconds=60,
+            resources=Resources(cpu_limit="1"),
+        ),
+    ]
+    for spec in specs:
+        first = build_manifests(spec, run_id="r1")
+        first.pod["spec"]["containers"][0]["command"].append("mutated")
+        for run_id in ("r2", "r3"):
+            again = build_manifests(spec, run_id=run_id)
+            fresh = _build_full(spec, again.pod_name, run_id)
+            assert json.dumps(again.pod) == json.dumps(fresh.pod)
+            again.pod["spec"]["containers"][0]["command"].append("mutated")
+            again.pod["metadata"]["labels"]["x"] = "y"
+
+
 def test_generated_names_and_run_ids() -> None:
     """Without a name, each build makes a fresh valid name and run id; prefix is honoured."""
     spec = PodSpec("img", ["sh"], name_prefix="claude-code")

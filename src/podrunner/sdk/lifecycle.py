@@ -95,7 +95,8 @@ class PodState:
     @property
     def terminal(self) -> bool:
         """Whether the run is over (the main container will not run again)."""
-        return self.phase in (Phase.SUCCEEDED, Phase.FAILED)
+        phase = self.phase
+        return phase is Phase.SUCCEEDED or phase is Phase.FAILED
 
     @property
     def container_ran(self) -> bool:
@@ -120,6 +121,40 @@ _RAN_REASONS = frozenset(
         Reason.CRASH_LOOP,
     }
 )
+
+
+# PodState is immutable, and a run's pods go through the same few states over and over: reduce
+# hands out one shared instance per distinct state instead of building each anew.
+_STATES: dict[tuple[Any, ...], PodState] = {}
+_MAX_STATES = 1024
+
+
+def _state(
+    phase: Phase,
+    reason: Reason | None,
+    exit_code: int | None,
+    message: str,
+    detail: str,
+    restart_count: int,
+    node_name: str | None,
+    deleting: bool,
+) -> PodState:
+    key = (phase, reason, exit_code, message, detail, restart_count, node_name, deleting)
+    if not (
+        (exit_code is None or type(exit_code) is int)
+        and type(message) is str
+        and type(detail) is str
+        and (node_name is None or type(node_name) is str)
+    ):
+        # A malformed pod: 1, 1.0 and True are equal keys, yet the state must keep the type.
+        return PodState(*key)
+    found = _STATES.get(key)
+    if found is None:
+        found = PodState(*key)
+        if len(_STATES) >= _MAX_STATES:
+            _STATES.clear()
+        _STATES[key] = found
+    return found
 
 
 def _main_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any]:
@@ -176,7 +211,8 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     last = main.get("lastState") or {}
     pod_phase = status.get("phase") or "Pending"
     restart_policy = spec.get("restartPolicy") or "Always"
-    common: dict[str, Any] = {"restart_count": restarts, "node_name": node, "deleting": deleting}
+    # The last three fields of every state, passed positionally (this runs on every pod
+    # version a run sees): restart_count, node_name, deleting.
 
     # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
     # containers may show a misleading exit code (137) or nothing at all.
@@ -187,13 +223,15 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
         exit_code = (last.get("terminated") or {}).get("exitCode")
     if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
         reason = Reason.EVICTED if pod_reason == "Evicted" else Reason.DEADLINE_EXCEEDED
-        return PodState(
+        return _state(
             Phase.FAILED,
             reason,
             exit_code,
             status.get("message") or "",
             pod_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     # The main container terminated for good: the result is known even if a sidecar keeps
@@ -205,66 +243,87 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     ):
         reason = _terminated_reason(terminated)
         phase = Phase.SUCCEEDED if reason is Reason.COMPLETED else Phase.FAILED
-        return PodState(
+        return _state(
             phase,
             reason,
             terminated.get("exitCode"),
             terminated.get("message") or "",
             terminated.get("reason") or "",
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if pod_phase in ("Succeeded", "Failed"):
         # Terminal phase without a terminated container state: the exit code is unknown.
         phase = Phase.SUCCEEDED if pod_phase == "Succeeded" else Phase.FAILED
         fallback = Reason.COMPLETED if phase is Phase.SUCCEEDED else Reason.UNKNOWN
-        return PodState(
+        return _state(
             phase,
             fallback,
             None,
             status.get("message") or "exit code was not reported by the cluster",
             pod_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     waiting = state.get("waiting") or {}
     waiting_reason = waiting.get("reason") or ""
     waiting_message = waiting.get("message") or ""
     if waiting_reason in _IMAGE_PULL_WAITING:
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.IMAGE_PULL_ERROR,
             None,
             waiting_message,
             waiting_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if waiting_reason in _CONFIG_WAITING:
-        return PodState(
-            Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason, **common
+        return _state(
+            Phase.FAILED,
+            Reason.CONFIG_ERROR,
+            None,
+            waiting_message,
+            waiting_reason,
+            restarts,
+            node,
+            deleting,
         )
     if waiting_reason == "CrashLoopBackOff":
         last_term = last.get("terminated") or {}
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.CRASH_LOOP,
             last_term.get("exitCode"),
             waiting_message,
             waiting_reason,
-            **common,
+            restarts,
+            node,
+            deleting,
         )
 
     scheduled = _condition(pod, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        return PodState(
+        return _state(
             Phase.FAILED,
             Reason.UNSCHEDULABLE,
             None,
             scheduled.get("message") or "",
             "Unschedulable",
-            **common,
+            restarts,
+            node,
+            deleting,
         )
     if state.get("running") and pod_phase == "Running":
-        return PodState(Phase.RUNNING, None, None, "", "", **common)
+        return _state(Phase.RUNNING, None, None, "", "", restarts, node, deleting)
     if node or scheduled.get("status") == "True":
-        return PodState(Phase.SCHEDULED, None, None, waiting_message, waiting_reason, **common)
-    return PodState(Phase.PENDING, None, None, status.get("message") or "", pod_reason, **common)
+        return _state(
+            Phase.SCHEDULED, None, None, waiting_message, waiting_reason, restarts, node, deleting
+        )
+    return _state(
+        Phase.PENDING, None, None, status.get("message") or "", pod_reason, restarts, node, deleting
+    )

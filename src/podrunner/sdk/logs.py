@@ -36,21 +36,46 @@ def parse_timestamp(text: str) -> tuple[int, int] | None:
     base, frac = text[:19], text[19:]
     nanos = 0
     if frac.startswith("."):
-        end = 1
-        while end < len(frac) and frac[end].isdigit():
-            end += 1
+        rest = frac[1:]
+        tail = rest.lstrip("0123456789")
+        if tail and tail[0].isdigit():
+            # A non-ASCII digit continues the run: the general scan below decides.
+            end = 1
+            while end < len(frac) and frac[end].isdigit():
+                end += 1
+        else:
+            end = 1 + len(rest) - len(tail)
         digits = frac[1:end]
         if not digits or len(digits) > 9:
             return None
         nanos = int(digits.ljust(9, "0"))
         frac = frac[end:]
+    # Every line of a second shares its seconds part: parse each distinct one once.
+    key = base + frac
     try:
-        when = dt.datetime.fromisoformat(base + ("+00:00" if frac in ("Z", "z") else frac))
+        seconds = _SECONDS[key]
+    except KeyError:
+        seconds = _parse_seconds(base, frac)
+        if len(_SECONDS) >= _MAX_SECONDS:
+            _SECONDS.clear()
+        _SECONDS[key] = seconds
+    if seconds is None:
+        return None
+    return seconds, nanos
+
+
+_SECONDS: dict[str, int | None] = {}
+_MAX_SECONDS = 4096
+
+
+def _parse_seconds(base: str, zone: str) -> int | None:
+    try:
+        when = dt.datetime.fromisoformat(base + ("+00:00" if zone in ("Z", "z") else zone))
     except ValueError:
         return None
     if when.tzinfo is None:
         return None
-    return int((when - _EPOCH).total_seconds()), nanos
+    return int((when - _EPOCH).total_seconds())
 
 
 def format_since_time(ts: tuple[int, int]) -> str:
@@ -184,7 +209,8 @@ class LogCollector:
     def _store(self, text: str) -> None:
         self.line_count += 1
         self._lines.append(text)
-        self._size += len(text.encode("utf-8"))
+        # isascii() is O(1) on str: most lines need no encoding to know their size.
+        self._size += len(text) if text.isascii() else len(text.encode("utf-8"))
         if self._max is None:
             return
         while self._size > self._max and self._lines:

@@ -17,6 +17,8 @@ garbage collection removes the Secret with the pod.
 from __future__ import annotations
 
 import base64
+import marshal
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,6 +29,8 @@ from podrunner.sdk.naming import generate_pod_name, new_run_id
 from podrunner.sdk.spec import SecretRef, SecurityProfile
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from podrunner.sdk.spec import PodSpec
 
 __all__ = [
@@ -153,11 +157,93 @@ def _container_security(spec: PodSpec) -> dict[str, Any]:
     return ctx
 
 
-def _build(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
-    _check_name("name", pod_name)
-    if not run_id:
-        raise SpecError("run_id", run_id, "must be non-empty")
-    _check_value("run_id", run_id, v.label_value_error(run_id))
+def _copy_json(obj: Any) -> Any:
+    """Deep copy of plain JSON (dicts, lists, scalars): much cheaper than :mod:`copy`."""
+    if type(obj) is dict:
+        return {k: _copy_json(x) if type(x) in (dict, list) else x for k, x in obj.items()}
+    if type(obj) is list:
+        return [_copy_json(x) if type(x) in (dict, list) else x for x in obj]
+    return obj
+
+
+def _frozen_tree(tree: dict[str, Any]) -> bytes | dict[str, Any]:
+    """A form of a JSON tree that :func:`_thaw_tree` turns into fresh copies."""
+    # marshal rebuilds plain JSON about twice as fast as a recursive copy; anything it cannot
+    # carry exactly (a str subclass, say) keeps the copy.
+    try:
+        blob = marshal.dumps(tree)
+    except ValueError:
+        return _copy_json(tree)  # type: ignore[no-any-return]
+    # Only ever bytes this module made from its own manifests are loaded.
+    return blob if marshal.loads(blob) == tree else _copy_json(tree)  # noqa: S302
+
+
+def _thaw_tree(frozen: bytes | dict[str, Any]) -> dict[str, Any]:
+    if type(frozen) is bytes:
+        return marshal.loads(frozen)  # type: ignore[no-any-return]  # noqa: S302
+    return _copy_json(frozen)  # type: ignore[no-any-return]
+
+
+# Per spec, what every run's pod shares: the labels (run id slot included, so key order is
+# kept) and the pod spec. Keyed on the spec's identity, not its value: equal specs may still
+# differ in mapping order, which the byte-identical output must reflect. Weak references so
+# a cached spec (its command may be a long prompt) is not kept alive by the cache.
+_Template = tuple["weakref.ref[PodSpec]", dict[str, str], "bytes | dict[str, Any]"]
+_TEMPLATES: dict[int, _Template] = {}
+_MAX_TEMPLATES = 256
+
+
+def _forget(key: int) -> Callable[[object], None]:
+    def forget(_: object) -> None:
+        _TEMPLATES.pop(key, None)
+
+    return forget
+
+
+def _build(
+    spec: PodSpec, pod_name: str, run_id: str, *, check_name: bool = True, check_id: bool = True
+) -> Manifests:
+    # The checks may be skipped for values valid by construction: a spec's own name (checked
+    # by PodSpec), a generated name, a new run id.
+    if check_name:
+        _check_name("name", pod_name)
+    if check_id:
+        if not run_id:
+            raise SpecError("run_id", run_id, "must be non-empty")
+        _check_value("run_id", run_id, v.label_value_error(run_id))
+    if spec.secret_env or spec.secret_files:
+        # The Secret's name (from the pod's) is woven through env and volumes: build afresh.
+        return _build_full(spec, pod_name, run_id)
+    key = id(spec)
+    cached = _TEMPLATES.get(key)
+    if cached is None or cached[0]() is not spec:
+        built = _build_full(spec, pod_name, run_id)
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = (
+            weakref.ref(spec, _forget(key)),
+            built.pod["metadata"]["labels"].copy(),
+            _frozen_tree(built.pod["spec"]),
+        )
+        return built
+    labels = cached[1].copy()
+    labels[RUN_ID_LABEL] = run_id  # the slot exists: its sorted position is kept
+    metadata: dict[str, Any] = {"name": pod_name}
+    if spec.namespace:
+        metadata["namespace"] = spec.namespace
+    metadata["labels"] = labels
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": _thaw_tree(cached[2]),
+    }
+    return Manifests(pod=pod, secret=None, config_map=None, run_id=run_id, pod_name=pod_name)
+
+
+def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     labels = _labels(spec, run_id)
     secret_name = secret_name_for(pod_name)
     secret_data: dict[str, str] = {}
@@ -298,7 +384,9 @@ def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
         SpecError: ``run_id`` is not a valid label value.
     """
     name = spec.name or generate_pod_name(spec.name_prefix or "podrunner")
-    return _build(spec, name, new_run_id() if run_id is None else run_id)
+    if run_id is None:
+        return _build(spec, name, new_run_id(), check_name=False, check_id=False)
+    return _build(spec, name, run_id, check_name=False)
 
 
 def build_pod_manifest(

@@ -7,8 +7,10 @@ the run-id label tells the runner the pod it finds is its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import os
 import re
 import secrets
 import threading
@@ -32,6 +34,7 @@ _INVALID_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HYPHENS = re.compile(r"-{2,}")
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the prefix, asked once per run
 def _sanitize_prefix(prefix: str) -> str:
     cleaned = _INVALID_NAME_CHARS.sub("-", prefix.lower())
     cleaned = _HYPHENS.sub("-", cleaned).strip("-")
@@ -62,7 +65,8 @@ def generate_pod_name(prefix: str = "podrunner") -> str:
     with _counter_lock:
         count = next(_counter) & 0xFFFF
     millis = time.time_ns() // 1_000_000
-    return f"{_sanitize_prefix(prefix)}-{millis:011x}-{count:04x}{secrets.randbits(32):08x}"
+    # os.urandom(4).hex() is exactly f"{secrets.randbits(32):08x}", at half the cost.
+    return f"{_sanitize_prefix(prefix)}-{millis:011x}-{count:04x}{os.urandom(4).hex()}"
 
 
 def sanitize_label_value(value: str) -> str:

@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,6 +83,12 @@ EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 """RFC 3339 time after which :meth:`PodRunner.reap` may delete the object."""
 
 _MANAGED = MANAGED_SELECTOR
+_PENDING = PodState(Phase.PENDING)  # immutable, so one instance serves every new run
+_NO_DEADLINES = Deadlines()  # immutable: one shared instance serves every run without budgets
+# Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
+_RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
+_HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
+_DELETE_RETRIED: tuple[type[BackendError], ...] = (*_HANDLED, Conflict)  # deletes are idempotent
 _T = TypeVar("_T")
 
 StateCallback = Callable[[PodState], None]
@@ -89,6 +96,12 @@ LogCallback = Callable[[str], None]
 
 
 def _rfc3339(epoch: float) -> str:
+    if 0.0 <= epoch < 253402300799.0:  # years 1970-9999, where gmtime's %Y has 4 digits
+        seconds = math.floor(epoch)
+        # datetime rounds to the microsecond (up into the next second just below it);
+        # gmtime truncates. Away from that edge they agree, and gmtime is much cheaper.
+        if epoch - seconds < 0.999999:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -193,13 +206,36 @@ class ReapReport:
     kept: int
 
 
+class _Flag:
+    """A set-once flag read across threads; unlike ``threading.Event`` nothing waits on it."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class _Subscription:
     __slots__ = ("event", "name", "pending")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.event = threading.Event()
+        # Made by the first wait that blocks on it (under the watch lock): a run that only ever
+        # leads the stream never blocks, so it needs no Event. Nobody blocks on a missing one,
+        # so a wake-up aimed at it has nobody to wake.
+        self.event: threading.Event | None = None
         self.pending: list[WatchEvent] = []
+
+    def wake(self) -> None:
+        event = self.event
+        if event is not None:
+            event.set()
 
 
 class _PodWatch:
@@ -288,7 +324,7 @@ class _PodWatch:
         # Called with the lock held: wake one waiting run so it takes the reader role.
         for other in self._subs.values():
             if other is not leaving:
-                other.event.set()
+                other.wake()
                 return
 
     def _sync(self, sub: _Subscription) -> None:
@@ -304,32 +340,37 @@ class _PodWatch:
     def _deliver(self, sub: _Subscription, event: WatchEvent) -> None:
         # Called with the lock held: queue the event and wake whoever waits for the pod.
         sub.pending.append(event)
-        sub.event.set()
+        sub.wake()
         if self.listener is not None:
             self.listener(sub.name)
 
     def wait(
-        self, sub: _Subscription, deadline: float | None, cancel: threading.Event
+        self, sub: _Subscription, deadline: float | None, cancel: threading.Event | _Flag
     ) -> list[WatchEvent]:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
-        clock = self._runner.clock
         while True:
             with self._lock:
+                event = sub.event
                 if sub.pending:
                     events, sub.pending = sub.pending, []
-                    sub.event.clear()
+                    if event is not None and event.is_set():
+                        event.clear()
                     return events
-                sub.event.clear()
                 lead = not self._reading
                 if lead:
+                    # The leader never blocks on its event; a later follower pass clears it.
                     self._reading = True
+                elif event is None:
+                    event = sub.event = threading.Event()
+                elif event.is_set():
+                    event.clear()
             if cancel.is_set():
                 if lead:
                     with self._lock:
                         self._reading = False
                         self._hand_over(sub)
                 return []
-            remaining = None if deadline is None else deadline - clock.monotonic()
+            remaining = None if deadline is None else deadline - self._runner.clock.monotonic()
             if remaining is not None and remaining <= 0:
                 if lead:
                     with self._lock:
@@ -337,19 +378,39 @@ class _PodWatch:
                         self._hand_over(sub)
                 return []
             if not lead:
-                clock.wait(sub.event, remaining)
+                assert event is not None  # made above for a follower
+                self._runner.clock.wait(event, remaining)
                 continue
             try:
                 self._pump(remaining)
-            finally:
-                if self._closing:
-                    self._closing = False
-                    self._drop_stream()
-                with self._lock:
-                    self._reading = False
-                    if sub.pending:
-                        # This reader is about to leave with its news: someone else leads.
-                        self._hand_over(sub)
+            except BaseException:
+                self._leave(sub)
+                raise
+            if self._closing:
+                self._closing = False
+                self._drop_stream()
+            with self._lock:
+                self._reading = False
+                events = sub.pending
+                if events:
+                    # This reader leaves with its news (taken now, as the next pass would):
+                    # someone else leads.
+                    self._hand_over(sub)
+                    sub.pending = []
+                    event = sub.event
+                    if event is not None and event.is_set():
+                        event.clear()
+                    return events
+
+    def _leave(self, sub: _Subscription) -> None:
+        """The reader role ends after a failed read: the events stay queued for ``sub``."""
+        if self._closing:
+            self._closing = False
+            self._drop_stream()
+        with self._lock:
+            self._reading = False
+            if sub.pending:
+                self._hand_over(sub)
 
     def _failed(self, exc: BackendError) -> None:
         """Back off after a broken stream; give up (raise) after the retry budget."""
@@ -459,7 +520,12 @@ class _PodWatch:
                 return
             sub = self._subs.get(meta.get("name", ""))
             if sub is not None:
-                self._deliver(sub, event)
+                # _deliver, inlined: this is every event of every run.
+                sub.pending.append(event)
+                if sub.event is not None:
+                    sub.event.set()
+                if self.listener is not None:
+                    self.listener(sub.name)
 
 
 def _rv_before(a: str, b: str) -> bool:
@@ -514,11 +580,12 @@ class RunHandle:
         self._check = check
         self._on_state = on_state
         self._created = created_at
-        self._cancel = threading.Event()
+        self._cancel = _Flag()
         self._lock = threading.Lock()
-        self._watch = runner._watch_for(namespace)
+        # A plain read finds the namespace's watch nearly always; the lock is for making one.
+        self._watch = runner._watches.get(namespace) or runner._watch_for(namespace)
         self._sub = self._watch.subscribe(pod_name, resource_version)
-        self._state = PodState(Phase.PENDING)
+        self._state = _PENDING
         self._state_seen: PodState | None = None  # the first observation always reports
         self._pod: dict[str, Any] | None = dict(initial) if initial is not None else None
         self._seen_deleting = False
@@ -532,8 +599,9 @@ class RunHandle:
         self._collector = LogCollector(max_bytes=runner.log_limit_bytes, on_line=on_log)
         self._collector_lock = threading.Lock()
         self._follower: threading.Thread | None = None
-        self._follower_done = threading.Event()
-        self._follow_abandoned = threading.Event()
+        # Made with the follower thread: only a followed log is ever waited for.
+        self._follower_done: threading.Event
+        self._follow_abandoned = _Flag()
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
@@ -622,7 +690,7 @@ class RunHandle:
     def cancel(self) -> None:
         """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""
         self._cancel.set()
-        self._sub.event.set()
+        self._sub.wake()
 
     def close(self) -> None:
         """Clean up according to the cleanup policy (idempotent)."""
@@ -638,29 +706,31 @@ class RunHandle:
 
     def _observe(self, pod: Mapping[str, Any]) -> PodState:
         state = reduce(pod, self._container)
-        now = self._runner.clock.monotonic()
         if state.deleting:
             self._seen_deleting = True
         if state.node_name and self._scheduled_at is None:
-            self._scheduled_at = now
+            self._scheduled_at = self._runner.clock.monotonic()
         if state.phase is Phase.RUNNING and self._running_at is None:
-            self._running_at = now
+            self._running_at = self._runner.clock.monotonic()
         prev = self._state_seen
-        changed = prev is None or (state.phase, state.reason, state.detail) != (
-            prev.phase,
-            prev.reason,
-            prev.detail,
-        )
         self._state_seen = state
         self._state = state
-        if changed and self._on_state is not None:
-            self._on_state(state)
+        on_state = self._on_state
+        if on_state is not None and (
+            prev is None
+            or state.phase is not prev.phase
+            or state.reason is not prev.reason
+            or state.detail != prev.detail
+        ):
+            on_state(state)
         if self._stream_logs and (state.phase is Phase.RUNNING or state.container_ran):
             self._ensure_follower()
         return state
 
     def _next_deadline(self) -> tuple[float | None, str]:
         d = self._deadlines
+        if d.total is None and d.scheduling is None and d.start is None:
+            return None, ""
         candidates: list[tuple[float, str]] = []
         if d.total is not None:
             candidates.append((self._created + d.total, "total"))
@@ -675,6 +745,9 @@ class RunHandle:
     def _wait(self) -> RunResult:
         runner = self._runner
         clock = runner.clock
+        d = self._deadlines
+        if d.total is None and d.scheduling is None and d.start is None:
+            return self._wait_unbounded()
         while True:
             state = self._state
             if state.terminal:
@@ -697,6 +770,26 @@ class RunHandle:
                     continue
                 self._timeout(which)
             self._apply(self._watch.wait(self._sub, deadline, self._cancel))
+
+    def _wait_unbounded(self) -> RunResult:
+        """:meth:`_wait` for a run without deadlines (the default): no clock checks."""
+        watch, sub, cancel, deadlines = self._watch, self._sub, self._cancel, self._deadlines
+        while True:
+            state = self._state
+            if state.terminal:
+                return self._conclude(state)
+            if self._gone:
+                return self._lost("the pod was deleted by someone else before it finished")
+            if cancel.is_set():
+                self._kill()
+                raise RunCancelled(
+                    "the run was cancelled",
+                    **self._context(),
+                    logs=self._drain_logs_safely(),
+                )
+            if self._deadlines is not deadlines:
+                return self._wait()  # a concurrent wait(timeout=...) gave the run a budget
+            self._apply(watch.wait(sub, None, cancel))
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the run's state."""
@@ -803,18 +896,18 @@ class RunHandle:
             duration = max(0.0, end - start)
         else:
             duration = max(0.0, self._runner.clock.monotonic() - self._created)
-        return RunResult(
-            pod_name=self.pod_name,
-            namespace=self.namespace,
-            run_id=self.run_id,
-            state=state,
-            exit_code=state.exit_code,
-            logs=logs,
-            logs_truncated=self._collector.truncated,
-            duration=duration,
-            started_at=started,
-            finished_at=finished,
-            message=message,
+        return RunResult(  # positional, in field order: cheaper than keywords
+            self.pod_name,
+            self.namespace,
+            self.run_id,
+            state,
+            state.exit_code,
+            logs,
+            self._collector.truncated,
+            duration,
+            started,
+            finished,
+            message,
         )
 
     # -- logs -----------------------------------------------------------------------------
@@ -823,6 +916,7 @@ class RunHandle:
         with self._lock:
             if self._follower is not None:
                 return
+            self._follower_done = threading.Event()
             self._follower = threading.Thread(
                 target=self._follow, name=f"podrunner-logs-{self.pod_name}", daemon=True
             )
@@ -1112,7 +1206,7 @@ class PodRunner:
         The arguments are those of :meth:`run`. If creation fails, whatever was created is
         deleted before the error propagates.
         """
-        deadlines = deadlines or Deadlines()
+        deadlines = deadlines or _NO_DEADLINES
         if timeout is not None:
             deadlines = attrs.evolve(deadlines, total=timeout)
         namespace = spec.namespace or self.namespace
@@ -1135,15 +1229,16 @@ class PodRunner:
         )
         created: list[tuple[Kind, str]] = []
         started = self.clock.monotonic()
+        extras = (secret, config_map) if secret is not None or config_map is not None else ()
         try:
-            for extra in (secret, config_map):
+            for extra in extras:
                 if extra is not None:
                     self._create(extra, manifests.run_id)
                     created.append((extra["kind"], extra["metadata"]["name"]))
             stored = self._create(pod, manifests.run_id)
             created.append(("Pod", manifests.pod_name))
             owner = owner_reference(stored)
-            for extra in (secret, config_map):
+            for extra in extras:
                 if extra is not None:
                     # Owned by the pod: the cluster's garbage collector removes it with the
                     # pod even if this process dies before its own cleanup.
@@ -1322,36 +1417,67 @@ class PodRunner:
         backoff, as are the ``also_retry`` errors; a 401 refreshes the credentials once.
         ``on_retry`` sees each error that is about to be retried.
         """
-        retried: tuple[type[BackendError], ...] = (
-            TooManyRequests,
-            ServerError,
-            BackendUnavailable,
-            *also_retry,
-        )
+        # The common case is a call that succeeds at once: no retry state is built for it.
+        try:
+            return fn()
+        except BackendError as exc:
+            if not (isinstance(exc, _HANDLED) or (also_retry and isinstance(exc, also_retry))):
+                raise
+            first = exc
+        return self._call_retrying(fn, first, (*_RETRIED, *also_retry), on_retry)
+
+    def _call_retrying(
+        self,
+        fn: Callable[[], _T],
+        exc: BackendError,
+        retried: tuple[type[BackendError], ...],
+        on_retry: Callable[[BackendError], None] | None,
+    ) -> _T:
+        """The retry loop of :meth:`_call`, entered with the first attempt's error."""
         attempt = 0
         refreshed = False
         while True:
-            try:
-                return fn()
-            except Unauthorized:
+            if isinstance(exc, Unauthorized):
                 if refreshed or not self.backend.refresh_credentials():
-                    raise
+                    raise exc
                 refreshed = True
-                continue
-            except retried as exc:
+            else:
                 attempt += 1
                 if attempt >= self.retry.attempts:
-                    raise
+                    raise exc
                 if on_retry is not None:
                     on_retry(exc)
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 self.clock.sleep(delay or self.retry.delay(attempt))
+            try:
+                return fn()
+            except Unauthorized as again:
+                exc = again
+            except retried as again:
+                exc = again
 
     def _create(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
         """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
         kind = manifest["kind"]
         namespace = manifest["metadata"].get("namespace")
         name = manifest["metadata"]["name"]
+        # First attempt without the retry machinery: it nearly always succeeds.
+        try:
+            return self.backend.create(manifest)
+        except BackendError as exc:
+            first = exc
+        return self._create_retrying(manifest, run_id, kind, namespace, name, first)
+
+    def _create_retrying(
+        self,
+        manifest: dict[str, Any],
+        run_id: str,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        first: BackendError,
+    ) -> dict[str, Any]:
+        """:meth:`_create` after its first attempt failed with ``first``."""
         ambiguous = False
 
         def note(exc: BackendError) -> None:
@@ -1360,7 +1486,11 @@ class PodRunner:
             ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
 
         try:
-            return self._call(partial(self.backend.create, manifest), on_retry=note)
+            if not isinstance(first, _HANDLED):
+                raise first
+            return self._call_retrying(
+                partial(self.backend.create, manifest), first, _RETRIED, note
+            )
         except AlreadyExists:
             if not ambiguous:
                 raise
@@ -1374,9 +1504,18 @@ class PodRunner:
 
         Deleting is idempotent, so a 409 (a precondition race) is retried too.
         """
+        try:
+            self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
+            return
+        except NotFound:
+            return
+        except BackendError as exc:
+            if not isinstance(exc, _DELETE_RETRIED):
+                raise
+            first = exc
         delete = partial(self.backend.delete, kind, namespace, name, grace_period_seconds=grace)
         try:
-            self._call(delete, also_retry=(Conflict,))
+            self._call_retrying(delete, first, (*_RETRIED, Conflict), None)
         except NotFound:
             return
 
@@ -1612,7 +1751,7 @@ class _ManyRuns:
             for watch in watches.values():
                 watch.listener = None
             for idle in idles:
-                idle.event.set()
+                idle.wake()
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

@@ -842,11 +842,14 @@ class RunHandle:
         )
 
     def _lost(self, why: str) -> RunResult:
+        # An evicted pod still exists and its log can be read; a deleted one answers 404 and
+        # keeps what was streamed. Either way the caller gets all the output there is.
+        logs = self._drain_logs_safely()
         raise PodLost(
             why,
             **self._context(),
             events=self._runner._events_for(self.namespace, self.pod_name),
-            logs=self._collector.text,
+            logs=logs,
         )
 
     def _conclude(self, state: PodState) -> RunResult:

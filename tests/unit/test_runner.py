@@ -146,13 +146,26 @@ def test_total_deadline_is_written_as_active_deadline(
     assert "podrunner.dev/expires-at" in pod["metadata"]["annotations"]
 
 
-def test_scheduling_deadline(cluster: FakeCluster, runner: PodRunner) -> None:
-    """A pod that is never placed hits the scheduling budget with StartTimeout."""
-    cluster.when(image="busybox:*").hang()
-    slow = FakeCluster()
-    slow.when(image="*").unschedulable()
-    with pytest.raises((StartTimeout, Unschedulable)):
+def test_scheduling_deadline() -> None:
+    """A pod the scheduler does not get to in time ends in StartTimeout, and is deleted."""
+    slow = FakeCluster(schedule_delay=600)
+    with pytest.raises(StartTimeout, match="not scheduled within 5s") as info:
         PodRunner(slow.backend).run(SPEC, deadlines=Deadlines(scheduling=5))
+    assert slow.clock.monotonic() == pytest.approx(5, abs=0.5)
+    assert info.value.state is not None
+    assert info.value.state.phase is Phase.PENDING
+    assert leftovers(slow) == []
+
+
+def test_start_deadline() -> None:
+    """A scheduled pod whose containers do not start in time ends in StartTimeout."""
+    slow = FakeCluster(start_delay=600)
+    with pytest.raises(StartTimeout, match="not running within 5s") as info:
+        PodRunner(slow.backend).run(SPEC, deadlines=Deadlines(start=5))
+    assert slow.clock.monotonic() == pytest.approx(5, abs=0.5)
+    assert info.value.state is not None
+    assert info.value.state.phase is Phase.SCHEDULED
+    assert leftovers(slow) == []
 
 
 def test_virtual_hour_returns_at_once(cluster: FakeCluster, runner: PodRunner) -> None:
@@ -306,7 +319,8 @@ def test_requests_per_run(cluster: FakeCluster, runner: PodRunner) -> None:
 
 def test_run_many_shares_one_watch(cluster: FakeCluster) -> None:
     """Many concurrent runs all succeed with their own output over at most 2 watch streams."""
-    cluster.when(image="busybox:*").succeed(after=5)
+    # Each container prints its own argument, so a run handed another's log would show.
+    cluster.when(image="busybox:*").run(lambda ctx: (0, " ".join(ctx.argv[1:]) + "\n", 5))
     runner = PodRunner(cluster.backend)
     specs = [
         PodSpec(image="busybox:1.36", command=["echo", str(i)], labels={"i": str(i)})
@@ -315,6 +329,7 @@ def test_run_many_shares_one_watch(cluster: FakeCluster) -> None:
     results = list(runner.run_many(specs, max_parallel=30))
     assert len(results) == 60
     assert all(not isinstance(r, Exception) and r.ok for r in results)
+    assert sorted(r.logs for r in results) == sorted(f"{i}\n" for i in range(60))
     assert runner.watch_stats()["peak_open_streams"] <= 2
     assert leftovers(cluster) == []
 

@@ -340,3 +340,21 @@ def test_event_ttl_must_be_a_positive_number(ttl: Any) -> None:
 
     with pytest.raises(ValueError, match=r"event_ttl must be a positive number of seconds, not"):
         FakeCluster(event_ttl=ttl)
+
+
+def test_schedule_delay_leaves_the_pod_unbound_and_silent() -> None:
+    """Until the scheduler gets to it, a pod is Pending with no node, condition or event."""
+    from podrunner.backends.fake import FakeCluster
+
+    cluster = FakeCluster(schedule_delay=30)
+    cluster.backend.create(pod("a"))
+    cluster.advance(29)
+    (waiting,) = cluster.pods()
+    assert waiting["status"]["phase"] == "Pending"
+    assert "nodeName" not in waiting["spec"]
+    assert "conditions" not in waiting["status"]
+    assert cluster.events(pod="a") == []
+    cluster.advance(5)
+    (bound,) = cluster.pods()
+    assert bound["spec"]["nodeName"] == "fake-node-1"
+    assert cluster.events(pod="a")[0]["reason"] == "Scheduled"

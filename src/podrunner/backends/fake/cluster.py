@@ -121,6 +121,9 @@ class FakeCluster:
         history: How many changes the watch history keeps; older versions are 410 Gone.
         auto_create_namespaces: Create a missing namespace on first use instead of answering
             ``namespaces "x" not found`` as a real server does.
+        schedule_delay: Seconds the scheduler takes to bind a new pod to the node (0: at
+            once). A busy or absent scheduler leaves pods Pending with no condition at all,
+            which is what a scheduling timeout has to catch.
         start_delay: Seconds from scheduling to running containers (image pull and start);
             1.0 with the scripted runtime, 0 with the local one.
         seed: Seed for generated names and uids, for reproducible runs.
@@ -146,6 +149,7 @@ class FakeCluster:
         auto_create_namespaces: bool = False,
         start_delay: float | None = None,
         seed: int | None = None,
+        schedule_delay: float = 0.0,
         event_ttl: float = 3600.0,
     ) -> None:
         if runtime not in ("scripted", "local"):
@@ -187,7 +191,12 @@ class FakeCluster:
         if start_delay is None:
             start_delay = 1.0 if runtime == "scripted" else 0.0
         self._kubelet = Kubelet(
-            self._store, clock, self._rules, start_delay=start_delay, runtime=local_runtime
+            self._store,
+            clock,
+            self._rules,
+            start_delay=start_delay,
+            schedule_delay=schedule_delay,
+            runtime=local_runtime,
         )
         self._store.gc_delete = self._gc_delete
         self._backend = FakeBackend(self)

@@ -212,12 +212,14 @@ class Kubelet:
         rules: list[Rule],
         *,
         start_delay: float,
+        schedule_delay: float = 0.0,
         runtime: Runtime | None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.rules = rules
         self.start_delay = start_delay
+        self.schedule_delay = schedule_delay
         self.runtime = runtime
         self.sims: dict[tuple[str, str], PodSim] = {}
         self._ip = 0
@@ -233,7 +235,7 @@ class Kubelet:
         if pod["spec"].get("nodeName"):
             self._later(sim, 0.0, self._kubelet_start)
         else:
-            self._later(sim, 0.0, self._schedule)
+            self._later(sim, self.schedule_delay, self._schedule)
 
     def sim_for(self, pod: dict[str, Any]) -> PodSim | None:
         """Return the simulation of this exact pod (same uid), if any."""

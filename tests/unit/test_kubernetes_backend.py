@@ -836,7 +836,7 @@ def exec_route(
     *,
     protocol: str = "v5.channel.k8s.io",
     result: dict[str, Any] | None = None,
-    hang: bool = False,
+    hang: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Serve exec: echo stdin upper-cased to stdout, write to stderr, report ``result``."""
     seen: dict[str, Any] = {}
@@ -865,8 +865,9 @@ def exec_route(
                 elif data == b"\xff\x00":  # v5: the client closed stdin
                     break
         seen["stdin"] = stdin
-        if hang:
-            time.sleep(3)
+        if hang is not None:
+            hang.wait(10)  # the test releases it; until then the command "runs"
+            seen["finished"] = True
             return
         h.wfile.write(ws_frame(b"\x01" + stdin.upper()))
         h.wfile.write(ws_frame(b"\x02" + b"warning\n"))
@@ -936,11 +937,16 @@ def test_exec_timeout_raises_backend_unavailable(
     server: ApiServer, backend: KubernetesBackend
 ) -> None:
     """A command still running at the timeout raises BackendUnavailable."""
-    exec_route(server, hang=True)
-    started = time.monotonic()
-    with pytest.raises(BackendUnavailable, match="timed out"):
-        backend.exec("default", "p1", None, ["sleep", "60"], timeout=0.5)
-    assert time.monotonic() - started < 2.5
+    release = threading.Event()
+    seen = exec_route(server, hang=release)
+    try:
+        with pytest.raises(BackendUnavailable, match="timed out"):
+            backend.exec("default", "p1", None, ["sleep", "60"], timeout=0.5)
+        # The command was still "running": the client gave up by itself instead of waiting
+        # for the server (which would have ended the command after 10 s).
+        assert "finished" not in seen
+    finally:
+        release.set()
 
 
 def test_exec_handshake_refusal_keeps_the_status(

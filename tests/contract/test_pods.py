@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from podrunner.backends.fake._json import parse_rfc3339
 from podrunner.errors import BackendError, BadRequest, NotFound
 
 if TYPE_CHECKING:
@@ -201,8 +202,12 @@ def test_logs_follow_ends_with_the_container(kit: Kit) -> None:
     kit.wait_phase("p", "Running")
     kit.kwok_kubelet_cannot("p", "a followed log never ends when the container does")
     assert read(kit, "p", follow=True) == LOGS.encode()
+    ended = kit.backend.clock.now()
+    kit.wait_phase("p", "Succeeded")
     pod = kit.backend.get("Pod", kit.namespace, "p")
-    assert pod["status"]["phase"] in ("Running", "Succeeded")
+    finished = pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    # finishedAt is truncated to the second: the follow must not have ended before it.
+    assert ended >= parse_rfc3339(finished) / 1e9
 
 
 def test_logs_of_missing_pod_is_not_found(kit: Kit) -> None:

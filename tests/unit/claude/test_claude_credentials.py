@@ -158,11 +158,25 @@ def test_no_value_in_anything_written_during_a_run(
     for action in cluster.actions:
         if action.kind != "Secret":
             written.append(repr(action))
-    pods = cluster.backend.list("Pod", None).items
-    written += [json.dumps(p) for p in pods]
+    # Every version the pod ever had (the run deleted it), every ConfigMap and every Event.
+    versions = cluster.history("Pod", result.run.namespace, result.run.pod_name)
+    assert versions
+    written += [json.dumps(p) for p in versions]
+    written += [json.dumps(c) for c in cluster.config_maps()]
+    written += [json.dumps(e) for e in cluster.events()]
     for text in written:
         for canary in CANARIES:
             assert canary not in text
+    # The control: the value did travel, in the run's Secret and nowhere else.
+    (secret_name,) = {a.name for a in cluster.actions if a.verb == "create" and a.kind == "Secret"}
+    assert secret_name is not None
+    secrets = cluster.history("Secret", result.run.namespace, secret_name)
+    decoded = [
+        base64.b64decode(value).decode()
+        for version in secrets
+        for value in (version.get("data") or {}).values()
+    ]
+    assert any(canary in text for text in decoded for canary in CANARIES)
     pod_runner.close()
 
 

@@ -23,28 +23,49 @@ from podrunner.claude import (
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "claude" / "samples"
 
-# sample -> (error type or None, text, structured) ; "" text means "not checked"
-EXPECTED: dict[str, tuple[type[ClaudeError] | None, str, object]] = {
-    "success.json": (None, "You asked (9 bytes", None),
-    "success.jsonl": (None, "You asked (9 bytes", None),
-    "tool_use.jsonl": (None, "The diff touches one file", None),
-    "structured.json": (None, "", {"verdict": "approve", "issues": ["example"]}),
-    "budget_exceeded.json": (ClaudeBudgetExceeded, "", None),
-    "budget_exceeded.jsonl": (ClaudeBudgetExceeded, "", None),
-    "max_turns.json": (ClaudeMaxTurns, "", None),
-    "max_turns.jsonl": (ClaudeMaxTurns, "", None),
-    "auth_error.json": (ClaudeAuthError, "Invalid API key", None),
-    "auth_error.jsonl": (ClaudeAuthError, "Invalid API key", None),
-    "oauth_expired.json": (ClaudeAuthError, "OAuth token has expired", None),
-    "api_error.json": (ClaudeAPIError, "API Error: 529", None),
-    "no_result.jsonl": (ClaudeOutputError, "Starting the review", None),
-    "truncated.json": (ClaudeOutputError, "", None),
-    "noisy.json": (None, "Réponse: héllo 日本語 🎉", None),
-    "pretty.json": (None, "Pretty answer", None),
-    "glued.json": (None, "Glued answer", None),
-    "fenced.json": (None, "Here is the review", {"verdict": "approve", "issues": []}),
-    "braces.json": (None, "Sure.", {"verdict": "request-changes", "issues": ["missing test"]}),
-    "result_is_json.json": (None, "", {"verdict": "approve", "issues": []}),
+# sample -> (error type or None, text prefix ("" means no text at all), structured answer,
+# (total_cost_usd, num_turns, duration_ms) as the sample's result record states them)
+ONE = (0.0123, 1, 1500)
+FREE = (0.0, 1, 1500)
+EXPECTED: dict[
+    str,
+    tuple[type[ClaudeError] | None, str, object, tuple[float | None, int | None, int | None]],
+] = {
+    "success.json": (None, "You asked (9 bytes", None, ONE),
+    "success.jsonl": (None, "You asked (9 bytes", None, ONE),
+    "tool_use.jsonl": (None, "The diff touches one file", None, (0.0369, 3, 4500)),
+    "structured.json": (
+        None,
+        '{"verdict": "approve"',
+        {"verdict": "approve", "issues": ["example"]},
+        (0.0246, 2, 3000),
+    ),
+    "budget_exceeded.json": (ClaudeBudgetExceeded, "", None, (0.07, 4, 6000)),
+    "budget_exceeded.jsonl": (ClaudeBudgetExceeded, "", None, (0.07, 4, 6000)),
+    "max_turns.json": (ClaudeMaxTurns, "", None, (0.0246, 2, 3000)),
+    "max_turns.jsonl": (ClaudeMaxTurns, "", None, (0.0246, 2, 3000)),
+    "auth_error.json": (ClaudeAuthError, "Invalid API key", None, FREE),
+    "auth_error.jsonl": (ClaudeAuthError, "Invalid API key", None, FREE),
+    "oauth_expired.json": (ClaudeAuthError, "OAuth token has expired", None, FREE),
+    "api_error.json": (ClaudeAPIError, "API Error: 529", None, FREE),
+    "no_result.jsonl": (ClaudeOutputError, "Starting the review", None, (None, None, None)),
+    "truncated.json": (ClaudeOutputError, "", None, (None, None, None)),
+    "noisy.json": (None, "Réponse: héllo 日本語 🎉", None, ONE),
+    "pretty.json": (None, "Pretty answer", None, ONE),
+    "glued.json": (None, "Glued answer", None, ONE),
+    "fenced.json": (None, "Here is the review", {"verdict": "approve", "issues": []}, ONE),
+    "braces.json": (
+        None,
+        "Sure.",
+        {"verdict": "request-changes", "issues": ["missing test"]},
+        ONE,
+    ),
+    "result_is_json.json": (
+        None,
+        '{"verdict": "approve"',
+        {"verdict": "approve", "issues": []},
+        ONE,
+    ),
 }
 
 
@@ -56,24 +77,26 @@ def test_every_sample_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample(name: str) -> None:
     """Each recorded output parses to the expected outcome, text and structured answer."""
-    error_type, text, structured = EXPECTED[name]
+    error_type, text, structured, (cost, turns, duration) = EXPECTED[name]
     stream = name.endswith(".jsonl")
     result = parse_output((SAMPLES / name).read_bytes(), keep_events=stream)
     if error_type is None:
         assert result.error is None, result.error
         assert result.ok
-        assert result.cost_usd is not None
         assert result.session_id
         assert result.model == "claude-sonnet-4-5-20250929"
         assert result.usage.output_tokens > 0
-        assert result.num_turns is not None
-        assert result.duration_ms is not None
     else:
         assert isinstance(result.error, error_type)
         assert result.error.result is result
         with pytest.raises(error_type):
             result.check()
-    assert result.text.startswith(text)
+    assert (result.num_turns, result.duration_ms) == (turns, duration)
+    assert result.cost_usd == (None if cost is None else pytest.approx(cost))
+    if text:
+        assert result.text.startswith(text)
+    else:
+        assert result.text == ""
     if structured is not None:
         assert result.structured == structured
     if stream:

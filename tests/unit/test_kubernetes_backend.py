@@ -571,6 +571,47 @@ def test_watch_parses_events_split_across_chunks(
     }
 
 
+def test_watch_closed_from_another_thread_ends_a_blocked_read(
+    server: ApiServer, backend: KubernetesBackend
+) -> None:
+    """close() from another thread ends a read blocked on a silent stream, with no error."""
+    release = threading.Event()
+    sent = threading.Event()
+
+    def serve(h: Handler, _r: Request) -> None:
+        h.start_chunked()
+        h.chunk(event_line("ADDED", pod(rv="101")))
+        sent.set()
+        release.wait(30)  # then silence, as an idle watch is
+
+    server.route("GET", "/api/v1/namespaces/default/pods")(serve)
+    stream = backend.watch("Pod", "default", timeout_seconds=600)
+    got: list[WatchEvent] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            got.extend(stream)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        assert sent.wait(10)
+        while not got:  # the first event is read; the reader now blocks on the socket
+            time.sleep(0.001)
+        stream.close()
+        thread.join(10)
+        # It ended because it was closed: the server is still holding the stream open.
+        assert not thread.is_alive()
+        assert not release.is_set()
+    finally:
+        release.set()
+    assert errors == []
+    assert [e.type for e in got] == ["ADDED"]
+
+
 def test_watch_http_410_raises_gone(server: ApiServer, backend: KubernetesBackend) -> None:
     """A watch refused with HTTP 410 raises Gone."""
     server.answer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -332,6 +333,25 @@ def test_run_many_shares_one_watch(cluster: FakeCluster) -> None:
     assert sorted(r.logs for r in results) == sorted(f"{i}\n" for i in range(60))
     assert runner.watch_stats()["peak_open_streams"] <= 2
     assert leftovers(cluster) == []
+
+
+def test_run_many_leaves_no_reader_or_stream_behind(cluster: FakeCluster) -> None:
+    """When run_many returns its watch reader is gone, no stream is open, and time is still.
+
+    A reader left blocked on the shared stream would keep a connection open on a real cluster
+    and let the fake's virtual time jump to the stream's timeout after run_many returned.
+    """
+    cluster.when(image="busybox:*").succeed(logs="ok\n", after=30)
+    runner = PodRunner(cluster.backend)
+    specs = [SPEC.with_labels(i=str(i)) for i in range(20)]
+    results = list(runner.run_many(specs, max_parallel=20))
+    assert all(not isinstance(r, Exception) and r.ok for r in results)
+    assert not [t for t in threading.enumerate() if t.name == "podrunner-watch"]
+    assert runner.watch_stats()["open_streams"] == 0
+    assert cluster.clock.waiting() == 0
+    ended = cluster.clock.monotonic()
+    time.sleep(0.05)  # five idle graces: long enough for a lingering reader to jump time
+    assert cluster.clock.monotonic() == ended
 
 
 def test_run_many_runs_concurrently_in_virtual_time(cluster: FakeCluster) -> None:

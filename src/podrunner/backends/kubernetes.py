@@ -33,6 +33,7 @@ import json
 import threading
 import time
 import urllib.parse
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import kubernetes.client
@@ -41,6 +42,7 @@ import kubernetes.stream.ws_client
 import urllib3
 import urllib3.exceptions
 
+from podrunner.backends._stream import WatchStream
 from podrunner.backends.base import (
     Clock,
     ExecResult,
@@ -241,6 +243,19 @@ def _chunks(resp: Any, amt: int = _CHUNK) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+def _shut_down(opened: list[Any]) -> None:
+    """Unblock a read on a watch's response from another thread."""
+    for resp in opened:
+        # urllib3 >= 2.3 shuts the socket down, which wakes a blocked recv; closing alone
+        # does not on Linux.
+        shutdown = getattr(resp, "shutdown", None)
+        with contextlib.suppress(Exception):
+            if shutdown is not None:
+                shutdown()
+            else:
+                resp.close()
 
 
 def _close_response(resp: Any, complete: bool) -> None:
@@ -628,11 +643,12 @@ class KubernetesBackend:
         resource_version: str | None = None,
         timeout_seconds: float | None = None,
         allow_bookmarks: bool = False,
-    ) -> Generator[WatchEvent, None, None]:
+    ) -> Iterator[WatchEvent]:
         """Stream changes after ``resource_version`` as :class:`WatchEvent` objects.
 
         The request is sent when iteration starts. The iterator ends when the server-side
-        timeout expires; ``close()`` closes the connection.
+        timeout expires; ``close()`` closes the connection, also from another thread while
+        a read is blocked on it (the socket is shut down and that read ends the stream).
 
         Raises:
             Gone: The version is too old (HTTP 410 or an in-stream ``ERROR`` with code 410).
@@ -651,7 +667,11 @@ class KubernetesBackend:
             query.append(("timeoutSeconds", seconds))
             # The server ends the stream itself; the margin only catches a dead connection.
             read_timeout = seconds + 15.0
-        return self._watch(kind, namespace, query, read_timeout)
+        stream = WatchStream()
+        opened: builtins.list[Any] = []
+        stream.gen = self._watch(kind, namespace, query, read_timeout, stream, opened)
+        stream.interrupt = partial(_shut_down, opened)
+        return stream
 
     def _watch(
         self,
@@ -659,13 +679,20 @@ class KubernetesBackend:
         namespace: str | None,
         query: builtins.list[tuple[str, object]],
         read_timeout: float | None,
+        handle: WatchStream,
+        opened: builtins.list[Any],
     ) -> Generator[WatchEvent, None, None]:
         with _translate_errors(kind, namespace):
             resp = self._open(
                 "GET", self._path(kind, namespace), query=query, read_timeout=read_timeout
             )
+        # Published before `closed` is read: a close() racing with the open either sees the
+        # response and shuts it down, or this sees `closed` and stops.
+        opened.append(resp)
         complete = False
         try:
+            if handle.closed:
+                return
             buffer = b""
             with _translate_errors(kind, namespace):
                 for chunk in _chunks(resp):
@@ -680,6 +707,9 @@ class KubernetesBackend:
                     if event is not None:
                         yield event
             complete = True
+        except BackendError:
+            if not handle.closed:
+                raise  # a read cut short by close() is the end of the stream, not an error
         finally:
             _close_response(resp, complete)
 

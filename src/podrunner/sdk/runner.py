@@ -22,6 +22,7 @@ How a run goes (every backend, every outcome):
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import math
 import random
@@ -85,6 +86,10 @@ EXPIRES_ANNOTATION = "podrunner.dev/expires-at"
 _MANAGED = MANAGED_SELECTOR
 _PENDING = PodState(Phase.PENDING)  # immutable, so one instance serves every new run
 _NO_DEADLINES = Deadlines()  # immutable: one shared instance serves every run without budgets
+# How long run_many waits for its interrupted watch readers to leave: they end at once on
+# both backends; the bound only keeps a backend whose streams cannot be interrupted from
+# holding run_many for a whole watch timeout.
+_READER_JOIN_SECONDS = 5.0
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
@@ -257,6 +262,7 @@ class _PodWatch:
         self._reading = False
         self._rv: str | None = None
         self._stream: Iterator[WatchEvent] | None = None
+        self._interrupted = False  # interrupt() asked the reader to drop its stream
         self._stream_end = 0.0
         self._failures = 0
         self._closing = False
@@ -312,6 +318,30 @@ class _PodWatch:
     def _drop_stream(self) -> None:
         stream, self._stream = self._stream, None
         self._close_stream(stream)
+
+    def interrupt(self) -> None:
+        """Close the shared stream from any thread.
+
+        Either nobody is reading it, or its reader is blocked and must let go: backends'
+        streams end when closed mid-read, and the reader drops it as any ended stream.
+        """
+        with self._lock:
+            if not self._reading:
+                # Idle between readers: close it here, with its bookkeeping.
+                idle, self._stream = self._stream, None
+            else:
+                # Set before the stream is read: a reader that has just opened one checks
+                # this after publishing it, so either it sees the request or this sees it.
+                self._interrupted = True
+                idle = None
+            live = self._stream
+        if idle is not None:
+            self._close_stream(idle)
+            return
+        close = getattr(live, "close", None)
+        if close is not None:
+            with contextlib.suppress(ValueError):  # a plain generator another thread runs
+                close()
 
     def _close_stream(self, stream: Iterator[WatchEvent] | None) -> None:
         if stream is not None:
@@ -486,6 +516,10 @@ class _PodWatch:
         try:
             if self._stream is None:
                 self._stream = self._open(remaining)
+            if self._interrupted:
+                self._interrupted = False
+                self._drop_stream()
+                return
             event = next(self._stream)
         except StopIteration:
             self._drop_stream()
@@ -1631,6 +1665,7 @@ class _ManyRuns:
         starting: set[concurrent.futures.Future[Any]] = set()
         watches: dict[str, _PodWatch] = {}
         idles: list[_Subscription] = []
+        readers: list[threading.Thread] = []
 
         def reader(watch: _PodWatch, idle: _Subscription) -> None:
             # Waits forever on a subscription no pod has: it leads the shared stream
@@ -1650,6 +1685,7 @@ class _ManyRuns:
                 target=reader, args=(watch, idle), daemon=True, name="podrunner-watch"
             )
             thread.start()
+            readers.append(thread)
 
         def held(hold: Hold, fn: Callable[[], _T]) -> _T:
             # The hold was taken when the work was queued, so virtual time cannot jump
@@ -1755,6 +1791,12 @@ class _ManyRuns:
                 watch.listener = None
             for idle in idles:
                 idle.wake()
+            # A reader blocked on the shared stream would hold its connection (and, on the
+            # fake, let virtual time jump to the stream's timeout) after run_many returned.
+            for watch in watches.values():
+                watch.interrupt()
+            for thread in readers:
+                thread.join(_READER_JOIN_SECONDS)
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

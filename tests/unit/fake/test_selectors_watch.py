@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from fakepods import pod
 
@@ -234,3 +237,33 @@ def test_watch_all_namespaces(cluster: FakeCluster) -> None:
     cluster.backend.create(pod("b"))
     events = list(cluster.backend.watch("Pod", None, timeout_seconds=0))
     assert sorted(e.object["metadata"]["name"] for e in events) == ["a", "b"]
+
+
+def test_closing_a_watch_from_another_thread_ends_it_at_once() -> None:
+    """close() from another thread ends a next() blocked on an idle watch, without time passing.
+
+    A generator cannot be closed while another thread runs it; the fake's stream can, as
+    closing the connection does on a real server.
+    """
+    cluster = FakeCluster()
+    hold = cluster.clock.hold()  # time stands still: only close() can end the stream
+    stream = cluster.backend.watch("Pod", "default", timeout_seconds=3600)
+    got: list[object] = []
+    started = threading.Event()
+
+    def reader() -> None:
+        started.set()
+        got.extend(stream)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    started.wait(5)
+    while cluster.clock.waiting() < 1:  # the reader is blocked inside the fake
+        time.sleep(0.001)
+    stream.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert got == []
+    assert cluster.clock.monotonic() == 0  # it ended because it was closed, not timed out
+    assert list(stream) == []  # and stays ended
+    hold.release()

@@ -13,10 +13,11 @@ import json
 import math
 import random
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
+from podrunner.backends._stream import WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
@@ -924,12 +925,16 @@ class FakeBackend:
             if timeout_seconds is not None:
                 deadline = clock.monotonic() + float(timeout_seconds)
         limit = None if fault is None else fault.cut_watch_after
-        return self._stream(
-            k, ns, labels, fields, initial, cursor, deadline, allow_bookmarks, limit
+        stream = WatchStream()
+        stream.gen = self._stream(
+            stream, k, ns, labels, fields, initial, cursor, deadline, allow_bookmarks, limit
         )
+        stream.interrupt = partial(_wake, clock)
+        return stream
 
     def _stream(
         self,
+        handle: WatchStream,
         kind: str,
         ns: str | None,
         labels: LabelSelector | None,
@@ -939,7 +944,7 @@ class FakeBackend:
         deadline: float | None,
         bookmarks: bool,
         limit: int | None,
-    ) -> Iterator[WatchEvent]:
+    ) -> Generator[WatchEvent, None, None]:
         store = self._store
         clock = self._c._clock
         lock = self._lock
@@ -959,6 +964,8 @@ class FakeBackend:
 
         def collect() -> bool:
             nonlocal cursor, lost
+            if handle.closed:
+                return True  # closed from another thread: end the stream now
             rv_now = store.rv
             if rv_now <= cursor:
                 return False
@@ -998,7 +1005,7 @@ class FakeBackend:
                 events = batch[:]
                 batch.clear()
                 rv_now = store.rv
-            if lost:
+            if lost or handle.closed:
                 return
             for typ, obj in events:
                 if limit is not None and sent >= limit:
@@ -1259,6 +1266,12 @@ class FakeBackend:
                 sim: PodSim = self._kubelet.sims[key]
                 if self._kubelet.runtime is not None:
                     self._kubelet.runtime.cleanup(sim)
+
+
+def _wake(clock: SchedulingClock) -> None:
+    # A closed watch's reader is blocked in the clock: a notify makes it look again.
+    with clock.lock:
+        clock.notify()
 
 
 def _has_more(buffer: LogBuffer, idx: int) -> bool:

@@ -1,0 +1,57 @@
+"""A watch stream that another thread can close while a read is blocked on it.
+
+A generator cannot be closed while another thread runs it (``ValueError: generator already
+executing``), yet that is exactly when a shared watch must be stopped: its reader is blocked
+waiting for the next event. Both backends return this wrapper, and each gives it a way to
+interrupt a blocked read (shut the socket down, wake the fake's clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+    from podrunner.backends.base import WatchEvent
+
+__all__ = ["WatchStream"]
+
+
+def _nothing() -> None:
+    return None
+
+
+class WatchStream:
+    """An iterator of watch events whose :meth:`close` works from any thread.
+
+    Attributes:
+        closed: Set by :meth:`close`; the backend's generator checks it and ends.
+        gen: The backend's generator, set right after construction.
+        interrupt: Wakes a read blocked in another thread; set by the backend.
+    """
+
+    __slots__ = ("closed", "gen", "interrupt")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.gen: Generator[WatchEvent, None, None] | None = None
+        self.interrupt: Callable[[], None] = _nothing
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    def __next__(self) -> WatchEvent:
+        if self.closed or self.gen is None:
+            raise StopIteration
+        return next(self.gen)
+
+    def close(self) -> None:
+        """End the stream and release its connection, also while another thread reads it."""
+        self.closed = True
+        self.interrupt()
+        if self.gen is not None:
+            # Running in another thread: the interrupt ends that read, and it sees `closed`.
+            with contextlib.suppress(ValueError):
+                self.gen.close()

@@ -236,8 +236,9 @@ class Backend(Protocol):
     ) -> Iterator[WatchEvent]:
         """Stream changes after ``resource_version``, in order.
 
-        The iterator ends when the server-side timeout expires. Closing it (``.close()`` on the
-        generator) releases the connection.
+        The iterator ends when the server-side timeout expires. Closing it (``.close()``)
+        releases the connection; both backends allow that from another thread while a read is
+        blocked on the stream, which then ends without an error.
 
         Raises:
             Gone: ``resource_version`` is older than the server's history.

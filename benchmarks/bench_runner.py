@@ -43,12 +43,11 @@ def fake_share_us(n: int = 3000) -> float:
     cluster = FakeCluster()
     cluster.when(image="busybox:*").succeed(logs="hi\n", after=1.0)
     backend = cluster.backend
-    pods = [build_manifests(SPEC).pod for _ in range(n + 200)]
-    start = 0.0
-    for i, manifest in enumerate(pods):
-        if i == 200:
-            start = time.perf_counter()
+    spent = 0.0
+    for i in range(n + 200):
+        manifest = build_manifests(SPEC).pod  # not timed: the runner's share includes it
         name = manifest["metadata"]["name"]
+        start = time.perf_counter()
         created = backend.create(manifest)
         for event in backend.watch(
             "Pod",
@@ -61,7 +60,9 @@ def fake_share_us(n: int = 3000) -> float:
                 break
         b"".join(backend.read_log("default", name))
         backend.delete("Pod", "default", name)
-    return (time.perf_counter() - start) / n * 1e6
+        if i >= 200:
+            spent += time.perf_counter() - start
+    return spent / n * 1e6
 
 
 def virtual_hour_ms(repeats: int = 50) -> float:

@@ -4,7 +4,7 @@ Each benchmark module defines ``run() -> dict[str, object]`` returning named fig
 with their unit in the name, e.g. ``create_get_delete_ops_per_s``). Results are merged into
 ``benchmarks/results/latest.json`` under the module's name, with the machine and the date, so
 docs and notes quote figures from one file. ``python benchmarks/run.py fake runner`` runs only
-the named modules.
+the named modules. Each module runs in a fresh interpreter, so none pays for another's heap.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,17 +32,20 @@ def main(argv: list[str]) -> int:
         name = path.stem.removeprefix("bench_")
         if wanted and name not in wanted:
             continue
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
         print(f"== {name}", flush=True)
-        try:
-            figures = module.run()
-        except Exception as exc:  # a broken benchmark must not hide the others' figures
-            print(f"   FAILED: {exc!r}", flush=True)
+        # Each benchmark runs in a fresh interpreter: the modules and objects an earlier one
+        # left behind would otherwise make every garbage collection of the next one slower.
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:  # a broken benchmark must not hide the others' figures
+            print(f"   FAILED: {child.stderr.strip()[-2000:]}", flush=True)
             failed = True
             continue
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
         for key, value in figures.items():
             print(f"   {key}: {value}", flush=True)
         data[name] = figures
@@ -56,5 +60,18 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def one(path: Path) -> int:
+    """Run one benchmark module and print its figures as one JSON line (the child's job)."""
+    sys.path.insert(0, str(HERE))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    print(json.dumps(module.run()), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        sys.exit(one(Path(sys.argv[2])))
     sys.exit(main(sys.argv[1:]))

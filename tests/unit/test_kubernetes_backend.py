@@ -9,6 +9,7 @@ urllib3, not mocks. Nothing here dials anything but 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import http.server
 import json
@@ -17,6 +18,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -610,6 +612,31 @@ def test_watch_closed_from_another_thread_ends_a_blocked_read(
         release.set()
     assert errors == []
     assert [e.type for e in got] == ["ADDED"]
+
+
+def test_a_dropped_watch_is_freed_at_once(server: ApiServer, backend: KubernetesBackend) -> None:
+    """A stream dropped without close() is freed by reference counting, not by the GC.
+
+    In a reference cycle the socket could be finalised before the generator closed it,
+    which Python reports as an unclosed socket in whatever test runs the collector.
+    """
+
+    def serve(h: Handler, _r: Request) -> None:
+        h.start_chunked()
+        h.chunk(event_line("ADDED", pod(rv="101")))
+        h.chunk(event_line("ADDED", pod(rv="102")))
+        h.end_chunked()
+
+    server.route("GET", "/api/v1/namespaces/default/pods")(serve)
+    gc.disable()
+    try:
+        stream = backend.watch("Pod", "default", timeout_seconds=60)
+        assert next(stream).type == "ADDED"
+        gen = weakref.ref(stream.gen)  # type: ignore[attr-defined]
+        del stream
+        assert gen() is None
+    finally:
+        gc.enable()
 
 
 def test_watch_http_410_raises_gone(server: ApiServer, backend: KubernetesBackend) -> None:

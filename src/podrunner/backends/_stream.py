@@ -16,40 +16,59 @@ if TYPE_CHECKING:
 
     from podrunner.backends.base import WatchEvent
 
-__all__ = ["WatchStream"]
+__all__ = ["StreamState", "WatchStream"]
 
 
 def _nothing() -> None:
     return None
 
 
+class StreamState:
+    """What a backend's generator sees of its stream: whether it was closed.
+
+    The generator gets this and not the :class:`WatchStream`, so the two do not form a
+    reference cycle: a stream dropped without ``close()`` is then freed at once, and its
+    generator closes the connection before the socket's own finaliser could complain.
+    """
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+
 class WatchStream:
     """An iterator of watch events whose :meth:`close` works from any thread.
 
     Attributes:
-        closed: Set by :meth:`close`; the backend's generator checks it and ends.
+        state: Shared with the backend's generator, which checks ``state.closed`` and ends.
         gen: The backend's generator, set right after construction.
         interrupt: Wakes a read blocked in another thread; set by the backend.
     """
 
-    __slots__ = ("closed", "gen", "interrupt")
+    __slots__ = ("gen", "interrupt", "state")
 
     def __init__(self) -> None:
-        self.closed = False
+        self.state = StreamState()
         self.gen: Generator[WatchEvent, None, None] | None = None
         self.interrupt: Callable[[], None] = _nothing
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self.state.closed
 
     def __iter__(self) -> WatchStream:
         return self
 
     def __next__(self) -> WatchEvent:
-        if self.closed or self.gen is None:
+        if self.state.closed or self.gen is None:
             raise StopIteration
         return next(self.gen)
 
     def close(self) -> None:
         """End the stream and release its connection, also while another thread reads it."""
-        self.closed = True
+        self.state.closed = True
         self.interrupt()
         if self.gen is not None:
             # Running in another thread: the interrupt ends that read, and it sees `closed`.

@@ -42,7 +42,7 @@ import kubernetes.stream.ws_client
 import urllib3
 import urllib3.exceptions
 
-from podrunner.backends._stream import WatchStream
+from podrunner.backends._stream import StreamState, WatchStream
 from podrunner.backends.base import (
     Clock,
     ExecResult,
@@ -669,7 +669,7 @@ class KubernetesBackend:
             read_timeout = seconds + 15.0
         stream = WatchStream()
         opened: builtins.list[Any] = []
-        stream.gen = self._watch(kind, namespace, query, read_timeout, stream, opened)
+        stream.gen = self._watch(kind, namespace, query, read_timeout, stream.state, opened)
         stream.interrupt = partial(_shut_down, opened)
         return stream
 
@@ -679,7 +679,7 @@ class KubernetesBackend:
         namespace: str | None,
         query: builtins.list[tuple[str, object]],
         read_timeout: float | None,
-        handle: WatchStream,
+        handle: StreamState,
         opened: builtins.list[Any],
     ) -> Generator[WatchEvent, None, None]:
         with _translate_errors(kind, namespace):

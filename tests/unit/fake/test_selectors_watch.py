@@ -267,3 +267,21 @@ def test_closing_a_watch_from_another_thread_ends_it_at_once() -> None:
     assert cluster.clock.monotonic() == 0  # it ended because it was closed, not timed out
     assert list(stream) == []  # and stays ended
     hold.release()
+
+
+def test_a_dropped_watch_is_freed_at_once() -> None:
+    """A fake watch dropped without close() is freed by reference counting, not by the GC."""
+    import gc
+    import weakref
+
+    cluster = FakeCluster()
+    cluster.backend.create(pod("a"))
+    gc.disable()
+    try:
+        stream = cluster.backend.watch("Pod", "default", timeout_seconds=60)
+        assert next(stream).type == "ADDED"
+        gen = weakref.ref(stream.gen)  # type: ignore[attr-defined]
+        del stream
+        assert gen() is None
+    finally:
+        gc.enable()

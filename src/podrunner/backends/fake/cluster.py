@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
-from podrunner.backends._stream import WatchStream
+from podrunner.backends._stream import StreamState, WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
@@ -927,14 +927,14 @@ class FakeBackend:
         limit = None if fault is None else fault.cut_watch_after
         stream = WatchStream()
         stream.gen = self._stream(
-            stream, k, ns, labels, fields, initial, cursor, deadline, allow_bookmarks, limit
+            stream.state, k, ns, labels, fields, initial, cursor, deadline, allow_bookmarks, limit
         )
         stream.interrupt = partial(_wake, clock)
         return stream
 
     def _stream(
         self,
-        handle: WatchStream,
+        handle: StreamState,
         kind: str,
         ns: str | None,
         labels: LabelSelector | None,

@@ -354,6 +354,55 @@ def test_run_many_leaves_no_reader_or_stream_behind(cluster: FakeCluster) -> Non
     assert cluster.clock.monotonic() == ended
 
 
+def test_a_run_after_run_many_opens_one_stream(cluster: FakeCluster) -> None:
+    """Stopping run_many's reader leaves no request behind that makes the next run reopen."""
+    cluster.when(image="busybox:*").succeed(logs="ok\n", after=30)
+    runner = PodRunner(cluster.backend)
+    for round_ in range(5):
+        specs = [SPEC.with_labels(i=f"{round_}-{i}") for i in range(10)]
+        assert all(r.ok for r in runner.run_many(specs, max_parallel=10))  # type: ignore[union-attr]
+        before = runner.watch_stats()["streams_opened"]
+        assert runner.run(SPEC).ok
+        assert runner.watch_stats()["streams_opened"] - before == 1
+
+
+def test_the_reader_role_goes_to_a_run_that_waits() -> None:
+    """When the reader leaves, a run blocked waiting takes over, not a run nobody waits on.
+
+    Handing the role to a started but unwaited run lost the wake-up: the waiting run then
+    slept forever, because nobody read the shared stream any more.
+    """
+    cluster = FakeCluster(clock="real")
+    cluster.when(image="idle:*").succeed(logs="a\n", after=0.1)
+    cluster.when(image="slow:*").succeed(logs="b\n", after=0.6)
+    cluster.when(image="fast:*").succeed(logs="c\n", after=0.2)
+    runner = PodRunner(cluster.backend)
+    unwaited = runner.start(PodSpec(image="idle:1", command=["true"]))
+    slow = runner.start(PodSpec(image="slow:1", command=["true"]))
+    fast = runner.start(PodSpec(image="fast:1", command=["true"]))
+    results: dict[str, Any] = {}
+
+    def wait(name: str, handle: Any) -> None:
+        results[name] = handle.wait()
+
+    first = threading.Thread(target=wait, args=("fast", fast), daemon=True)
+    first.start()
+    while not runner.watch_stats()["streams_opened"]:  # the fast run leads the stream
+        time.sleep(0.005)
+    second = threading.Thread(target=wait, args=("slow", slow), daemon=True)
+    second.start()
+    first.join(10)
+    second.join(10)
+    try:
+        assert results["fast"].logs == "c\n"
+        assert not second.is_alive(), "the waiting run never got the reader role"
+        assert results["slow"].logs == "b\n"
+    finally:
+        unwaited.close()
+        slow.close()
+        fast.close()
+
+
 def test_run_many_runs_concurrently_in_virtual_time(cluster: FakeCluster) -> None:
     """Concurrent runs overlap in virtual time as they would on a real cluster."""
     cluster.when(image="busybox:*").succeed(logs="ok\n", after=30)

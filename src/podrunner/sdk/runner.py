@@ -259,6 +259,9 @@ class _PodWatch:
         self._namespace = namespace
         self._lock = threading.Lock()
         self._subs: dict[str, _Subscription] = {}
+        # Followers between deciding to wait and waking up: the reader role is handed to one
+        # of these, never to a run nobody waits on (its wake-up would be lost).
+        self._blocked: set[_Subscription] = set()
         self._reading = False
         self._rv: str | None = None
         self._stream: Iterator[WatchEvent] | None = None
@@ -303,6 +306,7 @@ class _PodWatch:
         with self._lock:
             if self._subs.get(sub.name) is sub:
                 del self._subs[sub.name]
+            self._blocked.discard(sub)
             self._hand_over(sub)
 
     def close(self) -> None:
@@ -352,7 +356,7 @@ class _PodWatch:
 
     def _hand_over(self, leaving: _Subscription) -> None:
         # Called with the lock held: wake one waiting run so it takes the reader role.
-        for other in self._subs.values():
+        for other in self._blocked:
             if other is not leaving:
                 other.wake()
                 return
@@ -380,6 +384,7 @@ class _PodWatch:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
         while True:
             with self._lock:
+                self._blocked.discard(sub)  # awake: not a candidate for the reader role now
                 event = sub.event
                 if sub.pending:
                     events, sub.pending = sub.pending, []
@@ -390,22 +395,18 @@ class _PodWatch:
                 if lead:
                     # The leader never blocks on its event; a later follower pass clears it.
                     self._reading = True
-                elif event is None:
-                    event = sub.event = threading.Event()
-                elif event.is_set():
-                    event.clear()
+                else:
+                    if event is None:
+                        event = sub.event = threading.Event()
+                    elif event.is_set():
+                        event.clear()
+                    self._blocked.add(sub)
             if cancel.is_set():
-                if lead:
-                    with self._lock:
-                        self._reading = False
-                        self._hand_over(sub)
+                self._stop_waiting(sub, lead)
                 return []
             remaining = None if deadline is None else deadline - self._runner.clock.monotonic()
             if remaining is not None and remaining <= 0:
-                if lead:
-                    with self._lock:
-                        self._reading = False
-                        self._hand_over(sub)
+                self._stop_waiting(sub, lead)
                 return []
             if not lead:
                 assert event is not None  # made above for a follower
@@ -421,6 +422,7 @@ class _PodWatch:
                 self._drop_stream()
             with self._lock:
                 self._reading = False
+                self._interrupted = False  # whatever asked the reader to stop, it has
                 events = sub.pending
                 if events:
                     # This reader leaves with its news (taken now, as the next pass would):
@@ -432,6 +434,14 @@ class _PodWatch:
                         event.clear()
                     return events
 
+    def _stop_waiting(self, sub: _Subscription, lead: bool) -> None:
+        with self._lock:
+            self._blocked.discard(sub)
+            if lead:
+                self._reading = False
+                self._interrupted = False  # whatever asked the reader to stop, it has
+                self._hand_over(sub)
+
     def _leave(self, sub: _Subscription) -> None:
         """The reader role ends after a failed read: the events stay queued for ``sub``."""
         if self._closing:
@@ -439,6 +449,7 @@ class _PodWatch:
             self._drop_stream()
         with self._lock:
             self._reading = False
+            self._interrupted = False  # whatever asked the reader to stop, it has
             if sub.pending:
                 self._hand_over(sub)
 
@@ -1795,8 +1806,9 @@ class _ManyRuns:
             # fake, let virtual time jump to the stream's timeout) after run_many returned.
             for watch in watches.values():
                 watch.interrupt()
+            give_up = time.monotonic() + _READER_JOIN_SECONDS  # one bound for all readers
             for thread in readers:
-                thread.join(_READER_JOIN_SECONDS)
+                thread.join(max(0.0, give_up - time.monotonic()))
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

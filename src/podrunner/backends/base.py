@@ -110,11 +110,16 @@ class Clock(Protocol):
         """
         ...
 
-    def hold(self) -> Hold:
+    def hold(self, *, owned: bool = True) -> Hold:
         """Declare work in progress that time must not jump over.
 
         A virtual clock does not jump while a hold is open, except when the thread that owns
         the hold itself waits on the clock. A real clock ignores holds.
+
+        Args:
+            owned: The calling thread owns the hold. Work queued for another thread passes
+                ``False``, so the queueing thread's waits do not discount it; the thread that
+                picks the work up calls :meth:`Hold.adopt`.
         """
         ...
 
@@ -159,7 +164,7 @@ class RealClock:
         """Wait on the event with a real timeout."""
         return event.wait(timeout)
 
-    def hold(self) -> Hold:
+    def hold(self, *, owned: bool = True) -> Hold:
         """Real time never jumps: nothing to hold."""
         return _NoHold()
 

@@ -1710,7 +1710,8 @@ class _ManyRuns:
         holds: list[Hold] = []
 
         def hold() -> Hold:
-            holds.append(clock.hold())
+            # Not the consumer's: its own waits must not let time jump over queued work.
+            holds.append(clock.hold(owned=False))
             return holds[-1]
 
         def submit_start(spec: PodSpec) -> None:

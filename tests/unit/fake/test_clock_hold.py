@@ -57,6 +57,38 @@ def test_adopted_hold_moves_with_the_work() -> None:
     assert woke.wait(5)
 
 
+def test_an_unowned_hold_is_not_discounted_by_the_queueing_threads_wait() -> None:
+    """Work queued for a worker keeps time still even while the queueing thread waits.
+
+    run_many queues starts for its pool: had the hold been the consumer's own, the
+    consumer's wait for results would discount it, and time could jump over a start that
+    no worker had picked up yet (seen as a run starting 30 virtual seconds late under load).
+    """
+    clock = VirtualClock()
+    queued = clock.hold(owned=False)
+    seen: list[float] = []
+
+    def worker() -> None:
+        time.sleep(0.1)  # picked up late, as a busy pool does
+        queued.adopt()
+        seen.append(clock.monotonic())
+        queued.release()
+
+    threading.Thread(target=worker, daemon=True).start()
+    clock.sleep(30)  # the queueing thread waits; time must wait for the queued work
+    assert seen == [0]
+    assert clock.monotonic() == 30
+
+
+def test_an_owned_hold_is_discounted_by_its_owners_wait() -> None:
+    """The contrast: the same wait in the owning thread lets time move."""
+    clock = VirtualClock()
+    mine = clock.hold()
+    clock.sleep(30)
+    assert clock.monotonic() == 30
+    mine.release()
+
+
 def test_release_is_idempotent_and_real_clock_ignores_holds() -> None:
     """Releasing twice is harmless; the real clock's hold does nothing."""
     clock = VirtualClock()

@@ -167,15 +167,25 @@ class SchedulingClock:
         self._busy -= 1
         self.notify()
 
-    def hold(self) -> ClockHold:
-        """Keep time from jumping while work is in progress (see :class:`ClockHold`)."""
+    def hold(self, *, owned: bool = True) -> ClockHold:
+        """Keep time from jumping while work is in progress (see :class:`ClockHold`).
+
+        Args:
+            owned: The calling thread owns the hold, so its own waits do not count it. Work
+                queued for another thread passes ``False``: nobody's wait discounts the hold
+                until the thread that picks the work up calls :meth:`ClockHold.adopt`.
+        """
         with self.lock:
-            hold = ClockHold(self)
+            owner = threading.get_ident() if owned else None
+            hold = ClockHold(self, owner)
             self._busy += 1
-            self._owned[threading.get_ident()] = self._owned.get(threading.get_ident(), 0) + 1
+            if owner is not None:
+                self._owned[owner] = self._owned.get(owner, 0) + 1
             return hold
 
-    def _drop_owner(self, owner: int) -> None:
+    def _drop_owner(self, owner: int | None) -> None:
+        if owner is None:
+            return
         count = self._owned.get(owner, 0) - 1
         if count > 0:
             self._owned[owner] = count
@@ -379,9 +389,9 @@ class ClockHold:
 
     __slots__ = ("_clock", "_owner", "_released")
 
-    def __init__(self, clock: SchedulingClock) -> None:
+    def __init__(self, clock: SchedulingClock, owner: int | None) -> None:
         self._clock = clock
-        self._owner = threading.get_ident()
+        self._owner = owner  # None: queued work that no thread has adopted yet
         self._released = False
 
     def adopt(self) -> None:

@@ -119,7 +119,7 @@ class Clock(Protocol):
         Args:
             owned: The calling thread owns the hold. Work queued for another thread passes
                 ``False``, so the queueing thread's waits do not discount it; the thread that
-                picks the work up calls :meth:`Hold.adopt`.
+                picks the work up calls ``Hold.adopt()``.
         """
         ...
 

@@ -68,28 +68,29 @@ def bench_crud() -> float:
     return 3 * count / elapsed
 
 
+def lifecycle(backend: Any, manifest: dict[str, Any]) -> None:
+    """One full lifecycle through the backend protocol: create, watch to the end, log, delete."""
+    pod = backend.create(manifest)
+    meta = pod["metadata"]
+    name = meta["name"]
+    for event in backend.watch(
+        "Pod",
+        "default",
+        field_selector=f"metadata.name={name}",
+        resource_version=meta["resourceVersion"],
+        timeout_seconds=60,
+    ):
+        if event.object["status"]["phase"] in ("Succeeded", "Failed"):
+            break
+    b"".join(backend.read_log("default", name))
+    backend.delete("Pod", "default", name)
+
+
 def bench_lifecycle() -> float:
     cluster = FakeCluster()
     cluster.when(image="busybox:*").succeed(logs="hi\n", after=1.0)
     backend = cluster.backend
-
-    def one() -> None:
-        pod = backend.create(POD)
-        meta = pod["metadata"]
-        name = meta["name"]
-        for event in backend.watch(
-            "Pod",
-            "default",
-            field_selector=f"metadata.name={name}",
-            resource_version=meta["resourceVersion"],
-            timeout_seconds=60,
-        ):
-            if event.object["status"]["phase"] in ("Succeeded", "Failed"):
-                break
-        b"".join(backend.read_log("default", name))
-        backend.delete("Pod", "default", name)
-
-    count, elapsed = _timed(one)
+    count, elapsed = _timed(lambda: lifecycle(backend, POD))
     return count / elapsed
 
 

@@ -271,21 +271,15 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     waiting = state.get("waiting") or {}
     waiting_reason = waiting.get("reason") or ""
     waiting_message = waiting.get("message") or ""
-    if waiting_reason in _IMAGE_PULL_WAITING:
-        return _state(
-            Phase.FAILED,
-            Reason.IMAGE_PULL_ERROR,
-            None,
-            waiting_message,
-            waiting_reason,
-            restarts,
-            node,
-            deleting,
+    if waiting_reason in _IMAGE_PULL_WAITING or waiting_reason in _CONFIG_WAITING:
+        reason = (
+            Reason.IMAGE_PULL_ERROR
+            if waiting_reason in _IMAGE_PULL_WAITING
+            else Reason.CONFIG_ERROR
         )
-    if waiting_reason in _CONFIG_WAITING:
         return _state(
             Phase.FAILED,
-            Reason.CONFIG_ERROR,
+            reason,
             None,
             waiting_message,
             waiting_reason,

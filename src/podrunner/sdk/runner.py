@@ -417,12 +417,9 @@ class _PodWatch:
             except BaseException:
                 self._leave(sub)
                 raise
-            if self._closing:
-                self._closing = False
-                self._drop_stream()
+            self._drop_if_closing()
             with self._lock:
-                self._reading = False
-                self._interrupted = False  # whatever asked the reader to stop, it has
+                self._end_reading()
                 events = sub.pending
                 if events:
                     # This reader leaves with its news (taken now, as the next pass would):
@@ -438,20 +435,27 @@ class _PodWatch:
         with self._lock:
             self._blocked.discard(sub)
             if lead:
-                self._reading = False
-                self._interrupted = False  # whatever asked the reader to stop, it has
+                self._end_reading()
                 self._hand_over(sub)
 
     def _leave(self, sub: _Subscription) -> None:
         """The reader role ends after a failed read: the events stay queued for ``sub``."""
+        self._drop_if_closing()
+        with self._lock:
+            self._end_reading()
+            if sub.pending:
+                self._hand_over(sub)
+
+    def _drop_if_closing(self) -> None:
+        # close() asked while this thread read the stream: it is this reader's to drop.
         if self._closing:
             self._closing = False
             self._drop_stream()
-        with self._lock:
-            self._reading = False
-            self._interrupted = False  # whatever asked the reader to stop, it has
-            if sub.pending:
-                self._hand_over(sub)
+
+    def _end_reading(self) -> None:
+        # Lock held: give up the reader role; the stream stays open for the next reader.
+        self._reading = False
+        self._interrupted = False  # whatever asked the reader to stop, it has
 
     def _failed(self, exc: BackendError) -> None:
         """Back off after a broken stream; give up (raise) after the retry budget."""
@@ -794,18 +798,9 @@ class RunHandle:
         if d.total is None and d.scheduling is None and d.start is None:
             return self._wait_unbounded()
         while True:
-            state = self._state
-            if state.terminal:
-                return self._conclude(state)
-            if self._gone:
-                return self._lost("the pod was deleted by someone else before it finished")
-            if self._cancel.is_set():
-                self._kill()
-                raise RunCancelled(
-                    "the run was cancelled",
-                    **self._context(),
-                    logs=self._drain_logs_safely(),
-                )
+            over = self._outcome_now()
+            if over is not None:
+                return over
             deadline, which = self._next_deadline()
             if deadline is not None and clock.monotonic() >= deadline:
                 # The last word before giving up: the pod may have just finished, with its
@@ -820,21 +815,28 @@ class RunHandle:
         """:meth:`_wait` for a run without deadlines (the default): no clock checks."""
         watch, sub, cancel, deadlines = self._watch, self._sub, self._cancel, self._deadlines
         while True:
-            state = self._state
-            if state.terminal:
-                return self._conclude(state)
-            if self._gone:
-                return self._lost("the pod was deleted by someone else before it finished")
-            if cancel.is_set():
-                self._kill()
-                raise RunCancelled(
-                    "the run was cancelled",
-                    **self._context(),
-                    logs=self._drain_logs_safely(),
-                )
+            over = self._outcome_now()
+            if over is not None:
+                return over
             if self._deadlines is not deadlines:
                 return self._wait()  # a concurrent wait(timeout=...) gave the run a budget
             self._apply(watch.wait(sub, None, cancel))
+
+    def _outcome_now(self) -> RunResult | None:
+        """The result if the run is over (raising if lost or cancelled); ``None`` if not."""
+        state = self._state
+        if state.terminal:
+            return self._conclude(state)
+        if self._gone:
+            return self._lost("the pod was deleted by someone else before it finished")
+        if self._cancel.is_set():
+            self._kill()
+            raise RunCancelled(
+                "the run was cancelled",
+                **self._context(),
+                logs=self._drain_logs_safely(),
+            )
+        return None
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the run's state."""

@@ -976,12 +976,10 @@ class FakeBackend:
                 rv, ekind, ens, ename, typ, obj, prev = entry
                 if ekind != kind or (ns is not None and ens != ns):
                     continue
-                if not filtered or name_only:
-                    if name_only and ename != pinned:
-                        continue
-                    batch.append((typ, obj))
-                    continue
                 if pinned is not None and ename != pinned:
+                    continue
+                if not filtered or name_only:
+                    batch.append((typ, obj))
                     continue
                 now_ok = _matches(obj, labels, fields)
                 if typ == "ADDED" or typ == "DELETED":

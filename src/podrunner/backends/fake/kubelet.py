@@ -362,7 +362,7 @@ class Kubelet:
                 return  # unchanged: keep sharing the dict with earlier versions
             stamp = old["lastTransitionTime"]
         else:
-            stamp = format_rfc3339(self.clock.now())
+            stamp = self._now()
         cond: dict[str, Any] = {
             "type": type_,
             "status": status,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from podrunner.backends.fake.clock import SchedulingClock
 
-__all__ = ["Entry", "Store", "UidSource", "new_uid"]
+__all__ = ["Entry", "Store", "UidSource"]
 
 #: ``(resource_version, kind, namespace, name, type, object, previous_object)``.
 Entry = tuple[int, str, "str | None", str, str, dict[str, Any], "dict[str, Any] | None"]
@@ -32,13 +32,8 @@ KEEP_DELETED = 100
 #: Seconds an Event lives, as with the API server's default ``--event-ttl=1h``.
 EVENT_TTL = 3600.0
 
+#: The default randomness of clusters without a seed (names and uid prefixes).
 _rng = random.Random()  # noqa: S311 - uids and names need uniqueness, not secrecy
-
-
-def new_uid(rng: random.Random = _rng) -> str:
-    """Return a random version-4 UUID string (cheaper than :func:`uuid.uuid4`)."""
-    h = f"{rng.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 class UidSource:
@@ -76,7 +71,6 @@ class Store:
         event_ttl: float = EVENT_TTL,
     ) -> None:
         self.clock = clock
-        self.rng = rng
         self.uid = UidSource(rng)
         self.rv = 0
         self.objects: dict[str, dict[Key, dict[str, Any]]] = {
@@ -180,7 +174,10 @@ class Store:
         hist = self.hist
         hist.append((rv, kind, namespace, name, type_, obj, prev))
         if len(hist) > 2 * self.limit:
-            self._trim()
+            # Trim in batches: O(1) amortised, and indexing by version stays a subtraction.
+            cut = len(hist) - self.limit
+            del hist[:cut]
+            self.hist_base += cut
         if kind != "Event":
             key = (kind, namespace, name)
             versions = self.versions.get(key)
@@ -189,13 +186,6 @@ class Store:
             else:
                 versions.append(obj)
         self.clock.notify()
-
-    def _trim(self) -> None:
-        # Trim in batches: O(1) amortised, and indexing by version stays a subtraction.
-        hist = self.hist
-        cut = len(hist) - self.limit
-        del hist[:cut]
-        self.hist_base += cut
 
     def oldest(self) -> int:
         """Return the oldest resourceVersion whose event is still in the watch window."""

@@ -93,7 +93,6 @@ _READER_JOIN_SECONDS = 5.0
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
-_DELETE_RETRIED: tuple[type[BackendError], ...] = (*_HANDLED, Conflict)  # deletes are idempotent
 _T = TypeVar("_T")
 
 StateCallback = Callable[[PodState], None]
@@ -569,12 +568,7 @@ class _PodWatch:
                 return
             sub = self._subs.get(meta.get("name", ""))
             if sub is not None:
-                # _deliver, inlined: this is every event of every run.
-                sub.pending.append(event)
-                if sub.event is not None:
-                    sub.event.set()
-                if self.listener is not None:
-                    self.listener(sub.name)
+                self._deliver(sub, event)
 
 
 def _rv_before(a: str, b: str) -> bool:
@@ -1511,23 +1505,6 @@ class PodRunner:
         kind = manifest["kind"]
         namespace = manifest["metadata"].get("namespace")
         name = manifest["metadata"]["name"]
-        # First attempt without the retry machinery: it nearly always succeeds.
-        try:
-            return self.backend.create(manifest)
-        except BackendError as exc:
-            first = exc
-        return self._create_retrying(manifest, run_id, kind, namespace, name, first)
-
-    def _create_retrying(
-        self,
-        manifest: dict[str, Any],
-        run_id: str,
-        kind: Kind,
-        namespace: str | None,
-        name: str,
-        first: BackendError,
-    ) -> dict[str, Any]:
-        """:meth:`_create` after its first attempt failed with ``first``."""
         ambiguous = False
 
         def note(exc: BackendError) -> None:
@@ -1536,11 +1513,7 @@ class PodRunner:
             ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
 
         try:
-            if not isinstance(first, _HANDLED):
-                raise first
-            return self._call_retrying(
-                partial(self.backend.create, manifest), first, _RETRIED, note
-            )
+            return self._call(partial(self.backend.create, manifest), on_retry=note)
         except AlreadyExists:
             if not ambiguous:
                 raise
@@ -1554,18 +1527,9 @@ class PodRunner:
 
         Deleting is idempotent, so a 409 (a precondition race) is retried too.
         """
-        try:
-            self.backend.delete(kind, namespace, name, grace_period_seconds=grace)
-            return
-        except NotFound:
-            return
-        except BackendError as exc:
-            if not isinstance(exc, _DELETE_RETRIED):
-                raise
-            first = exc
         delete = partial(self.backend.delete, kind, namespace, name, grace_period_seconds=grace)
         try:
-            self._call_retrying(delete, first, (*_RETRIED, Conflict), None)
+            self._call(delete, also_retry=(Conflict,))
         except NotFound:
             return
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from podrunner import _validation as v
+from podrunner._jsoncopy import copy_tree
 from podrunner.errors import SpecError
 from podrunner.sdk.naming import generate_pod_name, new_run_id
 from podrunner.sdk.spec import SecretRef, SecurityProfile
@@ -157,15 +158,6 @@ def _container_security(spec: PodSpec) -> dict[str, Any]:
     return ctx
 
 
-def _copy_json(obj: Any) -> Any:
-    """Deep copy of plain JSON (dicts, lists, scalars): much cheaper than :mod:`copy`."""
-    if type(obj) is dict:
-        return {k: _copy_json(x) if type(x) in (dict, list) else x for k, x in obj.items()}
-    if type(obj) is list:
-        return [_copy_json(x) if type(x) in (dict, list) else x for x in obj]
-    return obj
-
-
 def _frozen_tree(tree: dict[str, Any]) -> bytes | dict[str, Any]:
     """A form of a JSON tree that :func:`_thaw_tree` turns into fresh copies."""
     # marshal rebuilds plain JSON about twice as fast as a recursive copy; anything it cannot
@@ -173,15 +165,15 @@ def _frozen_tree(tree: dict[str, Any]) -> bytes | dict[str, Any]:
     try:
         blob = marshal.dumps(tree)
     except ValueError:
-        return _copy_json(tree)  # type: ignore[no-any-return]
+        return copy_tree(tree)
     # Only ever bytes this module made from its own manifests are loaded.
-    return blob if marshal.loads(blob) == tree else _copy_json(tree)  # noqa: S302
+    return blob if marshal.loads(blob) == tree else copy_tree(tree)  # noqa: S302
 
 
 def _thaw_tree(frozen: bytes | dict[str, Any]) -> dict[str, Any]:
-    if type(frozen) is bytes:
+    if isinstance(frozen, bytes):
         return marshal.loads(frozen)  # type: ignore[no-any-return]  # noqa: S302
-    return _copy_json(frozen)  # type: ignore[no-any-return]
+    return copy_tree(frozen)
 
 
 # Per spec, what every run's pod shares: the labels (run id slot included, so key order is

@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from podrunner._jsoncopy import copy_tree
+
 __all__ = [
     "copy_tree",
     "format_rfc3339",
@@ -24,32 +26,9 @@ __all__ = [
     "parse_rfc3339",
 ]
 
+
 _dict = dict
 _list = list
-
-
-def copy_tree(obj: dict[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of a JSON object tree (dicts, lists and immutable scalars only)."""
-    # dict.copy() moves every scalar in C; only nested containers are revisited in Python.
-    out = obj.copy()
-    for key, value in obj.items():
-        kind = type(value)
-        if kind is _dict:
-            out[key] = copy_tree(value)
-        elif kind is _list:
-            out[key] = _copy_list(value)
-    return out
-
-
-def _copy_list(items: list[Any]) -> list[Any]:
-    out = items.copy()
-    for i, value in enumerate(items):
-        kind = type(value)
-        if kind is _dict:
-            out[i] = copy_tree(value)
-        elif kind is _list:
-            out[i] = _copy_list(value)
-    return out
 
 
 class NotJSON(TypeError):

@@ -226,7 +226,9 @@ class Store:
         dep = (kind, namespace, name)
         for ref in refs:
             uid = ref.get("uid") if isinstance(ref, dict) else None
-            deps = self.dependents.get(uid) if isinstance(uid, str) else None
+            if not isinstance(uid, str):
+                continue
+            deps = self.dependents.get(uid)
             if deps is not None:
                 deps.discard(dep)
                 if not deps:

@@ -31,6 +31,7 @@ directory), the pod's settings are fixed when it is created (a new image or env 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -46,6 +47,7 @@ from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import (
     AlreadyExists,
+    BackendError,
     BackendUnavailable,
     ContainerConfigError,
     ImagePullError,
@@ -56,7 +58,9 @@ from podrunner.errors import (
     Unschedulable,
 )
 from podrunner.sdk.lifecycle import Phase, Reason, reduce
+from podrunner.sdk.logs import parse_timestamp
 from podrunner.sdk.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
+from podrunner.sdk.runner import EXPIRES_ANNOTATION
 from podrunner.sdk.spec import CleanupPolicy, SecretRef
 
 if TYPE_CHECKING:
@@ -282,7 +286,37 @@ class ClaudeWorker:
                 pod = None
         if pod is None:
             self._create()
-        return self._wait_running()
+        pod = self._wait_running()
+        self._renew_expiry(pod)
+        return pod
+
+    def _renew_expiry(self, pod: Mapping[str, Any]) -> None:
+        """Push the reap expiry of a pod in use forward, so ``reap`` only takes idle workers.
+
+        The runner stamps ``podrunner.dev/expires-at`` (``default_ttl``, a day) on the pod and
+        its Secret; a worker lives longer than that. Renewed when under half the TTL is left.
+        """
+        clock = self.pod_runner.clock
+        ttl = self.pod_runner.default_ttl
+        now = clock.now()
+        text = ((pod.get("metadata") or {}).get("annotations") or {}).get(EXPIRES_ANNOTATION)
+        stamp = parse_timestamp(text) if isinstance(text, str) else None
+        if stamp is not None and stamp[0] - now > ttl / 2:
+            return
+        expires = dt.datetime.fromtimestamp(now + ttl, dt.timezone.utc)
+        annotations = {EXPIRES_ANNOTATION: expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        targets: list[tuple[Kind, str, str | None]] = [("Pod", self.name, self._pod_uid)]
+        if self._secret_name is not None:
+            targets.append(("Secret", self._secret_name, self._secret_uid))
+        for kind, name, uid in targets:
+            if uid is None:
+                continue
+            # Best effort: a failed renewal only means reap may take the pod after the old
+            # expiry, and the worker then makes a new one. The uid makes the patch conditional
+            # on still being our object (409 otherwise).
+            patch = {"metadata": {"uid": uid, "annotations": annotations}}
+            with contextlib.suppress(BackendError):
+                self.pod_runner.backend.patch(kind, self.namespace, name, patch)
 
     @staticmethod
     def _unusable(pod: Mapping[str, Any]) -> bool:

@@ -467,3 +467,24 @@ def test_default_worker_id_hides_the_credential() -> None:
     for kind in ("Pod", "Secret"):
         for obj in cluster.backend.list(kind, "default").items:
             assert ALICE_KEY not in str(obj["metadata"])
+
+
+def test_reap_takes_idle_workers_only() -> None:
+    """A worker in use renews its reap expiry; one left idle past the TTL is reaped."""
+    cluster = _shared_cluster([])
+    runner = PodRunner(cluster.backend)
+    busy = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(ALICE_KEY))
+    idle = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(BOB_KEY))
+    busy.ensure_running()
+    idle.ensure_running()
+    day = runner.default_ttl
+    for _ in range(4):  # two days of use, a task every 12 hours
+        cluster.advance(day / 2)
+        assert busy.run("still here").ok
+    report = runner.reap()
+    reaped = {(kind, name) for kind, _, name in report.deleted}
+    assert ("Pod", idle.name) in reaped
+    assert ("Pod", busy.name) not in reaped
+    assert ("Secret", f"{busy.name}-secrets") not in reaped
+    assert busy.run("after the reap").ok
+    assert busy.recreated == 1

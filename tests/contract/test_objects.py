@@ -347,3 +347,36 @@ def test_owner_references_written_by_update_are_followed(kit: Kit) -> None:
     # Collected in the same pass as the others, had it still been a dependent.
     kept = kit.backend.get("ConfigMap", kit.namespace, "released")
     assert "ownerReferences" not in kept["metadata"]
+
+
+def test_writes_naming_another_uid_are_refused(kit: Kit) -> None:
+    """A replace or merge patch carrying another object's ``metadata.uid`` changes nothing.
+
+    The replace is a uid precondition (409); the patch fails validation, the uid being
+    immutable (422). ClaudeWorker relies on this to patch only the pod it created, not one
+    made again under the same name.
+    """
+    first = kit.config_map("c")
+    kit.backend.delete("ConfigMap", kit.namespace, "c")
+    again = kit.config_map("c")
+    stale = {**again, "metadata": {**again["metadata"], "uid": first["metadata"]["uid"]}}
+    stale["data"] = {"k": "v"}
+    with pytest.raises(Conflict):
+        kit.backend.replace(stale)
+    with pytest.raises(Invalid) as info:
+        kit.backend.patch(
+            "ConfigMap",
+            kit.namespace,
+            "c",
+            {"metadata": {"uid": first["metadata"]["uid"], "labels": {"x": "1"}}},
+        )
+    assert "metadata.uid" in [c.field for c in info.value.causes]
+    unchanged = kit.backend.get("ConfigMap", kit.namespace, "c")
+    assert unchanged["metadata"]["resourceVersion"] == again["metadata"]["resourceVersion"]
+    patched = kit.backend.patch(
+        "ConfigMap",
+        kit.namespace,
+        "c",
+        {"metadata": {"uid": again["metadata"]["uid"], "labels": {"x": "1"}}},
+    )
+    assert patched["metadata"]["labels"] == {"x": "1"}

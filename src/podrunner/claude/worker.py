@@ -313,7 +313,7 @@ class ClaudeWorker:
                 continue
             # Best effort: a failed renewal only means reap may take the pod after the old
             # expiry, and the worker then makes a new one. The uid makes the patch conditional
-            # on still being our object (409 otherwise).
+            # on still being our object (a 422 otherwise).
             patch = {"metadata": {"uid": uid, "annotations": annotations}}
             with contextlib.suppress(BackendError):
                 self.pod_runner.backend.patch(kind, self.namespace, name, patch)

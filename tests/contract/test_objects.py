@@ -315,3 +315,68 @@ def test_owner_reference_garbage_collection(kit: Kit) -> None:
     kit.wait_gone("ConfigMap", "owned")
     kit.wait_gone("Secret", "owned")
     assert kit.backend.get("ConfigMap", kit.namespace, "unowned")["metadata"]["name"] == "unowned"
+
+
+def test_owner_references_written_by_update_are_followed(kit: Kit) -> None:
+    """Owners added by a patch or a replace are collected with the owner; a dropped owner is not.
+
+    This is how the runner ties its per-run Secret and ConfigMap to the pod: it creates them
+    first, then patches in the pod as owner once the pod exists.
+    """
+    owner = kit.pod("owner", failure="Unschedulable")
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": owner["metadata"]["uid"]}
+    kit.backend.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "patched", "namespace": kit.namespace},
+            "stringData": {"k": "v"},
+        }
+    )
+    kit.backend.patch("Secret", kit.namespace, "patched", {"metadata": {"ownerReferences": [ref]}})
+    replaced = kit.config_map("replaced")
+    replaced["metadata"]["ownerReferences"] = [ref]
+    kit.backend.replace(replaced)
+    kit.config_map("released", ownerReferences=[ref])
+    kit.backend.patch(
+        "ConfigMap", kit.namespace, "released", {"metadata": {"ownerReferences": None}}
+    )
+    kit.backend.delete("Pod", kit.namespace, "owner", grace_period_seconds=0)
+    kit.wait_gone("Secret", "patched")
+    kit.wait_gone("ConfigMap", "replaced")
+    # Collected in the same pass as the others, had it still been a dependent.
+    kept = kit.backend.get("ConfigMap", kit.namespace, "released")
+    assert "ownerReferences" not in kept["metadata"]
+
+
+def test_writes_naming_another_uid_are_refused(kit: Kit) -> None:
+    """A replace or merge patch carrying another object's ``metadata.uid`` changes nothing.
+
+    The replace is a uid precondition (409); the patch fails validation, the uid being
+    immutable (422). ClaudeWorker relies on this to patch only the pod it created, not one
+    made again under the same name.
+    """
+    first = kit.config_map("c")
+    kit.backend.delete("ConfigMap", kit.namespace, "c")
+    again = kit.config_map("c")
+    stale = {**again, "metadata": {**again["metadata"], "uid": first["metadata"]["uid"]}}
+    stale["data"] = {"k": "v"}
+    with pytest.raises(Conflict):
+        kit.backend.replace(stale)
+    with pytest.raises(Invalid) as info:
+        kit.backend.patch(
+            "ConfigMap",
+            kit.namespace,
+            "c",
+            {"metadata": {"uid": first["metadata"]["uid"], "labels": {"x": "1"}}},
+        )
+    assert "metadata.uid" in [c.field for c in info.value.causes]
+    unchanged = kit.backend.get("ConfigMap", kit.namespace, "c")
+    assert unchanged["metadata"]["resourceVersion"] == again["metadata"]["resourceVersion"]
+    patched = kit.backend.patch(
+        "ConfigMap",
+        kit.namespace,
+        "c",
+        {"metadata": {"uid": again["metadata"]["uid"], "labels": {"x": "1"}}},
+    )
+    assert patched["metadata"]["labels"] == {"x": "1"}

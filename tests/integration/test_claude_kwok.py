@@ -20,8 +20,10 @@ from podrunner.claude import (
     ClaudeRunner,
     ClaudeTask,
     ClaudeWorker,
+    WorkerOwnershipError,
 )
-from podrunner.sdk.runner import PodRunner
+from podrunner.errors import NotFound
+from podrunner.sdk.runner import EXPIRES_ANNOTATION, PodRunner
 from podrunner.sdk.spec import CleanupPolicy
 
 if TYPE_CHECKING:
@@ -120,3 +122,48 @@ def test_worker_exec(kwok_runner: PodRunner, tmp_path: Path) -> None:
         assert first.num_turns == 3
         second = worker.run(ClaudeTask("and now?", resume=first.session_id))
         assert second.session_id == first.session_id
+
+
+def test_worker_ownership(kwok_runner: PodRunner) -> None:
+    """On a real API server: a stranger is refused and leaves the pod, its owner re-adopts it.
+
+    The adoption compares the Secret as the server stores it, and the expiry renewal is a
+    uid-conditional patch; both are checked against the real server here.
+    """
+    backend = kwok_runner.backend
+    ns = kwok_runner.namespace
+
+    def worker(key: str, **kw: Any) -> ClaudeWorker:
+        return ClaudeWorker(
+            kwok_runner,
+            image=IMAGE,
+            credentials=ClaudeCredentials.api_key(key),
+            launcher_environ={},
+            start_timeout=60,
+            **kw,
+        )
+
+    alice = worker(CANARY)
+    alice.ensure_running()
+    pod_uid = backend.get("Pod", ns, alice.name)["metadata"]["uid"]
+    secret_uid = backend.get("Secret", ns, f"{alice.name}-secrets")["metadata"]["uid"]
+    bob = worker("sk-ant-api03-BOB", name=alice.name)
+    with pytest.raises(WorkerOwnershipError):
+        bob.ensure_running()
+    bob.stop()
+    assert backend.get("Pod", ns, alice.name)["metadata"]["uid"] == pod_uid
+    assert backend.get("Secret", ns, f"{alice.name}-secrets")["metadata"]["uid"] == secret_uid
+    # Make the expiry due for renewal, then adopt from a fresh object.
+    old = {"metadata": {"annotations": {EXPIRES_ANNOTATION: "2000-01-01T00:00:00Z"}}}
+    backend.patch("Pod", ns, alice.name, old)
+    backend.patch("Secret", ns, f"{alice.name}-secrets", old)
+    again = worker(CANARY)
+    again.ensure_running()
+    assert again.recreated == 0
+    for kind, name in (("Pod", alice.name), ("Secret", f"{alice.name}-secrets")):
+        renewed = backend.get(kind, ns, name)["metadata"]["annotations"][EXPIRES_ANNOTATION]
+        assert renewed > "2001"
+    again.stop()
+    for kind, name in (("Pod", alice.name), ("Secret", f"{alice.name}-secrets")):
+        with pytest.raises(NotFound):
+            backend.get(kind, ns, name)

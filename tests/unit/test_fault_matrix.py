@@ -165,11 +165,13 @@ def test_api_fault(verb: str, kind: str, fault: Any, mode: str, stream: bool) ->
         # Whatever was streamed before the error is a prefix of the output: nothing doubled.
         assert lines == LOGS.splitlines()[: len(lines)]
         left = managed(cluster)
-        if verb == "delete":
-            # The API refused every delete of this kind: exactly that object remains.
+        if verb == "delete" and kind == "Pod":
+            # The API refused every delete of the pod: exactly the pod remains.
             assert len(left) == 1
-            assert next(iter(left)).startswith(f"{kind}/")
+            assert next(iter(left)).startswith("Pod/")
         else:
+            # A Secret whose deletes all failed is still collected with its owner pod, as on a
+            # real cluster: the runner made the pod its owner for that reason.
             assert left == set()
 
 

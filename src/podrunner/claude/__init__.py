@@ -5,7 +5,8 @@
 * :class:`ClaudeCredentials`: OAuth JSON, OAuth token or API key, as a value (per-run Secret
   owned by the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
-* :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task.
+* :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
+  deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
 * :class:`ClaudeError` and its subclasses: how a task failed, with the CLI's own message.
 """
@@ -29,7 +30,7 @@ from podrunner.claude.parse import StreamParser, extract_structured, parse_outpu
 from podrunner.claude.result import ClaudeResult, Usage
 from podrunner.claude.runner import ClaudeRunner
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
-from podrunner.claude.worker import ClaudeWorker
+from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 __all__ = [
     "PROMPT_STDIN_THRESHOLD",
@@ -50,6 +51,7 @@ __all__ = [
     "InlineCredentialsWarning",
     "StreamParser",
     "Usage",
+    "WorkerOwnershipError",
     "cli_exit_code",
     "extract_structured",
     "format_cli_result",

@@ -10,10 +10,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from podrunner import SecretRef
 from podrunner.backends.base import ExecResult
-from podrunner.claude import ClaudeAuthError, ClaudeCLINotFound, ClaudeTask, ClaudeWorker
-from podrunner.claude.worker import SLEEP_LOOP
-from podrunner.errors import ImagePullError, StartTimeout
+from podrunner.claude import (
+    ClaudeAuthError,
+    ClaudeCLINotFound,
+    ClaudeCredentials,
+    ClaudeTask,
+    ClaudeWorker,
+    WorkerOwnershipError,
+)
+from podrunner.claude.worker import SLEEP_LOOP, WORKER_ID_LABEL, default_worker_id
+from podrunner.errors import ImagePullError, SpecError, StartTimeout
 from podrunner.sdk.runner import PodRunner
 from podrunner.testing import FakeCluster
 
@@ -196,3 +204,287 @@ def test_local_runtime_worker(tmp_path: Path) -> None:
         assert result.ok
         assert result.num_turns == 3
     assert cluster.backend.list("Pod", "default").items == []
+
+
+# -- ownership: a worker uses and deletes only its own pod ----------------------------------------
+
+ALICE_KEY = "sk-ant-api03-ALICE-0000000000"
+BOB_KEY = "sk-ant-api03-BOB-1111111111"
+
+
+def _uids(cluster: FakeCluster, kind: str) -> dict[str, str]:
+    items = cluster.backend.list(kind, "default").items  # type: ignore[arg-type]
+    return {o["metadata"]["name"]: o["metadata"]["uid"] for o in items}
+
+
+def _keyed(cluster: FakeCluster, key: str, **kw: object) -> ClaudeWorker:
+    return _worker(cluster, credentials=ClaudeCredentials.api_key(key), **kw)
+
+
+def _shared_cluster(calls: list[ExecRequest]) -> FakeCluster:
+    cluster = FakeCluster()
+
+    def handle(request: ExecRequest) -> ExecResult:
+        calls.append(request)
+        line = '{"type":"result","subtype":"success","is_error":false,"result":"ok",'
+        line += '"session_id":"00000000-0000-4000-8000-000000000001"}'
+        return ExecResult(0, (line + "\n").encode(), b"")
+
+    cluster.when(image=IMAGE).hang().exec_handler(handle)
+    return cluster
+
+
+def test_default_names_differ_between_users() -> None:
+    """Two users with default names get a pod each; stopping one leaves the other's pod."""
+    calls: list[ExecRequest] = []
+    cluster = _shared_cluster(calls)
+    alice = _keyed(cluster, ALICE_KEY)
+    bob = _keyed(cluster, BOB_KEY)
+    assert alice.name != bob.name
+    assert alice.worker_id != bob.worker_id
+    assert alice.run("alice's task").ok
+    assert bob.run("bob's task").ok
+    assert [c.pod for c in calls] == [alice.name, bob.name]
+    before = _uids(cluster, "Pod")
+    bob.stop()
+    after = _uids(cluster, "Pod")
+    assert after == {alice.name: before[alice.name]}
+    alice.stop()
+    assert _uids(cluster, "Pod") == {}
+    assert _uids(cluster, "Secret") == {}
+
+
+def test_a_foreign_pod_under_the_name_is_refused_and_left_intact() -> None:
+    """Bob's worker named like Alice's refuses her pod: no task, no key use, nothing deleted."""
+    calls: list[ExecRequest] = []
+    cluster = _shared_cluster(calls)
+    alice = _keyed(cluster, ALICE_KEY)
+    assert alice.run("alice's task").ok
+    pods, secrets = _uids(cluster, "Pod"), _uids(cluster, "Secret")
+    bob = _keyed(cluster, BOB_KEY, name=alice.name)
+    for attempt in (bob.run, lambda _: bob.ensure_running(), lambda _: bob.recreate()):
+        with pytest.raises(WorkerOwnershipError) as info:
+            attempt("bob's task")
+        assert info.value.pod_name == alice.name
+        assert f"pod default/{alice.name} is not this worker's" in str(info.value)
+        assert "label names another worker" in info.value.reason
+        assert BOB_KEY not in str(info.value)
+        assert ALICE_KEY not in str(info.value)
+    bob.stop()
+    with bob:
+        pass
+    assert len(calls) == 1  # only Alice's task ever ran in her pod
+    assert _uids(cluster, "Pod") == pods
+    assert _uids(cluster, "Secret") == secrets
+    assert alice.run("alice again").ok  # her worker is unaffected
+
+
+def test_owner_re_adopts_her_pod_from_a_new_worker() -> None:
+    """A new worker object with the same credentials adopts the pod, runs and can stop it."""
+    calls: list[ExecRequest] = []
+    cluster = _shared_cluster(calls)
+    first = _keyed(cluster, ALICE_KEY)
+    first.ensure_running()
+    pods = _uids(cluster, "Pod")
+    later = _keyed(cluster, ALICE_KEY)  # e.g. the next day, in another process
+    assert later.name == first.name
+    assert later.run("resume work").ok
+    assert later.recreated == 0
+    assert _uids(cluster, "Pod") == pods
+    later.stop()
+    assert _uids(cluster, "Pod") == {}
+    assert _uids(cluster, "Secret") == {}
+
+
+def test_explicit_name_and_worker_id_re_adopt_without_credentials() -> None:
+    """Without credentials the id is random; passing it back finds the pod again."""
+    cluster = _shared_cluster([])
+    first = _worker(cluster, name="my-worker")
+    first.ensure_running()
+    assert _worker(cluster).worker_id != first.worker_id  # no per-user identity to derive
+    with pytest.raises(WorkerOwnershipError):
+        _worker(cluster, name="my-worker").ensure_running()
+    again = _worker(cluster, name="my-worker", worker_id=first.worker_id)
+    assert again.run("hi").ok
+    assert again.recreated == 0
+
+
+def test_right_label_but_another_users_credentials_is_refused() -> None:
+    """A pod with Alice's worker id whose Secret holds Bob's key is not Alice's."""
+    calls: list[ExecRequest] = []
+    cluster = _shared_cluster(calls)
+    alice = _keyed(cluster, ALICE_KEY)
+    impostor = _keyed(cluster, BOB_KEY, worker_id=alice.worker_id, name=alice.name)
+    impostor.ensure_running()
+    pods, secrets = _uids(cluster, "Pod"), _uids(cluster, "Secret")
+    with pytest.raises(WorkerOwnershipError) as info:
+        alice.run("alice's task")
+    assert "holds other credentials than this worker's" in info.value.reason
+    alice.stop()
+    assert calls == []
+    assert _uids(cluster, "Pod") == pods
+    assert _uids(cluster, "Secret") == secrets
+
+
+def test_right_label_but_a_foreign_secret_reference_is_refused() -> None:
+    """A pod with the worker's label that reads another Secret is refused, whatever its name."""
+    cluster = _shared_cluster([])
+    creds = ClaudeCredentials.api_key(SecretRef("alice-claude", "key"))
+    alice = _worker(cluster, credentials=creds)
+    manifest = {
+        "kind": "Pod",
+        "metadata": {
+            "name": alice.name,
+            "labels": {
+                "app.kubernetes.io/managed-by": "podrunner",
+                WORKER_ID_LABEL: alice.worker_id,
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "claude-code",
+                    "image": IMAGE,
+                    "env": [
+                        {
+                            "name": "ANTHROPIC_API_KEY",
+                            "valueFrom": {"secretKeyRef": {"name": "mallory", "key": "key"}},
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+    cluster.backend.create(manifest)
+    with pytest.raises(WorkerOwnershipError) as info:
+        alice.ensure_running()
+    assert "[mallory]" in info.value.reason
+    assert "[alice-claude]" in info.value.reason
+    alice.stop()
+    assert alice.name in _uids(cluster, "Pod")
+
+
+def test_secret_ref_workers_adopt_only_the_same_reference() -> None:
+    """With a SecretRef the identity and the check follow the Secret name and key."""
+    cluster = _shared_cluster([])
+    creds = ClaudeCredentials.api_key(SecretRef("team-claude", "key"))
+    first = _worker(cluster, credentials=creds)
+    first.ensure_running()
+    assert _worker(cluster, credentials=creds).run("hi").ok
+    other = ClaudeCredentials.api_key(SecretRef("team-claude", "other-key"))
+    assert default_worker_id(other) != first.worker_id
+    with pytest.raises(WorkerOwnershipError):
+        _worker(cluster, credentials=other, name=first.name).ensure_running()
+
+
+def test_plain_pod_under_the_name_is_refused() -> None:
+    """A pod podrunner did not make, or a podrunner pod that is no worker, is left alone."""
+    cluster = _shared_cluster([])
+    cluster.backend.create(
+        {
+            "kind": "Pod",
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "c", "image": IMAGE}]},
+        }
+    )
+    with pytest.raises(WorkerOwnershipError) as info:
+        _keyed(cluster, ALICE_KEY, name="web").run("hi")
+    assert info.value.reason == "it was not made by podrunner"
+    cluster.backend.create(
+        {
+            "kind": "Pod",
+            "metadata": {"name": "job", "labels": {"app.kubernetes.io/managed-by": "podrunner"}},
+            "spec": {"containers": [{"name": "c", "image": IMAGE}]},
+        }
+    )
+    with pytest.raises(WorkerOwnershipError) as info:
+        _keyed(cluster, ALICE_KEY, name="job").run("hi")
+    assert info.value.reason == f"it has no {WORKER_ID_LABEL} label"
+    assert set(_uids(cluster, "Pod")) == {"web", "job"}
+
+
+def test_foreign_secret_left_under_the_name_is_refused() -> None:
+    """With no pod but another user's Secret under the worker's Secret name: refuse, keep it."""
+    cluster = _shared_cluster([])
+    alice = _keyed(cluster, ALICE_KEY)
+    alice.ensure_running()
+    cluster.backend.patch(
+        "Secret", "default", f"{alice.name}-secrets", {"metadata": {"ownerReferences": None}}
+    )
+    cluster.backend.delete("Pod", "default", alice.name, grace_period_seconds=0)
+    secrets = _uids(cluster, "Secret")
+    bob = _keyed(cluster, BOB_KEY, name=alice.name)
+    with pytest.raises(WorkerOwnershipError) as info:
+        bob.run("hi")
+    assert f"Secret default/{alice.name}-secrets is not this worker's" in str(info.value)
+    assert _uids(cluster, "Secret") == secrets
+    assert _uids(cluster, "Pod") == {}
+    # Alice's own leftover Secret is hers to replace.
+    assert alice.run("hi").ok
+    alice.stop()
+    assert _uids(cluster, "Secret") == {}
+
+
+def test_pod_replaced_by_a_stranger_is_not_deleted_by_stop() -> None:
+    """stop() deletes the pod it created, not one made again under the name by someone else."""
+    cluster = _shared_cluster([])
+    bob = _keyed(cluster, BOB_KEY, name="shared-name")
+    bob.ensure_running()
+    cluster.backend.delete("Pod", "default", "shared-name", grace_period_seconds=0)
+    alice = _keyed(cluster, ALICE_KEY, name="shared-name")
+    alice.ensure_running()
+    pods, secrets = _uids(cluster, "Pod"), _uids(cluster, "Secret")
+    bob.stop()
+    assert _uids(cluster, "Pod") == pods
+    assert _uids(cluster, "Secret") == secrets
+
+
+def test_worker_id_is_checked() -> None:
+    """A worker id must be a label value; labels cannot smuggle another one in."""
+    cluster = _shared_cluster([])
+    with pytest.raises(SpecError) as info:
+        _worker(cluster, worker_id="not a label!")
+    assert info.value.field == "worker_id"
+    with pytest.raises(SpecError) as info:
+        _worker(cluster, worker_id="me", labels={WORKER_ID_LABEL: "you"})
+    assert info.value.field == "labels"
+    worker = _worker(cluster, worker_id="me", labels={"team": "a"})
+    pod = worker.ensure_running()
+    assert pod["metadata"]["labels"][WORKER_ID_LABEL] == "me"
+    assert pod["metadata"]["labels"]["team"] == "a"
+
+
+def test_default_worker_id_hides_the_credential() -> None:
+    """The derived id is stable per credential, differs between them and is not the value."""
+    alice = ClaudeCredentials.api_key(ALICE_KEY)
+    assert default_worker_id(alice) == default_worker_id(ClaudeCredentials.api_key(ALICE_KEY))
+    assert default_worker_id(alice) != default_worker_id(ClaudeCredentials.api_key(BOB_KEY))
+    assert default_worker_id(alice) != default_worker_id(ClaudeCredentials.oauth_token(ALICE_KEY))
+    assert "ALICE" not in default_worker_id(alice)
+    cluster = _shared_cluster([])
+    worker = ClaudeWorker(PodRunner(cluster.backend), image=IMAGE, credentials=alice)
+    worker.ensure_running()
+    for kind in ("Pod", "Secret"):
+        for obj in cluster.backend.list(kind, "default").items:
+            assert ALICE_KEY not in str(obj["metadata"])
+
+
+def test_reap_takes_idle_workers_only() -> None:
+    """A worker in use renews its reap expiry; one left idle past the TTL is reaped."""
+    cluster = _shared_cluster([])
+    runner = PodRunner(cluster.backend)
+    busy = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(ALICE_KEY))
+    idle = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(BOB_KEY))
+    busy.ensure_running()
+    idle.ensure_running()
+    day = runner.default_ttl
+    for _ in range(4):  # two days of use, a task every 12 hours
+        cluster.advance(day / 2)
+        assert busy.run("still here").ok
+    report = runner.reap()
+    reaped = {(kind, name) for kind, _, name in report.deleted}
+    assert ("Pod", idle.name) in reaped
+    assert ("Pod", busy.name) not in reaped
+    assert ("Secret", f"{busy.name}-secrets") not in reaped
+    assert busy.run("after the reap").ok
+    assert busy.recreated == 1

@@ -368,3 +368,95 @@ def test_expired_events_do_not_evict_the_history_of_deleted_pods() -> None:
     cluster.advance(4000)
     assert cluster.events() == []
     assert cluster.history("Pod", "default", "p0")[-1]["status"]["phase"] == "Succeeded"
+
+
+# -- garbage collection of owner references written after creation ----------------------------
+
+
+def _owner_ref(owner: dict[str, object], name: str = "a") -> dict[str, object]:
+    meta = owner["metadata"]
+    assert isinstance(meta, dict)
+    return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": meta["uid"]}
+
+
+def _secret_exists(cluster: FakeCluster, name: str = "s") -> bool:
+    try:
+        cluster.backend.get("Secret", "default", name)
+    except NotFound:
+        return False
+    return True
+
+
+def test_owner_added_by_patch_is_collected_with_its_owner(cluster: FakeCluster) -> None:
+    """A Secret the runner ties to its pod with a patch goes when the pod goes, as on a server."""
+    owner = cluster.backend.create(pod("a"))
+    cluster.backend.create({"kind": "Secret", "metadata": {"name": "s"}})
+    cluster.backend.patch(
+        "Secret", "default", "s", {"metadata": {"ownerReferences": [_owner_ref(owner)]}}
+    )
+    cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
+    cluster.advance(120)
+    assert not _secret_exists(cluster)
+
+
+def test_owner_added_by_replace_is_collected_with_its_owner(cluster: FakeCluster) -> None:
+    """The same through a full update (replace) of the dependent."""
+    owner = cluster.backend.create(pod("a"))
+    secret = cluster.backend.create({"kind": "Secret", "metadata": {"name": "s"}})
+    secret["metadata"]["ownerReferences"] = [_owner_ref(owner)]
+    cluster.backend.replace(secret)
+    cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
+    cluster.advance(120)
+    assert not _secret_exists(cluster)
+
+
+def test_owner_removed_by_patch_keeps_the_dependent(cluster: FakeCluster) -> None:
+    """Removing the owner reference orphans the dependent: deleting the old owner keeps it."""
+    owner = cluster.backend.create(pod("a"))
+    cluster.backend.create(
+        {"kind": "Secret", "metadata": {"name": "s", "ownerReferences": [_owner_ref(owner)]}}
+    )
+    cluster.backend.patch("Secret", "default", "s", {"metadata": {"ownerReferences": None}})
+    cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
+    cluster.advance(120)
+    assert _secret_exists(cluster)
+
+
+def test_owner_swapped_by_patch_follows_the_new_owner(cluster: FakeCluster) -> None:
+    """Moving a dependent to another owner: the old owner's deletion keeps it, the new one's not."""
+    first = cluster.backend.create(pod("a"))
+    second = cluster.backend.create(pod("b"))
+    cluster.backend.create(
+        {"kind": "Secret", "metadata": {"name": "s", "ownerReferences": [_owner_ref(first)]}}
+    )
+    cluster.backend.patch(
+        "Secret", "default", "s", {"metadata": {"ownerReferences": [_owner_ref(second, "b")]}}
+    )
+    cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
+    cluster.advance(120)
+    assert _secret_exists(cluster)
+    cluster.backend.delete("Pod", "default", "b", grace_period_seconds=0)
+    cluster.advance(120)
+    assert not _secret_exists(cluster)
+
+
+def test_owner_patched_to_a_missing_uid_is_collected(cluster: FakeCluster) -> None:
+    """A patch naming only owners that do not exist makes the dependent garbage at once."""
+    cluster.backend.create({"kind": "Secret", "metadata": {"name": "s"}})
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": "x", "uid": "00000000-0000-4000-8000-0"}
+    cluster.backend.patch("Secret", "default", "s", {"metadata": {"ownerReferences": [ref]}})
+    cluster.advance(120)
+    assert not _secret_exists(cluster)
+
+
+def test_recreated_dependent_without_owner_survives_the_old_owner(cluster: FakeCluster) -> None:
+    """A Secret deleted and made again under the same name without an owner is not collected."""
+    owner = cluster.backend.create(pod("a"))
+    cluster.backend.create(
+        {"kind": "Secret", "metadata": {"name": "s", "ownerReferences": [_owner_ref(owner)]}}
+    )
+    cluster.backend.delete("Secret", "default", "s")
+    cluster.backend.create({"kind": "Secret", "metadata": {"name": "s"}})
+    cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
+    cluster.advance(120)
+    assert _secret_exists(cluster)

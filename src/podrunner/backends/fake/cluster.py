@@ -860,6 +860,17 @@ class FakeBackend:
                     else "the namespace of the provided object does not match the namespace "
                     "sent on the request"
                 )
+            uid = meta.get("uid")
+            if uid != old["metadata"].get("uid"):
+                # As the API server: a patch is no precondition on the uid (a replace is, 409);
+                # changing it fails validation of the update.
+                message = f'Invalid value: "{uid}": field is immutable'
+                raise Invalid(
+                    f'{k} "{name}" is invalid: metadata.uid: {message}',
+                    kind=k,
+                    name=name,
+                    causes=[StatusCause("metadata.uid", "FieldValueInvalid", message)],
+                )
             rv = (body.get("metadata") or {}).get("resourceVersion")
             meta["resourceVersion"] = rv or old["metadata"]["resourceVersion"]
             return self._update(k, merged, meta, status_only=subresource == "status")

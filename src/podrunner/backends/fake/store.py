@@ -134,6 +134,15 @@ class Store:
                 # namespace; code that lists ConfigMaps sees it on a real cluster too.
                 ca = _root_ca_config_map(name, self.uid(), meta["creationTimestamp"])
                 self.write("ConfigMap", name, ROOT_CA_CONFIG_MAP, ca, "ADDED")
+        elif prev is not None:
+            # An update may add, swap or drop owners (the runner ties its Secret to the pod
+            # with a patch): the garbage collector follows the current references.
+            refs = meta.get("ownerReferences")
+            old_refs = prev["metadata"].get("ownerReferences")
+            if refs != old_refs:
+                self._disown(kind, namespace, name, old_refs)
+                if refs:
+                    self._own(kind, namespace, name, refs)
         return obj
 
     def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -155,6 +164,7 @@ class Store:
                     self.versions.pop(key, None)
         uid = str(meta.get("uid"))
         self.uids.pop(uid, None)
+        self._disown(kind, namespace, name, meta.get("ownerReferences"))
         dependents = self.dependents.pop(uid, None)
         if dependents:
             for dep in sorted(dependents, key=str):
@@ -208,15 +218,38 @@ class Store:
             dep = (kind, namespace, name)
             self.clock.call_later(0.0, lambda: self._collect(dep))
 
+    def _disown(self, kind: str, namespace: str | None, name: str, refs: object) -> None:
+        # Forget the object as a dependent of these owners (it was deleted or its references
+        # changed), so an owner's deletion never touches an object that no longer names it.
+        if not isinstance(refs, list):
+            return
+        dep = (kind, namespace, name)
+        for ref in refs:
+            uid = ref.get("uid") if isinstance(ref, dict) else None
+            if not isinstance(uid, str):
+                continue
+            deps = self.dependents.get(uid)
+            if deps is not None:
+                deps.discard(dep)
+                if not deps:
+                    del self.dependents[uid]
+
     def _collect(self, dep: tuple[str, str | None, str]) -> None:
         kind, namespace, name = dep
         obj = self.objects[kind].get((namespace, name))
         if obj is None:
             return
         refs = obj["metadata"].get("ownerReferences") or []
+        owned = False
         for ref in refs:
-            if isinstance(ref, dict) and ref.get("uid") in self.uids:
+            uid = ref.get("uid") if isinstance(ref, dict) else None
+            if not isinstance(uid, str):
+                continue
+            if uid in self.uids:
                 return
+            owned = True
+        if not owned:
+            return  # no owner at all (e.g. made again under the same name): never garbage
         if self.gc_delete is not None:
             self.gc_delete(kind, namespace, name)
 

@@ -928,7 +928,7 @@ def _secret_mapping(field: str, value: object) -> Mapping[Any, Any]:
     return value
 
 
-def _secret_name(field: str, name: object) -> str:
+def _secret_env_name(field: str, name: object) -> str:
     if not isinstance(name, str):
         raise SpecError(field, REDACTED, f"names must be strings, not {kind_of(name)}")
     if "=" in name:
@@ -954,7 +954,7 @@ def _secret_env(value: Mapping[str, str | SecretRef] | None) -> SecretMap[str | 
         return SecretMap()
     items = _secret_mapping("secret_env", value)
     for name, item in items.items():
-        _secret_name("secret_env", name)
+        _secret_env_name("secret_env", name)
         _secret_item(f"secret_env[{name}]", item, allow_nul=False)
     return items if isinstance(items, SecretMap) else SecretMap(items)
 

@@ -1269,13 +1269,6 @@ class PodSpec:
                 f"takes at most {v.SECRET_DATA_SIZE_LIMIT} (1 MiB) in one Secret: put larger "
                 "data in an existing Secret (SecretRef) or a volume",
             )
-        if exec_total > MAX_EXEC_BYTES:
-            raise SpecError(
-                "command",
-                self.command,
-                f"the argv and environment total {exec_total} bytes; execve takes at most "
-                f"{MAX_EXEC_BYTES} (ARG_MAX, less room for the image's own variables)",
-            )
         parts = {
             "image": _blen(self.image),
             "command": sum(_blen(arg) for arg in self.command),
@@ -1295,6 +1288,13 @@ class PodSpec:
                 f"the pod's text totals {pod_total} bytes ({field}: {parts[field]}); one pod "
                 f"may hold at most {MAX_POD_CONTENT_BYTES} (etcd refuses objects over 1.5 "
                 "MiB): pass large data in a file (secret_files, a volume) instead",
+            )
+        if exec_total > MAX_EXEC_BYTES:
+            raise SpecError(
+                "command",
+                self.command,
+                f"the argv and environment total {exec_total} bytes; execve takes at most "
+                f"{MAX_EXEC_BYTES} (ARG_MAX, less room for the image's own variables)",
             )
 
     @staticmethod

@@ -94,7 +94,7 @@ def test_unsendable_text_is_refused_naming_the_field(
 
 
 def test_nul_in_secret_env_is_refused_without_echo() -> None:
-    """The issue's case: secret_env={"A": "x\\x00y"} fails at once, not as a raw ValueError."""
+    """The issue's case: a NUL in a secret_env value fails at once, not as a raw ValueError."""
     err = refused(lambda: spec(secret_env={"A": SECRET + "\x00y"}))
     assert err.field == "secret_env[A]"
     assert "NUL" in err.rule
@@ -226,7 +226,7 @@ def test_credentials_of_any_shape_never_show_the_value(kind: str, value: object)
 
 
 def test_accepted_secrets_show_in_no_repr() -> None:
-    """repr and str of the spec, of its secret fields and of a credential plan hide values."""
+    """The repr and str of the spec, of its secret fields and of a credential plan hide values."""
     s = spec(
         secret_env={"TOKEN": SECRET, "REF": SecretRef("creds", "token")},
         secret_files={"/etc/creds.json": SECRET},
@@ -302,7 +302,7 @@ def test_a_20_mb_command_is_refused() -> None:
 
 
 def test_argv_and_environment_together_are_capped() -> None:
-    """argv plus environment over ARG_MAX is refused even when each part fits on its own."""
+    """The argv plus environment over ARG_MAX is refused even when each part fits on its own."""
     chunk = "z" * 127_000
     err = refused(
         lambda: spec(command=["sh", *[chunk] * 8], secret_env={f"S{i}": chunk for i in range(8)})

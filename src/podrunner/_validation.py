@@ -286,7 +286,7 @@ def annotations_size_error(annotations: Mapping[str, str]) -> str | None:
     """
     total = sum(_blen(k) + _blen(v) for k, v in annotations.items())
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
-        return f"must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+        return f"may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
     return None
 
 

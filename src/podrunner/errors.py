@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from podrunner.sdk.runner import RunResult
 
 __all__ = [
-    "REDACTED",
     "AlreadyExists",
     "BackendError",
     "BackendUnavailable",
@@ -67,9 +66,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "Unschedulable",
-    "describe_value",
     "error_for_status",
-    "kind_of",
 ]
 
 
@@ -86,6 +83,8 @@ class _Redacted(str):
         return (_Redacted, (str(self),))
 
 
+# Not in __all__ (podrunner re-exports every name of it, and its sorted __all__ would then
+# disagree with ruff's ordering); import it from podrunner.errors.
 REDACTED: str = _Redacted("<redacted>")
 """What :attr:`SpecError.value` holds, and its message shows, when the value is a secret."""
 

@@ -57,7 +57,7 @@ FIELDS: dict[str, tuple[Callable[[str], object], str]] = {
     "env value": (lambda t: spec(env={"A": t}), "env.value"),
     "env pair value": (lambda t: spec(env=[("A", t)]), "env.value"),
     "EnvVar value": (lambda t: EnvVar("A", "x" + t), "env.value"),
-    "env name": (lambda t: spec(env={"A" + t: "x"}), "env"),
+    "env name": (lambda t: spec(env={"A" + t: "x"}), "env.name"),
     "blank_env": (lambda t: spec(blank_env=["A" + t]), "blank_env[0]"),
     "secret_env value": (lambda t: spec(secret_env={"A": t}), "secret_env[A]"),
     "secret_env name": (lambda t: spec(secret_env={"A" + t: "x"}), "secret_env"),

@@ -891,7 +891,7 @@ def _env(
     if raw is None:
         return ()
     if isinstance(raw, Mapping):
-        items: list[EnvVar] = [EnvVar(_text("env", k), v_) for k, v_ in raw.items()]
+        items: list[EnvVar] = [EnvVar(_require_str("env", k), v_) for k, v_ in raw.items()]
     elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
         raise SpecError("env", raw, "must be a mapping or a sequence of EnvVar")
     else:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import pickle
+import traceback
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podrunner import PodRunner, PodSpec
+from podrunner import ClusterConfig, PodRunner, PodSpec
 from podrunner._validation import SECRET_DATA_SIZE_LIMIT, TOTAL_ANNOTATION_SIZE_LIMIT
 from podrunner.claude.credentials import ClaudeCredentials
-from podrunner.errors import SpecError
+from podrunner.errors import ConfigError, SpecError
 from podrunner.sdk.manifest import build_manifests
 from podrunner.sdk.spec import (
     MAX_ARG_BYTES,
@@ -342,3 +344,53 @@ def test_the_largest_accepted_annotations_run_on_the_fake() -> None:
     cluster.when(image="busybox:*").succeed(logs="ok\n")
     result = PodRunner(cluster.backend, namespace="default").run(s)
     assert result.exit_code == 0
+
+
+def test_a_malformed_inline_kubeconfig_does_not_quote_its_token() -> None:
+    """A YAML error names the problem and position, not the line (which may hold a token)."""
+    text = "users:\n- name: a\n  user:\n    token: " + SECRET + ": x\n"
+    with pytest.raises(ConfigError) as info:
+        ClusterConfig.from_kubeconfig_yaml(text)
+    shown = "".join(traceback.format_exception(info.value))
+    assert SECRET not in shown
+    assert "line 4" in str(info.value)
+
+
+# -- fuzzing every field ----------------------------------------------------------------------
+
+json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=5)
+    | st.binary(max_size=3)
+    | st.sampled_from(["\x00", "\ud800", "-x", "/a", "A", "busybox"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.one_of(st.text(max_size=3), st.integers()), inner, max_size=3)
+        | st.frozensets(st.integers(), max_size=2)
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=8,
+)
+SPEC_FIELDS = [a.name for a in attrs.fields(PodSpec) if a.name not in ("image", "command")]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    image=json_like,
+    command=json_like,
+    options=st.dictionaries(st.sampled_from(SPEC_FIELDS), json_like, max_size=4),
+)
+def test_any_input_builds_or_raises_spec_error(
+    image: Any, command: Any, options: dict[str, Any]
+) -> None:
+    """Arbitrary values in any PodSpec field: a spec, or a SpecError with a printable message."""
+    error: SpecError | None = None
+    try:
+        PodSpec(image, command, **options)
+    except SpecError as exc:
+        error = exc
+    if error is not None:
+        str(error).encode("utf-8")

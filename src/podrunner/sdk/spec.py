@@ -1284,7 +1284,7 @@ class PodSpec:
             field = max(parts, key=lambda k: parts[k])
             raise SpecError(
                 field,
-                getattr(self, field),
+                REDACTED if field == "secret_files" else getattr(self, field),
                 f"the pod's text totals {pod_total} bytes ({field}: {parts[field]}); one pod "
                 f"may hold at most {MAX_POD_CONTENT_BYTES} (etcd refuses objects over 1.5 "
                 "MiB): pass large data in a file (secret_files, a volume) instead",

@@ -32,8 +32,10 @@ __all__ = [
     "DNS1123_LABEL_MAX_LENGTH",
     "DNS1123_SUBDOMAIN_MAX_LENGTH",
     "LABEL_VALUE_MAX_LENGTH",
+    "MAX_REQUEST_BODY_BYTES",
     "QUALIFIED_NAME_MAX_LENGTH",
     "RESTART_POLICIES",
+    "SECRET_DATA_SIZE_LIMIT",
     "TOTAL_ANNOTATION_SIZE_LIMIT",
     "annotation_key_error",
     "annotations_size_error",
@@ -55,6 +57,10 @@ DNS1123_SUBDOMAIN_MAX_LENGTH = 253
 QUALIFIED_NAME_MAX_LENGTH = 63
 LABEL_VALUE_MAX_LENGTH = 63
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
+SECRET_DATA_SIZE_LIMIT = 1024 * 1024
+"""``core.MaxSecretSize``: the most bytes a Secret's or a ConfigMap's data may hold (decoded)."""
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+"""The API server's limit on a write request's body (413 above it)."""
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -280,7 +286,7 @@ def annotations_size_error(annotations: Mapping[str, str]) -> str | None:
     """
     total = sum(_blen(k) + _blen(v) for k, v in annotations.items())
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
-        return f"must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+        return f"may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
     return None
 
 

@@ -33,7 +33,7 @@ Backends convert their client's exceptions in one place and keep the original as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,12 +74,109 @@ class PodrunnerError(Exception):
     """Root of every exception podrunner raises on purpose."""
 
 
+class _Redacted(str):
+    """The stand-in for a secret value in a :class:`SpecError` (equal to ``"<redacted>"``)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Redacted, (str(self),))
+
+
+# Not in __all__ (podrunner re-exports every name of it, and its sorted __all__ would then
+# disagree with ruff's ordering); import it from podrunner.errors.
+REDACTED: str = _Redacted("<redacted>")
+"""What :attr:`SpecError.value` holds, and its message shows, when the value is a secret."""
+
+_SHOWN_CHARS = 80  # longer strings are cut in messages; the full length is given instead
+
+
+def kind_of(value: object) -> str:
+    """Name the type of ``value`` in words, for messages (``"a list"``, ``"None"``).
+
+    Args:
+        value: Any object.
+
+    Returns:
+        A short phrase such as ``"a string"``, ``"an integer"``, ``"bytes"`` or ``"None"``.
+    """
+    if value is None:
+        return "None"
+    for cls, words in _KINDS:
+        if isinstance(value, cls):
+            return words
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return f"a {type(value).__name__} object"
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (bytes, "bytes"),
+    (bytearray, "bytes"),
+    (list, "a list"),
+    (tuple, "a tuple"),
+    (dict, "a mapping"),
+    (frozenset, "a set"),
+    (set, "a set"),
+)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def describe_value(value: object) -> str:
+    """Show a rejected value in a message, plainly and without a Python repr.
+
+    Strings are shown double-quoted, with unprintable characters escaped and cut after 80
+    characters; numbers, booleans and ``None`` as themselves; anything else only by its type
+    and size, never its contents, so a secret of the wrong shape cannot leak through it.
+
+    Args:
+        value: The rejected value.
+
+    Returns:
+        The text to show.
+    """
+    if isinstance(value, _Redacted):
+        return str(value)
+    if isinstance(value, str):
+        shown = value[:_SHOWN_CHARS]
+        text = "".join('\\"' if c == '"' else c if c.isprintable() else _escape(c) for c in shown)
+        if len(value) > _SHOWN_CHARS:
+            return f'"{text}..." ({len(value)} characters)'
+        return f'"{text}"'
+    if value is None:
+        return "None (no value)"
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float):
+        return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}.get(str(value), str(value))
+    kind = kind_of(value)
+    try:
+        size = len(value)  # type: ignore[arg-type]  # probed: any sized object
+    except Exception:  # an object without (or with a broken) len
+        return kind
+    if isinstance(value, (bytes, bytearray)):
+        return f"{size} bytes"
+    return f"{kind} of {size} item{'' if size == 1 else 's'}"
+
+
 class SpecError(PodrunnerError, ValueError):
     """A spec value breaks a rule; raised before anything reaches a cluster.
 
+    The message names the field, shows the value plainly (see :func:`describe_value`: a
+    string in double quotes, a container only by its type and size) and states the rule. A
+    secret value is never shown: the field holds :data:`REDACTED` instead.
+
     Attributes:
         field: Dotted name of the offending field, e.g. ``"labels"`` or ``"resources.cpu_limit"``.
-        value: The rejected value.
+        value: The rejected value (:data:`REDACTED` for a secret).
         rule: The rule it breaks, in words.
     """
 
@@ -87,7 +184,7 @@ class SpecError(PodrunnerError, ValueError):
         self.field = field
         self.value = value
         self.rule = rule
-        super().__init__(f"{field}: {value!r} is invalid: {rule}")
+        super().__init__(f"{field}: {describe_value(value)} is invalid: {rule}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, self.rule))

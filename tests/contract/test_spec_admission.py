@@ -4,11 +4,13 @@ A property test generates specs, half of them with values the server refuses, an
 podrunner's validation (``PodSpec`` + ``build_manifests``) accepts a spec exactly when the real
 API server accepts the manifest in a server-side dry run. When podrunner refuses a spec, the same
 raw values are written into a valid manifest and sent, so the server judges the same input.
-Real servers only: the fake's validation is what is being checked against.
+The property tests run on real servers only: the fake's validation is what is being checked
+against. The size tests at the end run on the fake too, which must answer as the server does.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from podrunner import PodSpec, Resources, SecurityProfile, build_manifests
-from podrunner.errors import BadRequest, Forbidden, Invalid, SpecError
+from podrunner.errors import (
+    BackendError,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    ServerError,
+    SpecError,
+    StatusCause,
+)
 
 if TYPE_CHECKING:
     from conftest import Kit
@@ -226,3 +236,122 @@ def test_restricted_namespace_refuses_an_opt_out_with_the_server_reason(
         real_kit.backend.create(build_manifests(spec).pod, dry_run=True)
     assert info.value.status == 403
     assert 'violates PodSecurity "restricted:latest"' in info.value.message
+
+
+# -- Sizes: what the API server and etcd refuse, and podrunner refuses first ----------------------
+
+MIB = 1024 * 1024
+TOO_LONG = "Too long: may not be more than {} bytes"
+
+
+def _secret(kit: Kit, name: str, size: int) -> dict[str, Any]:
+    data = {"a": base64.b64encode(b"x" * size).decode()}
+    meta = {"name": name, "namespace": kit.namespace}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": data}
+
+
+def _big_pod(kit: Kit, name: str, size: int) -> dict[str, Any]:
+    pod = kit.pod_manifest(name)
+    pod["spec"]["containers"][0]["command"] = ["sh", *["y" * 50_000] * (size // 50_000)]
+    return pod
+
+
+def _too_long(kit: Kit, manifest: dict[str, Any]) -> StatusCause:
+    with pytest.raises(Invalid) as info:
+        kit.backend.create(manifest, dry_run=True)
+    assert info.value.status == 422
+    [cause] = info.value.causes
+    assert cause.reason == "FieldValueTooLong"
+    return cause
+
+
+def test_secret_data_is_capped_at_one_mib(kit: Kit) -> None:
+    """A Secret's decoded data may total 1 MiB (keys not counted); one byte more is a 422."""
+    kit.backend.create(_secret(kit, "fits", MIB), dry_run=True)
+    cause = _too_long(kit, _secret(kit, "over", MIB + 1))
+    assert (cause.field, cause.message) == ("data", TOO_LONG.format(MIB))
+
+
+def test_config_map_data_is_capped_at_one_mib(kit: Kit) -> None:
+    """A ConfigMap's data and binaryData may total 1 MiB; the server reports the empty path."""
+    meta = {"name": "cm", "namespace": kit.namespace}
+    half = "x" * (MIB // 2)
+    binary = base64.b64encode(b"y" * (MIB // 2 + 1)).decode()
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"a": half}}
+    kit.backend.create(manifest, dry_run=True)
+    cause = _too_long(kit, {**manifest, "binaryData": {"b": binary}})
+    assert (cause.field, cause.message) == ("[]", TOO_LONG.format(MIB))
+
+
+def test_annotations_over_256_kib_are_too_long(kit: Kit) -> None:
+    """The annotation budget is refused with the server's own wording."""
+    pod = kit.pod_manifest("ann", annotations={"a": "x" * (256 * 1024)})
+    cause = _too_long(kit, pod)
+    assert (cause.field, cause.message) == ("metadata.annotations", TOO_LONG.format(256 * 1024))
+
+
+def test_a_request_body_over_3_mib_is_413(kit: Kit) -> None:
+    """The server does not decode a write over 3 MiB, dry run or not: 413."""
+    with pytest.raises(BackendError) as info:
+        kit.backend.create(_big_pod(kit, "huge", 3_200_000), dry_run=True)
+    assert info.value.status == 413
+    assert info.value.reason == "RequestEntityTooLarge"
+    assert "Request entity too large: limit is 3145728" in str(info.value)
+
+
+def test_an_object_over_etcds_limit_is_a_500(kit: Kit) -> None:
+    """A 2 MB pod is over etcd's 1.5 MiB request limit: the create fails with a 500.
+
+    A dry run never reaches etcd, so it accepts the same pod; a 1.2 MB pod is stored.
+    """
+    kit.backend.create(_big_pod(kit, "big", 2_000_000), dry_run=True)
+    with pytest.raises(ServerError) as info:
+        kit.backend.create(_big_pod(kit, "big", 2_000_000))
+    assert info.value.status == 500
+    assert "etcdserver: request is too large" in str(info.value)
+    kit.backend.create(_big_pod(kit, "fits", 1_200_000))
+    kit.backend.delete("Pod", kit.namespace, "fits")
+
+
+def _raw_with_secret(kit: Kit, size: int) -> dict[str, Any]:
+    spec = PodSpec("busybox:1.36", ["true"], namespace=kit.namespace, secret_env={"T": "s"})
+    secret = build_manifests(spec).secret
+    assert secret is not None
+    secret["data"] = {key: base64.b64encode(b"s" * size).decode() for key in secret["data"]}
+    return secret
+
+
+def _raw_with_command(kit: Kit, argv: list[str]) -> dict[str, Any]:
+    pod = build_manifests(PodSpec("busybox:1.36", ["true"], namespace=kit.namespace)).pod
+    pod["spec"]["containers"][0]["command"] = argv
+    return pod
+
+
+def test_podrunner_refuses_what_the_server_refuses_by_size(kit: Kit) -> None:
+    """The issue's cases: a 2 MiB Secret and a 20 MB command fail in podrunner and the server."""
+    with pytest.raises(SpecError) as info:
+        PodSpec("busybox:1.36", ["true"], namespace=kit.namespace, secret_env={"T": "s" * 2 * MIB})
+    assert info.value.field.startswith("secret_env")
+    assert not server_accepts(kit, _raw_with_secret(kit, 2 * MIB))
+
+    argv = ["echo", *["y" * 100_000] * 200]
+    with pytest.raises(SpecError) as info:
+        PodSpec("busybox:1.36", argv, namespace=kit.namespace)
+    assert info.value.field == "command"
+    with pytest.raises(BackendError) as server:
+        kit.backend.create(_raw_with_command(kit, argv), dry_run=True)
+    # The server answers 413 and closes the connection while a 20 MB body is still being
+    # sent, so a real client may only see the connection cut (status 0).
+    assert server.value.status in (413, 0)
+
+
+def test_podrunner_size_rule_is_stricter_than_the_server(kit: Kit) -> None:
+    """Documented difference: a 1.2 MB argv that etcd still stores, podrunner refuses.
+
+    The stored pod grows after the create (status, managed fields), so podrunner keeps its
+    text to 1 MiB, well under etcd's 1.5 MiB request limit.
+    """
+    argv = ["echo", *["y" * 100_000] * 12]
+    with pytest.raises(SpecError):
+        PodSpec("busybox:1.36", argv, namespace=kit.namespace)
+    assert server_accepts(kit, _raw_with_command(kit, argv))

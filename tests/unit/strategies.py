@@ -87,6 +87,11 @@ def volumes(draw: st.DrawFn, mount_path: str) -> Volume:
     )
 
 
+def nul_free(max_size: int) -> st.SearchStrategy[str]:
+    """Any text without NUL, which no string sent to execve or the API may hold."""
+    return st.text(max_size=max_size).map(lambda s: s.replace("\x00", ""))
+
+
 secret_texts = st.text(min_size=1, max_size=30).map(lambda s: "S3CR3T-" + s.replace("\x00", ""))
 
 
@@ -97,7 +102,7 @@ def valid_specs(draw: st.DrawFn) -> PodSpec:
     # Mount paths must differ even after normalisation, and neither may be another's prefix
     # in a way the spec rejects (it only rejects equal paths).
     vol_paths, file_paths = paths[: len(paths) // 2], paths[len(paths) // 2 :]
-    env = draw(st.dictionaries(env_names, st.text(max_size=10), max_size=4))
+    env = draw(st.dictionaries(env_names, nul_free(10), max_size=4))
     secret_env_names = draw(
         st.lists(env_names.filter(lambda n: n not in env), unique=True, max_size=3)
     )
@@ -110,7 +115,7 @@ def valid_specs(draw: st.DrawFn) -> PodSpec:
         "name": draw(st.none() | dns_labels),
         "namespace": draw(st.none() | dns_labels),
         "labels": draw(st.dictionaries(label_keys, label_values, max_size=4)),
-        "annotations": draw(st.dictionaries(label_keys, st.text(max_size=20), max_size=3)),
+        "annotations": draw(st.dictionaries(label_keys, nul_free(20), max_size=3)),
         "env": draw(st.sampled_from([env, [EnvVar(k, x) for k, x in env.items()]])),
         "blank_env": draw(st.lists(env_names, max_size=4)),
         "secret_env": secret_env,

@@ -83,7 +83,7 @@ def test_spec_error_is_one_line_exit_2() -> None:
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith("podrunner: error: resources.cpu_limit: 'lots' is invalid")
+    assert err.startswith('podrunner: error: resources.cpu_limit: "lots" is invalid')
     code, _, err = invoke(
         "manifest", "--image", "img", "--label", "app.kubernetes.io/component=x", "--", "true"
     )

@@ -168,7 +168,7 @@ def test_invalid_fields_raise_spec_error(kw: dict[str, Any], field: str) -> None
         ("img", [], "command"),
         ("img", "sh -c 'echo hi'", "command"),
         ("img", [""], "command[0]"),
-        ("img", ["sh", 3], "command"),
+        ("img", ["sh", 3], "command[1]"),
         ("img", ["sh", "a\x00b"], "command[1]"),
     ],
 )

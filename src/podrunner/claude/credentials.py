@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from podrunner.errors import SpecError
-from podrunner.sdk.spec import SecretRef
+from podrunner.errors import REDACTED, SpecError, kind_of
+from podrunner.sdk.spec import SecretMap, SecretRef
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,11 +55,16 @@ CREDENTIALS_MOUNT = "/var/run/podrunner/claude/credentials.json"
 """Where the OAuth credentials file is mounted (read-only) before the launcher copies it."""
 
 CredentialKind = Literal["oauth_json", "oauth_token", "api_key"]
-_REDACTED = "<redacted>"
+_REDACTED = REDACTED
 
 
 class InlineCredentialsWarning(UserWarning):
     """Credentials were put in the pod's command line, in clear text in the pod manifest."""
+
+
+def _secrets(value: Mapping[str, str | SecretRef]) -> SecretMap[str | SecretRef]:
+    # A map whose repr shows names only, so printing a plan never shows a credential.
+    return SecretMap(value)
 
 
 @attrs.frozen
@@ -74,8 +79,8 @@ class CredentialPlan:
         shell_prefix: Shell text run before the launcher (inline mode only, else ``""``).
     """
 
-    secret_env: Mapping[str, str | SecretRef] = attrs.field(factory=dict, repr=False)
-    secret_files: Mapping[str, str | SecretRef] = attrs.field(factory=dict, repr=False)
+    secret_env: Mapping[str, str | SecretRef] = attrs.field(factory=SecretMap, converter=_secrets)
+    secret_files: Mapping[str, str | SecretRef] = attrs.field(factory=SecretMap, converter=_secrets)
     credentials_file: str = ""
     shell_prefix: str = attrs.field(default="", repr=False)
 
@@ -85,11 +90,15 @@ def _check_value(kind: CredentialKind, value: object) -> str | SecretRef:
         return value
     if not isinstance(value, str):
         # Never echo the value: it may be a credential of the wrong type.
-        raise SpecError(kind, _REDACTED, "must be a str or a SecretRef")
+        raise SpecError(kind, _REDACTED, f"must be a str or a SecretRef, not {kind_of(value)}")
     if not value.strip():
         raise SpecError(kind, _REDACTED, "must not be empty")
     if "\x00" in value:
         raise SpecError(kind, _REDACTED, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(kind, _REDACTED, "must be valid Unicode (no lone surrogates)") from None
     if kind == "oauth_json":
         try:
             parsed = json.loads(value)
@@ -122,6 +131,10 @@ class ClaudeCredentials:
         if self.kind not in ("oauth_json", "oauth_token", "api_key"):
             raise SpecError("kind", self.kind, "must be oauth_json, oauth_token or api_key")
         _check_value(self.kind, self.value)
+        if not isinstance(self.inline, bool):
+            raise SpecError(
+                "inline", self.inline, f"must be True or False, not {kind_of(self.inline)}"
+            )
         if self.inline:
             if self.kind != "oauth_json" or isinstance(self.value, SecretRef):
                 raise SpecError("inline", True, "only applies to an OAuth JSON value")

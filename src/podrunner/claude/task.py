@@ -16,6 +16,11 @@ documents them:
   the result's ``structured_output``), ``--session-id`` (a UUID), ``--resume`` and
   ``--fork-session``.
 
+Every option with a value is rendered as one ``--flag=value`` argument, so a value that starts
+with ``-`` (a system prompt such as ``"- be brief"``) is never read as a flag of its own;
+session ids (``session_id``, ``resume``) must be UUIDs. Tool rules are checked as the CLI parses
+them (see :func:`split_tool_rules`): one rule per entry.
+
 The prompt comes last, after ``--``. Several of the CLI's options take a variable number of
 values (``--allowedTools``, ``--mcp-config``), so a prompt placed after them would be swallowed
 as one more value; ``--`` ends option parsing, which also keeps a prompt that starts with ``-``
@@ -30,19 +35,22 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 
-from podrunner.errors import SpecError
+from podrunner.errors import REDACTED, SpecError, kind_of
+from podrunner.sdk.spec import MAX_ARG_BYTES
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "PERMISSION_MODES",
     "PROMPT_STDIN_THRESHOLD",
     "ClaudeTask",
     "OutputFormat",
+    "split_tool_rules",
 ]
 
 PROMPT_STDIN_THRESHOLD = 100_000
@@ -58,14 +66,23 @@ PERMISSION_MODES: frozenset[str] = frozenset(
 _BYPASS = "bypassPermissions"
 
 
-def _text(field: str, value: object, *, allow_empty: bool = False) -> str:
+def _text(field: str, value: object, *, allow_empty: bool = False, secret: bool = False) -> str:
+    shown: object = REDACTED if secret else value
     if not isinstance(value, str):
-        raise SpecError(field, value, f"must be a string, not {type(value).__name__}")
+        raise SpecError(field, shown, f"must be a string, not {kind_of(value)}")
     if not allow_empty and not value.strip():
-        raise SpecError(field, value, "must not be empty")
+        raise SpecError(field, shown, "must not be empty")
     if "\x00" in value:
         # execve cannot carry a NUL; refusing it here beats a confusing failure in the pod.
-        raise SpecError(field, value[:80], "must not contain NUL characters")
+        raise SpecError(field, shown, "must not contain NUL characters (\\x00)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(
+            field,
+            shown,
+            "must be valid Unicode: it holds a lone surrogate, which UTF-8 cannot encode",
+        ) from None
     return value
 
 
@@ -81,8 +98,31 @@ def _append_system_prompt(value: str | None) -> str | None:
     return None if value is None else _text("append_system_prompt", value)
 
 
+# The canonical text form the CLI prints and accepts (uuid.UUID would also take braces, URNs and
+# bare hex, which the CLI does not).
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def _uuid(field: str, value: object) -> str:
+    text = _text(field, value)
+    if not _UUID_RE.fullmatch(text):
+        # A session id reaches the CLI's argv: anything else (a flag such as
+        # --dangerously-skip-permissions, a search term) must not get there.
+        raise SpecError(field, text, "must be a session id: a UUID such as " + _EXAMPLE_UUID)
+    return text
+
+
+_EXAMPLE_UUID = "123e4567-e89b-12d3-a456-426614174000"
+
+
 def _resume(value: str | None) -> str | None:
-    return None if value is None else _text("resume", value)
+    return None if value is None else _uuid("resume", value)
+
+
+def _session_id(value: str | None) -> str | None:
+    return None if value is None else _uuid("session_id", value)
 
 
 def _prompt(value: str) -> str:
@@ -90,23 +130,75 @@ def _prompt(value: str) -> str:
 
 
 def _output_format(value: str) -> OutputFormat:
-    if value == "json":
-        return "json"
-    if value == "stream-json":
-        return "stream-json"
+    if isinstance(value, str):
+        if value == "json":
+            return "json"
+        if value == "stream-json":
+            return "stream-json"
     raise SpecError("output_format", value, "must be 'json' or 'stream-json'")
+
+
+# One permission rule: a tool name, optionally followed by one parenthesised specifier.
+_TOOL_RULE_RE = re.compile(r"[^\s,()]+(\([^()]*\))?")
+
+
+def split_tool_rules(text: str) -> list[str]:
+    """Split an ``--allowedTools`` value into rules the way the Claude Code CLI does.
+
+    The CLI reads one argument as a list: commas and spaces separate rules, except inside
+    parentheses, so ``"Bash(git diff:*),Write"`` is two rules and ``"Bash(git diff:*)"`` one.
+
+    Args:
+        text: One ``--allowedTools`` or ``--disallowedTools`` value.
+
+    Returns:
+        The rules, stripped, in order.
+    """
+    rules: list[str] = []
+    current: list[str] = []
+    in_parens = False
+    for char in text:
+        if char == "(":
+            in_parens = True
+        elif char == ")":
+            in_parens = False
+        elif char in ", " and not in_parens:
+            if "".join(current).strip():
+                rules.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if "".join(current).strip():
+        rules.append("".join(current).strip())
+    return rules
 
 
 def _tools(field: str, value: Iterable[str] | str | None) -> tuple[str, ...]:
     if value is None:
         return ()
-    items = (value,) if isinstance(value, str) else tuple(value)
-    for item in items:
-        _text(field, item)
-        if "," in item and "(" not in item:
-            # A comma outside a rule's parentheses would split one entry into two.
-            raise SpecError(field, item, "give one tool per entry, not a comma-joined list")
-    return items
+    raw: object = value
+    if isinstance(raw, str):
+        items: tuple[object, ...] = (raw,)
+    elif isinstance(raw, Iterable) and not isinstance(raw, (bytes, Mapping)):
+        items = tuple(raw)
+    else:
+        raise SpecError(field, raw, f"must be a sequence of tool rules, not {kind_of(raw)}")
+    for i, item in enumerate(items):
+        rule = _text(f"{field}[{i}]", item)
+        if not _TOOL_RULE_RE.fullmatch(rule):
+            rules = split_tool_rules(rule)
+            if len(rules) > 1:
+                # Claude Code would read several rules here: "Bash(git diff:*),Write" allows
+                # Write too. One entry, one rule, so what is allowed is what is listed.
+                reason = f"holds {len(rules)} rules ({', '.join(rules)}); give one rule per entry"
+            else:
+                reason = (
+                    "must be one tool rule: a tool name, optionally followed by one "
+                    "specifier in parentheses without nested parentheses, e.g. "
+                    "'Bash(git diff:*)'"
+                )
+            raise SpecError(f"{field}[{i}]", rule, reason)
+    return items  # type: ignore[return-value]  # each item checked to be a str above
 
 
 def _allowed_tools(value: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -130,55 +222,121 @@ def _budget(value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError("max_budget_usd", value, "must be a number of US dollars")
-    if not math.isfinite(value) or value <= 0:
+    try:
+        amount = float(value)
+    except OverflowError:  # an int beyond any float
+        raise SpecError("max_budget_usd", value, "must be a positive, finite amount") from None
+    if not math.isfinite(amount) or amount <= 0:
         raise SpecError("max_budget_usd", value, "must be a positive, finite amount")
-    return float(value)
+    return amount
 
 
-def _permission_mode(value: str | None) -> str | None:
+def _permission_mode(value: object) -> str | None:
     if value is None:
         return None
-    if value not in PERMISSION_MODES:
+    # Checked as a string first: an unhashable value ({}) cannot be looked up in a set.
+    if not isinstance(value, str) or value not in PERMISSION_MODES:
         allowed = ", ".join(sorted(PERMISSION_MODES))
         raise SpecError("permission_mode", value, f"must be one of {allowed}")
     return value
 
 
-def _json_text(field: str, value: object, *, must_be_object: bool) -> str:
+def _flag(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(field, value, f"must be True or False, not {kind_of(value)}")
+    return value
+
+
+def _allow_bypass(value: bool) -> bool:
+    return _flag("dangerously_allow_bypass", value)
+
+
+def _strict_mcp(value: bool) -> bool:
+    return _flag("strict_mcp_config", value)
+
+
+def _fork(value: bool) -> bool:
+    return _flag("fork_session", value)
+
+
+MAX_JSON_DEPTH = 64
+"""How deeply a ``json_schema`` or ``mcp_config`` may nest (objects and arrays)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_problem(tree: object) -> tuple[str, object, str] | None:
+    """Find the first value of ``tree`` that is not plain, finite JSON: (path, value, rule)."""
+    stack: list[tuple[object, str, int]] = [(tree, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return path, node, f"nests deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                if not isinstance(key, str):
+                    return path, key, f"object keys must be strings, not {kind_of(key)}"
+                stack.append((key, f"{path}[{json.dumps(key)}]", depth + 1))
+                stack.append((item, f"{path}[{json.dumps(key)}]", depth + 1))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return path, node, "holds a lone surrogate, which UTF-8 cannot encode"
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                return path, node, "NaN and infinities are not valid JSON"
+        elif node is not None and not isinstance(node, (bool, int)):
+            return path, node, f"{kind_of(node)} is not a JSON value"
+    return None
+
+
+def _json_text(field: str, value: object, *, must_be_object: bool, secret: bool) -> str:
+    # An MCP config may carry tokens (server env, headers): its values are never echoed.
+    def fail(path: str, shown: object, rule: str) -> SpecError:
+        return SpecError(f"{field}{path}", REDACTED if secret else shown, rule)
+
     if isinstance(value, Mapping):
+        problem = _json_problem(value)
+        if problem is not None:
+            raise fail(*problem)
         # Compact and key-ordered: the argv (and so the pod manifest) is stable for one task.
         return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    text = _text(field, value)
-    if must_be_object:
+    text = _text(field, value, secret=secret)
+    if must_be_object or text.lstrip().startswith(("{", "[")):
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise fail("", f"<{len(text)} characters>", "nests too deeply") from None
         except ValueError as exc:
-            raise SpecError(field, text[:200], f"must be a JSON object: {exc}") from None
+            raise fail("", text[:200], f"must be a JSON object: {exc}") from None
         if not isinstance(parsed, dict):
-            raise SpecError(field, text[:200], "must be a JSON object")
+            raise fail("", text[:200], f"must be a JSON object, not {kind_of(parsed)}")
+        problem = _json_problem(parsed)
+        if problem is not None:
+            raise fail(*problem)
     return text
 
 
 def _json_schema(value: Mapping[str, Any] | str | None) -> str | None:
-    return None if value is None else _json_text("json_schema", value, must_be_object=True)
+    if value is None:
+        return None
+    return _json_text("json_schema", value, must_be_object=True, secret=False)
 
 
 def _mcp_config(value: Mapping[str, Any] | str | None) -> str | None:
     # A string is a file path or a JSON document; the CLI accepts both for --mcp-config.
-    return None if value is None else _json_text("mcp_config", value, must_be_object=False)
-
-
-def _session_id(value: str | None) -> str | None:
     if value is None:
         return None
-    text = _text("session_id", value)
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        raise SpecError(
-            "session_id", text, "must be a UUID (the CLI refuses anything else)"
-        ) from None
-    return text
+    return _json_text("mcp_config", value, must_be_object=False, secret=True)
+
+
+def _mcp_repr(value: str | None) -> str:
+    return "None" if value is None else f"<{len(value)} characters>"
 
 
 def _working_dir(value: str | None) -> str | None:
@@ -191,12 +349,12 @@ def _working_dir(value: str | None) -> str | None:
 
 
 def _extra_args(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise SpecError("extra_args", value, "must be a sequence of strings, not one string")
-    items = tuple(value)
-    for item in items:
-        _text("extra_args", item, allow_empty=True)
-    return items
+    raw: object = value
+    if isinstance(raw, str):
+        raise SpecError("extra_args", raw, "must be a sequence of strings, not one string")
+    if not isinstance(raw, Iterable) or isinstance(raw, (bytes, Mapping)):
+        raise SpecError("extra_args", raw, f"must be a sequence of strings, not {kind_of(raw)}")
+    return tuple(_text(f"extra_args[{i}]", item, allow_empty=True) for i, item in enumerate(raw))
 
 
 @attrs.frozen
@@ -253,20 +411,21 @@ class ClaudeTask:
     permission_mode: str | None = attrs.field(
         default=None, kw_only=True, converter=_permission_mode
     )
-    dangerously_allow_bypass: bool = attrs.field(default=False, kw_only=True)
+    dangerously_allow_bypass: bool = attrs.field(
+        default=False, kw_only=True, converter=_allow_bypass
+    )
     json_schema: str | None = attrs.field(default=None, kw_only=True, converter=_json_schema)
-    mcp_config: str | None = attrs.field(default=None, kw_only=True, converter=_mcp_config)
-    strict_mcp_config: bool = attrs.field(default=False, kw_only=True)
+    mcp_config: str | None = attrs.field(
+        default=None, kw_only=True, converter=_mcp_config, repr=_mcp_repr
+    )
+    strict_mcp_config: bool = attrs.field(default=False, kw_only=True, converter=_strict_mcp)
     session_id: str | None = attrs.field(default=None, kw_only=True, converter=_session_id)
     resume: str | None = attrs.field(default=None, kw_only=True, converter=_resume)
-    fork_session: bool = attrs.field(default=False, kw_only=True)
+    fork_session: bool = attrs.field(default=False, kw_only=True, converter=_fork)
     working_dir: str | None = attrs.field(default=None, kw_only=True, converter=_working_dir)
     extra_args: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_extra_args)
 
     def __attrs_post_init__(self) -> None:
-        for name in ("dangerously_allow_bypass", "strict_mcp_config", "fork_session"):
-            if not isinstance(getattr(self, name), bool):
-                raise SpecError(name, getattr(self, name), "must be True or False")
         if self.permission_mode == _BYPASS and not self.dangerously_allow_bypass:
             raise SpecError(
                 "permission_mode",
@@ -283,6 +442,15 @@ class ClaudeTask:
             )
         if self.strict_mcp_config and self.mcp_config is None:
             raise SpecError("strict_mcp_config", True, "needs mcp_config")
+        for field, arg in self._rendered():
+            size = len(arg.encode("utf-8"))
+            if size > MAX_ARG_BYTES:
+                raise SpecError(
+                    field,
+                    REDACTED if field == "mcp_config" else arg,
+                    f"renders to a {size}-byte argument; execve takes at most {MAX_ARG_BYTES} "
+                    "bytes per argument (MAX_ARG_STRLEN)",
+                )
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -295,45 +463,55 @@ class ClaudeTask:
         """Whether the prompt is too large for the argv and must be piped to stdin.
 
         Args:
-            threshold: Largest prompt, in UTF-8 bytes, kept on the command line.
+            threshold: Largest prompt, in UTF-8 bytes, kept on the command line. A larger
+                value than :data:`~podrunner.sdk.spec.MAX_ARG_BYTES` is lowered to it: the
+                kernel refuses a longer argument.
         """
-        return self.prompt_bytes > threshold
+        return self.prompt_bytes > min(threshold, MAX_ARG_BYTES)
+
+    def _rendered(self) -> list[tuple[str, str]]:
+        """The options with the field each comes from, for size checks and :meth:`options`."""
+        # Every option with a value is one "--flag=value" argument: a value starting with "-"
+        # (a system prompt "- be brief", a crafted id) can then never be read as a flag.
+        out = [("output_format", "-p"), ("output_format", f"--output-format={self.output_format}")]
+        if self.output_format == "stream-json":
+            out.append(("output_format", "--verbose"))  # print mode refuses stream-json without
+        valued: list[tuple[str, str, str | None]] = [
+            ("model", "--model", self.model),
+            ("system_prompt", "--system-prompt", self.system_prompt),
+            ("append_system_prompt", "--append-system-prompt", self.append_system_prompt),
+            ("allowed_tools", "--allowedTools", ",".join(self.allowed_tools) or None),
+            ("disallowed_tools", "--disallowedTools", ",".join(self.disallowed_tools) or None),
+            ("max_turns", "--max-turns", None if self.max_turns is None else str(self.max_turns)),
+            (
+                "max_budget_usd",
+                "--max-budget-usd",
+                None if self.max_budget_usd is None else _money(self.max_budget_usd),
+            ),
+            ("mcp_config", "--mcp-config", self.mcp_config),
+        ]
+        out += [(field, f"{flag}={value}") for field, flag, value in valued if value is not None]
+        if self.strict_mcp_config:
+            out.append(("strict_mcp_config", "--strict-mcp-config"))
+        for field, flag, value in (
+            ("permission_mode", "--permission-mode", self.permission_mode),
+            ("json_schema", "--json-schema", self.json_schema),
+            ("session_id", "--session-id", self.session_id),
+            ("resume", "--resume", self.resume),
+        ):
+            if value is not None:
+                out.append((field, f"{flag}={value}"))
+        if self.fork_session:
+            out.append(("fork_session", "--fork-session"))
+        out += [(f"extra_args[{i}]", arg) for i, arg in enumerate(self.extra_args)]
+        return out
 
     def options(self) -> list[str]:
-        """Return the CLI options (everything between ``claude`` and the prompt)."""
-        args = ["-p", "--output-format", self.output_format]
-        if self.output_format == "stream-json":
-            args.append("--verbose")  # print mode refuses stream-json without it
-        if self.model is not None:
-            args += ["--model", self.model]
-        if self.system_prompt is not None:
-            args += ["--system-prompt", self.system_prompt]
-        if self.append_system_prompt is not None:
-            args += ["--append-system-prompt", self.append_system_prompt]
-        if self.allowed_tools:
-            args += ["--allowedTools", ",".join(self.allowed_tools)]
-        if self.disallowed_tools:
-            args += ["--disallowedTools", ",".join(self.disallowed_tools)]
-        if self.max_turns is not None:
-            args += ["--max-turns", str(self.max_turns)]
-        if self.max_budget_usd is not None:
-            args += ["--max-budget-usd", _money(self.max_budget_usd)]
-        if self.mcp_config is not None:
-            args += ["--mcp-config", self.mcp_config]
-        if self.strict_mcp_config:
-            args.append("--strict-mcp-config")
-        if self.permission_mode is not None:
-            args += ["--permission-mode", self.permission_mode]
-        if self.json_schema is not None:
-            args += ["--json-schema", self.json_schema]
-        if self.session_id is not None:
-            args += ["--session-id", self.session_id]
-        if self.resume is not None:
-            args += ["--resume", self.resume]
-        if self.fork_session:
-            args.append("--fork-session")
-        args += self.extra_args
-        return args
+        """Return the CLI options (everything between ``claude`` and the prompt).
+
+        Options with a value are rendered as one ``--flag=value`` argument each.
+        """
+        return [arg for _, arg in self._rendered()]
 
     def argv(
         self, claude_path: str = "claude", *, prompt_on_stdin: bool | None = None
@@ -353,6 +531,13 @@ class ClaudeTask:
             prompt_on_stdin = self.prompt_on_stdin()
         argv = [claude_path, *self.options()]
         if not prompt_on_stdin:
+            if self.prompt_bytes > MAX_ARG_BYTES:
+                raise SpecError(
+                    "prompt",
+                    f"<{self.prompt_bytes} bytes>",
+                    f"is over the {MAX_ARG_BYTES} bytes execve takes in one argument; "
+                    "pipe it to standard input (prompt_on_stdin=True)",
+                )
             argv += ["--", self.prompt]
         return argv
 

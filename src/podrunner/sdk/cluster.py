@@ -37,7 +37,12 @@ def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not readable as YAML: {exc}") from exc
+        # PyYAML's own message quotes the offending line, which may hold a token: only the
+        # problem and its position are shown, and the original error is not chained.
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not readable as YAML: {problem}{at}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a kubeconfig must be a YAML mapping")
     return data

@@ -25,7 +25,7 @@ import attrs
 
 from podrunner import _validation as v
 from podrunner._jsoncopy import copy_tree
-from podrunner.errors import SpecError
+from podrunner.errors import REDACTED, SpecError
 from podrunner.sdk.naming import generate_pod_name, new_run_id
 from podrunner.sdk.spec import SecretRef, SecurityProfile
 
@@ -463,7 +463,7 @@ def build_credentials_prefix(oauth_json: str | None) -> str:
         return ""
     if "\x00" in oauth_json:
         # The value is a credential: never echo it.
-        raise SpecError("oauth_json", "<redacted>", "must not contain NUL characters")
+        raise SpecError("oauth_json", REDACTED, "must not contain NUL characters")
     return (
         "(umask 077 && mkdir -p \"$HOME/.claude\" && printf '%s' "
         f'{_sh_quote(oauth_json)} > "$HOME/.claude/.credentials.json") && '

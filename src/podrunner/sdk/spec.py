@@ -28,9 +28,14 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from podrunner import _validation as v
-from podrunner.errors import SpecError
+from podrunner.errors import REDACTED, SpecError, kind_of
 
 __all__ = [
+    "MAX_ARG_BYTES",
+    "MAX_EXEC_BYTES",
+    "MAX_POD_CONTENT_BYTES",
+    "RESERVED_ANNOTATION_BYTES",
+    "RESERVED_ANNOTATION_KEYS",
     "RESERVED_LABEL_KEYS",
     "CleanupPolicy",
     "Deadlines",
@@ -39,6 +44,7 @@ __all__ = [
     "ImagePullPolicy",
     "PodSpec",
     "Resources",
+    "SecretMap",
     "SecretRef",
     "SecurityProfile",
     "Toleration",
@@ -51,8 +57,40 @@ RESERVED_LABEL_KEYS: frozenset[str] = frozenset(
 )
 """Label keys podrunner sets on everything it creates; user labels may not use them."""
 
+RESERVED_ANNOTATION_KEYS: frozenset[str] = frozenset({"podrunner.dev/expires-at"})
+"""Annotation keys the runner sets on everything it creates; user annotations may not use them."""
+
+RESERVED_ANNOTATION_BYTES = 64
+"""Room kept free in the API server's 256 KiB annotation budget for the runner's annotations.
+
+The runner adds ``podrunner.dev/expires-at: <RFC 3339 time>`` (24 + 20 bytes) to every object
+it creates; user annotations may use at most ``TOTAL_ANNOTATION_SIZE_LIMIT`` minus this, so the
+create never fails with 422 because of what podrunner added.
+"""
+
+MAX_ARG_BYTES = 128 * 1024 - 1
+"""Longest single argument or ``NAME=value`` environment string ``execve`` takes, in bytes.
+
+Linux caps each string at ``MAX_ARG_STRLEN`` (32 pages, 131072 bytes, terminating NUL
+included); a longer one fails at container start with "Argument list too long".
+"""
+
+MAX_EXEC_BYTES = 2 * 1024 * 1024 - 64 * 1024
+"""Most bytes the argv and environment strings of one container may take together.
+
+``execve`` refuses more than ``ARG_MAX`` (a quarter of the 8 MiB default stack, 2 MiB);
+64 KiB are left for what the image and the kubelet add (``PATH``, service variables...).
+"""
+
+MAX_POD_CONTENT_BYTES = 1024 * 1024
+"""Most bytes the strings of one pod (argv, environment, labels, annotations...) may total.
+
+etcd refuses a request over 1.5 MiB (its default ``--max-request-bytes``), and the stored pod
+grows after the create (status, managed fields); 1 MiB keeps well clear of that limit, and is
+the limit the API server applies to a Secret's or ConfigMap's data.
+"""
+
 _MAX_ID = 2**31 - 1  # libcontainer's UID/GID range, which the API server enforces
-_REDACTED = "<redacted>"
 
 _V = TypeVar("_V")
 _E = TypeVar("_E", bound=Enum)
@@ -102,6 +140,23 @@ class FrozenMap(Mapping[str, _V]):
         return dict(self._data)
 
 
+class SecretMap(FrozenMap[_V]):
+    """A :class:`FrozenMap` of secret values: its ``repr`` and ``str`` show names, not values.
+
+    ``PodSpec.secret_env`` and ``PodSpec.secret_files`` are secret maps, so printing a
+    spec, a field of it or a traceback's locals never shows a secret. A :class:`SecretRef`
+    (a name and a key, no value) is shown as itself.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = {k: (v if isinstance(v, SecretRef) else REDACTED) for k, v in self._data.items()}
+        return f"SecretMap({shown!r})"
+
+    __str__ = __repr__
+
+
 # --------------------------------------------------------------------------------------------
 # Converter and validator helpers (each raises SpecError naming the field)
 
@@ -111,33 +166,64 @@ def _check(field: str, value: object, error: str | None) -> None:
         raise SpecError(field, value, error)
 
 
-def _require_str(field: str, value: object) -> str:
+def _require_str(field: str, value: object, *, secret: bool = False) -> str:
     if not isinstance(value, str):
-        raise SpecError(field, value, f"must be a string, not {type(value).__name__}")
+        shown = REDACTED if secret else value
+        raise SpecError(field, shown, f"must be a string, not {kind_of(value)}")
     return value
+
+
+def _clean(field: str, text: str, *, secret: bool = False, allow_nul: bool = False) -> str:
+    """Refuse what cannot travel to the container: NUL characters and lone surrogates.
+
+    ``execve`` ends each string at a NUL, and a lone surrogate has no UTF-8 encoding, so the
+    JSON sent to the API server could not carry it either.
+    """
+    shown = REDACTED if secret else text
+    if not allow_nul and "\x00" in text:
+        raise SpecError(field, shown, "must not contain NUL characters (\\x00)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(
+            field,
+            shown,
+            "must be valid Unicode: it holds a lone surrogate, which UTF-8 cannot encode",
+        ) from None
+    return text
+
+
+def _text(field: str, value: object, *, secret: bool = False) -> str:
+    return _clean(field, _require_str(field, value, secret=secret), secret=secret)
+
+
+def _blen(text: str) -> int:
+    return len(text.encode("utf-8"))
 
 
 def _str_tuple(field: str, value: object) -> tuple[str, ...]:
     # A bare string is iterable too; as an argv or a name list it is almost always a mistake.
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, bytes)):
         raise SpecError(field, value, "must be a sequence of strings, not a single string")
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise SpecError(field, value, f"must be a sequence of strings, not {kind_of(value)}")
     items = tuple(value)
-    for item in items:
-        _require_str(field, item)
+    for i, item in enumerate(items):
+        _text(f"{field}[{i}]", item)
     return items
 
 
 def _mapping(field: str, value: object) -> Mapping[Any, Any]:
     if not isinstance(value, Mapping):
-        raise SpecError(field, value, f"must be a mapping, not {type(value).__name__}")
+        raise SpecError(field, value, f"must be a mapping, not {kind_of(value)}")
     return value
 
 
 def _str_map(field: str, value: object) -> FrozenMap[str]:
     items = _mapping(field, value)
     for key, item in items.items():
-        _require_str(field, key)
-        _require_str(f"{field}[{key}]", item)
+        _text(field, key)
+        _text(f"{field}[{key}]", item)
     return items if isinstance(items, FrozenMap) else FrozenMap(items)
 
 
@@ -156,18 +242,16 @@ def _optional_int(field: str, value: object, *, minimum: int, maximum: int) -> i
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(field, value, f"must be an integer, not {type(value).__name__}")
+        raise SpecError(field, value, f"must be an integer, not {kind_of(value)}")
     if not minimum <= value <= maximum:
         raise SpecError(field, value, f"must be between {minimum} and {maximum}, inclusive")
     return value
 
 
 def _absolute_path(field: str, value: object) -> str:
-    path = _require_str(field, value)
+    path = _text(field, value)
     if not path.startswith("/"):
         raise SpecError(field, path, "must be an absolute path (start with '/')")
-    if "\x00" in path:
-        raise SpecError(field, path, "must not contain NUL characters")
     if ".." in path.split("/"):
         raise SpecError(field, path, "must not contain '..' elements")
     return path
@@ -188,7 +272,7 @@ def _quantity(field: str, value: object) -> str | None:
 
 def _bool(field: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(field, value, f"must be True or False, not {type(value).__name__}")
+        raise SpecError(field, value, f"must be True or False, not {kind_of(value)}")
     return value
 
 
@@ -347,12 +431,12 @@ def _env_name(value: str) -> str:
 
 
 def _env_value(value: str | None) -> str | None:
-    return None if value is None else _require_str("env.value", value)
+    return None if value is None else _text("env.value", value)
 
 
 def _env_secret_ref(value: SecretRef | None) -> SecretRef | None:
     if value is not None and not isinstance(value, SecretRef):
-        raise SpecError("env.secret_ref", value, "must be a SecretRef")
+        raise SpecError("env.secret_ref", value, f"must be a SecretRef, not {kind_of(value)}")
     return value
 
 
@@ -410,7 +494,7 @@ def _volume_mount_path(value: str) -> str:
 def _volume_sub_path(value: str | None) -> str | None:
     if value is None:
         return None
-    sub = _require_str("volume.sub_path", value)
+    sub = _text("volume.sub_path", value)
     # The API server's validateLocalDescendingPath: relative, and never climbing out.
     if not sub or sub.startswith("/") or ".." in sub.split("/"):
         raise SpecError(
@@ -688,7 +772,9 @@ class Toleration:
             _check("tolerations.value", self.value, v.label_value_error(self.value))
         if self.effect is not None and self.effect not in _TOLERATION_EFFECTS:
             raise SpecError(
-                "tolerations.effect", self.effect, f"must be one of {_TOLERATION_EFFECTS}"
+                "tolerations.effect",
+                self.effect,
+                f"must be one of {', '.join(_TOLERATION_EFFECTS)}",
             )
         _optional_int(
             "tolerations.toleration_seconds",
@@ -723,7 +809,7 @@ class Toleration:
 
 
 def _image(value: str) -> str:
-    image = _require_str("image", value)
+    image = _text("image", value)
     _check("image", image, v.image_error(image))
     return image
 
@@ -732,11 +818,17 @@ def _command(value: Iterable[str]) -> tuple[str, ...]:
     argv = _str_tuple("command", value)
     if not argv:
         raise SpecError("command", value, "must hold at least one element (the program)")
+    if not argv[0]:
+        raise SpecError("command[0]", argv[0], "the program must not be empty")
     for i, arg in enumerate(argv):
-        if not arg and i == 0:
-            raise SpecError("command[0]", arg, "the program must not be empty")
-        if "\x00" in arg:
-            raise SpecError(f"command[{i}]", arg, "must not contain NUL characters")
+        size = _blen(arg)
+        if size > MAX_ARG_BYTES:
+            raise SpecError(
+                f"command[{i}]",
+                arg,
+                f"is {size} bytes; execve takes at most {MAX_ARG_BYTES} bytes per argument "
+                "(MAX_ARG_STRLEN): pass large data in a file (secret_files, a volume) instead",
+            )
     return argv
 
 
@@ -751,7 +843,7 @@ def _name(value: str | None) -> str | None:
 
 def _name_prefix(value: str | None) -> str | None:
     # Any prefix is accepted: generate_pod_name sanitises it into a valid label.
-    return None if value is None else _require_str("name_prefix", value)
+    return None if value is None else _text("name_prefix", value)
 
 
 def _namespace(value: str | None) -> str | None:
@@ -766,7 +858,7 @@ def _resources(value: Resources | None) -> Resources:
     if value is None:
         return Resources()
     if not isinstance(value, Resources):
-        raise SpecError("resources", value, "must be a Resources")
+        raise SpecError("resources", value, f"must be a Resources, not {kind_of(value)}")
     return value
 
 
@@ -826,34 +918,63 @@ def _blank_env(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # de-duplicated, order kept
 
 
-def _secret_env(value: Mapping[str, str | SecretRef] | None) -> FrozenMap[str | SecretRef]:
+def _secret_mapping(field: str, value: object) -> Mapping[Any, Any]:
+    # Never echo a secret-bearing value of the wrong shape: a list of (name, value) pairs, a
+    # string... holds the secret itself. Only its type is named.
+    if not isinstance(value, Mapping):
+        raise SpecError(
+            field, REDACTED, f"must be a mapping of names to values, not {kind_of(value)}"
+        )
+    return value
+
+
+def _secret_env_name(field: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise SpecError(field, REDACTED, f"names must be strings, not {kind_of(name)}")
+    if "=" in name:
+        # "TOKEN=sk-..." as a name: whatever follows "=" may be the secret itself.
+        shown = name.partition("=")[0] + "=" + REDACTED
+        raise SpecError(field, shown, "must be a variable name, without '=' and a value")
+    _clean(field, name)
+    _check(field, name, v.env_name_error(name))
+    return name
+
+
+def _secret_item(field: str, item: object, *, allow_nul: bool) -> str | SecretRef:
+    if isinstance(item, SecretRef):
+        return item
+    if not isinstance(item, str):
+        raise SpecError(field, REDACTED, f"must be a str or a SecretRef, not {kind_of(item)}")
+    # A file's content may hold NUL bytes (it travels base64-encoded); an env value may not.
+    return _clean(field, item, secret=True, allow_nul=allow_nul)
+
+
+def _secret_env(value: Mapping[str, str | SecretRef] | None) -> SecretMap[str | SecretRef]:
     if value is None:
-        return FrozenMap()
-    items = _mapping("secret_env", value)
+        return SecretMap()
+    items = _secret_mapping("secret_env", value)
     for name, item in items.items():
-        _require_str("secret_env", name)
-        _check("secret_env", name, v.env_name_error(name))
-        if not isinstance(item, (str, SecretRef)):
-            # Never echo the value: it may be a secret of the wrong type.
-            raise SpecError(f"secret_env[{name}]", _REDACTED, "must be a str or a SecretRef")
-    return items if isinstance(items, FrozenMap) else FrozenMap(items)
+        _secret_env_name("secret_env", name)
+        _secret_item(f"secret_env[{name}]", item, allow_nul=False)
+    return items if isinstance(items, SecretMap) else SecretMap(items)
 
 
-def _secret_files(value: Mapping[str, str | SecretRef] | None) -> FrozenMap[str | SecretRef]:
+def _secret_files(value: Mapping[str, str | SecretRef] | None) -> SecretMap[str | SecretRef]:
     if value is None:
-        return FrozenMap()
-    items = _mapping("secret_files", value)
+        return SecretMap()
+    items = _secret_mapping("secret_files", value)
     for path, item in items.items():
+        if not isinstance(path, str):
+            raise SpecError("secret_files", REDACTED, f"paths must be strings, not {kind_of(path)}")
         _absolute_path("secret_files", path)
         if path.endswith("/"):
             raise SpecError("secret_files", path, "must be a file path, not a directory")
-        if not isinstance(item, (str, SecretRef)):
-            raise SpecError(f"secret_files[{path}]", _REDACTED, "must be a str or a SecretRef")
-    return items if isinstance(items, FrozenMap) else FrozenMap(items)
+        _secret_item(f"secret_files[{path}]", item, allow_nul=True)
+    return items if isinstance(items, SecretMap) else SecretMap(items)
 
 
 def _redacted_repr(value: Mapping[str, object]) -> str:
-    shown = {k: (item if isinstance(item, SecretRef) else _REDACTED) for k, item in value.items()}
+    shown = {k: (item if isinstance(item, SecretRef) else REDACTED) for k, item in value.items()}
     return repr(shown)
 
 
@@ -879,10 +1000,22 @@ def _labels(value: Mapping[str, str] | None) -> FrozenMap[str]:
 def _annotations(value: Mapping[str, str] | None) -> FrozenMap[str]:
     annotations = _str_map("annotations", {} if value is None else value)
     for key in annotations:
+        if key in RESERVED_ANNOTATION_KEYS:
+            raise SpecError(
+                "annotations", key, "is reserved: podrunner sets it on every object it creates"
+            )
         _check("annotations", key, v.annotation_key_error(key))
-    size_error = v.annotations_size_error(annotations)
-    if size_error:
-        raise SpecError("annotations", f"<{len(annotations)} annotations>", size_error)
+    # The runner adds its own annotations to what is given here: keep room for them.
+    limit = v.TOTAL_ANNOTATION_SIZE_LIMIT - RESERVED_ANNOTATION_BYTES
+    size = sum(_blen(k) + _blen(x) for k, x in annotations.items())
+    if size > limit:
+        raise SpecError(
+            "annotations",
+            annotations,
+            f"keys and values total {size} bytes; at most {limit} are allowed (the API "
+            f"server's {v.TOTAL_ANNOTATION_SIZE_LIMIT}, less {RESERVED_ANNOTATION_BYTES} "
+            "kept for podrunner's own annotations)",
+        )
     return annotations
 
 
@@ -894,7 +1027,9 @@ def _volumes(value: Iterable[Volume]) -> tuple[Volume, ...]:
     volumes = tuple(value)
     for volume in volumes:
         if not isinstance(volume, Volume):
-            raise SpecError("volumes", volume, "must be a sequence of Volume")
+            raise SpecError(
+                "volumes", volume, f"must be a sequence of Volume, not {kind_of(volume)}"
+            )
     return volumes
 
 
@@ -916,7 +1051,9 @@ def _tolerations(value: Iterable[Toleration]) -> tuple[Toleration, ...]:
     items = tuple(value)
     for item in items:
         if not isinstance(item, Toleration):
-            raise SpecError("tolerations", item, "must be a sequence of Toleration")
+            raise SpecError(
+                "tolerations", item, f"must be a sequence of Toleration, not {kind_of(item)}"
+            )
     return items
 
 
@@ -960,6 +1097,13 @@ def _automount(value: bool) -> bool:
 
 def _stdin(value: bool) -> bool:
     return _bool("stdin", value)
+
+
+def _arg_rule(size: int, what: str) -> str:
+    return (
+        f"{what} is {size} bytes; execve takes at most {MAX_ARG_BYTES} bytes per string "
+        "(MAX_ARG_STRLEN): pass large data in a file (secret_files, a volume) instead"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1090,6 +1234,67 @@ class PodSpec:
                 "run_as_user",
                 0,
                 "the restricted Pod Security Standard requires a non-root user (runAsNonRoot)",
+            )
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Refuse what the kernel, the API server or etcd would refuse later, by size."""
+        # The container's environment, as execve gets it: "NAME=value" strings.
+        exec_total = sum(_blen(arg) + 1 for arg in self.command)
+        for name in self.blank_env:
+            exec_total += _blen(name) + 2
+        for env in self.env:
+            entry = _blen(env.name) + 1 + _blen(env.value or "")
+            if entry > MAX_ARG_BYTES:
+                raise SpecError(f"env[{env.name}]", env.value, _arg_rule(entry, "NAME=value"))
+            exec_total += entry + 1
+        secret_sizes = {"secret_env": 0, "secret_files": 0}
+        for name, item in self.secret_env.items():
+            size = 0 if isinstance(item, SecretRef) else _blen(item)
+            entry = _blen(name) + 1 + size
+            if entry > MAX_ARG_BYTES:
+                raise SpecError(f"secret_env[{name}]", REDACTED, _arg_rule(entry, "NAME=value"))
+            exec_total += entry + 1
+            secret_sizes["secret_env"] += size
+        for content in self.secret_files.values():
+            if not isinstance(content, SecretRef):
+                secret_sizes["secret_files"] += _blen(content)
+        secret_total = sum(secret_sizes.values())
+        if secret_total > v.SECRET_DATA_SIZE_LIMIT:
+            field = max(secret_sizes, key=lambda k: secret_sizes[k])
+            raise SpecError(
+                field,
+                REDACTED,
+                f"the per-run Secret would hold {secret_total} bytes of data; the API server "
+                f"takes at most {v.SECRET_DATA_SIZE_LIMIT} (1 MiB) in one Secret: put larger "
+                "data in an existing Secret (SecretRef) or a volume",
+            )
+        parts = {
+            "image": _blen(self.image),
+            "command": sum(_blen(arg) for arg in self.command),
+            "env": sum(_blen(e.name) + _blen(e.value or "") for e in self.env)
+            + sum(_blen(name) for name in (*self.blank_env, *self.secret_env)),
+            "labels": sum(_blen(k) + _blen(x) for k, x in self.labels.items()),
+            "annotations": sum(_blen(k) + _blen(x) for k, x in self.annotations.items()),
+            "node_selector": sum(_blen(k) + _blen(x) for k, x in self.node_selector.items()),
+            "secret_files": sum(_blen(path) for path in self.secret_files),
+        }
+        pod_total = sum(parts.values())
+        if pod_total > MAX_POD_CONTENT_BYTES:
+            field = max(parts, key=lambda k: parts[k])
+            raise SpecError(
+                field,
+                REDACTED if field == "secret_files" else getattr(self, field),
+                f"the pod's text totals {pod_total} bytes ({field}: {parts[field]}); one pod "
+                f"may hold at most {MAX_POD_CONTENT_BYTES} (etcd refuses objects over 1.5 "
+                "MiB): pass large data in a file (secret_files, a volume) instead",
+            )
+        if exec_total > MAX_EXEC_BYTES:
+            raise SpecError(
+                "command",
+                self.command,
+                f"the argv and environment total {exec_total} bytes; execve takes at most "
+                f"{MAX_EXEC_BYTES} (ARG_MAX, less room for the image's own variables)",
             )
 
     @staticmethod

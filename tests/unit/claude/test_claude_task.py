@@ -21,54 +21,61 @@ SESSION = "2b8a3f6e-1c4d-4e5f-9a0b-7c6d5e4f3a2b"
 
 def test_minimal_argv() -> None:
     """A bare task renders print mode, json output, ``--`` and the prompt, in that order."""
-    assert ClaudeTask("hi").argv() == ["claude", "-p", "--output-format", "json", "--", "hi"]
+    assert ClaudeTask("hi").argv() == ["claude", "-p", "--output-format=json", "--", "hi"]
 
 
 def test_stream_json_adds_verbose() -> None:
     """stream-json needs --verbose in print mode, so it is always rendered with it."""
     argv = ClaudeTask("hi", output_format="stream-json").argv()
-    assert argv[1:5] == ["-p", "--output-format", "stream-json", "--verbose"]
+    assert argv[1:4] == ["-p", "--output-format=stream-json", "--verbose"]
+
+
+OTHER = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
 
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"model": "sonnet"}, ["--model", "sonnet"]),
-        ({"system_prompt": "You review code."}, ["--system-prompt", "You review code."]),
-        ({"append_system_prompt": "Be brief."}, ["--append-system-prompt", "Be brief."]),
+        ({"model": "sonnet"}, ["--model=sonnet"]),
+        ({"system_prompt": "You review code."}, ["--system-prompt=You review code."]),
+        ({"system_prompt": "- be brief"}, ["--system-prompt=- be brief"]),
+        ({"append_system_prompt": "Be brief."}, ["--append-system-prompt=Be brief."]),
         (
             {"allowed_tools": ["Read", "Bash(git diff:*)"]},
-            ["--allowedTools", "Read,Bash(git diff:*)"],
+            ["--allowedTools=Read,Bash(git diff:*)"],
         ),
-        ({"disallowed_tools": ("Write", "Edit")}, ["--disallowedTools", "Write,Edit"]),
-        ({"max_turns": 5}, ["--max-turns", "5"]),
-        ({"max_budget_usd": 0.5}, ["--max-budget-usd", "0.5"]),
-        ({"max_budget_usd": 2}, ["--max-budget-usd", "2"]),
-        ({"permission_mode": "plan"}, ["--permission-mode", "plan"]),
+        ({"disallowed_tools": ("Write", "Edit")}, ["--disallowedTools=Write,Edit"]),
+        ({"max_turns": 5}, ["--max-turns=5"]),
+        ({"max_budget_usd": 0.5}, ["--max-budget-usd=0.5"]),
+        ({"max_budget_usd": 2}, ["--max-budget-usd=2"]),
+        ({"permission_mode": "plan"}, ["--permission-mode=plan"]),
         (
             {"permission_mode": "bypassPermissions", "dangerously_allow_bypass": True},
-            ["--permission-mode", "bypassPermissions"],
+            ["--permission-mode=bypassPermissions"],
         ),
         (
             {"json_schema": {"type": "object", "properties": {"a": {"type": "string"}}}},
-            ["--json-schema", '{"properties":{"a":{"type":"string"}},"type":"object"}'],
+            ['--json-schema={"properties":{"a":{"type":"string"}},"type":"object"}'],
         ),
-        ({"json_schema": '{"type": "object"}'}, ["--json-schema", '{"type": "object"}']),
-        ({"mcp_config": "/etc/mcp.json"}, ["--mcp-config", "/etc/mcp.json"]),
+        ({"json_schema": '{"type": "object"}'}, ['--json-schema={"type": "object"}']),
+        ({"mcp_config": "/etc/mcp.json"}, ["--mcp-config=/etc/mcp.json"]),
         (
             {"mcp_config": {"mcpServers": {}}, "strict_mcp_config": True},
-            ["--mcp-config", '{"mcpServers":{}}', "--strict-mcp-config"],
+            ['--mcp-config={"mcpServers":{}}', "--strict-mcp-config"],
         ),
-        ({"session_id": SESSION}, ["--session-id", SESSION]),
-        ({"resume": "abc"}, ["--resume", "abc"]),
-        ({"resume": "abc", "fork_session": True}, ["--resume", "abc", "--fork-session"]),
+        ({"session_id": SESSION}, [f"--session-id={SESSION}"]),
+        ({"resume": SESSION}, [f"--resume={SESSION}"]),
+        (
+            {"resume": SESSION, "session_id": OTHER, "fork_session": True},
+            [f"--session-id={OTHER}", f"--resume={SESSION}", "--fork-session"],
+        ),
         ({"extra_args": ["--add-dir", "/data"]}, ["--add-dir", "/data"]),
     ],
 )
 def test_each_option_renders(options: dict[str, object], expected: list[str]) -> None:
-    """Every option becomes its documented flag, between the format flags and ``--``."""
+    """Every option becomes its documented flag, as one ``--flag=value`` argument."""
     argv = ClaudeTask("the prompt", **options).argv()  # type: ignore[arg-type]
-    body = argv[4 : argv.index("--")]
+    body = argv[3 : argv.index("--")]
     assert body == expected
     assert argv[-2:] == ["--", "the prompt"]
 
@@ -110,9 +117,9 @@ def test_large_prompt_leaves_argv() -> None:
     large = ClaudeTask("é" * (PROMPT_STDIN_THRESHOLD // 2 + 1))
     assert not small.prompt_on_stdin()
     assert large.prompt_on_stdin()
-    assert large.argv()[-1] == "json"
+    assert large.argv()[-1] == "--output-format=json"
     assert large.prompt not in large.argv()
-    assert small.argv(prompt_on_stdin=True)[-1] == "json"
+    assert small.argv(prompt_on_stdin=True)[-1] == "--output-format=json"
 
 
 @pytest.mark.parametrize(
@@ -130,11 +137,11 @@ def test_large_prompt_leaves_argv() -> None:
         ({"json_schema": "[1, 2]"}, "json_schema"),
         ({"json_schema": "not json"}, "json_schema"),
         ({"session_id": "not-a-uuid"}, "session_id"),
-        ({"session_id": SESSION, "resume": "x"}, "session_id"),
+        ({"session_id": SESSION, "resume": OTHER}, "session_id"),
         ({"fork_session": True}, "fork_session"),
         ({"strict_mcp_config": True}, "strict_mcp_config"),
         ({"working_dir": "relative"}, "working_dir"),
-        ({"allowed_tools": ["Read,Write"]}, "allowed_tools"),
+        ({"allowed_tools": ["Read,Write"]}, "allowed_tools[0]"),
         ({"extra_args": "--x"}, "extra_args"),
     ],
 )

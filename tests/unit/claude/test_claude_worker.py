@@ -119,7 +119,9 @@ def test_sessions_persist_between_tasks(tmp_path: Path) -> None:
     first = worker.run("remember 42")
     second = worker.run(ClaudeTask("what did I say?", resume=first.session_id))
     assert second.session_id == first.session_id
-    unknown = worker.run(ClaudeTask("x", resume="nope"), check=False)
+    unknown = worker.run(
+        ClaudeTask("x", resume="00000000-0000-4000-8000-000000000000"), check=False
+    )
     assert "No conversation found" in str(unknown.error)
 
 

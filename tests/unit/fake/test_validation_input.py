@@ -44,7 +44,7 @@ def test_labels_and_annotations(cluster: FakeCluster) -> None:
     assert [c.field for c in error.causes] == ["metadata.labels", "metadata.labels"]
     error = _invalid(cluster, pod("a", annotations={"a": "x" * 300_000}))
     assert error.causes[0].reason == "FieldValueTooLong"
-    assert error.causes[0].message == "Too long: must have at most 262144 bytes"
+    assert error.causes[0].message == "Too long: may not be more than 262144 bytes"
 
 
 def test_containers(cluster: FakeCluster) -> None:

@@ -48,6 +48,7 @@ from podrunner.backends.fake.validation import (
     Errors,
     check_meta_shape,
     check_pod_update,
+    check_stored_size,
     prepare,
 )
 from podrunner.errors import (
@@ -684,6 +685,7 @@ class FakeBackend:
             meta["generation"] = 1
         if dry_run:
             return obj
+        check_stored_size(kind, obj)  # etcd's limit: only a write reaches it
         self._store.write(kind, ns, name, obj, "ADDED")
         if kind == "Pod":
             self._kubelet.admit(obj)
@@ -825,6 +827,7 @@ class FakeBackend:
         if new == old:
             # The API server does not write (nor bump the version) when nothing changed.
             return copy_tree(old)
+        check_stored_size(kind, new)
         self._store.write(kind, ns, name, new, "MODIFIED", old)
         return copy_tree(new)
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import json
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
-from podrunner.errors import BadRequest, Invalid, StatusCause
+from podrunner.errors import BadRequest, Invalid, StatusCause, error_for_status
 
 if TYPE_CHECKING:
     from decimal import Decimal
 
-__all__ = ["Errors", "check_pod_update", "prepare"]
+__all__ = ["ETCD_MAX_REQUEST_BYTES", "Errors", "check_pod_update", "check_stored_size", "prepare"]
+
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+"""etcd's default ``--max-request-bytes``: a larger object cannot be stored (the server: 500)."""
 
 
 class _Memo:
@@ -42,6 +46,8 @@ class _Memo:
         self.annotations_size_error = _validation.annotations_size_error
         self.RESTART_POLICIES = _validation.RESTART_POLICIES
         self.TOTAL_ANNOTATION_SIZE_LIMIT = _validation.TOTAL_ANNOTATION_SIZE_LIMIT
+        self.SECRET_DATA_SIZE_LIMIT = _validation.SECRET_DATA_SIZE_LIMIT
+        self.MAX_REQUEST_BODY_BYTES = _validation.MAX_REQUEST_BODY_BYTES
 
 
 v = _Memo()
@@ -108,7 +114,7 @@ class Errors:
     def too_long(self, field: str, limit: int) -> None:
         """Record ``Too long``."""
         self.causes.append(
-            StatusCause(field, "FieldValueTooLong", f"Too long: must have at most {limit} bytes")
+            StatusCause(field, "FieldValueTooLong", f"Too long: may not be more than {limit} bytes")
         )
 
     def forbidden(self, field: str, detail: str) -> None:
@@ -394,6 +400,14 @@ def _prepare_secret(obj: dict[str, Any], errs: Errors) -> None:
             _expect("Secret", value, str, "Secret.stringData")
             merged[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = merged
+    # ValidateSecret: the decoded values (not the keys) total at most core.MaxSecretSize.
+    total = sum(_decoded_size(value) for value in (obj.get("data") or {}).values())
+    if total > v.SECRET_DATA_SIZE_LIMIT:
+        errs.too_long("data", v.SECRET_DATA_SIZE_LIMIT)
+
+
+def _decoded_size(b64: str) -> int:
+    return len(b64) // 4 * 3 - b64[-2:].count("=")
 
 
 def _prepare_config_map(obj: dict[str, Any], errs: Errors) -> None:
@@ -404,6 +418,18 @@ def _prepare_config_map(obj: dict[str, Any], errs: Errors) -> None:
     for key in obj.get("binaryData") or {}:
         if key in (obj.get("data") or {}):
             errs.duplicate(f"data[{key}]", key)
+    # ValidateConfigMap: data and binaryData together, at most core.MaxSecretSize, reported
+    # on the empty path, which the server prints as "[]".
+    total = sum(
+        len(value.encode("utf-8", "surrogatepass")) for value in (obj.get("data") or {}).values()
+    )
+    total += sum(
+        _decoded_size(value)
+        for value in (obj.get("binaryData") or {}).values()
+        if isinstance(value, str)
+    )
+    if total > v.SECRET_DATA_SIZE_LIMIT:
+        errs.too_long("[]", v.SECRET_DATA_SIZE_LIMIT)
 
 
 def _prepare_namespace(obj: dict[str, Any], errs: Errors) -> None:
@@ -436,8 +462,69 @@ _PREPARE = {
 }
 
 
+def _large_text(obj: dict[str, Any]) -> int:
+    """Bytes in the fields that can grow large: a cheap lower bound of the object's size."""
+    total = sum(len(x) for x in ((obj["metadata"].get("annotations") or {}).values()))
+    for field in ("data", "stringData", "binaryData"):
+        values = obj.get(field)
+        if isinstance(values, dict):
+            total += sum(len(x) for x in values.values() if isinstance(x, str))
+    spec = obj.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    for container in containers if isinstance(containers, list) else ():
+        if not isinstance(container, dict):
+            continue
+        for field in ("command", "args"):
+            items = container.get(field)
+            if isinstance(items, list):
+                total += sum(len(x) for x in items if isinstance(x, str))
+        for var in container.get("env") or ():
+            if isinstance(var, dict) and isinstance(var.get("value"), str):
+                total += len(var["value"])
+    return total
+
+
+def _encoded_size(obj: dict[str, Any]) -> int | None:
+    """The object's JSON size in bytes, or ``None`` when it is clearly small.
+
+    Only objects whose large fields pass 1 MiB are encoded: every other object is far below
+    the limits this is compared with.
+    """
+    if _large_text(obj) <= 1024 * 1024:
+        return None
+    return len(
+        json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
+
+
+def check_stored_size(kind: str, obj: dict[str, Any]) -> None:
+    """Refuse to store an object etcd would refuse, as the API server reports it (500).
+
+    Dry runs never reach etcd, so callers check this only when the object is written.
+    """
+    size = _encoded_size(obj)
+    if size is not None and size > ETCD_MAX_REQUEST_BYTES:
+        meta = obj.get("metadata") or {}
+        raise error_for_status(
+            500,
+            "InternalError",
+            "etcdserver: request is too large",
+            kind=kind,
+            namespace=meta.get("namespace"),
+            name=meta.get("name"),
+        )
+
+
 def prepare(kind: str, obj: dict[str, Any]) -> None:
-    """Default and validate a normalised object in place (raises 400 or 422)."""
+    """Default and validate a normalised object in place (raises 400, 413 or 422)."""
+    size = _encoded_size(obj)
+    if size is not None and size > v.MAX_REQUEST_BODY_BYTES:
+        # The server refuses to decode a write body over 3 MiB, before any validation.
+        raise error_for_status(
+            413,
+            "RequestEntityTooLarge",
+            f"Request entity too large: limit is {v.MAX_REQUEST_BODY_BYTES}",
+        )
     meta = obj["metadata"]
     errs = Errors(kind, meta.get("name") or meta.get("generateName") or "")
     _PREPARE[kind](obj, errs)

@@ -57,6 +57,7 @@ from podrunner.sdk import (
     new_run_id,
     sanitize_label_value,
 )
+from podrunner.signals import Terminated, stop_on_signals
 
 if TYPE_CHECKING:
     from podrunner.sdk.lifecycle import PodState
@@ -122,6 +123,7 @@ __all__ = [
     "SpecError",
     "StartTimeout",
     "StatusCause",
+    "Terminated",
     "Toleration",
     "TooManyRequests",
     "Unauthorized",
@@ -136,4 +138,5 @@ __all__ = [
     "generate_pod_name",
     "new_run_id",
     "sanitize_label_value",
+    "stop_on_signals",
 ]

@@ -209,7 +209,7 @@ SDK_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sdk_script_stopped_by_a_signal_deletes_its_pod(tmp_path: Path, signum: int) -> None:
-    """An SDK script under stop_on_signals(): kill -TERM/-HUP deletes pod and Secret, exits 128+N."""
+    """An SDK script under stop_on_signals(): kill -TERM/-HUP deletes its pod, exits 128+N."""
     proc = _popen([sys.executable, "-c", SDK_SCRIPT], _env(tmp_path))
     pid = int(_first_line(proc.stdout))
     proc.send_signal(signum)

@@ -15,7 +15,10 @@ from pathlib import Path
 import click
 import pytest
 
-from podrunner.cli import main
+from podrunner.claude import ClaudeResult, cli_exit_code
+from podrunner.cli import exit_status, main
+from podrunner.sdk.lifecycle import Phase, PodState, Reason
+from podrunner.sdk.runner import RunResult
 
 STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
@@ -264,3 +267,38 @@ def test_every_option_of_every_command_has_help() -> None:
     ]
     assert missing == []
     assert all((command.help or "").strip() for _, command in _commands(main))
+    # What the help says about stopping is what the signal tests check.
+    cleanup = next(p for p in main.commands["run"].params if p.name == "cleanup")
+    assert isinstance(cleanup, click.Option)
+    assert "SIGTERM" in (cleanup.help or "")
+    assert "always deleted" in (cleanup.help or "")
+
+
+# -- every path from a result to an exit status -------------------------------------------------
+
+
+def _result(phase: str, reason: str | None, exit_code: int | None) -> RunResult:
+    state = PodState(Phase(phase), None if reason is None else Reason(reason), exit_code=exit_code)
+    return RunResult(
+        pod_name="p", namespace="default", run_id="r", state=state, exit_code=exit_code, logs=""
+    )
+
+
+@pytest.mark.parametrize(
+    ("phase", "reason", "exit_code", "status"),
+    [
+        ("Succeeded", "Completed", 0, 0),
+        ("Failed", "Error", 3, 3),
+        ("Failed", "CrashLoopBackOff", 0, 1),
+        ("Failed", "Evicted", None, 1),
+        ("Failed", "DeadlineExceeded", None, 1),
+    ],
+)
+def test_run_and_claude_exit_status_is_never_0_for_a_failed_run(
+    phase: str, reason: str, exit_code: int | None, status: int
+) -> None:
+    """`run` passes the container's code through, and neither command exits 0 for a failure."""
+    result = _result(phase, reason, exit_code)
+    assert exit_status(result) == status
+    answered = ClaudeResult(text="done", run=result)  # the CLI printed an answer, no error
+    assert cli_exit_code(answered) == (0 if result.ok else 1)

@@ -261,3 +261,33 @@ def test_stop_on_signals_needs_the_main_thread() -> None:
     thread.join()
     assert len(errors) == 1
     assert "main thread" in str(errors[0])
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
+
+
+@pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
+def test_claude_stopped_by_sigterm_deletes_its_run(tmp_path: Path) -> None:
+    """`podrunner claude` under SIGTERM: its pod's process and temp dir go, one line, exit 143."""
+    env = {**_env(tmp_path), "ANTHROPIC_API_KEY": "sk-test", "HOME": str(tmp_path)}
+    proc = _popen(
+        [
+            sys.executable, "-m", "podrunner", "claude", "#slow hello",
+            "--image", "example.com/claude:2", "--claude-path", str(STANDIN),
+        ],
+        env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    # The stand-in's process shows up in the run's temp dir once the pod runs.
+    while not any((tmp_path / "tmp").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # ordering only: let the container start
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (
+        "podrunner: interrupted (SIGTERM); deleted the run's pod and the Secret and ConfigMap "
+        "it created"
+    )
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert "Traceback" not in err

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -24,14 +27,13 @@ STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 
 
-def _env(tmp_path: Path | None = None, **extra: str) -> dict[str, str]:
+def _env(run_tmp: Path | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODRUNNER_")}
     env.pop("KUBECONFIG", None)
     for name in CREDENTIAL_VARS:
         env.pop(name, None)
-    if tmp_path is not None:
-        (tmp_path / "tmp").mkdir(exist_ok=True)
-        env["TMPDIR"] = str(tmp_path / "tmp")
+    if run_tmp is not None:
+        env["TMPDIR"] = str(run_tmp)
     env.update(extra)
     return env
 
@@ -50,6 +52,15 @@ def podrunner(
         env=env or _env(),
         check=False,
     )
+
+
+@pytest.fixture
+def run_tmp() -> Iterator[Path]:
+    """The command's TMPDIR: outside pytest's private tmp, so a non-root container can reach it."""
+    path = Path(tempfile.mkdtemp(prefix="podrunner-cli-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- exit codes and JSON ----------------------------------------------------------------------
@@ -185,21 +196,21 @@ def test_piped_stdin_is_reported_as_not_read() -> None:
 
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
-def test_claude_without_any_credential_warns(tmp_path: Path) -> None:
+def test_claude_without_any_credential_warns() -> None:
     """No ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN: a warning on stderr; with one, none."""
     args = ["claude", "hi", "--image", "example.com/claude:2", "--claude-path", str(STANDIN)]
-    bare = podrunner(*args, env=_env(tmp_path, HOME=str(tmp_path)))
+    bare = podrunner(*args, env=_env())
     assert "warning: no Claude credential" in bare.stderr
     assert "warning" not in bare.stdout
-    keyed = podrunner(*args, env=_env(tmp_path, HOME=str(tmp_path), ANTHROPIC_API_KEY="sk-x"))
+    keyed = podrunner(*args, env=_env(ANTHROPIC_API_KEY="sk-x"))
     assert keyed.returncode == 0, keyed.stderr
     assert "credential" not in keyed.stderr
 
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
-def test_claude_answer_on_stdout_errors_and_cost_on_stderr(tmp_path: Path) -> None:
+def test_claude_answer_on_stdout_errors_and_cost_on_stderr() -> None:
     """The answer alone on stdout; the cost line and any error on stderr."""
-    env = _env(tmp_path, HOME=str(tmp_path), ANTHROPIC_API_KEY="sk-x")
+    env = _env(ANTHROPIC_API_KEY="sk-x")
     args = ["--image", "example.com/claude:2", "--claude-path", str(STANDIN)]
     ok = podrunner("claude", "hello", *args, env=env)
     assert ok.returncode == 0, ok.stderr
@@ -213,9 +224,9 @@ def test_claude_answer_on_stdout_errors_and_cost_on_stderr(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
-def test_claude_json_on_a_run_error_is_a_document(tmp_path: Path) -> None:
+def test_claude_json_on_a_run_error_is_a_document() -> None:
     """`podrunner claude -o json` when the pod errors (timeout): a JSON error, exit 1."""
-    env = _env(tmp_path, HOME=str(tmp_path), ANTHROPIC_API_KEY="sk-x")
+    env = _env(ANTHROPIC_API_KEY="sk-x")
     proc = podrunner(
         "claude", "#slow hi", "--image", "example.com/claude:2", "--claude-path", str(STANDIN),
         "--timeout", "1", "-o", "json", env=env,
@@ -229,17 +240,17 @@ def test_claude_json_on_a_run_error_is_a_document(tmp_path: Path) -> None:
 # -- the fake backend keeps nothing -----------------------------------------------------------
 
 
-def test_cleanup_never_on_the_fake_says_nothing_is_kept(tmp_path: Path) -> None:
+def test_cleanup_never_on_the_fake_says_nothing_is_kept(run_tmp: Path) -> None:
     """--cleanup never on the fake: the summary says plainly the pod ends with the command."""
     proc = podrunner(
         "run", "--cleanup", "never", "--image", "x", "--", "sh", "-c", "echo hi",
-        env=_env(tmp_path),
+        env=_env(run_tmp),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = proc.stderr.strip().splitlines()[-1]
     assert "(kept)" not in summary
     assert "not kept: the fake backend's pods live in this process and end with it" in summary
-    assert list((tmp_path / "tmp").iterdir()) == [], "the fake's temp dir outlived the command"
+    assert list(run_tmp.iterdir()) == [], "the fake's temp dir outlived the command"
     reap = podrunner("reap")
     assert "nothing is ever left to reap" in reap.stderr
 

@@ -8,19 +8,24 @@ line on stderr.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
 import podrunner
 from podrunner.signals import Terminated, stop_on_signals
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 POLICIES = ["always", "on-success", "never"]
@@ -28,13 +33,21 @@ POLICIES = ["always", "on-success", "never"]
 STAY = ["sh", "-c", "echo $$; exec sleep 300"]
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env(run_tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODRUNNER_")}
     env.pop("KUBECONFIG", None)
     # The fake's local runtime makes its per-run dirs here: the test sees every one of them.
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    env["TMPDIR"] = str(tmp_path / "tmp")
+    env["TMPDIR"] = str(run_tmp)
     return env
+
+
+@pytest.fixture
+def run_tmp() -> Iterator[Path]:
+    """The command's TMPDIR: outside pytest's private tmp, so a non-root container can reach it."""
+    path = Path(tempfile.mkdtemp(prefix="podrunner-cli-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -77,7 +90,7 @@ def _first_line(stream: IO[str] | None) -> str:
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
 def test_a_signal_deletes_the_run_whatever_the_policy(
-    tmp_path: Path, signum: int, policy: str
+    run_tmp: Path, signum: int, policy: str
 ) -> None:
     """Each stop signal ends the command process, deletes pod+Secret, says so, exits 128+N."""
     proc = _popen(
@@ -85,14 +98,14 @@ def test_a_signal_deletes_the_run_whatever_the_policy(
             sys.executable, "-m", "podrunner", "run", "--cleanup", policy,
             "--secret-env", "TOKEN=s3cr3t-value", "--image", "x", "--", *STAY,
         ],
-        _env(tmp_path),
+        _env(run_tmp),
     )  # fmt: skip
     pid = int(_first_line(proc.stdout))
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err
     assert _gone(pid), "the container's process outlived the run"
-    assert list((tmp_path / "tmp").iterdir()) == [], "the run's temp dir was left behind"
+    assert list(run_tmp.iterdir()) == [], "the run's temp dir was left behind"
     last = err.strip().splitlines()[-1]
     name = signal.Signals(signum).name
     assert last.startswith(f"podrunner: interrupted ({name}); deleted pod default/podrunner-")
@@ -102,7 +115,7 @@ def test_a_signal_deletes_the_run_whatever_the_policy(
     assert "Traceback" not in err
 
 
-def test_a_second_signal_ends_a_slow_cleanup_at_once(tmp_path: Path) -> None:
+def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
     """A second signal while deletes hang: one line naming what may be left, exit 128+N now."""
     script = textwrap.dedent(
         """
@@ -120,9 +133,7 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(tmp_path: Path) -> None:
         cli.main(sys.argv[1:], prog_name="podrunner")
         """
     )
-    proc = _popen(
-        [sys.executable, "-c", script, "run", "--image", "x", "--", *STAY], _env(tmp_path)
-    )
+    proc = _popen([sys.executable, "-c", script, "run", "--image", "x", "--", *STAY], _env(run_tmp))
     pid = int(_first_line(proc.stdout))
     try:
         proc.send_signal(signal.SIGTERM)
@@ -140,14 +151,14 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
-def test_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
+def test_closed_stdout_stops_the_run_quietly(run_tmp: Path) -> None:
     """`podrunner run ... | head -1`: no traceback, the run is deleted, exit 141 like SIGPIPE."""
     proc = _popen(
         [
             sys.executable, "-m", "podrunner", "run", "--image", "x", "--",
             "sh", "-c", "echo $$; while :; do echo tick; sleep 0.1; done",
         ],
-        _env(tmp_path),
+        _env(run_tmp),
     )  # fmt: skip
     assert proc.stdout is not None
     pid = int(proc.stdout.readline())
@@ -160,14 +171,14 @@ def test_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
     assert err.strip().splitlines()[-1].startswith("podrunner: stdout closed; deleted pod default/")
 
 
-def test_closed_stdout_on_json_output_is_quiet(tmp_path: Path) -> None:
+def test_closed_stdout_on_json_output_is_quiet(run_tmp: Path) -> None:
     """A reader that leaves before a JSON document is printed gets the same quiet 141."""
     proc = _popen(
         [
             sys.executable, "-m", "podrunner", "run", "-o", "json", "--image", "x", "--",
             "sh", "-c", "seq 1 200000",
         ],
-        _env(tmp_path),
+        _env(run_tmp),
     )  # fmt: skip
     assert proc.stdout is not None
     proc.stdout.close()
@@ -208,9 +219,9 @@ SDK_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_sdk_script_stopped_by_a_signal_deletes_its_pod(tmp_path: Path, signum: int) -> None:
+def test_sdk_script_stopped_by_a_signal_deletes_its_pod(run_tmp: Path, signum: int) -> None:
     """An SDK script under stop_on_signals(): kill -TERM/-HUP deletes its pod, exits 128+N."""
-    proc = _popen([sys.executable, "-c", SDK_SCRIPT], _env(tmp_path))
+    proc = _popen([sys.executable, "-c", SDK_SCRIPT], _env(run_tmp))
     pid = int(_first_line(proc.stdout))
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -267,9 +278,9 @@ STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
-def test_claude_stopped_by_sigterm_deletes_its_run(tmp_path: Path) -> None:
+def test_claude_stopped_by_sigterm_deletes_its_run(run_tmp: Path) -> None:
     """`podrunner claude` under SIGTERM: its pod's process and temp dir go, one line, exit 143."""
-    env = {**_env(tmp_path), "ANTHROPIC_API_KEY": "sk-test", "HOME": str(tmp_path)}
+    env = {**_env(run_tmp), "ANTHROPIC_API_KEY": "sk-test"}
     proc = _popen(
         [
             sys.executable, "-m", "podrunner", "claude", "#slow hello",
@@ -279,7 +290,7 @@ def test_claude_stopped_by_sigterm_deletes_its_run(tmp_path: Path) -> None:
     )  # fmt: skip
     deadline = time.monotonic() + 30
     # The stand-in's process shows up in the run's temp dir once the pod runs.
-    while not any((tmp_path / "tmp").iterdir()) and time.monotonic() < deadline:
+    while not any(run_tmp.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # ordering only: let the container start
     proc.send_signal(signal.SIGTERM)
@@ -289,5 +300,5 @@ def test_claude_stopped_by_sigterm_deletes_its_run(tmp_path: Path) -> None:
         "podrunner: interrupted (SIGTERM); deleted the run's pod and the Secret and ConfigMap "
         "it created"
     )
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list(run_tmp.iterdir()) == []
     assert "Traceback" not in err

@@ -57,11 +57,11 @@ from podrunner.sdk import (
     new_run_id,
     sanitize_label_value,
 )
-from podrunner.signals import Terminated, stop_on_signals
 
 if TYPE_CHECKING:
     from podrunner.sdk.lifecycle import PodState
     from podrunner.sdk.runner import PodRunner, RunHandle, RunResult
+    from podrunner.signals import Terminated, stop_on_signals
 
 __version__ = "0.1.0"
 
@@ -72,6 +72,8 @@ _LAZY = {
     "PodState": "podrunner.sdk.lifecycle",
     "RunHandle": "podrunner.sdk.runner",
     "RunResult": "podrunner.sdk.runner",
+    "Terminated": "podrunner.signals",
+    "stop_on_signals": "podrunner.signals",
 }
 
 

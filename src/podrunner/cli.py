@@ -473,8 +473,8 @@ def run_errors(verbose: bool, *, as_json: bool = False) -> Iterator[CommandError
     except (SpecError, ConfigError) as exc:
         errors.fail(exc, EXIT_USAGE)
     except KeyboardInterrupt:
-        # Only before a run starts: a run's own stops are handled by StopSignals.
-        click.echo("podrunner: interrupted (SIGINT) before anything was created", err=True)
+        # Outside a run (StopSignals handles those): nothing of a run is left to delete.
+        click.echo("podrunner: interrupted (SIGINT)", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except PodrunnerError as exc:
         errors.fail(exc, EXIT_FAILURE)

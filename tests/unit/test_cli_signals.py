@@ -7,6 +7,7 @@ line on stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -302,3 +303,22 @@ def test_claude_stopped_by_sigterm_deletes_its_run(run_tmp: Path) -> None:
     )
     assert list(run_tmp.iterdir()) == []
     assert "Traceback" not in err
+
+
+def test_a_stopped_json_run_prints_a_json_error(run_tmp: Path) -> None:
+    """-o json and SIGTERM: the document says what stopped the run and what was deleted."""
+    proc = _popen(
+        [sys.executable, "-m", "podrunner", "run", "-o", "json", "--image", "x", "--", *STAY],
+        _env(run_tmp),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait for the run to be under way
+        if "running" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    assert doc["error"]["type"] == "Terminated"
+    assert doc["error"]["message"].startswith("interrupted (SIGTERM); deleted pod default/")

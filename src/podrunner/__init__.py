@@ -61,6 +61,7 @@ from podrunner.sdk import (
 if TYPE_CHECKING:
     from podrunner.sdk.lifecycle import PodState
     from podrunner.sdk.runner import PodRunner, RunHandle, RunResult
+    from podrunner.signals import Terminated, stop_on_signals
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,8 @@ _LAZY = {
     "PodState": "podrunner.sdk.lifecycle",
     "RunHandle": "podrunner.sdk.runner",
     "RunResult": "podrunner.sdk.runner",
+    "Terminated": "podrunner.signals",
+    "stop_on_signals": "podrunner.signals",
 }
 
 
@@ -122,6 +125,7 @@ __all__ = [
     "SpecError",
     "StartTimeout",
     "StatusCause",
+    "Terminated",
     "Toleration",
     "TooManyRequests",
     "Unauthorized",
@@ -136,4 +140,5 @@ __all__ = [
     "generate_pod_name",
     "new_run_id",
     "sanitize_label_value",
+    "stop_on_signals",
 ]

@@ -165,12 +165,13 @@ def test_version_and_help() -> None:
 
 @pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
 def test_claude_prints_answer_cost_and_session(tmp_path: Path) -> None:
-    """``podrunner claude`` prints the answer, then the cost and session id; json has it all."""
+    """``podrunner claude``: the answer on stdout, cost and session id on stderr; json has all."""
     args = ["claude", "hello", "--image", "example.com/claude:2", "--claude-path", str(STANDIN)]
     proc = podrunner(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "cost: $" in proc.stdout
-    assert "session: " in proc.stdout
+    assert "hello" in proc.stdout
+    assert "cost: $" in proc.stderr
+    assert "session: " in proc.stderr
     doc = json.loads(podrunner(*args, "-o", "json", cwd=tmp_path).stdout)
     assert doc["session_id"]
     budget = podrunner("claude", "#budget x", *args[2:], "--max-budget-usd", "0.01")

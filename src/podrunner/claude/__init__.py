@@ -13,7 +13,13 @@
 
 from __future__ import annotations
 
-from podrunner.claude.cli import cli_exit_code, format_cli_result, run_claude_cli
+from podrunner.claude.cli import (
+    cli_exit_code,
+    format_cli_answer,
+    format_cli_notes,
+    format_cli_result,
+    run_claude_cli,
+)
 from podrunner.claude.credentials import ClaudeCredentials, InlineCredentialsWarning
 from podrunner.claude.errors import (
     ClaudeAPIError,
@@ -54,6 +60,8 @@ __all__ = [
     "WorkerOwnershipError",
     "cli_exit_code",
     "extract_structured",
+    "format_cli_answer",
+    "format_cli_notes",
     "format_cli_result",
     "parse_output",
     "run_claude_cli",

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from podrunner.claude.result import ClaudeResult
     from podrunner.sdk.runner import PodRunner
 
-__all__ = ["IMAGE_ENV", "cli_exit_code", "format_cli_result", "run_claude_cli"]
+__all__ = [
+    "IMAGE_ENV",
+    "cli_exit_code",
+    "format_cli_answer",
+    "format_cli_notes",
+    "format_cli_result",
+    "run_claude_cli",
+]
 
 IMAGE_ENV = "PODRUNNER_CLAUDE_IMAGE"
 """Environment variable naming the default image for ``podrunner claude``."""
@@ -161,22 +168,23 @@ def run_claude_cli(
     return runner.run(task, check=False, on_event=on_event)
 
 
-def format_cli_result(result: ClaudeResult, output: Literal["text", "json"] = "text") -> str:
-    """Render a result for the terminal.
+def format_cli_answer(result: ClaudeResult) -> str:
+    """The answer, for stdout: the text, then the structured output when the text is not it.
 
-    ``text``: the answer (or the error), then a ``cost: $… · session: … · turns: …`` line.
-    ``json``: :meth:`ClaudeResult.to_dict` as indented JSON.
+    Empty when the task failed: the error (:func:`format_cli_notes`) belongs on stderr.
     """
-    if output == "json":
-        return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
+    if result.error is not None:
+        return ""
+    if result.structured is not None and not result.text.strip().startswith(("{", "[")):
+        return "\n".join([result.text, json.dumps(result.structured, indent=2, ensure_ascii=False)])
+    return result.text
+
+
+def format_cli_notes(result: ClaudeResult) -> str:
+    """What goes to stderr: the error, if any, then ``cost: $… · session: … · turns: …``."""
     lines: list[str] = []
     if result.error is not None:
         lines.append(f"error: {result.error}")
-    elif result.structured is not None and not result.text.strip().startswith(("{", "[")):
-        lines.append(result.text)
-        lines.append(json.dumps(result.structured, indent=2, ensure_ascii=False))
-    else:
-        lines.append(result.text)
     facts = []
     if result.cost_usd is not None:
         facts.append(f"cost: ${result.cost_usd:.4f}")
@@ -191,13 +199,30 @@ def format_cli_result(result: ClaudeResult, output: Literal["text", "json"] = "t
     return "\n".join(lines)
 
 
+def format_cli_result(result: ClaudeResult, output: Literal["text", "json"] = "text") -> str:
+    """Render a result as one text.
+
+    ``text``: the answer (:func:`format_cli_answer`), then the error and the cost line
+    (:func:`format_cli_notes`); ``podrunner claude`` prints the first part on stdout and the
+    second on stderr. ``json``: :meth:`ClaudeResult.to_dict` as indented JSON.
+    """
+    if output == "json":
+        return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
+    parts = [format_cli_answer(result), format_cli_notes(result)]
+    return "\n".join(part for part in parts if part)
+
+
 def cli_exit_code(result: ClaudeResult) -> int:
-    """0 for success; 2 for authentication, 3 for budget or turn limits, 1 otherwise."""
+    """0 for success; 2 for authentication, 3 for budget or turn limits, 1 otherwise.
+
+    A result without a classified error whose pod still failed (a non-zero exit, a
+    ``CrashLoopBackOff`` with exit code 0) is 1: a failed run never exits 0.
+    """
     from podrunner.claude.errors import ClaudeAuthError, ClaudeBudgetExceeded, ClaudeMaxTurns
 
     error: ClaudeError | None = result.error
     if error is None:
-        return 0
+        return 0 if result.run is None or result.run.ok else 1
     if isinstance(error, ClaudeAuthError):
         return 2
     if isinstance(error, (ClaudeBudgetExceeded, ClaudeMaxTurns)):

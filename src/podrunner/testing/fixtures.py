@@ -23,13 +23,11 @@ Nothing heavy is imported at module level: this module is loaded with the plugin
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
-import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -64,19 +62,36 @@ _LEFTOVER_WAIT = 10.0
 _SHARED_WAIT = 900.0
 
 
-@dataclasses.dataclass
 class Tracked:
     """Where a test's pods live, for the failure report.
+
+    A plain class, not a dataclass: this module loads with the plugin in every test session.
 
     Attributes:
         backend: The backend the pods were created on.
         namespace: Their namespace (``None``: every namespace of a fake cluster).
         cluster: The fake cluster, which also remembers deleted pods.
+        recorder: The output the test's runs read, per pod (a
+            :class:`~podrunner.testing._recording.LogRecorder`), kept after the pods are deleted.
+        simulating: On real clusters, the runner's
+            :class:`~podrunner.testing._recording.SimulatingBackend` (remembers created pods).
     """
 
-    backend: Backend
-    namespace: str | None
-    cluster: FakeCluster | None = None
+    __slots__ = ("backend", "cluster", "namespace", "recorder", "simulating")
+
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str | None,
+        cluster: FakeCluster | None = None,
+        recorder: Any = None,
+        simulating: Any = None,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self.cluster = cluster
+        self.recorder = recorder
+        self.simulating = simulating
 
 
 TRACKED = pytest.StashKey[list[Tracked]]()
@@ -131,6 +146,7 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
     """
     __tracebackhide__ = True
     from podrunner.backends.fake import FakeCluster
+    from podrunner.testing._recording import LogRecorder, record_fake_logs
 
     options = _options(request)
     cluster = FakeCluster(
@@ -140,7 +156,10 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
     )
     if options.script is not None:
         options.script(cluster)
-    _track(request, Tracked(cluster.backend, None, cluster))
+    recorder = LogRecorder()
+    # Cleanup deletes a run's pod (and the fake its log) before the report is written.
+    record_fake_logs(cluster, recorder)
+    _track(request, Tracked(cluster.backend, None, cluster, recorder))
     try:
         yield cluster
     finally:
@@ -153,8 +172,7 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
 # -- real clusters, shared by the session (and by xdist workers) ---------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class SharedCluster:
+class SharedCluster(NamedTuple):
     """A session cluster as the fixtures hand it out.
 
     Attributes:
@@ -308,8 +326,16 @@ def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
     from podrunner.testing.plugin import settings
 
     chosen = _options(request).backend or settings(request.config).backend
-    if chosen != "fake" and _options(request).script is not None:
-        pytest.skip(f"scripted with @pytest.mark.podrunner(script=...): fake only, not {chosen}")
+    if (
+        chosen != "fake"
+        and _options(request).script is not None
+        and "podrunner_runner" not in request.fixturenames
+    ):
+        # The script's rules reach a real cluster through podrunner_runner only.
+        pytest.skip(
+            "scripted with @pytest.mark.podrunner(script=...) without podrunner_runner: "
+            f"fake only, not {chosen}"
+        )
     return str(chosen)
 
 
@@ -374,6 +400,8 @@ def podrunner_namespace(
     if podrunner_backend_name == "fake":
         yield "default"
         return
+    import secrets
+
     name = f"podrunner-test-{secrets.token_hex(4)}"
     podrunner_backend.create(
         {
@@ -397,12 +425,48 @@ def podrunner_namespace(
             podrunner_backend.delete("Namespace", None, name)
 
 
+def _rules_fake(request: pytest.FixtureRequest) -> FakeCluster | None:
+    """The test's fake cluster whose scripting rules a real cluster follows, if any."""
+    __tracebackhide__ = True
+    script = _options(request).script
+    if script is None and "podrunner_fake" not in request.fixturenames:
+        return None
+    fake: FakeCluster = request.getfixturevalue("podrunner_fake")
+    # FakeCluster keeps its faults private; the plugin is its sibling in the package.
+    if script is not None and (fake._faults or fake.pods() or fake.secrets() or fake.config_maps()):
+        pytest.skip(
+            "scripted with @pytest.mark.podrunner(script=...) that injects faults or "
+            "creates objects: fake only"
+        )
+    return fake
+
+
 @pytest.fixture
-def podrunner_runner(podrunner_backend: Backend, podrunner_namespace: str) -> Iterator[PodRunner]:
-    """A :class:`~podrunner.PodRunner` on the selected backend and the test's namespace."""
+def podrunner_runner(
+    request: pytest.FixtureRequest,
+    podrunner_backend_name: str,
+    podrunner_backend: Backend,
+    podrunner_namespace: str,
+) -> Iterator[PodRunner]:
+    """A :class:`~podrunner.PodRunner` on the selected backend and the test's namespace.
+
+    On real clusters the pods it creates carry the simulation annotations that the scripting
+    rules of the test's ``podrunner_fake`` (or marker ``script=``) describe, so a scripted test
+    runs unchanged on kwok; a rule kwok cannot express skips the test with the reason.
+    """
+    __tracebackhide__ = True
     from podrunner.sdk.runner import PodRunner
 
-    runner = PodRunner(podrunner_backend, namespace=podrunner_namespace)
+    backend = podrunner_backend
+    if podrunner_backend_name != "fake":
+        from podrunner.testing._recording import LogRecorder, SimulatingBackend
+
+        simulating = SimulatingBackend(podrunner_backend, LogRecorder(), _rules_fake(request))
+        for entry in request.node.stash.get(TRACKED, []):
+            if entry.namespace == podrunner_namespace and entry.cluster is None:
+                entry.recorder, entry.simulating = simulating.recorder, simulating
+        backend = simulating
+    runner = PodRunner(backend, namespace=podrunner_namespace)
     try:
         yield runner
     finally:
@@ -427,6 +491,12 @@ def _manifest(pod: dict[str, Any]) -> str:
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def _tail(text: str, heading: str) -> str:
+    lines = text.splitlines()[-_LOG_TAIL:]
+    body = _indent("\n".join(lines)) if lines else "    (empty)"
+    return heading.format(n=_LOG_TAIL) + "\n" + body
 
 
 def _one_pod(entry: Tracked, first: dict[str, Any], last: dict[str, Any]) -> str:
@@ -455,17 +525,18 @@ def _one_pod(entry: Tracked, first: dict[str, Any], last: dict[str, Any]) -> str
         parts.append(f"  events: unavailable ({exc})")
     parts.append("  manifest:\n" + _indent(_manifest(first)))
     if gone:
-        parts.append("  log tail: unavailable (the pod was deleted)")
+        # What the test's runs read, kept when cleanup deleted the pod with its log.
+        recorded = entry.recorder.text(ns, name) if entry.recorder is not None else None
+        if recorded is None:
+            parts.append("  log tail: unavailable (the pod was deleted before its log was read)")
+        else:
+            parts.append(_tail(recorded, "  log tail (last {n} lines, as the run read it):"))
     else:
         try:
             container = first["spec"]["containers"][0]["name"]
             chunks = entry.backend.read_log(ns, name, container, tail_lines=_LOG_TAIL)
             raw = b"".join(chunks)
-            text = raw.decode("utf-8", "replace")
-            parts.append(
-                f"  log tail (last {_LOG_TAIL} lines):\n"
-                + (_indent(text) if text else "    (empty)")
-            )
+            parts.append(_tail(raw.decode("utf-8", "replace"), "  log tail (last {n} lines):"))
         except Exception as exc:  # a diagnostic must never hide the test's own failure
             parts.append(f"  log tail: unavailable ({exc})")
     return "\n".join(parts)
@@ -492,7 +563,14 @@ def describe_pods(tracked: list[Tracked]) -> str:
                     out.append(_one_pod(entry, first, last))
             else:
                 assert entry.namespace is not None
-                for pod in entry.backend.list("Pod", entry.namespace).items:
+                live = entry.backend.list("Pod", entry.namespace).items
+                names = {pod["metadata"]["name"] for pod in live}
+                seen = entry.simulating.seen if entry.simulating is not None else {}
+                # Pods the runner created and cleanup already deleted, as last seen.
+                for first, last in seen.values():
+                    if first["metadata"]["name"] not in names:
+                        out.append(_one_pod(entry, first, {**last, "_gone": True}))
+                for pod in live:
                     out.append(_one_pod(entry, pod, pod))
         except Exception as exc:  # a diagnostic must never hide the test's own failure
             out.append(f"pods unavailable: {exc}")

@@ -83,7 +83,7 @@ def integration(session: nox.Session) -> None:
         cluster = args[i + 1]
         del args[i : i + 2]
     if cluster == "kwok":
-        session.run("python", "tools/controlplane/build.py")
+        session.run("python", "-m", "podrunner.testing.controlplane", "build")
     backend = cluster
     if cluster.startswith("kubeconfig="):
         backend = "kubeconfig"

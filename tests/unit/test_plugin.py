@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
 import pytest
 
-from podrunner.testing.kwok import default_bin_dir
+from podrunner.testing.kwok import VERSIONS, default_bin_dir
 
 pytest_plugins = ["pytester"]
 
@@ -233,3 +239,44 @@ def test_kwok_fixture_skips_without_binaries(
     result = _run(pytester, "--podrunner-backend=kwok", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no kwok cluster: control-plane binaries missing*"])
+    # The command it names is in the wheel, not in the source tree's tools/.
+    result.stdout.fnmatch_lines(
+        ["*build them with `python -m podrunner.testing.controlplane build`*"]
+    )
+
+
+def test_controlplane_build_tool_ships_in_the_package(tmp_path: Path) -> None:
+    """The build tool and its Go modules are package data; bin-dir agrees with KwokCluster."""
+    import podrunner.testing.controlplane as controlplane
+    from podrunner.testing.controlplane.build import PATCHES, _targets
+
+    package = resources.files(controlplane)
+    for target in _targets():
+        for name in ("go.mod", "go.sum"):
+            assert package.joinpath(target.module, name).is_file(), (target.module, name)
+    for _, patches in PATCHES.values():
+        assert all(path.is_file() for path in patches.values())
+    # Run from an unrelated directory, as a pip user would.
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)}
+    for key in ("PODRUNNER_CONTROLPLANE_BIN", "PODRUNNER_CONTROLPLANE_CACHE", "XDG_CACHE_HOME"):
+        env.pop(key, None)
+    out = subprocess.run(
+        [sys.executable, "-m", "podrunner.testing.controlplane", "bin-dir"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    key = "k8s-{kubernetes}_etcd-{etcd}_kwok-{kwok}".format(**VERSIONS)
+    assert out == str(tmp_path / ".cache" / "podrunner" / "controlplane" / key / "bin")
+    usage = subprocess.run(
+        [sys.executable, "-m", "podrunner.testing.controlplane", "nope"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2
+    assert "python -m podrunner.testing.controlplane build" in usage.stderr

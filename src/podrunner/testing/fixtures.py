@@ -134,6 +134,21 @@ def _check_leftovers(
         )
 
 
+def _setup_beyond_rules(cluster: FakeCluster) -> tuple[int, ...]:
+    """How many faults and objects the fake holds (what a script can set up besides rules)."""
+    # FakeCluster keeps its faults private; the plugin is its sibling in the package.
+    return (
+        len(cluster._faults),
+        len(cluster.pods()),
+        len(cluster.secrets()),
+        len(cluster.config_maps()),
+        len(cluster.namespaces()),
+    )
+
+
+_SCRIPT_DOES_MORE = pytest.StashKey[bool]()
+
+
 # -- the fake -----------------------------------------------------------------------------------
 
 
@@ -155,7 +170,10 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
         auto_create_namespaces=options.auto_create_namespaces,
     )
     if options.script is not None:
+        before = _setup_beyond_rules(cluster)
         options.script(cluster)
+        # On a real cluster only the rules apply: note a script that does more.
+        request.node.stash[_SCRIPT_DOES_MORE] = _setup_beyond_rules(cluster) != before
     recorder = LogRecorder()
     # Cleanup deletes a run's pod (and the fake its log) before the report is written.
     record_fake_logs(cluster, recorder)
@@ -432,8 +450,7 @@ def _rules_fake(request: pytest.FixtureRequest) -> FakeCluster | None:
     if script is None and "podrunner_fake" not in request.fixturenames:
         return None
     fake: FakeCluster = request.getfixturevalue("podrunner_fake")
-    # FakeCluster keeps its faults private; the plugin is its sibling in the package.
-    if script is not None and (fake._faults or fake.pods() or fake.secrets() or fake.config_maps()):
+    if script is not None and request.node.stash.get(_SCRIPT_DOES_MORE, False):
         pytest.skip(
             "scripted with @pytest.mark.podrunner(script=...) that injects faults or "
             "creates objects: fake only"

@@ -95,6 +95,7 @@ def integration(session: nox.Session) -> None:
         "tests/contract",
         # The downstream-project test of the pytest plugin, on the same real cluster.
         "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
+        "tests/unit/test_plugin.py::test_kwok_rules_report_and_skips",
         f"--podrunner-backend={backend}",
         *args,
         env={k: v for k, v in env.items() if v},

@@ -450,3 +450,20 @@ def test_kwok_rules_report_and_skips(
         ]
     )
     result.stdout.fnmatch_lines(["*cannot follow this rule: a .run(fn) rule calls Python*"])
+
+
+def test_scripted_tests_skip_where_a_real_kubelet_runs(pytester: pytest.Pytester) -> None:
+    """On kind a marker script cannot hold (the command runs): skipped before any cluster."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from podrunner import PodSpec
+
+        @pytest.mark.podrunner(script=lambda c: c.when(image="app:*").oom())
+        def test_oom(podrunner_runner):
+            raise AssertionError("not reached")
+        """
+    )
+    result = _run(pytester, "--podrunner-backend=kind", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*script=...): fake and kwok only, not kind*"])

@@ -8,7 +8,8 @@ fixture                     scope     what
 ``podrunner_backend``       function  the backend of that cluster
 ``podrunner_namespace``     function  ``default`` on the fake; a fresh labelled namespace,
                                       removed afterwards, on real clusters
-``podrunner_runner``        function  a :class:`~podrunner.PodRunner` on both
+``podrunner_runner``        function  a :class:`~podrunner.PodRunner` on both; on real
+                                      clusters its pods follow ``podrunner_fake``'s rules
 ``podrunner_kwok``          session   a local kwok control plane, one per session
 ``podrunner_kind``          session   a kind cluster, reused by name
 ==========================  ========  ====================================================
@@ -17,7 +18,9 @@ Under pytest-xdist the session clusters are created once, by whichever worker as
 a file lock in the directory the workers share; the others attach to it, and the creator stops
 it only after the last of them is done.
 
-Nothing heavy is imported at module level: this module is loaded with the plugin.
+Nothing heavy is imported at module level: this module is loaded with the plugin. The log
+recording and the rules-to-annotations translation live in :mod:`podrunner.testing._recording`,
+loaded by the fixtures that use them.
 """
 
 from __future__ import annotations
@@ -344,16 +347,19 @@ def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
     from podrunner.testing.plugin import settings
 
     chosen = _options(request).backend or settings(request.config).backend
-    if (
-        chosen != "fake"
-        and _options(request).script is not None
-        and "podrunner_runner" not in request.fixturenames
-    ):
-        # The script's rules reach a real cluster through podrunner_runner only.
-        pytest.skip(
-            "scripted with @pytest.mark.podrunner(script=...) without podrunner_runner: "
-            f"fake only, not {chosen}"
-        )
+    if chosen != "fake" and _options(request).script is not None:
+        if chosen != "kwok":
+            # A real kubelet runs the command itself; the script's rules would not hold.
+            pytest.skip(
+                "scripted with @pytest.mark.podrunner(script=...): fake and kwok only, "
+                f"not {chosen}"
+            )
+        if "podrunner_runner" not in request.fixturenames:
+            # The script's rules reach kwok through podrunner_runner only.
+            pytest.skip(
+                "scripted with @pytest.mark.podrunner(script=...) without podrunner_runner: "
+                "fake only"
+            )
     return str(chosen)
 
 

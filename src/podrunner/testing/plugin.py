@@ -1,9 +1,10 @@
 """pytest plugin (``pytest11`` entry point ``podrunner``): options, marker, report header, fixtures.
 
 Every project that installs podrunner loads this module in every test session, so loading it
-costs almost nothing: it imports only the standard library, pytest and the fixture module
-(itself light), and does no work until a ``podrunner_*`` fixture is requested. The fake
-cluster, the ``kubernetes`` client and the control planes load inside the fixtures.
+must cost nothing measurable (``benchmarks/bench_plugin.py``): it imports the standard library,
+pytest, the ``podrunner`` package (whose names all load on first use) and the fixture module, and
+defines no dataclass and no autouse fixture. The fake cluster, the attrs spec classes, the runner,
+the ``kubernetes`` client and the control planes load inside the fixtures.
 
 Settings resolve as command line > environment > ini file::
 

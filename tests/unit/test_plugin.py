@@ -398,8 +398,8 @@ def test_rule_matching_follows_the_fake() -> None:
 
 @pytest.mark.parametrize("name", sorted(INEXPRESSIBLE))
 def test_inexpressible_rules_skip_before_creating(name: str) -> None:
-    """A rule kwok cannot follow skips the test with the reason; nothing is created."""
-    from podrunner import PodRunner
+    """A rule kwok cannot follow skips the test with the reason; nothing is left behind."""
+    from podrunner import PodRunner, PodSpec
     from podrunner.testing import FakeCluster
     from podrunner.testing._recording import LogRecorder, SimulatingBackend
 
@@ -408,8 +408,9 @@ def test_inexpressible_rules_skip_before_creating(name: str) -> None:
     script(scripted.when(image="app:*"))
     server = FakeCluster()
     runner = PodRunner(SimulatingBackend(server.backend, LogRecorder(), scripted))
+    spec = PodSpec(image="app:1", command=["x"], secret_env={"TOKEN": "s"})
     with pytest.raises(pytest.skip.Exception, match="kwok and real clusters cannot") as info:
-        _outcome(runner)
+        runner.run(spec, timeout=600)
     assert words in str(info.value)
     assert server.pods() == []
     assert server.secrets() == []

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from podrunner.backends.base import Backend
     from podrunner.backends.fake import FakeCluster
     from podrunner.sdk.runner import PodRunner
+    from podrunner.testing._recording import LogRecorder, SimulatingBackend
 
 __all__ = [
     "CALL_FAILED",
@@ -87,8 +88,8 @@ class Tracked:
         backend: Backend,
         namespace: str | None,
         cluster: FakeCluster | None = None,
-        recorder: Any = None,
-        simulating: Any = None,
+        recorder: LogRecorder | None = None,
+        simulating: SimulatingBackend | None = None,
     ) -> None:
         self.backend = backend
         self.namespace = namespace

@@ -83,7 +83,7 @@ def integration(session: nox.Session) -> None:
         cluster = args[i + 1]
         del args[i : i + 2]
     if cluster == "kwok":
-        session.run("python", "tools/controlplane/build.py")
+        session.run("python", "-m", "podrunner.testing.controlplane", "build")
     backend = cluster
     if cluster.startswith("kubeconfig="):
         backend = "kubeconfig"
@@ -95,6 +95,7 @@ def integration(session: nox.Session) -> None:
         "tests/contract",
         # The downstream-project test of the pytest plugin, on the same real cluster.
         "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
+        "tests/unit/test_plugin.py::test_kwok_rules_report_and_skips",
         f"--podrunner-backend={backend}",
         *args,
         env={k: v for k, v in env.items() if v},

@@ -2,7 +2,8 @@
 
 The cluster is chosen by ``--podrunner-backend`` when the podrunner plugin registers it, else by
 ``$PODRUNNER_BACKEND``; the default is ``kwok``. ``kwok_cluster`` builds the control-plane
-binaries if they are missing (``tools/controlplane/build.py``) and starts one cluster per session.
+binaries if they are missing (``python -m podrunner.testing.controlplane build``) and starts one
+cluster per session.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ import pytest
 
 from podrunner.testing.kind import ClusterUnavailable, KindCluster
 from podrunner.testing.kwok import KwokCluster
-
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = ROOT / "tools" / "controlplane" / "build.py"
 
 
 def _backend(config: pytest.Config) -> str:
@@ -52,7 +50,9 @@ def kwok_cluster(request: pytest.FixtureRequest) -> Iterator[KwokCluster]:
     """
     cluster = KwokCluster()
     if cluster.missing_binaries():
-        subprocess.run([sys.executable, str(BUILD_SCRIPT)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "podrunner.testing.controlplane", "build"], check=True
+        )
     shared = _plugin_cluster(request, "podrunner_kwok")
     if isinstance(shared, KwokCluster):
         yield shared

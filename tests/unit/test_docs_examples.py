@@ -1,41 +1,72 @@
-"""The Python examples of the quickstart, running and pytest guides run, and their asserts hold."""
+"""Every Python block of README.md and docs/*.md runs, and its asserts hold (see docblocks.py).
+
+Blocks for the fake run here; test files run here with pytest on the fake; blocks that need a
+real API server run in ``nox -s integration`` on kwok (tests/integration/test_docs_kwok.py).
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from docblocks import PAGES, Block, all_blocks, blocks, bound_names, undefined_names
 
 pytest_plugins = ["pytester"]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-TEST_FILE = re.compile(r"# file: (test_\w+\.py)\n")
+BLOCKS = all_blocks()
+FAKE_PAGES = [page for page in PAGES if any(b.where == "fake" for b in blocks(page))]
+TEST_FILE_PAGES = [page for page in PAGES if any(b.where == "test-file" for b in blocks(page))]
+# What the counts must stay under: a page that cannot run is a page that can rot.
+NOT_RUNNABLE_SHARE = 0.10
 
 
-def _blocks(name: str) -> list[str]:
-    return BLOCK.findall((DOCS / name).read_text(encoding="utf-8"))
-
-
-@pytest.mark.parametrize("name", ["quickstart.md", "running.md", "pytest.md"])
-def test_guide_examples_run(name: str) -> None:
-    """Every plain ```python block of the guide runs, in order, in one namespace."""
-    blocks = [b for b in _blocks(name) if not TEST_FILE.match(b)]
-    assert blocks, f"{name} has no python examples"
+def _run_page(page_blocks: list[Block]) -> None:
     namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, str(DOCS / name), "exec"), namespace)
+    for block in page_blocks:
+        exec(compile(block.code, block.label, "exec"), namespace)
 
 
-def test_pytest_guide_test_files_pass(pytester: pytest.Pytester) -> None:
-    """The test files shown in the pytest guide pass in a project with no conftest."""
-    files = {}
-    for block in _blocks("pytest.md"):
-        match = TEST_FILE.match(block)
-        if match:
-            files[match.group(1).removesuffix(".py")] = block
-    assert len(files) >= 2
+@pytest.mark.parametrize("page", FAKE_PAGES, ids=lambda p: p.name)
+def test_page_examples_run_on_the_fake(page: Path) -> None:
+    """The page's plain blocks run in order, in one namespace, on the fake cluster."""
+    _run_page([b for b in blocks(page) if b.where == "fake"])
+
+
+@pytest.mark.parametrize("page", TEST_FILE_PAGES, ids=lambda p: p.name)
+def test_page_test_files_pass_on_the_fake(page: Path, pytester: pytest.Pytester) -> None:
+    """The page's ``# file: test_*.py`` blocks pass with pytest in a project with no conftest."""
+    files = {b.test_module: b.code for b in blocks(page) if b.where == "test-file"}
     pytester.makepyfile(**files)
     result = pytester.runpytest_subprocess("-p", "no:kmock", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    tests = sum(code.count("\ndef test_") for code in files.values())
+    result.assert_outcomes(passed=tests)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.label)
+def test_block_uses_no_undefined_name(block: Block) -> None:
+    """Each block reads no name that it, or an earlier plain block of its page, never binds.
+
+    Blocks run on kwok or never are checked here too, so a copied example works.
+    """
+    page_blocks = blocks(block.page)
+    known: set[str] = set()
+    if block.where in ("fake", "none"):
+        for earlier in page_blocks:
+            if earlier.line >= block.line:
+                break
+            if earlier.where == "fake":
+                known |= bound_names(earlier.code)
+    assert undefined_names(block.code, known) == []
+
+
+def test_runnable_share_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fewer than 10% of the blocks are marked not runnable, each with a reason; counts printed."""
+    counts = {
+        where: sum(b.where == where for b in BLOCKS)
+        for where in ("fake", "test-file", "kwok", "none")
+    }
+    with capsys.disabled():
+        print(f"\ndoc python blocks: {len(BLOCKS)} total, {counts}")
+    assert len(BLOCKS) >= 30
+    assert all(b.reason for b in BLOCKS if b.where == "none")
+    assert counts["none"] < NOT_RUNNABLE_SHARE * len(BLOCKS)

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_versions_match_the_build_script() -> None:
     """KwokCluster looks for the binaries build.py makes: the pinned versions agree."""
-    pinned = json.loads((ROOT / "tools" / "controlplane" / "versions.json").read_text())
+    pinned = json.loads(
+        (ROOT / "src" / "podrunner" / "testing" / "controlplane" / "versions.json").read_text()
+    )
     assert dict(kwok.VERSIONS) == pinned
 
 
@@ -117,7 +119,9 @@ def test_missing_binaries_is_a_clear_unavailable_error(tmp_path: Path) -> None:
         "kube-scheduler",
         "kwok",
     }
-    with pytest.raises(kwok.ClusterUnavailable, match=r"tools/controlplane/build\.py"):
+    with pytest.raises(
+        kwok.ClusterUnavailable, match=r"python -m podrunner\.testing\.controlplane build"
+    ):
         cluster.start()
     assert cluster.pids == {}
 

@@ -8,7 +8,8 @@ fixture                     scope     what
 ``podrunner_backend``       function  the backend of that cluster
 ``podrunner_namespace``     function  ``default`` on the fake; a fresh labelled namespace,
                                       removed afterwards, on real clusters
-``podrunner_runner``        function  a :class:`~podrunner.PodRunner` on both
+``podrunner_runner``        function  a :class:`~podrunner.PodRunner` on both; on real
+                                      clusters its pods follow ``podrunner_fake``'s rules
 ``podrunner_kwok``          session   a local kwok control plane, one per session
 ``podrunner_kind``          session   a kind cluster, reused by name
 ==========================  ========  ====================================================
@@ -17,19 +18,19 @@ Under pytest-xdist the session clusters are created once, by whichever worker as
 a file lock in the directory the workers share; the others attach to it, and the creator stops
 it only after the last of them is done.
 
-Nothing heavy is imported at module level: this module is loaded with the plugin.
+Nothing heavy is imported at module level: this module is loaded with the plugin. The log
+recording and the rules-to-annotations translation live in :mod:`podrunner.testing._recording`,
+loaded by the fixtures that use them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
-import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from podrunner.backends.base import Backend
     from podrunner.backends.fake import FakeCluster
     from podrunner.sdk.runner import PodRunner
+    from podrunner.testing._recording import LogRecorder, SimulatingBackend
 
 __all__ = [
     "CALL_FAILED",
@@ -64,19 +66,36 @@ _LEFTOVER_WAIT = 10.0
 _SHARED_WAIT = 900.0
 
 
-@dataclasses.dataclass
 class Tracked:
     """Where a test's pods live, for the failure report.
+
+    A plain class, not a dataclass: this module loads with the plugin in every test session.
 
     Attributes:
         backend: The backend the pods were created on.
         namespace: Their namespace (``None``: every namespace of a fake cluster).
         cluster: The fake cluster, which also remembers deleted pods.
+        recorder: The output the test's runs read, per pod (a
+            :class:`~podrunner.testing._recording.LogRecorder`), kept after the pods are deleted.
+        simulating: On real clusters, the runner's
+            :class:`~podrunner.testing._recording.SimulatingBackend` (remembers created pods).
     """
 
-    backend: Backend
-    namespace: str | None
-    cluster: FakeCluster | None = None
+    __slots__ = ("backend", "cluster", "namespace", "recorder", "simulating")
+
+    def __init__(
+        self,
+        backend: Backend,
+        namespace: str | None,
+        cluster: FakeCluster | None = None,
+        recorder: LogRecorder | None = None,
+        simulating: SimulatingBackend | None = None,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self.cluster = cluster
+        self.recorder = recorder
+        self.simulating = simulating
 
 
 TRACKED = pytest.StashKey[list[Tracked]]()
@@ -119,6 +138,21 @@ def _check_leftovers(
         )
 
 
+def _setup_beyond_rules(cluster: FakeCluster) -> tuple[int, ...]:
+    """How many faults and objects the fake holds (what a script can set up besides rules)."""
+    # FakeCluster keeps its faults private; the plugin is its sibling in the package.
+    return (
+        len(cluster._faults),
+        len(cluster.pods()),
+        len(cluster.secrets()),
+        len(cluster.config_maps()),
+        len(cluster.namespaces()),
+    )
+
+
+_SCRIPT_DOES_MORE = pytest.StashKey[bool]()
+
+
 # -- the fake -----------------------------------------------------------------------------------
 
 
@@ -131,6 +165,7 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
     """
     __tracebackhide__ = True
     from podrunner.backends.fake import FakeCluster
+    from podrunner.testing._recording import LogRecorder, record_fake_logs
 
     options = _options(request)
     cluster = FakeCluster(
@@ -139,8 +174,14 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
         auto_create_namespaces=options.auto_create_namespaces,
     )
     if options.script is not None:
+        before = _setup_beyond_rules(cluster)
         options.script(cluster)
-    _track(request, Tracked(cluster.backend, None, cluster))
+        # On a real cluster only the rules apply: note a script that does more.
+        request.node.stash[_SCRIPT_DOES_MORE] = _setup_beyond_rules(cluster) != before
+    recorder = LogRecorder()
+    # Cleanup deletes a run's pod (and the fake its log) before the report is written.
+    record_fake_logs(cluster, recorder)
+    _track(request, Tracked(cluster.backend, None, cluster, recorder))
     try:
         yield cluster
     finally:
@@ -153,8 +194,7 @@ def podrunner_fake(request: pytest.FixtureRequest) -> Iterator[FakeCluster]:
 # -- real clusters, shared by the session (and by xdist workers) ---------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class SharedCluster:
+class SharedCluster(NamedTuple):
     """A session cluster as the fixtures hand it out.
 
     Attributes:
@@ -309,7 +349,18 @@ def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
 
     chosen = _options(request).backend or settings(request.config).backend
     if chosen != "fake" and _options(request).script is not None:
-        pytest.skip(f"scripted with @pytest.mark.podrunner(script=...): fake only, not {chosen}")
+        if chosen != "kwok":
+            # A real kubelet runs the command itself; the script's rules would not hold.
+            pytest.skip(
+                "scripted with @pytest.mark.podrunner(script=...): fake and kwok only, "
+                f"not {chosen}"
+            )
+        if "podrunner_runner" not in request.fixturenames:
+            # The script's rules reach kwok through podrunner_runner only.
+            pytest.skip(
+                "scripted with @pytest.mark.podrunner(script=...) without podrunner_runner: "
+                "fake only"
+            )
     return str(chosen)
 
 
@@ -374,6 +425,8 @@ def podrunner_namespace(
     if podrunner_backend_name == "fake":
         yield "default"
         return
+    import secrets
+
     name = f"podrunner-test-{secrets.token_hex(4)}"
     podrunner_backend.create(
         {
@@ -397,12 +450,47 @@ def podrunner_namespace(
             podrunner_backend.delete("Namespace", None, name)
 
 
+def _rules_fake(request: pytest.FixtureRequest) -> FakeCluster | None:
+    """The test's fake cluster whose scripting rules a real cluster follows, if any."""
+    __tracebackhide__ = True
+    script = _options(request).script
+    if script is None and "podrunner_fake" not in request.fixturenames:
+        return None
+    fake: FakeCluster = request.getfixturevalue("podrunner_fake")
+    if script is not None and request.node.stash.get(_SCRIPT_DOES_MORE, False):
+        pytest.skip(
+            "scripted with @pytest.mark.podrunner(script=...) that injects faults or "
+            "creates objects: fake only"
+        )
+    return fake
+
+
 @pytest.fixture
-def podrunner_runner(podrunner_backend: Backend, podrunner_namespace: str) -> Iterator[PodRunner]:
-    """A :class:`~podrunner.PodRunner` on the selected backend and the test's namespace."""
+def podrunner_runner(
+    request: pytest.FixtureRequest,
+    podrunner_backend_name: str,
+    podrunner_backend: Backend,
+    podrunner_namespace: str,
+) -> Iterator[PodRunner]:
+    """A :class:`~podrunner.PodRunner` on the selected backend and the test's namespace.
+
+    On real clusters the pods it creates carry the simulation annotations that the scripting
+    rules of the test's ``podrunner_fake`` (or marker ``script=``) describe, so a scripted test
+    runs unchanged on kwok; a rule kwok cannot express skips the test with the reason.
+    """
+    __tracebackhide__ = True
     from podrunner.sdk.runner import PodRunner
 
-    runner = PodRunner(podrunner_backend, namespace=podrunner_namespace)
+    backend = podrunner_backend
+    if podrunner_backend_name != "fake":
+        from podrunner.testing._recording import LogRecorder, SimulatingBackend
+
+        simulating = SimulatingBackend(podrunner_backend, LogRecorder(), _rules_fake(request))
+        for entry in request.node.stash.get(TRACKED, []):
+            if entry.namespace == podrunner_namespace and entry.cluster is None:
+                entry.recorder, entry.simulating = simulating.recorder, simulating
+        backend = simulating
+    runner = PodRunner(backend, namespace=podrunner_namespace)
     try:
         yield runner
     finally:
@@ -427,6 +515,12 @@ def _manifest(pod: dict[str, Any]) -> str:
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def _tail(text: str, heading: str) -> str:
+    lines = text.splitlines()[-_LOG_TAIL:]
+    body = _indent("\n".join(lines)) if lines else "    (empty)"
+    return heading.format(n=_LOG_TAIL) + "\n" + body
 
 
 def _one_pod(entry: Tracked, first: dict[str, Any], last: dict[str, Any]) -> str:
@@ -455,17 +549,18 @@ def _one_pod(entry: Tracked, first: dict[str, Any], last: dict[str, Any]) -> str
         parts.append(f"  events: unavailable ({exc})")
     parts.append("  manifest:\n" + _indent(_manifest(first)))
     if gone:
-        parts.append("  log tail: unavailable (the pod was deleted)")
+        # What the test's runs read, kept when cleanup deleted the pod with its log.
+        recorded = entry.recorder.text(ns, name) if entry.recorder is not None else None
+        if recorded is None:
+            parts.append("  log tail: unavailable (the pod was deleted before its log was read)")
+        else:
+            parts.append(_tail(recorded, "  log tail (last {n} lines, as the run read it):"))
     else:
         try:
             container = first["spec"]["containers"][0]["name"]
             chunks = entry.backend.read_log(ns, name, container, tail_lines=_LOG_TAIL)
             raw = b"".join(chunks)
-            text = raw.decode("utf-8", "replace")
-            parts.append(
-                f"  log tail (last {_LOG_TAIL} lines):\n"
-                + (_indent(text) if text else "    (empty)")
-            )
+            parts.append(_tail(raw.decode("utf-8", "replace"), "  log tail (last {n} lines):"))
         except Exception as exc:  # a diagnostic must never hide the test's own failure
             parts.append(f"  log tail: unavailable ({exc})")
     return "\n".join(parts)
@@ -492,7 +587,14 @@ def describe_pods(tracked: list[Tracked]) -> str:
                     out.append(_one_pod(entry, first, last))
             else:
                 assert entry.namespace is not None
-                for pod in entry.backend.list("Pod", entry.namespace).items:
+                live = entry.backend.list("Pod", entry.namespace).items
+                names = {pod["metadata"]["name"] for pod in live}
+                seen = entry.simulating.seen if entry.simulating is not None else {}
+                # Pods the runner created and cleanup already deleted, as last seen.
+                for first, last in seen.values():
+                    if first["metadata"]["name"] not in names:
+                        out.append(_one_pod(entry, first, {**last, "_gone": True}))
+                for pod in live:
                     out.append(_one_pod(entry, pod, pod))
         except Exception as exc:  # a diagnostic must never hide the test's own failure
             out.append(f"pods unavailable: {exc}")

@@ -1,7 +1,8 @@
 """A real Kubernetes control plane on 127.0.0.1 with kwok-simulated nodes, for tests without Docker.
 
 :class:`KwokCluster` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
-from binaries built by ``tools/controlplane/build.py`` (pinned versions, see :data:`VERSIONS`),
+from binaries built by ``python -m podrunner.testing.controlplane build`` (pinned versions, see
+:data:`VERSIONS`),
 waits until the API server is ready, the kwok node is Ready and the ``default`` ServiceAccount
 exists, and writes a private kubeconfig::
 
@@ -69,6 +70,7 @@ __all__ = [
     "ANNOTATION_EXIT_CODE",
     "ANNOTATION_FAILURE",
     "ANNOTATION_LOGS",
+    "BUILD_COMMAND",
     "VERSIONS",
     "ClusterStartError",
     "ClusterUnavailable",
@@ -77,8 +79,12 @@ __all__ = [
     "wait_for_api",
 ]
 
-#: Versions built by ``tools/controlplane/build.py`` (kept equal to its ``versions.json``).
-VERSIONS: Mapping[str, str] = {"kubernetes": "v1.36.3", "etcd": "v3.6.16", "kwok": "v0.8.0"}
+#: Versions built by ``python -m podrunner.testing.controlplane build`` (its ``versions.json``).
+VERSIONS: Mapping[str, str] = json.loads(
+    (Path(__file__).resolve().parent / "controlplane" / "versions.json").read_text("utf-8")
+)
+#: The command that builds the binaries, as the errors and skip messages print it.
+BUILD_COMMAND = "python -m podrunner.testing.controlplane build"
 
 ANNOTATION_EXIT_CODE = "sim.podrunner.dev/exit-code"
 ANNOTATION_DURATION = "sim.podrunner.dev/duration"
@@ -92,7 +98,7 @@ _ADMIN_USER = "podrunner-admin"
 
 
 def default_bin_dir() -> Path:
-    """Return where ``tools/controlplane/build.py`` puts the binaries for :data:`VERSIONS`.
+    """Return where :data:`BUILD_COMMAND` puts the binaries for :data:`VERSIONS`.
 
     ``$PODRUNNER_CONTROLPLANE_BIN`` overrides the whole path; ``$PODRUNNER_CONTROLPLANE_CACHE``
     overrides the cache root (default ``$XDG_CACHE_HOME/podrunner/controlplane``, i.e.
@@ -1430,7 +1436,7 @@ class KwokCluster:
             This object.
 
         Raises:
-            ClusterUnavailable: the binaries are not built (run ``tools/controlplane/build.py``).
+            ClusterUnavailable: the binaries are not built (run :data:`BUILD_COMMAND`).
             ClusterStartError: a component exited or readiness timed out; the message includes
                 the tails of the component logs, which stay in :attr:`workdir`.
         """
@@ -1440,7 +1446,7 @@ class KwokCluster:
         if missing:
             raise ClusterUnavailable(
                 f"control-plane binaries missing in {self._bin_dir}: {', '.join(missing)}; "
-                "build them with `python tools/controlplane/build.py`"
+                f"build them with `{BUILD_COMMAND}` (needs Go >= 1.26, 8-10 min once)"
             )
         began = time.monotonic()
         deadline = began + self.start_timeout

@@ -1,9 +1,10 @@
 """pytest plugin (``pytest11`` entry point ``podrunner``): options, marker, report header, fixtures.
 
 Every project that installs podrunner loads this module in every test session, so loading it
-costs almost nothing: it imports only the standard library, pytest and the fixture module
-(itself light), and does no work until a ``podrunner_*`` fixture is requested. The fake
-cluster, the ``kubernetes`` client and the control planes load inside the fixtures.
+must cost nothing measurable (``benchmarks/bench_plugin.py``): it imports the standard library,
+pytest, the ``podrunner`` package (whose names all load on first use) and the fixture module, and
+defines no dataclass and no autouse fixture. The fake cluster, the attrs spec classes, the runner,
+the ``kubernetes`` client and the control planes load inside the fixtures.
 
 Settings resolve as command line > environment > ini file::
 
@@ -15,9 +16,8 @@ Settings resolve as command line > environment > ini file::
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -74,8 +74,7 @@ MARKER_HELP = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The session's podrunner settings, each from the command line, environment or ini.
 
     Attributes:
@@ -94,9 +93,15 @@ class Settings:
     keep_cluster: bool
 
 
-@dataclasses.dataclass(frozen=True)
+# The marker's keywords, in the order the error message lists them.
+_FIELDS = ("backend", "script", "runtime", "seed", "allow_leftovers", "auto_create_namespaces")
+
+
 class MarkerOptions:
     """Validated arguments of ``@pytest.mark.podrunner`` (keyword-only, so typos are errors).
+
+    A plain class, not a dataclass: this module loads in every test session of every project
+    that installs podrunner, and each dataclass costs a code generation at import.
 
     Attributes:
         backend: Backend for this test, overriding the session's.
@@ -107,27 +112,47 @@ class MarkerOptions:
         auto_create_namespaces: :class:`FakeCluster` argument.
     """
 
-    backend: str | None = None
-    script: Callable[[Any], object] | None = None
-    runtime: str = "scripted"
-    seed: int | None = None
-    allow_leftovers: bool = False
-    auto_create_namespaces: bool = False
+    __slots__ = (
+        "allow_leftovers",
+        "auto_create_namespaces",
+        "backend",
+        "runtime",
+        "script",
+        "seed",
+    )
 
-    def __post_init__(self) -> None:
-        if self.backend is not None and self.backend not in BACKENDS:
+    def __init__(
+        self,
+        *,
+        backend: str | None = None,
+        script: Callable[[Any], object] | None = None,
+        runtime: str = "scripted",
+        seed: int | None = None,
+        allow_leftovers: bool = False,
+        auto_create_namespaces: bool = False,
+    ) -> None:
+        if backend is not None and backend not in BACKENDS:
             raise ValueError(
-                f"@pytest.mark.podrunner: backend={self.backend!r} is not one of {BACKENDS}"
+                f"@pytest.mark.podrunner: backend={backend!r} is not one of {BACKENDS}"
             )
-        if self.runtime not in ("scripted", "local"):
+        if runtime not in ("scripted", "local"):
             raise ValueError(
-                f"@pytest.mark.podrunner: runtime={self.runtime!r} is not 'scripted' or 'local'"
+                f"@pytest.mark.podrunner: runtime={runtime!r} is not 'scripted' or 'local'"
             )
-        if self.script is not None and not callable(self.script):
-            raise TypeError(f"@pytest.mark.podrunner: script={self.script!r} is not callable")
+        if script is not None and not callable(script):
+            raise TypeError(f"@pytest.mark.podrunner: script={script!r} is not callable")
+        self.backend = backend
+        self.script = script
+        self.runtime = runtime
+        self.seed = seed
+        self.allow_leftovers = allow_leftovers
+        self.auto_create_namespaces = auto_create_namespaces
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        return f"MarkerOptions({args})"
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(MarkerOptions))
 _SETTINGS = pytest.StashKey[Settings]()
 _MARKERS = pytest.StashKey[MarkerOptions]()
 

@@ -170,13 +170,14 @@ def describe_value(value: object) -> str:
 class SpecError(PodrunnerError, ValueError):
     """A spec value breaks a rule; raised before anything reaches a cluster.
 
-    The message names the field, shows the value plainly (see :func:`describe_value`: a
-    string in double quotes, a container only by its type and size) and states the rule. A
-    secret value is never shown: the field holds :data:`REDACTED` instead.
+    The message names the field, shows the value plainly (see
+    :func:`podrunner.errors.describe_value`: a string in double quotes, a container only by its
+    type and size) and states the rule. A
+    secret value is never shown: the field holds ``REDACTED`` instead.
 
     Attributes:
         field: Dotted name of the offending field, e.g. ``"labels"`` or ``"resources.cpu_limit"``.
-        value: The rejected value (:data:`REDACTED` for a secret).
+        value: The rejected value (``REDACTED`` for a secret).
         rule: The rule it breaks, in words.
     """
 

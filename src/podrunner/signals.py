@@ -29,20 +29,21 @@ __all__ = ["DEFAULT_STOP_SIGNALS", "Terminated", "stop_on_signals"]
 DEFAULT_STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-"""The signals :func:`stop_on_signals` handles by default: SIGTERM and SIGHUP (where they exist)."""
+"""Signals :func:`podrunner.stop_on_signals` handles by default: SIGTERM and SIGHUP."""
 
 
 class Terminated(SystemExit):
-    """The program was sent a stop signal while :func:`stop_on_signals` was active.
+    """The program was sent a stop signal while :func:`podrunner.stop_on_signals` was active.
 
     A :class:`SystemExit` on purpose: ``except Exception`` does not swallow it, ``finally``
     blocks and context managers (the runner's cleanup among them) run as it passes, and, left
-    uncaught, it ends the program quietly with :attr:`code` ``128 + signum`` (143 for SIGTERM,
+    uncaught, it ends the program quietly with ``code`` set to ``128 + signum`` (143 for SIGTERM,
     129 for SIGHUP), the status a shell shows for a process killed by that signal.
 
-    Attributes:
-        signum: The signal's number.
     """
+
+    signum: int
+    """The signal's number."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -80,7 +81,8 @@ def stop_on_signals(
     SIGINT needs nothing: Python already raises :class:`KeyboardInterrupt` for it.
 
     Args:
-        signals: The signals to handle (default :data:`DEFAULT_STOP_SIGNALS`).
+        signals: The signals to handle (default
+            :data:`podrunner.signals.DEFAULT_STOP_SIGNALS`).
 
     Yields:
         Nothing; the block runs with the handlers in place.

@@ -144,14 +144,68 @@ class LogCollector:
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add a chunk; return the new complete lines (without newlines)."""
-        data = self._buf + chunk
-        *complete, self._buf = data.split(b"\n")
+        data = self._buf + chunk if self._buf else chunk
+        cut = data.rfind(b"\n") + 1
+        self._buf = data[cut:]
+        if not cut:
+            return []
+        block = data[:cut]
+        run = self._one_stamp(block)
+        if run is not None:
+            return self._accept_run(*run)
         out: list[str] = []
-        for raw in complete:
+        for raw in block[:-1].split(b"\n"):
             line = self._accept(raw, newline=True)
             if line is not None:
                 out.append(line)
         return out
+
+    @staticmethod
+    def _one_stamp(block: bytes) -> tuple[tuple[int, int], bytes, int] | None:
+        """``(timestamp, bodies, line count)`` if every line of ``block`` has one timestamp.
+
+        A server that stamps a whole write once (the fake does; a kubelet may) sends many lines
+        with one timestamp: they are then handled as one piece of text, not line by line.
+        """
+        space = block.find(b" ", 0, 64)
+        if space < 20:
+            return None
+        prefix = block[: space + 1]
+        lines = block.count(b"\n")
+        if lines < 2 or block.count(b"\n" + prefix) != lines - 1 or b"\n" in prefix:
+            return None
+        ts = parse_timestamp(prefix[:-1].decode("ascii", "replace"))
+        if ts is None:
+            return None
+        return ts, block[len(prefix) :].replace(b"\n" + prefix, b"\n"), lines
+
+    def _accept_run(self, ts: tuple[int, int], body: bytes, count: int) -> list[str]:
+        """Keep ``count`` lines (``body``, each ending in a newline) that share stamp ``ts``."""
+        skip = 0
+        if self._last is not None and ts < self._last:
+            return []
+        if self._last is not None and ts == self._last:
+            skip = min(self._skip_at_last, count)
+            self._skip_at_last -= skip
+            self._seen_at_last += count - skip
+        else:
+            self._last, self._seen_at_last, self._skip_at_last = ts, count, 0
+        if skip:
+            end = -1
+            for _ in range(skip):
+                end = body.index(b"\n", end + 1)
+            body = body[end + 1 :]
+        if not body:
+            return []
+        # A newline byte never occurs inside a UTF-8 sequence: decoding the lines together
+        # gives the same text as decoding them one by one.
+        text = body.decode("utf-8", "replace")
+        lines = text[:-1].split("\n")
+        self._store(text, len(lines))
+        for listener in self._listeners:
+            for line in lines:
+                listener(line)
+        return lines
 
     def end_stream(self, *, complete: bool) -> list[str]:
         """Finish the current stream.
@@ -201,24 +255,45 @@ class LogCollector:
             else:
                 self._last, self._seen_at_last, self._skip_at_last = ts, 1, 0
         text = body.decode("utf-8", "replace")
-        self._store(text + "\n" if newline else text)
+        self._store(text + "\n" if newline else text, 1)
         for listener in self._listeners:
             listener(text)
         return text
 
-    def _store(self, text: str) -> None:
-        self.line_count += 1
+    def _store(self, text: str, lines: int) -> None:
+        """Keep ``text`` (``lines`` lines); drop the oldest whole lines over ``max_bytes``."""
+        self.line_count += lines
         self._lines.append(text)
-        # isascii() is O(1) on str: most lines need no encoding to know their size.
+        # isascii() is O(1) on str: most text needs no encoding to know its size.
         self._size += len(text) if text.isascii() else len(text.encode("utf-8"))
         if self._max is None:
             return
-        while self._size > self._max and self._lines:
-            dropped = self._lines.popleft()
-            n = len(dropped.encode("utf-8"))
-            self._size -= n
-            self.dropped_bytes += n
+        excess = self._size - self._max
+        while excess > 0 and self._lines:
+            first = self._lines[0]
+            raw = first.encode("utf-8") if not first.isascii() else None
+            size = len(first) if raw is None else len(raw)
+            if size <= excess:
+                self._lines.popleft()
+                dropped = size
+            else:
+                # Drop the fewest whole lines of this piece that cover the excess.
+                if raw is None:
+                    end = first.find("\n", excess - 1)
+                    dropped = size if end < 0 else end + 1
+                    rest = first[dropped:]
+                else:
+                    end = raw.find(b"\n", excess - 1)
+                    dropped = size if end < 0 else end + 1
+                    rest = raw[dropped:].decode("utf-8")
+                if rest:
+                    self._lines[0] = rest
+                else:
+                    self._lines.popleft()
+            self._size -= dropped
+            self.dropped_bytes += dropped
             self.truncated = True
+            excess -= dropped
 
 
 def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:

@@ -24,8 +24,10 @@ interpreter exit send SIGKILL to every group still running.
 **Security.** What a local process can honour is enforced: ``runAsUser``/``runAsGroup``,
 ``fsGroup`` and ``supplementalGroups`` (setuid/setgid, which needs root), and
 ``runAsNonRoot`` (without a ``runAsUser``, a root caller runs the command as uid
-:data:`DEFAULT_NON_ROOT_UID`). A ``runAsUser`` that cannot be honoured (the caller is not root
-and is another uid) fails the container with ``StartError`` and a message saying why, unless
+:data:`DEFAULT_NON_ROOT_UID`). A non-root caller meets a ``runAsNonRoot``
+spec whose ``runAsUser`` is that same default (the restricted profile's), and runs it as
+itself. Any other ``runAsUser`` that cannot be honoured (the caller is not root and is another
+uid) fails the container with ``StartError`` and a message saying why, unless
 the user opts out with ``PODRUNNER_LOCAL_IGNORE_RUN_AS_USER=1`` (or
 ``LocalRuntime(ignore_run_as_user=True)``). The rest (read-only root filesystem, capabilities,
 seccomp, privilege escalation, resource limits...) cannot be enforced:
@@ -263,6 +265,9 @@ def _resolve_user(pod: Mapping[str, Any], container: str, *, ignore: bool) -> _U
     user = _User()
     if non_root and uid == 0:
         user.error = "runAsNonRoot is set but runAsUser is 0 (root)"
+        return user
+    if me != 0 and non_root and uid == DEFAULT_NON_ROOT_UID and gid in (None, uid):
+        # The restricted profile's implicit default: any non-root caller meets its intent.
         return user
     if uid is None and non_root and me == 0:
         uid = DEFAULT_NON_ROOT_UID  # never root when the spec asks for non-root

@@ -164,7 +164,7 @@ def test_shared_stamp_blocks_match_line_by_line(blocks: list[Any], data: st.Data
     """Any chunking of a stream with shared stamps gives the lines a line-by-line read gives."""
     raw, lines = _stream(blocks)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=5)))
-    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
     seen: list[str] = []
     log = LogCollector(on_line=seen.append)
     returned = log.feed_all(chunks, complete=True)

@@ -102,7 +102,8 @@ def test_spec_volumes_are_files_at_mapped_paths(tmp_path: Path) -> None:
         result = runner.run(spec)
         lines = result.logs.splitlines()
         assert lines[:3] == ["level: 3", "t0k3n", "made"]
-        assert lines[3].endswith("/sub") and lines[3] != "/cache/sub"
+        assert lines[3].endswith("/sub")
+        assert lines[3] != "/cache/sub"
     finally:
         runner.close()
 

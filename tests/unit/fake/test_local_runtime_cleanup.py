@@ -131,7 +131,8 @@ if how == "failed-start":
     argv = ["/nonexistent/podrunner-test-binary", token]
 cluster.backend.create({
     "kind": "Pod", "metadata": {"name": "a"},
-    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x", "command": argv}]},
+    "spec": {"restartPolicy": "Never",
+             "containers": [{"name": "c", "image": "x", "command": argv}]},
 })
 while cluster.backend.get("Pod", "default", "a")["status"]["phase"] == "Pending":
     time.sleep(0.02)

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from podrunner import PodRunner, PodSpec
-from podrunner.backends.fake import FakeCluster
-from podrunner.backends.fake import runtime_local
+from podrunner.backends.fake import FakeCluster, runtime_local
 from podrunner.backends.fake.runtime_local import (
     DEFAULT_NON_ROOT_UID,
     IGNORE_RUN_AS_USER_ENV,
@@ -51,7 +50,8 @@ def test_restricted_spec_runs_as_the_non_root_default(runner: PodRunner) -> None
     assert "Permission denied" in " ".join(rest)
     assert not os.path.exists("/root/podrunner-probe")
     # HOME is the run's own directory, which that user owns.
-    assert home.startswith("/") and not home.startswith("/root")
+    assert home.startswith("/")
+    assert not home.startswith("/root")
 
 
 @root_only
@@ -126,4 +126,5 @@ def test_unenforced_settings_are_named_and_reported(runner: PodRunner) -> None:
         for e in runner.backend.list("Event", "default").items
         if e.get("reason") == "SecurityNotEnforced"
     ]
-    assert warnings and "readOnlyRootFilesystem" in warnings[0]["message"]
+    assert warnings
+    assert "readOnlyRootFilesystem" in warnings[0]["message"]

@@ -33,7 +33,7 @@ def test_partial_line_is_held_back_then_completed_in_order() -> None:
 
 @pytest.mark.parametrize("tail", [0, 1, 2, 3, 5, 9])
 def test_tail_lines_across_blocks(tail: int) -> None:
-    """tailLines counts lines, not blocks (an unterminated last line counts)."""
+    """The tailLines parameter counts lines, not blocks (an unterminated last line counts)."""
     buffer = LogBuffer()
     for stamp, data in enumerate([b"a\nb\n", b"c\n", b"d\ne\nf"]):
         buffer.write(stamp + 1, data)
@@ -43,7 +43,7 @@ def test_tail_lines_across_blocks(tail: int) -> None:
 
 
 def test_since_time_selects_whole_blocks() -> None:
-    """sinceTime starts at the first block stamped at or after it."""
+    """A sinceTime starts at the first block stamped at or after it."""
     buffer = LogBuffer()
     buffer.write(10, b"a\nb\n")
     buffer.write(20, b"c\n")
@@ -59,7 +59,8 @@ def test_stamped_read_through_the_backend() -> None:
     result = runner.run(PodSpec(image="x:1", command=["sh"]), cleanup=CleanupPolicy.NEVER)
     raw = b"".join(cluster.backend.read_log("default", result.pod_name, timestamps=True)).decode()
     first, second = raw.splitlines()
-    assert first.endswith(" a") and second.endswith(" b")
+    assert first.endswith(" a")
+    assert second.endswith(" b")
     assert first.split(" ")[0] == second.split(" ")[0]
     runner.close()
 

@@ -1288,7 +1288,7 @@ def _wake(clock: SchedulingClock) -> None:
 
 
 def _lines(block: bytes) -> list[bytes]:
-    """Split a block into lines, each with its newline (only ``\\n`` ends a line)."""
+    """Split a block into lines, each with its newline (only a newline byte ends a line)."""
     lines = [line + b"\n" for line in block.split(b"\n")]
     lines[-1] = lines[-1][:-1]
     if not lines[-1]:

@@ -114,7 +114,12 @@ class LogBuffer:
             block = self.blocks[index]
             stop = end[1] if index == end[0] else len(block)
             if stop > offset:
-                pieces.append((self.stamps[index], block[offset:stop] if offset or stop < len(block) else block))
+                pieces.append(
+                    (
+                        self.stamps[index],
+                        block[offset:stop] if offset or stop < len(block) else block,
+                    )
+                )
             if index == end[0]:
                 offset = stop
                 break

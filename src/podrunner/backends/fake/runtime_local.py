@@ -276,7 +276,7 @@ def _resolve_user(pod: Mapping[str, Any], container: str, *, ignore: bool) -> _U
     if me == 0:
         user.uid = uid
         user.gid = gid
-        extra = [g for g in [pod_sc.get("fsGroup"), *(pod_sc.get("supplementalGroups") or [])]]
+        extra = [pod_sc.get("fsGroup"), *(pod_sc.get("supplementalGroups") or [])]
         if uid is not None:
             user.groups = [int(g) for g in extra if isinstance(g, int)]
         return user
@@ -487,7 +487,9 @@ class LocalRuntime:
             reason = getattr(exc, "strerror", None) or exc
             who = run.user.uid
             if who is not None and who != os.geteuid():
-                reason = f"{reason} (the command runs as uid {who}, as the pod's securityContext asks)"
+                reason = (
+                    f"{reason} (the command runs as uid {who}, as the pod's securityContext asks)"
+                )
             fail(f"exec: {c.argv[0]!r}: {reason}")
             return
         _LIVE.add(proc)

@@ -140,8 +140,15 @@ if how == "failed-start":
     while cluster.backend.get("Pod", "default", "a")["status"]["phase"] != "Failed":
         time.sleep(0.02)
 else:
-    while len([p for p in os.listdir("/proc") if p.isdigit() and token.encode() in
-               open(f"/proc/{p}/cmdline", "rb").read()]) < 2:
+    def count():
+        n = 0
+        for p in os.listdir("/proc"):
+            try:
+                n += p.isdigit() and token.encode() in open(f"/proc/{p}/cmdline", "rb").read()
+            except OSError:
+                pass  # the process ended while we looked
+        return n
+    while count() < 2:
         time.sleep(0.02)
 print("ready", flush=True)
 if how == "interrupt":

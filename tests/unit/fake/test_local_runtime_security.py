@@ -36,7 +36,7 @@ def runner() -> Iterator[PodRunner]:
 
 
 def _ids(runner: PodRunner, **spec: Any) -> list[str]:
-    script = 'id -u; id -g; id -G; printf "%s\\n" "$HOME"; touch /root/podrunner-probe'
+    script = 'id -u; id -g; id -G; printf "%s\\n" "$HOME"; touch /root/podrunner-probe 2>&1'
     result = runner.run(PodSpec(image="busybox:1.36", command=["sh", "-c", script], **spec))
     return result.logs.splitlines()
 

@@ -180,3 +180,17 @@ def test_interpreter_exit_leaves_nothing(how: str, tmp_path: Path) -> None:
     assert "ready" in proc.stdout, proc.stderr
     assert _eventually_gone(token) == []
     assert list(temp.iterdir()) == []
+
+
+def test_a_process_that_left_the_group_does_not_hold_the_pod() -> None:
+    """A daemon that escaped with setsid keeps the pipes open; the pod completes anyway."""
+    token = _token()
+    cluster = FakeCluster(runtime="local")
+    try:
+        cluster.backend.create(_pod("a", ["sh", "-c", f"setsid sleep {token} & echo started"]))
+        pod = _wait_phase(cluster, "a", ("Succeeded", "Failed"))
+        assert pod["status"]["phase"] == "Succeeded"
+    finally:
+        cluster.backend.close()
+        for pid in _alive(token):  # it escaped the runtime: this test ends it
+            os.kill(pid, 9)

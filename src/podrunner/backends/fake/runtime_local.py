@@ -77,6 +77,7 @@ IGNORE_RUN_AS_USER_ENV = "PODRUNNER_LOCAL_IGNORE_RUN_AS_USER"
 """Set to ``1`` to run as the caller when a ``runAsUser`` cannot be honoured."""
 
 _READ_SIZE = 1 << 16
+_DRAIN_SECONDS = 5.0
 _log = logging.getLogger(__name__)
 
 
@@ -535,7 +536,9 @@ class LocalRuntime:
             code = _exit_code(proc.wait())
             _LIVE.discard(proc)
             for reader in readers:
-                reader.join()
+                # A process that left the group (setsid) may hold the pipes open forever;
+                # the container has exited all the same.
+                reader.join(_DRAIN_SECONDS)
             with clock.lock:
                 if c.container_id == container_id and c.running():
                     kubelet.container_exited(sim, c, code)
@@ -653,6 +656,7 @@ def _write_files(target: Path, kind: str, obj: Mapping[str, Any], ref: Mapping[s
         if file is None or file == target.resolve():
             continue
         file.parent.mkdir(parents=True, exist_ok=True)
+        file.unlink(missing_ok=True)  # a restart rewrites it; a 0400 file cannot be opened
         file.write_bytes(data[key])
         os.chmod(file, int(mode) & 0o777)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["LogCollector", "LogLine", "format_since_time", "iter_lines", "parse_timestamp"]
@@ -65,6 +66,12 @@ def parse_timestamp(text: str) -> tuple[int, int] | None:
 
 
 _SECONDS: dict[str, int | None] = {}
+# A kubelet's timestamp and its space at the start of a line (RFC 3339, as the API sends it).
+_STAMP = re.compile(
+    rb"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    rb"(?:[Zz]|[+-][0-9]{2}:[0-9]{2}) ",
+    re.MULTILINE,
+)
 _MAX_SECONDS = 4096
 
 
@@ -111,6 +118,10 @@ class LogCollector:
         self._last: tuple[int, int] | None = None
         self._seen_at_last = 0  # lines kept whose timestamp equals self._last
         self._skip_at_last = 0  # lines at self._last still to skip in the current stream
+        # The newest stamp kept before the current stream began; once a line newer than it is
+        # kept, the rest of the stream is new output (a log is in time order).
+        self._floor: tuple[int, int] | None = None
+        self._fresh = True
         self.truncated = False
         """Whether lines were dropped to respect ``max_bytes``."""
         self.dropped_bytes = 0
@@ -141,6 +152,8 @@ class LogCollector:
         """Prepare for a new stream that restarts at :attr:`since_time`."""
         self._buf = b""
         self._skip_at_last = self._seen_at_last
+        self._floor = self._last
+        self._fresh = self._last is None
 
     def feed(self, chunk: bytes) -> list[str]:
         """Add a chunk; return the new complete lines (without newlines)."""
@@ -150,15 +163,66 @@ class LogCollector:
         if not cut:
             return []
         block = data[:cut]
-        run = self._one_stamp(block)
-        if run is not None:
-            return self._accept_run(*run)
+        if not self._fresh:
+            run = self._one_stamp(block)
+            if run is not None:
+                return self._accept_run(*run)
         out: list[str] = []
-        for raw in block[:-1].split(b"\n"):
-            line = self._accept(raw, newline=True)
+        pos = 0
+        while pos < len(block):
+            if self._fresh:
+                # Past the lines a resumed stream repeats: the rest goes in one piece.
+                bulk = self._accept_fresh(block[pos:])
+                if bulk is not None:
+                    out.extend(bulk)
+                    return out
+                for raw in block[pos:-1].split(b"\n"):
+                    line = self._accept(raw, newline=True)
+                    if line is not None:
+                        out.append(line)
+                return out
+            end = block.index(b"\n", pos)
+            line = self._accept(block[pos:end], newline=True)
             if line is not None:
                 out.append(line)
+            pos = end + 1
         return out
+
+    def _accept_fresh(self, block: bytes) -> list[str] | None:
+        """Keep every line of ``block`` (all new output); ``None`` if a line has no timestamp.
+
+        The timestamps are stripped in one pass; only the last line's is parsed, with the
+        count of lines that end the block with the same one, which is all that a resume from
+        :attr:`since_time` needs.
+        """
+        count = block.count(b"\n")
+        body, stamped = _STAMP.subn(b"", block)
+        if stamped != count:
+            return None
+        start = block.rfind(b"\n", 0, len(block) - 1) + 1
+        token = block[start : block.index(b" ", start) + 1]
+        ts = parse_timestamp(token[:-1].decode("ascii"))
+        if ts is None:
+            return None
+        if block.startswith(token) and block.count(b"\n" + token) == count - 1:
+            same = count  # one stamp for the whole block: a server that stamps writes
+        else:
+            same, end = 1, start
+            while end > 0:
+                prev = block.rfind(b"\n", 0, end - 1) + 1
+                if not block.startswith(token, prev):
+                    break
+                same, end = same + 1, prev
+        if same == count and ts == self._last:
+            same += self._seen_at_last
+        self._last, self._seen_at_last, self._skip_at_last = ts, same, 0
+        text = body.decode("utf-8", "replace")
+        lines = text[:-1].split("\n")
+        self._store(text, len(lines))
+        for listener in self._listeners:
+            for line in lines:
+                listener(line)
+        return lines
 
     @staticmethod
     def _one_stamp(block: bytes) -> tuple[tuple[int, int], bytes, int] | None:
@@ -184,6 +248,8 @@ class LogCollector:
         skip = 0
         if self._last is not None and ts < self._last:
             return []
+        if self._floor is None or ts > self._floor:
+            self._fresh = True
         if self._last is not None and ts == self._last:
             skip = min(self._skip_at_last, count)
             self._skip_at_last -= skip
@@ -242,6 +308,8 @@ class LogCollector:
             body = raw
         else:
             body = rest
+            if self._floor is None or ts > self._floor:
+                self._fresh = True
             if self._last is not None:
                 if ts < self._last:
                     return None

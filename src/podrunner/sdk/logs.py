@@ -163,10 +163,9 @@ class LogCollector:
         if not cut:
             return []
         block = data[:cut]
-        if not self._fresh:
-            run = self._one_stamp(block)
-            if run is not None:
-                return self._accept_run(*run)
+        shared = self._accept_shared(block)
+        if shared is not None:
+            return shared
         out: list[str] = []
         pos = 0
         while pos < len(block):
@@ -224,27 +223,26 @@ class LogCollector:
                 listener(line)
         return lines
 
-    @staticmethod
-    def _one_stamp(block: bytes) -> tuple[tuple[int, int], bytes, int] | None:
-        """``(timestamp, bodies, line count)`` if every line of ``block`` has one timestamp.
+    def _accept_shared(self, block: bytes) -> list[str] | None:
+        """Keep the lines of ``block`` if they all share one timestamp, else return ``None``.
 
         A server that stamps a whole write once (the fake does; a kubelet may) sends many lines
-        with one timestamp: they are then handled as one piece of text, not line by line.
+        with one timestamp: they are handled as one piece of text, not line by line.
         """
         space = block.find(b" ", 0, 64)
         if space < 20:
             return None
         prefix = block[: space + 1]
-        lines = block.count(b"\n")
-        if lines < 2 or block.count(b"\n" + prefix) != lines - 1 or b"\n" in prefix:
+        if b"\n" in prefix:
+            return None
+        # One pass over the stamped block; each replacement is a line with this same stamp.
+        body = block[len(prefix) :].replace(b"\n" + prefix, b"\n")
+        count = body.count(b"\n")
+        if len(block) - len(prefix) - len(body) != (count - 1) * len(prefix):
             return None
         ts = parse_timestamp(prefix[:-1].decode("ascii", "replace"))
         if ts is None:
             return None
-        return ts, block[len(prefix) :].replace(b"\n" + prefix, b"\n"), lines
-
-    def _accept_run(self, ts: tuple[int, int], body: bytes, count: int) -> list[str]:
-        """Keep ``count`` lines (``body``, each ending in a newline) that share stamp ``ts``."""
         skip = 0
         if self._last is not None and ts < self._last:
             return []
@@ -256,13 +254,10 @@ class LogCollector:
             self._seen_at_last += count - skip
         else:
             self._last, self._seen_at_last, self._skip_at_last = ts, count, 0
-        if skip:
-            end = -1
-            for _ in range(skip):
-                end = body.index(b"\n", end + 1)
-            body = body[end + 1 :]
-        if not body:
+        if skip == count:
             return []
+        if skip:
+            body = body.split(b"\n", skip)[skip]
         # A newline byte never occurs inside a UTF-8 sequence: decoding the lines together
         # gives the same text as decoding them one by one.
         text = body.decode("utf-8", "replace")

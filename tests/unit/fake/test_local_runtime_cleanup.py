@@ -20,6 +20,7 @@ import pytest
 
 import podrunner
 from podrunner.backends.fake import FakeCluster
+from podrunner.errors import BackendUnavailable
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 
@@ -123,6 +124,7 @@ def test_close_kills_groups_and_removes_directories(tmp_path: Path) -> None:
 _CHILD = """
 import os, signal, sys, threading, time
 from podrunner.backends.fake import FakeCluster
+from podrunner.errors import BackendUnavailable
 
 how, token = sys.argv[1], sys.argv[2]
 cluster = FakeCluster(runtime="local")
@@ -193,4 +195,26 @@ def test_a_process_that_left_the_group_does_not_hold_the_pod() -> None:
     finally:
         cluster.backend.close()
         for pid in _alive(token):  # it escaped the runtime: this test ends it
+            os.kill(pid, 9)
+
+
+def test_exec_that_times_out_leaves_no_process() -> None:
+    """An exec's whole process group ends with it, on a timeout too."""
+    token = _token()
+    cluster = FakeCluster(runtime="local")
+    try:
+        cluster.backend.create(_pod("a", ["sleep", "30"]))
+        _wait_phase(cluster, "a", ("Running",))
+        argv = ["sh", "-c", f"sleep {token} & sleep {token}"]
+        with pytest.raises(BackendUnavailable, match="timed out"):
+            cluster.backend.exec("default", "a", None, argv, timeout=0.5)
+        assert _eventually_gone(token) == []
+        done = cluster.backend.exec(
+            "default", "a", None, ["sh", "-c", f"sleep {token} >/dev/null 2>&1 &"]
+        )
+        assert done.exit_code == 0
+        assert _eventually_gone(token) == []
+    finally:
+        cluster.backend.close()
+        for pid in _alive(token):  # the old runtime leaves them: end them here
             os.kill(pid, 9)

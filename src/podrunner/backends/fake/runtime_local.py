@@ -147,6 +147,12 @@ def _remove(path: str) -> None:
         time.sleep(0.025)
 
 
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    # Once the process is reaped its group id may belong to someone else.
+    if proc.returncode is None:
+        _signal(proc, signal.SIGKILL)
+
+
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -568,7 +574,7 @@ class LocalRuntime:
             _signal(proc, signal.SIGKILL)
             return
         _signal(proc, signal.SIGTERM)
-        timer = threading.Timer(grace, _signal, args=(proc, signal.SIGKILL))
+        timer = threading.Timer(grace, _kill_if_running, args=(proc,))
         timer.daemon = True
         timer.start()
 
@@ -592,19 +598,23 @@ class LocalRuntime:
         stdin: bytes | None,
         timeout: float | None,
     ) -> ExecResult:
-        """Run ``argv`` next to the container's process: same user, environment and directory."""
+        """Run ``argv`` next to the container's process: same user, environment and directory.
+
+        The exec runs in its own process group, which is killed when it ends: background
+        processes it starts do not outlive it.
+        """
         run = self._runs.get((sim.uid, c.name))
         env = run.env if run else {"PATH": os.environ.get("PATH", "")}
         cwd = run.cwd if run else None
         try:
-            done = subprocess.run(
+            proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
                 env=env,
-                input=stdin or b"",
-                capture_output=True,
-                timeout=timeout,
-                check=False,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
                 **(run.user.popen_args() if run else {}),
             )
         except FileNotFoundError:
@@ -613,9 +623,26 @@ class LocalRuntime:
                 b"",
                 f'exec: "{argv[0]}": executable file not found in $PATH\n'.encode(),
             )
-        except subprocess.TimeoutExpired as exc:
-            raise BackendUnavailable(f"exec timed out after {timeout}s") from exc
-        return ExecResult(_exit_code(done.returncode), done.stdout, done.stderr)
+        _LIVE.add(proc)
+        try:
+            out, err = proc.communicate(stdin or b"", timeout=timeout)
+        except BaseException as exc:
+            # A timeout, Ctrl-C...: the exec's whole group ends, and its pipes are closed.
+            _signal(proc, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+                proc.communicate(timeout=_DRAIN_SECONDS)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+            _LIVE.discard(proc)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise BackendUnavailable(f"exec timed out after {timeout}s") from exc
+            raise
+        # What the exec started in the background ends with it.
+        _signal(proc, signal.SIGKILL)
+        _LIVE.discard(proc)
+        return ExecResult(_exit_code(proc.returncode), out, err)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -36,7 +36,12 @@ def podrunner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 def test_run_prints_output_and_exits_zero() -> None:
     """The quickstart command prints hi, says which backend, and exits 0."""
-    proc = podrunner("run", "--image", "python:3.11", "--", sys.executable, "-c", "print('hi')")
+    # Baseline keeps the caller's user: the restricted default would run the command as uid
+    # 65532, which cannot reach an interpreter under a private home (/root on the test VM).
+    proc = podrunner(
+        "run", "--image", "python:3.11", "--security", "baseline", "--",
+        sys.executable, "-c", "print('hi')",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"
     first = proc.stderr.splitlines()[0]
@@ -126,8 +131,9 @@ def test_ctrl_c_deletes_the_run_and_exits_130(tmp_path: Path) -> None:
     marker = tmp_path / "alive"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "podrunner", "run", "--image", "x", "--",
-            "sh", "-c",
+            # Baseline keeps the caller's user, who can write to tmp_path (uid 65532 cannot).
+            sys.executable, "-m", "podrunner", "run", "--image", "x", "--security", "baseline",
+            "--", "sh", "-c",
             f"touch {marker}; echo started; while true; do touch {marker}; sleep 0.1; done",
         ],
         stdout=subprocess.PIPE,

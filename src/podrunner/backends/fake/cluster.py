@@ -36,7 +36,7 @@ from podrunner.backends.fake.clock import (
 )
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
-from podrunner.backends.fake.logs import LogBuffer, select_lines, split_inside_utf8
+from podrunner.backends.fake.logs import LogBuffer, split_inside_utf8
 from podrunner.backends.fake.scripting import (
     ExecRequest,
     Rule,
@@ -424,7 +424,7 @@ class FakeCluster:
             if c is None or buffer is None:
                 raise NotFound(f'container "{container}" in pod "{pod}" has not started')
             if not append:
-                buffer.lines.clear()
+                buffer.clear()
             buffer.write(int(self._clock.now() * 1e9), data)
             self._clock.notify()
 
@@ -1161,42 +1161,57 @@ class FakeBackend:
         lock = self._lock
         clock = self._c._clock
         with lock:
-            idx = select_lines(buffer.lines, since_ns, tail_lines)
+            pos = buffer.start(since_ns, tail_lines)
         sent_bytes = 0
         sent_lines = 0
+        per_line = cut is not None or split
         while True:
             with lock:
                 if follow:
-                    clock.block_until(partial(_has_more, buffer, idx))
-                lines = buffer.lines
-                end = len(lines)
+                    clock.block_until(partial(LogBuffer.has_more, buffer, pos))
                 closed = buffer.closed
-                if follow and not closed and end > idx and not lines[end - 1][1].endswith(b"\n"):
-                    end -= 1  # hold back a partial line until it is complete
-                chunk = lines[idx:end]
-                idx = end
-            for stamp, data in chunk:
-                if cut is not None and sent_lines >= cut:
-                    # A dropped connection mid-body is an error for the client (an incomplete
-                    # chunked read), not a clean end: callers must be able to tell.
-                    raise BackendUnavailable(
-                        f"connection reset: log stream cut after {cut} lines (injected fault)"
-                    )
-                if timestamps:
-                    data = format_rfc3339_nano(stamp).encode() + b" " + data
-                if limit_bytes is not None:
-                    room = limit_bytes - sent_bytes
-                    if room <= 0:
-                        return
-                    data = data[:room]
-                sent_bytes += len(data)
-                sent_lines += 1
-                if split:
-                    yield from split_inside_utf8(data)
-                else:
+                # A follower holds back a partial line until it is complete.
+                pieces, pos = buffer.read(pos, whole_lines=follow and not closed)
+            for stamp, block in pieces:
+                prefix = format_rfc3339_nano(stamp).encode() + b" " if timestamps else b""
+                if not per_line:
+                    # One piece per block: every line gets the block's stamp.
+                    data = block
+                    if prefix:
+                        data = prefix + block.replace(b"\n", b"\n" + prefix)
+                        if block.endswith(b"\n"):
+                            data = data[: -len(prefix)]
+                    if limit_bytes is not None:
+                        room = limit_bytes - sent_bytes
+                        if room <= 0:
+                            return
+                        data = data[:room]
+                    sent_bytes += len(data)
                     yield data
+                    continue
+                for line in _lines(block):
+                    if cut is not None and sent_lines >= cut:
+                        # A dropped connection mid-body is an error for the client (an
+                        # incomplete chunked read), not a clean end: callers must tell.
+                        raise BackendUnavailable(
+                            f"connection reset: log stream cut after {cut} lines (injected fault)"
+                        )
+                    data = prefix + line
+                    if limit_bytes is not None:
+                        room = limit_bytes - sent_bytes
+                        if room <= 0:
+                            return
+                        data = data[:room]
+                    sent_bytes += len(data)
+                    sent_lines += 1
+                    if split:
+                        yield from split_inside_utf8(data)
+                    else:
+                        yield data
             if not follow or closed:
-                if follow and idx < len(buffer.lines):
+                with lock:
+                    more = follow and pos < buffer.end()
+                if more:
                     continue
                 return
 
@@ -1286,8 +1301,13 @@ def _wake(clock: SchedulingClock) -> None:
         clock.notify()
 
 
-def _has_more(buffer: LogBuffer, idx: int) -> bool:
-    return len(buffer.lines) > idx or buffer.closed
+def _lines(block: bytes) -> list[bytes]:
+    """Split a block into lines, each with its newline (only a newline byte ends a line)."""
+    lines = [line + b"\n" for line in block.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _matches(

@@ -182,3 +182,27 @@ def test_claude_prints_answer_cost_and_session(tmp_path: Path) -> None:
     assert doc["session_id"]
     budget = podrunner("claude", "#budget x", *args[2:], "--max-budget-usd", "0.01")
     assert budget.returncode == 3
+
+
+def test_fake_banner_names_what_a_local_process_does_not_enforce() -> None:
+    """The local runtime is no sandbox: the second line says which settings it cannot honour."""
+    proc = podrunner("run", "--image", "busybox:1.36", "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    second = proc.stderr.splitlines()[1]
+    assert second.startswith("podrunner: not enforced on a local process: image")
+    assert "seccompProfile" in second
+
+
+def test_a_program_the_pod_user_cannot_reach_gets_a_hint(tmp_path: Path) -> None:
+    """As root, the default uid 65532 cannot run a program under a private directory: say why."""
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to the pod's uid")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    tool = private / "tool"
+    tool.write_text("#!/bin/sh\necho never\n")
+    tool.chmod(0o755)
+    proc = podrunner("run", "--image", "busybox:1.36", "--", str(tool))
+    assert proc.returncode != 0
+    assert "runs as uid 65532" in proc.stdout + proc.stderr
+    assert "--security baseline" in proc.stdout + proc.stderr

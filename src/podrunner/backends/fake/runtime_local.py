@@ -123,10 +123,16 @@ class _Live:
     def at_exit(self) -> None:
         if self.pid != os.getpid():
             return  # a forked child does not own its parent's processes
-        with self.lock:
+        # Also called from a signal handler about to os._exit, which may have interrupted a
+        # holder of the lock: wait briefly, then go ahead without it.
+        locked = self.lock.acquire(timeout=1.0)
+        try:
             procs = list(self.groups.values())
             self.groups.clear()
             parent, self.parent = self.parent, None
+        finally:
+            if locked:
+                self.lock.release()
         for proc in procs:
             if proc.returncode is None:
                 _signal(proc, signal.SIGKILL)
@@ -495,9 +501,12 @@ class LocalRuntime:
             who = run.user.uid
             if who is not None and who != os.geteuid():
                 reason = (
-                    f"{reason} (the command runs as uid {who}, as the pod's securityContext asks)"
+                    f"{reason} (the command runs as uid {who}, as the pod's securityContext "
+                    "asks; a program under a directory only its owner can enter, such as "
+                    "/root, is out of its reach: use one that uid can run, or a spec with "
+                    "run_as_user, e.g. --security baseline on the CLI)"
                 )
-            fail(f"exec: {c.argv[0]!r}: {reason}")
+            fail(f'exec: "{c.argv[0]}": {reason}')
             return
         _LIVE.add(proc)
         c.proc = proc

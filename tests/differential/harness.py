@@ -253,7 +253,11 @@ def _m6(rng: random.Random, spec: dict[str, Any]) -> None:
                 {"operator": "Exists"},
                 {"key": "k", "effect": "Sometimes"},
                 {"key": "k", "operator": "Equal", "value": "v", "tolerationSeconds": 5},
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                },
             )
         )
     ]
@@ -886,7 +890,11 @@ def cause(op: Op, fake: Outcome, real: Outcome) -> str:
             if fake[1][kind] != real[1][kind]:
                 fe, re_ = fake[1][kind], real[1][kind]
                 if [t for t, _ in fe] != [t for t, _ in re_]:
-                    return f"watch {kind}: fake {[t for t, _ in fe]} vs server {[t for t, _ in re_]}"[:200]
+                    return (
+                        f"watch {kind}: fake {[t for t, _ in fe]} vs server {[t for t, _ in re_]}"[
+                            :200
+                        ]
+                    )
                 for x, y in zip(fe, re_, strict=True):
                     if x != y:
                         return f"watch {kind}: {_first_diff(x[1], y[1])}"

@@ -555,7 +555,7 @@ def generate(seed: int, length: int = 25) -> list[Op]:
 
 # -- execution ----------------------------------------------------------------------------------
 
-_GENERATED = re.compile(r"^(g-[a-z]{3}-)[a-z0-9]{5}$")
+_GENERATED = re.compile(r"^(.*g-[a-z]{3}-)[a-z0-9]{5}$")
 _SA_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
 
 
@@ -930,7 +930,8 @@ class Report:
             f"fake {fake_cps:,.0f} calls/s, server {real_cps:,.0f} calls/s",
         ]
         for text, count in self.causes.most_common():
-            lines.append(f"  {count:5d}  {text}")
+            seed, index = self.samples[text]
+            lines.append(f"  {count:5d}  {text}  [seed {seed} call {index}]")
             if text in self.reproductions:
                 lines.append("         minimal: " + json.dumps(self.reproductions[text])[:600])
         return "\n".join(lines)

@@ -461,6 +461,8 @@ class FakeCluster:
         )
         if not self._virtual:
             self._clock.fire_due()
+        if self._store.pending_gc:
+            self._store.collect_pending()
         expiry = self._store.event_expiry
         if expiry and expiry[0][0] <= self._clock.monotonic():
             self._store.expire_events()
@@ -837,7 +839,7 @@ class FakeBackend:
             new["metadata"] = new_meta
             new["status"] = obj.get("status")
         else:
-            prepare(kind, obj)
+            prepare(kind, obj, update=True)
             for field in (*_SERVER_SET, "generation"):
                 if field in old_meta:
                     meta[field] = old_meta[field]
@@ -890,17 +892,20 @@ class FakeBackend:
             # The API server does not write (nor bump the version) when nothing changed.
             return copy_tree(old)
         check_stored_size(kind, new)
-        self._store.write(kind, ns, name, new, "MODIFIED", old)
         if (
             meta_new.get("deletionTimestamp") is not None
             and not meta_new.get("finalizers")
             and (kind != "Pod" or not meta_new.get("deletionGracePeriodSeconds"))
         ):
-            # The last finalizer is gone from an object being deleted: it goes now.
-            self._store.remove(kind, ns, name)
+            # The last finalizer is gone from an object being deleted: the update deletes
+            # it (one DELETED event carrying the new content, no MODIFIED).
+            self._store.remove(kind, ns, name, final=new)
+            meta_new["resourceVersion"] = str(self._store.rv)
             if kind == "Pod":
                 assert ns is not None
                 self._kubelet.forget(ns, name, meta_new.get("uid"))
+            return copy_tree(new)
+        self._store.write(kind, ns, name, new, "MODIFIED", old)
         return copy_tree(new)
 
     def patch(

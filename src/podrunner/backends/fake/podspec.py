@@ -576,12 +576,34 @@ def _key_to_paths(errs: Errors, path: str, items: object) -> None:
 
 
 def _check_volumes(spec: dict[str, Any], errs: Errors) -> set[str]:
+    """ValidateVolumes: only a volume without errors is declared (for mounts and duplicates)."""
     names: set[str] = set()
     volumes = spec.get("volumes")
     for i, vol in enumerate(volumes if isinstance(volumes, list) else ()):
         if not isinstance(vol, dict):
             continue
         path = f"spec.volumes[{i}]"
+        before = len(errs.causes)
+        sources = [s for s in _VOLUME_SOURCES if vol.get(s) is not None]
+        if not sources:
+            vol["emptyDir"] = {}  # SetDefaults_Volume
+            sources = ["emptyDir"]
+        for extra in sources[1:]:
+            errs.forbidden(f"{path}.{extra}", "may not specify more than 1 volume type")
+        source = vol[sources[0]]
+        spath = f"{path}.{sources[0]}"
+        if isinstance(source, dict) and len(sources) == 1:
+            if sources[0] in ("configMap", "secret", "projected", "downwardAPI"):
+                source.setdefault("defaultMode", 420)
+                _mode(errs, f"{spath}.defaultMode", source.get("defaultMode"))
+            if sources[0] == "configMap":
+                if not source.get("name"):
+                    errs.required(f"{spath}.name")
+                _key_to_paths(errs, spath, source.get("items"))
+            elif sources[0] == "secret":
+                if not source.get("secretName"):
+                    errs.required(f"{spath}.secretName")
+                _key_to_paths(errs, spath, source.get("items"))
         name = vol.get("name") or ""
         if not name:
             errs.required(f"{path}.name")
@@ -589,30 +611,10 @@ def _check_volumes(spec: dict[str, Any], errs: Errors) -> set[str]:
             error = _validation.dns1123_label_error(name)
             if error:
                 errs.invalid(f"{path}.name", name, error)
-            elif name in names:
-                errs.duplicate(f"{path}.name", name)
+        if name in names:
+            errs.duplicate(f"{path}.name", name)
+        if len(errs.causes) == before:
             names.add(name)
-        sources = [s for s in _VOLUME_SOURCES if vol.get(s) is not None]
-        if not sources:
-            errs.required(path, "must specify a volume type")
-            continue
-        for extra in sources[1:]:
-            errs.forbidden(f"{path}.{extra}", "may not specify more than 1 volume type")
-        source = vol[sources[0]]
-        if not isinstance(source, dict):
-            continue
-        spath = f"{path}.{sources[0]}"
-        if sources[0] in ("configMap", "secret", "projected", "downwardAPI"):
-            source.setdefault("defaultMode", 420)
-            _mode(errs, f"{spath}.defaultMode", source.get("defaultMode"))
-        if sources[0] == "configMap":
-            if not source.get("name"):
-                errs.required(f"{spath}.name")
-            _key_to_paths(errs, spath, source.get("items"))
-        elif sources[0] == "secret":
-            if not source.get("secretName"):
-                errs.required(f"{spath}.secretName")
-            _key_to_paths(errs, spath, source.get("items"))
     return names
 
 
@@ -660,7 +662,11 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
             if not fp:
                 errs.required(f"{rpath}.fieldPath")
             elif fp not in _ENV_FIELD_PATHS and not _SUBSCRIPT_RE.match(fp):
-                errs.not_supported(f"{rpath}.fieldPath", fp, _ENV_FIELD_PATHS)
+                errs.invalid(
+                    f"{rpath}.fieldPath",
+                    fp,
+                    f"error converting fieldPath: field label not supported: {fp}",
+                )
         elif refs[0] in ("configMapKeyRef", "secretKeyRef"):
             if not ref.get("name"):
                 errs.required(f"{rpath}.name")
@@ -674,7 +680,7 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
         if not isinstance(src, dict):
             continue
         refs = [k for k in ("configMapRef", "secretRef") if src.get(k) is not None]
-        epath = f"{path}.envFrom[{j}]"
+        epath = f"{path}.envFrom"
         if not refs:
             errs.invalid(epath, "", "must specify one of: `configMapRef` or `secretRef`")
         elif len(refs) > 1:
@@ -682,10 +688,12 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
         else:
             ref = src[refs[0]]
             if isinstance(ref, dict) and not ref.get("name"):
-                errs.required(f"{epath}.{refs[0]}.name")
+                errs.required(f"{epath}[{j}].{refs[0]}.name")
 
 
-def _check_ports(c: dict[str, Any], path: str, errs: Errors, seen_names: set[str]) -> None:
+def _check_ports(
+    c: dict[str, Any], path: str, errs: Errors, seen_names: set[str], host_ports: set[str]
+) -> None:
     ports = c.get("ports")
     for j, port in enumerate(ports if isinstance(ports, list) else ()):
         if not isinstance(port, dict):
@@ -705,11 +713,18 @@ def _check_ports(c: dict[str, Any], path: str, errs: Errors, seen_names: set[str
         elif isinstance(number, int) and not 1 <= number <= 65535:
             errs.invalid(f"{ppath}.containerPort", number, "must be between 1 and 65535, inclusive")
         host = port.get("hostPort")
-        if isinstance(host, int) and host and not 1 <= host <= 65535:
+        if host == 0:
+            del port["hostPort"]  # omitempty
+        elif isinstance(host, int) and not 1 <= host <= 65535:
             errs.invalid(f"{ppath}.hostPort", host, "must be between 1 and 65535, inclusive")
         protocol = port.setdefault("protocol", "TCP")
         if protocol not in _PROTOCOLS:
             errs.not_supported(f"{ppath}.protocol", protocol, _PROTOCOLS)
+        if host:
+            key = f"{protocol}/{port.get('hostIP') or ''}/{host}"
+            if key in host_ports:
+                errs.duplicate(f"{ppath}.hostPort", key)
+            host_ports.add(key)
 
 
 def _check_mounts(c: dict[str, Any], path: str, errs: Errors, volumes: set[str]) -> None:
@@ -806,6 +821,7 @@ def check_pod_spec(spec: dict[str, Any], errs: Errors) -> None:
     """Validate the PodSpec rules the fake knows beyond names, images and resources."""
     volumes = _check_volumes(spec, errs)
     port_names: set[str] = set()
+    host_ports: set[str] = set()
     for field in ("initContainers", "containers"):
         items = spec.get(field)
         for i, c in enumerate(items if isinstance(items, list) else ()):
@@ -813,7 +829,7 @@ def check_pod_spec(spec: dict[str, Any], errs: Errors) -> None:
                 continue
             path = f"spec.{field}[{i}]"
             _check_env(c, path, errs)
-            _check_ports(c, path, errs, port_names)
+            _check_ports(c, path, errs, port_names if field == "containers" else set(), host_ports)
             _check_mounts(c, path, errs, volumes)
             _check_security(c.get("securityContext"), f"{path}.securityContext", errs)
             policy = c.get("imagePullPolicy")

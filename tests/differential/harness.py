@@ -12,8 +12,8 @@ suffixes dropped, defaulted fields kept), so the fake's outcomes and the server'
 first differing field or status), and :func:`shrink` reduces a sequence to the fewest
 operations that still show one root cause: a minimal reproduction.
 
-Pods carry a node selector no node has, and the fake runs with a scheduler that never binds,
-so no pod is ever bound on either side: what a kubelet does is the contract tier's business,
+Pods name a scheduler that does not exist, and the fake runs with a scheduler that never
+binds, so no pod is ever bound (nor its status written by a controller) on either side: what a kubelet does is the contract tier's business,
 and random traffic compares the API server's answers only.
 """
 
@@ -37,7 +37,8 @@ from podrunner.errors import BackendError, NotFound
 Op = dict[str, Any]
 Outcome = Any
 
-NOWHERE = {"podrunner.dev/differential": "nowhere"}
+#: No scheduler has this name, so no pod is ever bound nor has its status written by one.
+NO_SCHEDULER = "podrunner-differential-none"
 KINDS = ("Pod", "Secret", "ConfigMap", "Event", "Namespace")
 NAMES = {
     "Pod": ("p0", "p1", "p2"),
@@ -368,7 +369,7 @@ def _pod_spec(rng: random.Random) -> tuple[dict[str, Any], list[str]]:
         container["command"] = ["sh", "-c", "true"]
     spec: dict[str, Any] = {
         "restartPolicy": rng.choice(("Never", "Always")),
-        "nodeSelector": dict(NOWHERE),
+        "schedulerName": NO_SCHEDULER,
         "containers": [container],
     }
     tags = []
@@ -555,7 +556,7 @@ def generate(seed: int, length: int = 25) -> list[Op]:
 
 # -- execution ----------------------------------------------------------------------------------
 
-_GENERATED = re.compile(r"^(.*g-[a-z]{3}-)[a-z0-9]{5}$")
+_GENERATED = re.compile(r"^([a-z0-9-]*g-[a-z]{3}-)[a-z0-9]{5}$")
 _SA_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
 
 
@@ -775,7 +776,7 @@ class Executor:
         name = obj["metadata"]["name"]
         if obj.get("kind") == "Namespace":
             return str(name).startswith(self.ns)
-        return name in _ALL_NAMES or name.startswith("g-")
+        return name in _ALL_NAMES or _GENERATED.match(name) is not None
 
     def _watch(self) -> Outcome:
         out: dict[str, list[Any]] = {}

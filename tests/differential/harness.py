@@ -8,13 +8,14 @@ and at the end one watch per kind replaying everything the sequence did. :func:`
 sequence on one backend in one namespace and returns one *outcome* per call, normalised
 (:func:`normalize`: uids, resourceVersion values, timestamps, managedFields and generated
 suffixes dropped, defaulted fields kept), so the fake's outcomes and the server's compare with
-``==``. :func:`compare` names the root cause of each difference (the call, the kind, and the
+``==``. :func:`cause` names the root cause of each difference (the call, the kind, and the
 first differing field or status), and :func:`shrink` reduces a sequence to the fewest
 operations that still show one root cause: a minimal reproduction.
 
 Pods name a scheduler that does not exist, and the fake runs with a scheduler that never
-binds, so no pod is ever bound (nor its status written by a controller) on either side: what a kubelet does is the contract tier's business,
-and random traffic compares the API server's answers only.
+binds, so no pod is ever bound (nor its status written by a controller) on either side:
+what a kubelet does is the contract tier's business, and random traffic compares the API
+server's answers only.
 """
 
 from __future__ import annotations
@@ -522,7 +523,7 @@ def _patch(rng: random.Random, kind: str) -> tuple[dict[str, Any], list[str]]:
 
 def generate(seed: int, length: int = 25) -> list[Op]:
     """Return the operations of sequence ``seed`` (deterministic)."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
+    rng = random.Random(seed)
     ops: list[Op] = []
     created: list[tuple[str, str]] = []
     for _ in range(length):
@@ -605,8 +606,7 @@ def normalize(obj: Any, ns: str = "") -> Any:
         labels = meta.get("labels") or {}
         if "kubernetes.io/metadata.name" in labels:
             labels["kubernetes.io/metadata.name"] = meta.get("name")
-    out = _norm_value(out)
-    return out
+    return _norm_value(out)
 
 
 def _error(exc: BackendError) -> tuple[Any, ...]:

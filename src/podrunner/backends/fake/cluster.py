@@ -37,12 +37,12 @@ from podrunner.backends.fake.clock import (
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
 from podrunner.backends.fake.logs import LogBuffer, select_lines, split_inside_utf8
+from podrunner.backends.fake.podspec import admit_pod, default_tolerations, token_volume_name
 from podrunner.backends.fake.scripting import (
     ExecRequest,
     Rule,
     coerce_exec_result,
 )
-from podrunner.backends.fake.podspec import admit_pod, token_volume_name
 from podrunner.backends.fake.selectors import FieldSelector, LabelSelector, parse_field, parse_label
 from podrunner.backends.fake.store import Store, namespace_object
 from podrunner.backends.fake.validation import (
@@ -848,6 +848,7 @@ class FakeBackend:
             if kind in ("Pod", "Namespace"):
                 obj["status"] = old.get("status")
             if kind == "Pod":
+                default_tolerations(obj["spec"])  # the admission plugin sees updates too
                 check_pod_update(old, obj)
                 if obj.get("spec") != old.get("spec"):
                     meta["generation"] = old_meta.get("generation", 1) + 1

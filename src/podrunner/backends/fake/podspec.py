@@ -29,6 +29,7 @@ __all__ = [
     "check_finalizers",
     "check_owner_references",
     "check_pod_spec",
+    "default_tolerations",
     "prune_pod",
 ]
 
@@ -456,7 +457,11 @@ def admit_pod(
             name=name,
         )
     spec["preemptionPolicy"] = "PreemptLowerPriority"
-    # DefaultTolerationSeconds.
+    default_tolerations(spec)
+
+
+def default_tolerations(spec: dict[str, Any]) -> None:
+    """DefaultTolerationSeconds (on creates and updates): tolerate a lost node for 300 s."""
     tolerations = spec.get("tolerations")
     if tolerations is not None and not isinstance(tolerations, list):
         return
@@ -807,7 +812,7 @@ def resource_name_error(name: str) -> str | None:
         if name in _NATIVE_RESOURCES or name.startswith("hugepages-"):
             return None
         return "must be a standard resource for containers"
-    if name.startswith("kubernetes.io/") or name.startswith("requests."):
+    if name.startswith(("kubernetes.io/", "requests.")):
         return "must be a standard resource for containers"
     return None
 

@@ -15,8 +15,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
-from podrunner.errors import BadRequest, Invalid, StatusCause, error_for_status
-
 from podrunner.backends.fake.podspec import (
     canonical_quantity,
     check_finalizers,
@@ -29,6 +27,7 @@ from podrunner.backends.fake.podspec import (
     prune_pod,
     resource_name_error,
 )
+from podrunner.errors import BadRequest, Invalid, StatusCause, error_for_status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -717,13 +716,17 @@ def prepare(
     errs.raise_if_any()
 
 
-_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "tolerations")
+_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations")
 
 
 def check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Reject changes to a pod's immutable spec fields, as the API server does (422)."""
     old_spec = dict(old.get("spec") or {})
     new_spec = dict(new.get("spec") or {})
+    if (old_spec.get("terminationGracePeriodSeconds") or 0) < 0:
+        # The one allowed change: a negative grace period may be set to 1.
+        old_spec.pop("terminationGracePeriodSeconds", None)
+        new_spec.pop("terminationGracePeriodSeconds", None)
     for field in _MUTABLE_POD_FIELDS:
         old_spec.pop(field, None)
         new_spec.pop(field, None)

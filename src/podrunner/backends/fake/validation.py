@@ -575,7 +575,7 @@ def _prepare_namespace(obj: dict[str, Any], errs: Errors) -> None:
         obj["metadata"]["labels"] = {**labels, "kubernetes.io/metadata.name": name}
 
 
-_EVENT_DEFAULTS = (
+_EVENT_DEFAULTS: tuple[tuple[str, object], ...] = (
     ("source", {}),
     ("firstTimestamp", None),
     ("lastTimestamp", None),

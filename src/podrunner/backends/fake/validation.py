@@ -361,7 +361,41 @@ def _quantity(kind: str, value: object) -> str:
     return value
 
 
+_RESOURCES_MEMO: dict[tuple[Any, ...], tuple[dict[str, Any], list[StatusCause]]] = {}
+
+
 def _check_resources(
+    kind: str, resources: object, path: str, errs: Errors, spec: dict[str, Any]
+) -> None:
+    """Canonicalise, default and check one container's resources (memoised: they recur)."""
+    if (
+        isinstance(resources, dict)
+        and not resources.get("claims")
+        and set(resources) <= {"limits", "requests"}
+        and all(
+            isinstance(resources.get(s), dict)
+            and all(isinstance(q, str) for q in resources[s].values())
+            for s in resources
+        )
+    ):
+        key = (path, *((s, tuple(resources[s].items())) for s in sorted(resources)))
+        hit = _RESOURCES_MEMO.get(key)
+        if hit is None:
+            scratch = Errors(kind, "")
+            copy = {s: dict(resources[s]) for s in resources}
+            _resources_uncached(kind, copy, path, scratch, spec)
+            if len(_RESOURCES_MEMO) > 4096:
+                _RESOURCES_MEMO.clear()
+            hit = _RESOURCES_MEMO[key] = (copy, scratch.causes)
+        result, causes = hit
+        resources.clear()
+        resources.update({s: dict(v) for s, v in result.items()})
+        errs.causes.extend(causes)
+        return
+    _resources_uncached(kind, resources, path, errs, spec)
+
+
+def _resources_uncached(
     kind: str, resources: object, path: str, errs: Errors, spec: dict[str, Any]
 ) -> None:
     _expect(kind, resources, dict, "Container.spec.containers.resources")

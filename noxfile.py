@@ -93,6 +93,8 @@ def integration(session: nox.Session) -> None:
         "pytest",
         "tests/integration",
         "tests/contract",
+        # Random traffic on the fake and the server, compared (a bounded run).
+        "tests/differential",
         # The downstream-project test of the pytest plugin, on the same real cluster.
         "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
         "tests/unit/test_plugin.py::test_kwok_rules_report_and_skips",
@@ -100,3 +102,14 @@ def integration(session: nox.Session) -> None:
         *args,
         env={k: v for k, v in env.items() if v},
     )
+
+
+@nox.session
+def differential(session: nox.Session) -> None:
+    """The long differential run on kwok; figures go to benchmarks/results/latest.json.
+
+    ``nox -s differential -- --seeds 1000`` runs more sequences (300 by default).
+    """
+    install(session, "tests")
+    session.run("python", "-m", "podrunner.testing.controlplane", "build")
+    session.run("python", "tests/differential/run.py", *session.posargs)

@@ -37,6 +37,7 @@ from podrunner.backends.fake.clock import (
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
 from podrunner.backends.fake.logs import LogBuffer, split_inside_utf8
+from podrunner.backends.fake.podspec import admit_pod, default_tolerations, token_volume_name
 from podrunner.backends.fake.scripting import (
     ExecRequest,
     Rule,
@@ -189,6 +190,8 @@ class FakeCluster:
         # long action log costs the collector nothing.
         self._actions: list[tuple[Any, ...]] = []
         self._auto_ns = auto_create_namespaces
+        # ServiceAccounts besides each namespace's "default" (the backend has no such kind).
+        self._service_accounts: set[tuple[str, str]] = set()
         self._stale_credentials = False
         if start_delay is None:
             start_delay = 1.0 if runtime == "scripted" else 0.0
@@ -381,6 +384,19 @@ class FakeCluster:
                 versions = [] if current is None else [current]
         return [copy_tree(v) for v in versions]
 
+    def add_service_account(self, namespace: str, name: str) -> None:
+        """Make a ServiceAccount exist, so pods may name it in ``serviceAccountName``.
+
+        Every namespace has ``default``, made by the controller-manager on a real cluster;
+        a pod naming any other account that does not exist is refused (403), as the
+        ServiceAccount admission plugin refuses it.
+        """
+        with self._lock:
+            self._service_accounts.add((namespace, name))
+
+    def _has_service_account(self, namespace: str, name: str) -> bool:
+        return name == "default" or (namespace, name) in self._service_accounts
+
     def create_namespace(self, name: str) -> dict[str, Any]:
         """Create a namespace (no-op if it exists) and return it."""
         with self._lock:
@@ -445,6 +461,8 @@ class FakeCluster:
         )
         if not self._virtual:
             self._clock.fire_due()
+        if self._store.pending_gc:
+            self._store.collect_pending()
         expiry = self._store.event_expiry
         if expiry and expiry[0][0] <= self._clock.monotonic():
             self._store.expire_events()
@@ -469,6 +487,18 @@ class FakeCluster:
                 stream = rule
         return stream
 
+    def _mark_deleting(self, obj: dict[str, Any], grace: int) -> dict[str, Any]:
+        new = dict(obj)
+        new["metadata"] = meta = dict(obj["metadata"])
+        if meta.get("deletionTimestamp") is None or grace < meta.get(
+            "deletionGracePeriodSeconds", 0
+        ):
+            meta["deletionTimestamp"] = format_rfc3339(self._clock.now() + grace)
+        meta["deletionGracePeriodSeconds"] = grace
+        if meta.get("generation"):
+            meta["generation"] = meta["generation"] + 1
+        return new
+
     def _gc_delete(self, kind: str, namespace: str | None, name: str) -> None:
         self._delete(kind, namespace, name, None)
 
@@ -480,38 +510,47 @@ class FakeCluster:
         if obj is None:
             raise _not_found(kind, namespace, name)
         store = self._store
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers")
         if kind == "Pod":
             assert namespace is not None
             spec = obj.get("spec") or {}
             if grace is None:
                 grace = spec.get("terminationGracePeriodSeconds", 30)
-            grace = max(int(grace), 0)
+            grace = int(grace)
+            if grace < 0:
+                grace = 1  # the pod strategy: a negative grace period is one second
             sim = self._kubelet.sim_for(obj)
             phase = (obj.get("status") or {}).get("phase")
-            if (
-                grace == 0
-                or not spec.get("nodeName")
-                or sim is None
-                or phase in ("Succeeded", "Failed")
-            ):
-                # As the API server does: unbound and terminated pods, and grace 0, go at
-                # once; the kubelet then kills whatever still runs.
-                gone = store.remove(kind, namespace, name)
-                self._kubelet.forget(namespace, name, obj["metadata"].get("uid"))
-                return gone
-            meta = obj["metadata"]
-            now = self._clock.now()
+            if not spec.get("nodeName") or sim is None or phase in ("Succeeded", "Failed"):
+                # As the API server does: unbound and terminated pods go at once.
+                grace = 0
             if meta.get("deletionTimestamp") is not None:
                 remaining = meta.get("deletionGracePeriodSeconds", 0)
                 if grace >= remaining:
                     return copy_tree(obj)
-            new = dict(obj)
-            new["metadata"] = new_meta = dict(meta)
-            new_meta["deletionTimestamp"] = format_rfc3339(now + grace)
-            new_meta["deletionGracePeriodSeconds"] = grace
+            # Even an immediate deletion first records the deletion (a MODIFIED with the
+            # deletionTimestamp and the next generation), then removes the object.
+            new = self._mark_deleting(obj, grace)
             store.write(kind, namespace, name, new, "MODIFIED", obj)
+            if grace == 0:
+                if finalizers:
+                    if sim is not None:
+                        self._kubelet.on_delete(sim, 0.0)
+                    return copy_tree(new)
+                gone = store.remove(kind, namespace, name)
+                self._kubelet.forget(namespace, name, meta.get("uid"))
+                return gone
+            assert sim is not None
             self._kubelet.on_delete(sim, float(grace))
-            return new
+            return copy_tree(new)
+        if finalizers and kind != "Namespace":
+            # The object stays, marked as deleting, until its last finalizer is removed.
+            if meta.get("deletionTimestamp") is not None:
+                return copy_tree(obj)
+            new = self._mark_deleting(obj, 0)
+            store.write(kind, namespace, name, new, "MODIFIED", obj)
+            return copy_tree(new)
         if kind == "Namespace":
             if name in _PROTECTED_NAMESPACES:
                 raise Forbidden(
@@ -666,7 +705,7 @@ class FakeBackend:
                 errs.invalid("metadata.generateName", generate, error)
                 errs.raise_if_any()
             name = meta["name"] = self._generate(kind, ns, generate)
-        prepare(kind, obj)
+        prepare(kind, obj, self._admit if kind == "Pod" else None)
         assert isinstance(name, str)
         if ns is not None:
             self._check_namespace(ns)
@@ -690,6 +729,13 @@ class FakeBackend:
         if kind == "Pod":
             self._kubelet.admit(obj)
         return copy_tree(obj)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        admit_pod(
+            pod,
+            self._c._has_service_account,
+            partial(token_volume_name, self._c._rng.getrandbits),
+        )
 
     def _generate(self, kind: str, ns: str | None, prefix: str) -> str:
         objects = self._objects[kind]
@@ -793,7 +839,7 @@ class FakeBackend:
             new["metadata"] = new_meta
             new["status"] = obj.get("status")
         else:
-            prepare(kind, obj)
+            prepare(kind, obj, update=True)
             for field in (*_SERVER_SET, "generation"):
                 if field in old_meta:
                     meta[field] = old_meta[field]
@@ -802,9 +848,28 @@ class FakeBackend:
             if kind in ("Pod", "Namespace"):
                 obj["status"] = old.get("status")
             if kind == "Pod":
+                default_tolerations(obj["spec"])  # the admission plugin sees updates too
                 check_pod_update(old, obj)
                 if obj.get("spec") != old.get("spec"):
                     meta["generation"] = old_meta.get("generation", 1) + 1
+            if kind == "Secret" and obj.get("type") != old.get("type"):
+                errs = Errors(kind, name)
+                errs.invalid("type", obj.get("type"), "field is immutable")
+                errs.raise_if_any()
+            if old_meta.get("deletionTimestamp") is not None:
+                added = [
+                    f
+                    for f in meta.get("finalizers") or ()
+                    if f not in (old_meta.get("finalizers") or ())
+                ]
+                if added:
+                    errs = Errors(kind, name)
+                    errs.forbidden(
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted, found "
+                        "new finalizers []string{" + ", ".join(json.dumps(f) for f in added) + "}",
+                    )
+                    errs.raise_if_any()
             if kind in ("Secret", "ConfigMap") and old.get("immutable"):
                 for field in ("data", "binaryData", "immutable"):
                     if obj.get(field) != old.get(field):
@@ -828,6 +893,19 @@ class FakeBackend:
             # The API server does not write (nor bump the version) when nothing changed.
             return copy_tree(old)
         check_stored_size(kind, new)
+        if (
+            meta_new.get("deletionTimestamp") is not None
+            and not meta_new.get("finalizers")
+            and (kind != "Pod" or not meta_new.get("deletionGracePeriodSeconds"))
+        ):
+            # The last finalizer is gone from an object being deleted: the update deletes
+            # it (one DELETED event carrying the new content, no MODIFIED).
+            self._store.remove(kind, ns, name, final=new)
+            meta_new["resourceVersion"] = str(self._store.rv)
+            if kind == "Pod":
+                assert ns is not None
+                self._kubelet.forget(ns, name, meta_new.get("uid"))
+            return copy_tree(new)
         self._store.write(kind, ns, name, new, "MODIFIED", old)
         return copy_tree(new)
 

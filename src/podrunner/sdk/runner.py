@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -93,7 +93,11 @@ _READER_JOIN_SECONDS = 5.0
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
+# Watch streams in a row that end at once with nothing in them before the runner stops
+# trusting the watch and reads the pods instead (a proxy or server that cuts every watch).
+_EMPTY_STREAMS_BEFORE_READ = 3
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 StateCallback = Callable[[PodState], None]
 LogCallback = Callable[[str], None]
@@ -225,6 +229,22 @@ class _Flag:
         return self._set
 
 
+class _Settable(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class _Either:
+    """Set when any of its flags is set."""
+
+    __slots__ = ("flags",)
+
+    def __init__(self, *flags: _Settable) -> None:
+        self.flags = flags
+
+    def is_set(self) -> bool:
+        return any(flag.is_set() for flag in self.flags)
+
+
 class _Subscription:
     __slots__ = ("event", "name", "pending")
 
@@ -267,6 +287,10 @@ class _PodWatch:
         self._interrupted = False  # interrupt() asked the reader to drop its stream
         self._stream_end = 0.0
         self._failures = 0
+        self._events_in_stream = 0
+        self._empty_streams = 0  # streams in a row that ended early with no event
+        self._reopen_at = 0.0  # back-off after such streams: no new stream before this
+        self._listed = False  # the last _open listed the pods and handed them out
         self._closing = False
         self.listener: Callable[[str], None] | None = None
         self.streams_opened = 0
@@ -378,7 +402,7 @@ class _PodWatch:
             self.listener(sub.name)
 
     def wait(
-        self, sub: _Subscription, deadline: float | None, cancel: threading.Event | _Flag
+        self, sub: _Subscription, deadline: float | None, cancel: _Settable
     ) -> list[WatchEvent]:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
         while True:
@@ -467,6 +491,19 @@ class _PodWatch:
         delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
         self._runner.clock.sleep(delay or self._runner.retry.delay(self._failures))
 
+    def _ended_empty(self) -> None:
+        """A stream ended long before its timeout with no event: back off before the next.
+
+        Reconnecting at once would be a busy loop against a server that cuts every watch;
+        after a few such streams the next one starts with a list of the pods, so runs still
+        see their pods finish (the watch then works as a poll).
+        """
+        self._empty_streams += 1
+        if self._empty_streams >= _EMPTY_STREAMS_BEFORE_READ:
+            self._rv = None
+        delay = self._runner.retry.delay(min(self._empty_streams, 16))
+        self._reopen_at = self._runner.clock.monotonic() + delay
+
     def _open(self, remaining: float | None) -> Iterator[WatchEvent]:
         runner = self._runner
         if self._rv is None:
@@ -474,6 +511,7 @@ class _PodWatch:
                 lambda: runner.backend.list("Pod", self._namespace, label_selector=_MANAGED)
             )
             self._rv = listed.resource_version
+            self._listed = True
             names = set()
             with self._lock:
                 for obj in listed.items:
@@ -511,6 +549,7 @@ class _PodWatch:
             )
         )
         self._stream_end = runner.clock.monotonic() + math.ceil(seconds)
+        self._events_in_stream = 0
         self.streams_opened += 1
         self.open_streams += 1
         self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
@@ -527,16 +566,33 @@ class _PodWatch:
             and self._stream_end > runner.clock.monotonic() + remaining + 1
         ):
             self._drop_stream()
+        if self._stream is None and self._reopen_at > runner.clock.monotonic():
+            pause = self._reopen_at - runner.clock.monotonic()
+            runner.clock.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
         try:
             if self._stream is None:
                 self._stream = self._open(remaining)
+                if self._listed:
+                    # The list handed runs their pods: let them see that before this
+                    # reader blocks on the new stream.
+                    self._listed = False
+                    return
             if self._interrupted:
                 self._interrupted = False
                 self._drop_stream()
                 return
             event = next(self._stream)
         except StopIteration:
+            empty = (
+                self._events_in_stream == 0
+                and not self._interrupted
+                and runner.clock.monotonic() < self._stream_end - 1
+            )
             self._drop_stream()
+            if empty:
+                self._ended_empty()
+            else:
+                self._empty_streams = 0
             return
         except Gone as exc:
             self._drop_stream()
@@ -548,6 +604,8 @@ class _PodWatch:
             self._failed(exc)
             return
         self._failures = 0
+        self._events_in_stream += 1
+        self._empty_streams = 0
         obj = event.object
         if event.type == "ERROR":
             # An in-stream Status: 410 means the version expired; anything else, reconnect.
@@ -621,7 +679,10 @@ class RunHandle:
         self._deadlines = deadlines
         self._cleanup_policy = cleanup
         self._check = check
-        self._on_state = on_state
+        # The first exception a user callback raised: it stops the run and reaches whoever
+        # waits on it (wait(), logs(), run_many), whatever thread the callback ran in.
+        self._callback_error: BaseException | None = None
+        self._on_state = None if on_state is None else self._guarded(on_state)
         self._created = created_at
         self._cancel = _Flag()
         self._lock = threading.Lock()
@@ -639,8 +700,12 @@ class RunHandle:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._cleaned = False
-        self._collector = LogCollector(max_bytes=runner.log_limit_bytes, on_line=on_log)
+        self._collector = LogCollector(
+            max_bytes=runner.log_limit_bytes,
+            on_line=None if on_log is None else self._guarded(on_log),
+        )
         self._collector_lock = threading.Lock()
+        self._drain_lock = threading.Lock()  # one non-following read at a time
         self._follower: threading.Thread | None = None
         # Made with the follower thread: only a followed log is ever waited for.
         self._follower_done: threading.Event
@@ -648,7 +713,11 @@ class RunHandle:
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
-            self._observe(self._pod)
+            try:
+                self._observe(self._pod)
+            except BaseException:
+                self._finish(success=False)  # on_state raised: nothing may stay behind
+                raise
 
     # -- public --------------------------------------------------------------------------
 
@@ -703,7 +772,10 @@ class RunHandle:
     def logs(self) -> Iterator[str]:
         """Follow the container's output line by line until it terminates.
 
-        Lines are de-duplicated across reconnects and also kept for the result.
+        Lines are de-duplicated across reconnects and also kept for the result. The iterator
+        ends once the pod's status says the container terminated (what is left of the log is
+        then read at once, since a followed log may stay open after its container ended), or
+        when the run is cancelled. An exception raised by a callback is raised here.
         """
         lines: list[str] = []
         ready = threading.Event()
@@ -715,25 +787,60 @@ class RunHandle:
         self._collector.add_listener(on_line)
         self._stream_logs = True
         self._ensure_follower()
+        # The follower cannot tell that the container ended while its stream stays open, so
+        # a second thread follows the pod's status for this iterator.
+        stop = _Flag()
+        over = threading.Event()
+        failed: list[BaseException] = []
+
+        def follow_status() -> None:
+            try:
+                while not (self._state.terminal or self._gone or self._cancel.is_set()):
+                    if stop.is_set():
+                        return
+                    self._apply(self._watch.wait(self._sub, None, _Either(stop, self._cancel)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the iterator's thread
+                failed.append(exc)
+            finally:
+                over.set()
+                ready.set()
+
+        status = threading.Thread(
+            target=follow_status, name=f"podrunner-status-{self.pod_name}", daemon=True
+        )
+        status.start()
         clock = self._runner.clock
         pos = 0
-        while True:
-            ready.clear()
-            batch = lines[pos:]
-            pos += len(batch)
-            yield from batch
-            if batch:
-                continue
-            if self._follower_done.is_set():
-                if pos == len(lines):
-                    return
-                continue
-            clock.wait(ready, 1.0)
+        try:
+            while True:
+                ready.clear()
+                batch = lines[pos:]
+                pos += len(batch)
+                yield from batch
+                if batch:
+                    continue
+                if self._callback_error is not None:
+                    raise self._callback_error
+                if failed:
+                    raise failed[0]
+                if over.is_set() or (self._follower_done.is_set() and self._drained):
+                    if not self._drained and not self._cancel.is_set():
+                        self._drain_logs()  # the rest arrives through on_line
+                    if pos == len(lines):
+                        return
+                    continue
+                clock.wait(ready, 1.0)
+        finally:
+            stop.set()
+            self._sub.wake()
+            if status.is_alive():
+                self._watch.interrupt()  # it may be blocked reading the shared stream
+            status.join(_READER_JOIN_SECONDS)
 
     def cancel(self) -> None:
         """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""
         self._cancel.set()
-        self._sub.wake()
+        self._wake_waiter()
 
     def close(self) -> None:
         """Clean up according to the cleanup policy (idempotent)."""
@@ -746,6 +853,38 @@ class RunHandle:
         self.close()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _wake_waiter(self) -> None:
+        """Make whoever waits on this run look at it now (from any thread)."""
+        self._sub.wake()
+        listener = self._watch.listener
+        if listener is not None:
+            listener(self.pod_name)  # run_many's consumer
+        # A waiter reading the shared stream would only notice at the pod's next event.
+        self._watch.interrupt()
+
+    def _guarded(self, callback: Callable[[_A], None]) -> Callable[[_A], None]:
+        """Wrap a user callback so that its exception stops the run and reaches the caller."""
+
+        def call(arg: _A) -> None:
+            if self._callback_error is not None:
+                return  # the run is stopping because a callback raised: no more calls
+            try:
+                callback(arg)
+            except BaseException as exc:
+                if self._callback_error is None:
+                    self._callback_error = exc
+                raise
+
+        return call
+
+    def _callback_failed_elsewhere(self, exc: BaseException) -> bool:
+        """In a background thread: whether ``exc`` is a callback's; if so, stop the run."""
+        if exc is not self._callback_error:
+            return False
+        self._cancel.set()
+        self._wake_waiter()
+        return True
 
     def _observe(self, pod: Mapping[str, Any]) -> PodState:
         state = reduce(pod, self._container)
@@ -818,6 +957,11 @@ class RunHandle:
 
     def _outcome_now(self) -> RunResult | None:
         """The result if the run is over (raising if lost or cancelled); ``None`` if not."""
+        failure = self._callback_error
+        if failure is not None:
+            if not self._state.terminal:
+                self._kill()
+            raise failure
         state = self._state
         if state.terminal:
             return self._conclude(state)
@@ -968,31 +1112,37 @@ class RunHandle:
 
     def _follow(self) -> None:
         """Follow the log, reconnecting from the last timestamp until the container is done."""
-        runner = self._runner
-        failures = 0
         try:
-            while not self._follow_abandoned.is_set():
-                try:
-                    self._read_log_into_collector(follow=True)
-                    failures = 0
-                except NotFound:
-                    return
-                except BackendError:
-                    failures += 1
-                    if failures > runner.retry.attempts * 4:
-                        return
-                if self._follow_abandoned.is_set() or self._cancel.is_set():
-                    return
-                # The stream ended. Only the pod status says whether the container is done:
-                # a stream also ends on a dropped connection or before the container started.
-                if not self._state.terminal:
-                    self._refresh_state()
-                if self._state.terminal or self._gone:
-                    self._drain_logs_now()
-                    return
-                runner.clock.sleep(min(1.0, runner.retry.backoff * max(1, failures)))
+            self._follow_until_done()
+        except BaseException as exc:
+            if not self._callback_failed_elsewhere(exc):
+                raise
         finally:
             self._follower_done.set()
+
+    def _follow_until_done(self) -> None:
+        runner = self._runner
+        failures = 0
+        while not self._follow_abandoned.is_set():
+            try:
+                self._read_log_into_collector(follow=True)
+                failures = 0
+            except NotFound:
+                return
+            except BackendError:
+                failures += 1
+                if failures > runner.retry.attempts * 4:
+                    return
+            if self._follow_abandoned.is_set() or self._cancel.is_set():
+                return
+            # The stream ended. Only the pod status says whether the container is done:
+            # a stream also ends on a dropped connection or before the container started.
+            if not self._state.terminal:
+                self._refresh_state()
+            if self._state.terminal or self._gone:
+                self._drain_logs_now()
+                return
+            runner.clock.sleep(min(1.0, runner.retry.backoff * max(1, failures)))
 
     def _refresh_state(self) -> None:
         try:
@@ -1011,6 +1161,8 @@ class RunHandle:
     def _read_log_into_collector(self, *, follow: bool) -> None:
         """One log request from the last timestamp; raises on a broken stream."""
         with self._collector_lock:
+            if follow and self._follow_abandoned.is_set():
+                return  # the collector now belongs to the final, non-following read
             since = self._collector.since_time
             self._collector.begin_stream()
         stream = self._runner.backend.read_log(
@@ -1029,18 +1181,27 @@ class RunHandle:
                     self._collector.feed(chunk)
         except BaseException:
             with self._collector_lock:
-                self._collector.end_stream(complete=False)
+                if not (follow and self._follow_abandoned.is_set()):
+                    self._collector.end_stream(complete=False)
             raise
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
         with self._collector_lock:
+            if follow and self._follow_abandoned.is_set():
+                return
             # A follow stream that ended may have been cut: its partial line comes again.
             self._collector.end_stream(complete=not follow)
 
     def _drain_logs_now(self) -> str:
         """Read what the log has that the collector lacks; return a note if incomplete."""
+        with self._drain_lock:
+            if self._drained:
+                return ""
+            return self._read_rest()
+
+    def _read_rest(self) -> str:
         runner = self._runner
         attempt = 0
         refreshed = False
@@ -1064,16 +1225,19 @@ class RunHandle:
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 runner.clock.sleep(delay or runner.retry.delay(attempt))
 
-    def _drain_logs(self, *, wait_follower: bool = True) -> tuple[str, str]:
-        """Complete the log before the pod is deleted; return (logs, note)."""
-        follower = self._follower
-        if follower is not None and wait_follower:
-            # The follow stream ends by itself once the container terminated; give it a
-            # bounded time, then read the rest ourselves from its last timestamp.
-            self._runner.clock.wait(self._follower_done, self._runner.log_drain_seconds)
+    def _drain_logs(self) -> tuple[str, str]:
+        """Complete the log before the pod is deleted; return (logs, note).
+
+        A followed log may stay open after its container ended (kwok's never ends; a real
+        kubelet can leave one open), so the follower is not waited for: it is told to stop
+        feeding the collector, and the rest is read with one non-following request from the
+        last timestamp kept. The collector drops the lines it already has: the output is
+        exact whichever read got each line. The follower's own stream ends when the pod is
+        deleted.
+        """
         with self._collector_lock:
             self._follow_abandoned.set()
-        note = "" if self._drained else self._drain_logs_now()
+        note = self._drain_logs_now()
         return self._collector.text, note
 
     def _drain_logs_safely(self) -> str:
@@ -1081,7 +1245,7 @@ class RunHandle:
             return self._collector.text  # the container never started: there is no log
         try:
             # The container may still run (timeout, cancel): take what is there, do not wait.
-            return self._drain_logs(wait_follower=False)[0]
+            return self._drain_logs()[0]
         except BackendError:
             return self._collector.text
 
@@ -1117,7 +1281,6 @@ class PodRunner:
         namespace: Default namespace for specs that name none.
         retry: When API calls are retried.
         log_limit_bytes: Keep at most this much output per run (the tail is kept).
-        log_drain_seconds: How long the final log drain waits for a follow stream to end.
         default_ttl: Expiry written on objects of runs without a total deadline, for
             :meth:`reap`.
         deadline_margin: Seconds added to the total deadline for the pod's
@@ -1141,7 +1304,6 @@ class PodRunner:
         *,
         retry: RetryPolicy | None = None,
         log_limit_bytes: int | None = 16 * 1024 * 1024,
-        log_drain_seconds: float = 10.0,
         default_ttl: float = 24 * 3600.0,
         deadline_margin: float = 30.0,
     ) -> None:
@@ -1149,7 +1311,6 @@ class PodRunner:
         self.namespace = namespace
         self.retry = retry or RetryPolicy()
         self.log_limit_bytes = log_limit_bytes
-        self.log_drain_seconds = log_drain_seconds
         self.default_ttl = default_ttl
         self.deadline_margin = deadline_margin
         self._watches: dict[str, _PodWatch] = {}

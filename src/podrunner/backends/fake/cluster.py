@@ -13,7 +13,7 @@ import json
 import math
 import random
 import shlex
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
@@ -267,6 +267,7 @@ class FakeCluster:
         cut_watch_after: int | None = None,
         cut_log_after_lines: int | None = None,
         split_utf8: bool = False,
+        follow_never_ends: bool = False,
     ) -> FaultRule:
         """Inject a fault into matching backend calls.
 
@@ -286,6 +287,8 @@ class FakeCluster:
             cut_watch_after: End matching watch streams after this many events.
             cut_log_after_lines: End matching log streams after this many lines.
             split_utf8: Split log chunks inside multi-byte UTF-8 characters.
+            follow_never_ends: A followed log stays open after the container terminated,
+                until the pod is deleted (what kwok does, and real kubelets sometimes).
 
         Returns:
             The rule; ``rule.fired`` counts the calls it applied to.
@@ -306,6 +309,7 @@ class FakeCluster:
             cut_watch_after=cut_watch_after,
             cut_log_after_lines=cut_log_after_lines,
             split_utf8=split_utf8,
+            follow_never_ends=follow_never_ends,
         )
         with self._lock:
             self._faults.append(rule)
@@ -464,6 +468,7 @@ class FakeCluster:
                 rule.cut_watch_after is not None
                 or rule.cut_log_after_lines is not None
                 or rule.split_utf8
+                or rule.follow_never_ends
             ):
                 stream = rule
         return stream
@@ -1110,9 +1115,17 @@ class FakeBackend:
             buffer = self._buffer(c, pod, cname, previous)
         cut = None if fault is None else fault.cut_log_after_lines
         split = fault is not None and fault.split_utf8
+        alive = None
+        if follow and fault is not None and fault.follow_never_ends:
+            alive = partial(self._same_pod, self._ns("Pod", namespace), pod, obj)
         return self._log_stream(
-            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split
+            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split, alive
         )
+
+    def _same_pod(self, namespace: str | None, name: str, obj: dict[str, Any]) -> bool:
+        current = self._objects["Pod"].get((namespace, name))
+        uid = obj["metadata"].get("uid")
+        return current is not None and current["metadata"].get("uid") == uid
 
     @staticmethod
     def _buffer(c: ContainerSim | None, pod: str, cname: str, previous: bool) -> LogBuffer:
@@ -1143,6 +1156,7 @@ class FakeBackend:
         limit_bytes: int | None,
         cut: int | None,
         split: bool,
+        alive: Callable[[], bool] | None = None,
     ) -> Iterator[bytes]:
         lock = self._lock
         clock = self._c._clock
@@ -1184,6 +1198,10 @@ class FakeBackend:
             if not follow or closed:
                 if follow and idx < len(buffer.lines):
                     continue
+                if alive is not None:
+                    # An injected never-ending follow: silent until the pod is deleted.
+                    with lock:
+                        clock.block_until(lambda: not alive())
                 return
 
     # -- exec -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ How a run goes (every backend, every outcome):
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -1751,6 +1752,63 @@ class PodRunner:
             raise errors[0]
 
 
+class _Workers:
+    """A bounded thread pool whose queued work never stops a virtual clock.
+
+    Work handed to a free worker takes a clock hold, so virtual time cannot jump before the
+    worker picks it up. Work that finds every worker busy waits in a backlog without a hold:
+    the busy workers may be sleeping on the clock (retry back-offs), and a hold for work that
+    cannot start until they wake would stop time for good. A worker that finishes takes the
+    next backlog item in the same thread with its hold still open, so nothing runs unheld.
+    """
+
+    def __init__(self, clock: Clock, size: int) -> None:
+        self._clock = clock
+        self._size = size
+        self._pool = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="podrunner-run")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._backlog: collections.deque[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+        ] = collections.deque()
+
+    def submit(self, fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
+        """Run ``fn`` on a worker; a backlog item can still be cancelled with its future."""
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        with self._lock:
+            if self._busy >= self._size:
+                self._backlog.append((fn, future))
+                return future
+            self._busy += 1
+        self._pool.submit(self._work, self._clock.hold(owned=False), fn, future)
+        return future
+
+    def _work(
+        self, hold: Hold, fn: Callable[[], Any], future: concurrent.futures.Future[Any]
+    ) -> None:
+        hold.adopt()
+        try:
+            while True:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn()
+                    except BaseException as exc:  # noqa: BLE001 - the future carries it
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+                with self._lock:
+                    if not self._backlog:
+                        self._busy -= 1
+                        return
+                    fn, future = self._backlog.popleft()
+        finally:
+            hold.release()
+
+    def shutdown(self) -> None:
+        """Wait until everything submitted, the backlog included, has run."""
+        self._pool.shutdown(wait=True)
+
+
 class _ManyRuns:
     """The engine of :meth:`PodRunner.run_many`: one reader, a bounded pool, a ready queue."""
 
@@ -1771,6 +1829,8 @@ class _ManyRuns:
         self.lock = threading.Lock()
         self.ready_names: set[str] = set()
         self.done: list[concurrent.futures.Future[Any]] = []
+        self.reader_errors: list[BaseException] = []  # a shared watch that gave up
+        self.cleanup_errors: list[BackendError] = []
 
     def _wake(self, name: str | None = None) -> None:
         with self.lock:
@@ -1778,9 +1838,24 @@ class _ManyRuns:
                 self.ready_names.add(name)
         self.ready.set()
 
+    def _close(self, handle: RunHandle) -> None:
+        try:
+            handle.close()
+        except BackendError as exc:
+            with self.lock:
+                self.cleanup_errors.append(exc)
+
     def _finished(self, handle: RunHandle, future: concurrent.futures.Future[Any]) -> None:
-        handle.close()
+        self._close(handle)
         self._future_done(future)
+
+    def _close_started(self, future: concurrent.futures.Future[Any]) -> None:
+        # A start that completed after run_many stopped: its run is stopped and cleaned up.
+        if future.cancelled() or future.exception() is not None:
+            return
+        handle: RunHandle = future.result()
+        handle.cancel()
+        self._close(handle)
 
     def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
         with self.lock:
@@ -1792,8 +1867,7 @@ class _ManyRuns:
         clock = runner.clock
         if not self.specs:
             return
-        workers = min(32, self.max_parallel, len(self.specs))
-        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="podrunner-run")
+        workers = _Workers(clock, min(32, self.max_parallel, len(self.specs)))
         stop = threading.Event()
         todo = iter(self.specs)
         remaining = len(self.specs)
@@ -1804,12 +1878,18 @@ class _ManyRuns:
         watches: dict[str, _PodWatch] = {}
         idles: list[_Subscription] = []
         readers: list[threading.Thread] = []
+        failure: BaseException | None = None
 
         def reader(watch: _PodWatch, idle: _Subscription) -> None:
             # Waits forever on a subscription no pod has: it leads the shared stream
             # whenever nobody else does, so every run's events keep flowing.
-            while not stop.is_set():
-                watch.wait(idle, None, stop)
+            try:
+                while not stop.is_set():
+                    watch.wait(idle, None, stop)
+            except BaseException as exc:  # noqa: BLE001 - the consumer raises it
+                with self.lock:
+                    self.reader_errors.append(exc)
+                self.ready.set()
 
         def ensure_reader(namespace: str) -> None:
             if namespace in watches:
@@ -1825,31 +1905,14 @@ class _ManyRuns:
             thread.start()
             readers.append(thread)
 
-        def held(hold: Hold, fn: Callable[[], _T]) -> _T:
-            # The hold was taken when the work was queued, so virtual time cannot jump
-            # between queueing and a worker picking it up.
-            hold.adopt()
-            try:
-                return fn()
-            finally:
-                hold.release()
-
-        holds: list[Hold] = []
-
-        def hold() -> Hold:
-            # Not the consumer's: its own waits must not let time jump over queued work.
-            holds.append(clock.hold(owned=False))
-            return holds[-1]
-
         def submit_start(spec: PodSpec) -> None:
-            start = partial(runner.start, spec, **self.kwargs)
-            future = pool.submit(held, hold(), start)
+            future = workers.submit(partial(runner.start, spec, **self.kwargs))
             starting.add(future)
             future.add_done_callback(self._future_done)
 
         def submit_finish(handle: RunHandle) -> None:
             handles.pop(handle.pod_name, None)
-            future = pool.submit(held, hold(), handle.wait)
+            future = workers.submit(handle.wait)
             finishing.add(future)
             future.add_done_callback(partial(self._finished, handle))
 
@@ -1873,6 +1936,8 @@ class _ManyRuns:
                 with self.lock:
                     done, self.done = self.done, []
                     names, self.ready_names = self.ready_names, set()
+                    if self.reader_errors:
+                        raise self.reader_errors[0]
                 for future in done:
                     if future in starting:
                         starting.discard(future)
@@ -1917,15 +1982,22 @@ class _ManyRuns:
                 room = in_flight < self.max_parallel and in_flight < remaining
                 if remaining and not room and not self.done and not self.ready_names:
                     clock.wait(self.ready, None if next_deadline is None else next_deadline - now)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             consumer_hold.release()
             stop.set()
+            # Whatever run_many raised or returned, and wherever its caller stopped: starts
+            # still queued never begin, a start under way is cleaned up as soon as it
+            # returns (or at once if it already has), and every run in flight is stopped.
+            for future in list(starting):
+                if not future.cancel():
+                    future.add_done_callback(self._close_started)
             for handle in list(handles.values()):
                 handle.cancel()
-                pool.submit(handle.close)
-            pool.shutdown(wait=True, cancel_futures=True)
-            for open_hold in holds:
-                open_hold.release()  # work cancelled before it started
+                workers.submit(partial(self._close, handle))
+            workers.shutdown()  # queued closes and finishes run: none is cancelled
             for watch in watches.values():
                 watch.listener = None
             for idle in idles:
@@ -1937,6 +2009,8 @@ class _ManyRuns:
             give_up = time.monotonic() + _READER_JOIN_SECONDS  # one bound for all readers
             for thread in readers:
                 thread.join(max(0.0, give_up - time.monotonic()))
+            if self.cleanup_errors and failure is not None:
+                _add_note(failure, f"cleanup also failed: {self.cleanup_errors[0]}")
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

@@ -794,7 +794,12 @@ class RunHandle:
         over = threading.Event()
         failed: list[BaseException] = []
 
+        # Held as wait() holds it: a virtual clock must not jump while this thread works
+        # (from before it starts), only while it waits.
+        hold = self._runner.clock.hold(owned=False)
+
         def follow_status() -> None:
+            hold.adopt()
             try:
                 while not (self._state.terminal or self._gone or self._cancel.is_set()):
                     if stop.is_set():
@@ -803,6 +808,7 @@ class RunHandle:
             except BaseException as exc:  # noqa: BLE001 - handed to the iterator's thread
                 failed.append(exc)
             finally:
+                hold.release()
                 over.set()
                 ready.set()
 

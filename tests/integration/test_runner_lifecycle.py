@@ -8,6 +8,7 @@ the fake. After every test nothing managed by podrunner is left in the namespace
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,6 +171,11 @@ def test_on_log_run_returns_promptly(runner: PodRunner) -> None:
     assert (result.exit_code, result.logs) == (0, STREAMED)
     assert lines == STREAMED.splitlines()
     assert took < 1.0 + PROMPT_SECONDS, took
+    # The follower's stream is closed, not left open until the server gives up on it.
+    for thread in threading.enumerate():
+        if thread.name == f"podrunner-logs-{result.pod_name}":
+            thread.join(30)
+            assert not thread.is_alive()
 
 
 @pytest.mark.timeout(120)

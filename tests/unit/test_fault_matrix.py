@@ -377,7 +377,8 @@ def test_callback_that_raises(entry: str, callback: str, error: type[BaseExcepti
     runner = PodRunner(cluster.backend)
     calls: list[str] = []
     kwargs: dict[str, Any] = {callback: raising(error, calls)}
-    with pytest.raises(error, match="from the callback"):
+
+    def enter() -> None:
         if entry == "run":
             runner.run(SPEC, **kwargs)
         elif entry == "start-wait":
@@ -394,6 +395,9 @@ def test_callback_that_raises(entry: str, callback: str, error: type[BaseExcepti
             first = runner.start(SPEC)
             with runner.attach(first.run_id, **kwargs) as handle:
                 handle.wait()
+
+    with pytest.raises(error, match="from the callback"):
+        enter()
     # Each run called the callback once at most: a stopping run calls it no more.
     assert 1 <= len(calls) <= (3 if entry == "run_many" else 1)
     assert cluster.clock.monotonic() < 3600.0
@@ -429,7 +433,7 @@ def test_run_many_persistent_fault_leaves_nothing(fault: str, max_parallel: int)
     specs = [SPEC] * MANY
     expected_error: type[BackendError] = ServerError
     if fault == "missing-namespace":
-        specs = specs[:20] + [SPEC.with_namespace("nowhere")] + specs[20:]
+        specs = [*specs[:20], SPEC.with_namespace("nowhere"), *specs[20:]]
         expected_error = NotFound
     elif fault == "watch-500":
         cluster.fault(verb="watch", status=500)
@@ -441,10 +445,8 @@ def test_run_many_persistent_fault_leaves_nothing(fault: str, max_parallel: int)
         }[fault]
         cluster.fault(verb=verb, kind=kind, status=403, nth=15)
         expected_error = Forbidden
-    outcomes: list[Any] = []
     with pytest.raises(expected_error):
-        for outcome in PodRunner(cluster.backend).run_many(specs, max_parallel=max_parallel):
-            outcomes.append(outcome)
+        list(PodRunner(cluster.backend).run_many(specs, max_parallel=max_parallel))
     assert left_behind(cluster) == {"Pod": 0, "Secret": 0}
 
 

@@ -343,6 +343,23 @@ def test_log_follow_that_never_ends(cluster: FakeCluster, how: str, cut: int | N
     assert leftovers(cluster) == []
 
 
+def follower_threads(pod_name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"podrunner-logs-{pod_name}"]
+
+
+@pytest.mark.parametrize("cleanup", [CleanupPolicy.ALWAYS, CleanupPolicy.NEVER])
+def test_log_follower_is_stopped(cluster: FakeCluster, cleanup: CleanupPolicy) -> None:
+    """The follower of a never-ending log stream ends with the run, even if the pod is kept."""
+    cluster.when(image="busybox:*").succeed(logs="a\nb\n", after=5.0)
+    cluster.fault(verb="read_log", follow_never_ends=True)
+    lines: list[str] = []
+    result = PodRunner(cluster.backend).run(SPEC, on_log=lines.append, cleanup=cleanup)
+    assert (lines, result.logs) == (["a", "b"], "a\nb\n")
+    for thread in follower_threads(result.pod_name):
+        thread.join(30)  # a bound for a broken build only: it ends at once
+        assert not thread.is_alive()
+
+
 def test_log_cap_keeps_tail(cluster: FakeCluster) -> None:
     """With a cap the result keeps the tail and says it was truncated."""
     cluster.when(image="busybox:*").succeed(logs="".join(f"{i:04d}\n" for i in range(1000)))

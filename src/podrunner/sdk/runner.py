@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from podrunner.backends._stream import InterruptibleStream
 from podrunner.backends.base import Backend, Clock, Hold, Kind, WatchEvent
 from podrunner.errors import (
     AlreadyExists,
@@ -711,6 +712,7 @@ class RunHandle:
         # Made with the follower thread: only a followed log is ever waited for.
         self._follower_done: threading.Event
         self._follow_abandoned = _Flag()
+        self._follow_stream: Iterator[bytes] | None = None  # the follower's open stream
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
@@ -805,7 +807,7 @@ class RunHandle:
                     if stop.is_set():
                         return
                     self._apply(self._watch.wait(self._sub, None, _Either(stop, self._cancel)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the iterator's thread
+            except BaseException as exc:
                 failed.append(exc)
             finally:
                 hold.release()
@@ -1122,8 +1124,11 @@ class RunHandle:
         try:
             self._follow_until_done()
         except BaseException as exc:
-            if not self._callback_failed_elsewhere(exc):
-                raise
+            if self._callback_failed_elsewhere(exc):
+                return
+            if self._follow_abandoned.is_set():
+                return  # its stream was closed under it: nobody needs this read any more
+            raise
         finally:
             self._follower_done.set()
 
@@ -1180,6 +1185,11 @@ class RunHandle:
             timestamps=True,
             since_time=since,
         )
+        if follow:
+            with self._collector_lock:
+                self._follow_stream = stream
+            if self._follow_abandoned.is_set():
+                self._stop_follower()  # abandoned meanwhile: the stop may have missed it
         try:
             for chunk in stream:
                 with self._collector_lock:
@@ -1242,10 +1252,19 @@ class RunHandle:
         exact whichever read got each line. The follower's own stream ends when the pod is
         deleted.
         """
-        with self._collector_lock:
-            self._follow_abandoned.set()
+        self._stop_follower()
         note = self._drain_logs_now()
         return self._collector.text, note
+
+    def _stop_follower(self) -> None:
+        """Stop the follower: it feeds the collector no more, and its stream is closed."""
+        with self._collector_lock:
+            self._follow_abandoned.set()
+            stream = self._follow_stream
+        # Only a stream made to be closed from another thread: closing a plain generator
+        # that another thread runs would fail in one of the two threads.
+        if isinstance(stream, InterruptibleStream):
+            stream.close()
 
     def _drain_logs_safely(self) -> str:
         if self._running_at is None and not self._state.container_ran:
@@ -1267,7 +1286,7 @@ class RunHandle:
             if self._cleaned:
                 return
             self._cleaned = True
-        self._follow_abandoned.set()
+        self._stop_follower()
         try:
             self._watch.unsubscribe(self._sub)
         finally:
@@ -1798,7 +1817,7 @@ class _Workers:
                 if future.set_running_or_notify_cancel():
                     try:
                         result = fn()
-                    except BaseException as exc:  # noqa: BLE001 - the future carries it
+                    except BaseException as exc:
                         future.set_exception(exc)
                     else:
                         future.set_result(result)
@@ -1892,7 +1911,7 @@ class _ManyRuns:
             try:
                 while not stop.is_set():
                     watch.wait(idle, None, stop)
-            except BaseException as exc:  # noqa: BLE001 - the consumer raises it
+            except BaseException as exc:
                 with self.lock:
                     self.reader_errors.append(exc)
                 self.ready.set()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
-from podrunner.backends._stream import StreamState, WatchStream
+from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
@@ -1118,9 +1118,22 @@ class FakeBackend:
         alive = None
         if follow and fault is not None and fault.follow_never_ends:
             alive = partial(self._same_pod, self._ns("Pod", namespace), pod, obj)
-        return self._log_stream(
-            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split, alive
+        # Closable from any thread, as the real backend's: a followed log may never end.
+        stream: InterruptibleStream[bytes] = InterruptibleStream()
+        stream.gen = self._log_stream(
+            stream.state,
+            buffer,
+            follow,
+            timestamps,
+            since_ns,
+            tail_lines,
+            limit_bytes,
+            cut,
+            split,
+            alive,
         )
+        stream.interrupt = partial(_wake, clock)
+        return stream
 
     def _same_pod(self, namespace: str | None, name: str, obj: dict[str, Any]) -> bool:
         current = self._objects["Pod"].get((namespace, name))
@@ -1148,6 +1161,7 @@ class FakeBackend:
 
     def _log_stream(
         self,
+        handle: StreamState,
         buffer: LogBuffer,
         follow: bool,
         timestamps: bool,
@@ -1157,7 +1171,7 @@ class FakeBackend:
         cut: int | None,
         split: bool,
         alive: Callable[[], bool] | None = None,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         lock = self._lock
         clock = self._c._clock
         with lock:
@@ -1167,7 +1181,9 @@ class FakeBackend:
         while True:
             with lock:
                 if follow:
-                    clock.block_until(partial(_has_more, buffer, idx))
+                    clock.block_until(partial(_has_more, buffer, idx, handle))
+                if handle.closed:
+                    return
                 lines = buffer.lines
                 end = len(lines)
                 closed = buffer.closed
@@ -1201,7 +1217,7 @@ class FakeBackend:
                 if alive is not None:
                     # An injected never-ending follow: silent until the pod is deleted.
                     with lock:
-                        clock.block_until(lambda: not alive())
+                        clock.block_until(lambda: handle.closed or not alive())
                 return
 
     # -- exec -----------------------------------------------------------------------------
@@ -1290,8 +1306,8 @@ def _wake(clock: SchedulingClock) -> None:
         clock.notify()
 
 
-def _has_more(buffer: LogBuffer, idx: int) -> bool:
-    return len(buffer.lines) > idx or buffer.closed
+def _has_more(buffer: LogBuffer, idx: int, handle: StreamState) -> bool:
+    return len(buffer.lines) > idx or buffer.closed or handle.closed
 
 
 def _matches(

@@ -478,8 +478,12 @@ def test_run_many_persistent_delete_failure_ends(max_parallel: int) -> None:
 def test_run_many_stopped_by_its_caller_leaves_nothing(stop_after: int, how: str) -> None:
     """A caller that stops iterating (break, close, an exception) leaves nothing behind."""
     cluster = FakeCluster()
-    cluster.when(image="busybox:*").succeed(logs=LOGS, after=5.0)
-    outcomes = PodRunner(cluster.backend).run_many([SPEC] * MANY, max_parallel=16)
+    # Runs of different lengths, so starts complete while earlier runs' results are yielded.
+    specs = []
+    for i in range(MANY):
+        cluster.when(image=f"busybox:1.{i}").succeed(logs=LOGS, after=0.5 * (i % 7))
+        specs.append(SPEC.with_image(f"busybox:1.{i}"))
+    outcomes = PodRunner(cluster.backend).run_many(specs, max_parallel=16)
     seen = 0
     with pytest.raises(CallbackBoom) if how == "error" else contextlib.nullcontext():
         for _ in outcomes:

@@ -808,7 +808,8 @@ class RunHandle:
                         return
                     self._apply(self._watch.wait(self._sub, None, _Either(stop, self._cancel)))
             except BaseException as exc:
-                failed.append(exc)
+                self._callback_failed_elsewhere(exc)
+                failed.append(exc)  # raised by the iterator, in its caller's thread
             finally:
                 hold.release()
                 over.set()

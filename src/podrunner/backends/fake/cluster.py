@@ -13,11 +13,11 @@ import json
 import math
 import random
 import shlex
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
-from podrunner.backends._stream import StreamState, WatchStream
+from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
@@ -36,7 +36,7 @@ from podrunner.backends.fake.clock import (
 )
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
-from podrunner.backends.fake.logs import LogBuffer, split_inside_utf8
+from podrunner.backends.fake.logs import LogBuffer, Position, split_inside_utf8
 from podrunner.backends.fake.podspec import admit_pod, default_tolerations, token_volume_name
 from podrunner.backends.fake.scripting import (
     ExecRequest,
@@ -271,6 +271,7 @@ class FakeCluster:
         cut_watch_after: int | None = None,
         cut_log_after_lines: int | None = None,
         split_utf8: bool = False,
+        follow_never_ends: bool = False,
     ) -> FaultRule:
         """Inject a fault into matching backend calls.
 
@@ -290,6 +291,8 @@ class FakeCluster:
             cut_watch_after: End matching watch streams after this many events.
             cut_log_after_lines: End matching log streams after this many lines.
             split_utf8: Split log chunks inside multi-byte UTF-8 characters.
+            follow_never_ends: A followed log stays open after the container terminated,
+                until the pod is deleted (what kwok does, and real kubelets sometimes).
 
         Returns:
             The rule; ``rule.fired`` counts the calls it applied to.
@@ -310,6 +313,7 @@ class FakeCluster:
             cut_watch_after=cut_watch_after,
             cut_log_after_lines=cut_log_after_lines,
             split_utf8=split_utf8,
+            follow_never_ends=follow_never_ends,
         )
         with self._lock:
             self._faults.append(rule)
@@ -483,6 +487,7 @@ class FakeCluster:
                 rule.cut_watch_after is not None
                 or rule.cut_log_after_lines is not None
                 or rule.split_utf8
+                or rule.follow_never_ends
             ):
                 stream = rule
         return stream
@@ -1202,9 +1207,30 @@ class FakeBackend:
             buffer = self._buffer(c, pod, cname, previous)
         cut = None if fault is None else fault.cut_log_after_lines
         split = fault is not None and fault.split_utf8
-        return self._log_stream(
-            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split
+        alive = None
+        if follow and fault is not None and fault.follow_never_ends:
+            alive = partial(self._same_pod, self._ns("Pod", namespace), pod, obj)
+        # Closable from any thread, as the real backend's: a followed log may never end.
+        stream: InterruptibleStream[bytes] = InterruptibleStream()
+        stream.gen = self._log_stream(
+            stream.state,
+            buffer,
+            follow,
+            timestamps,
+            since_ns,
+            tail_lines,
+            limit_bytes,
+            cut,
+            split,
+            alive,
         )
+        stream.interrupt = partial(_wake, clock)
+        return stream
+
+    def _same_pod(self, namespace: str | None, name: str, obj: dict[str, Any]) -> bool:
+        current = self._objects["Pod"].get((namespace, name))
+        uid = obj["metadata"].get("uid")
+        return current is not None and current["metadata"].get("uid") == uid
 
     @staticmethod
     def _buffer(c: ContainerSim | None, pod: str, cname: str, previous: bool) -> LogBuffer:
@@ -1227,6 +1253,7 @@ class FakeBackend:
 
     def _log_stream(
         self,
+        handle: StreamState,
         buffer: LogBuffer,
         follow: bool,
         timestamps: bool,
@@ -1235,7 +1262,8 @@ class FakeBackend:
         limit_bytes: int | None,
         cut: int | None,
         split: bool,
-    ) -> Iterator[bytes]:
+        alive: Callable[[], bool] | None = None,
+    ) -> Generator[bytes, None, None]:
         lock = self._lock
         clock = self._c._clock
         with lock:
@@ -1246,7 +1274,9 @@ class FakeBackend:
         while True:
             with lock:
                 if follow:
-                    clock.block_until(partial(LogBuffer.has_more, buffer, pos))
+                    clock.block_until(partial(_has_more, buffer, pos, handle))
+                if handle.closed:
+                    return
                 closed = buffer.closed
                 # A follower holds back a partial line until it is complete.
                 pieces, pos = buffer.read(pos, whole_lines=follow and not closed)
@@ -1291,6 +1321,10 @@ class FakeBackend:
                     more = follow and pos < buffer.end()
                 if more:
                     continue
+                if alive is not None:
+                    # An injected never-ending follow: silent until the pod is deleted.
+                    with lock:
+                        clock.block_until(lambda: handle.closed or not alive())
                 return
 
     # -- exec -----------------------------------------------------------------------------
@@ -1386,6 +1420,10 @@ def _lines(block: bytes) -> list[bytes]:
     if not lines[-1]:
         lines.pop()
     return lines
+
+
+def _has_more(buffer: LogBuffer, pos: Position, handle: StreamState) -> bool:
+    return buffer.has_more(pos) or handle.closed
 
 
 def _matches(

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import kubernetes.client
 
-from podrunner.backends.kubernetes import KubernetesBackend
-from podrunner.sdk.cluster import ClusterConfig
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
 PODS = int(os.environ.get("PODRUNNER_BENCH_PODS", "100"))
 

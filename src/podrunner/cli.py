@@ -293,8 +293,7 @@ def make_runner(
 
         cluster = FakeCluster(runtime="local")
         return PodRunner(cluster.backend, namespace or "default")
-    from podrunner.backends.kubernetes import KubernetesBackend
-    from podrunner.sdk.cluster import ClusterConfig
+    from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
     config = (
         ClusterConfig.from_kubeconfig_file(kubeconfig, context)

@@ -41,7 +41,7 @@ CANARY = "sk-ant-api03-KWOKLEAKCANARY"
 def kwok_runner(kwok_cluster: Any, namespace: str) -> Iterator[PodRunner]:
     """A PodRunner on the session's kwok control plane, in a fresh namespace."""
     kubernetes_backend = pytest.importorskip("podrunner.backends.kubernetes")
-    cluster_mod = pytest.importorskip("podrunner.sdk.cluster")
+    cluster_mod = pytest.importorskip("podrunner.backends.kubernetes")
     config = cluster_mod.ClusterConfig.from_kubeconfig_file(kwok_cluster.kubeconfig)
     backend = kubernetes_backend.KubernetesBackend(config)
     runner = PodRunner(backend, namespace)

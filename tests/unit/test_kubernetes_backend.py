@@ -29,7 +29,7 @@ pytest.importorskip("kubernetes")
 import kubernetes.client
 
 from podrunner.backends.base import Backend, RealClock, WatchEvent
-from podrunner.backends.kubernetes import KubernetesBackend
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
@@ -45,7 +45,6 @@ from podrunner.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from podrunner.sdk.cluster import ClusterConfig
 
 TOKEN = "unit-test-token"  # a fixture value, not a secret
 
@@ -1043,6 +1042,10 @@ class RotatingCluster:
         token = next(self.tokens)
         config = ClusterConfig.from_kubeconfig_yaml(kubeconfig_yaml(self.server, token))
         return config.load_client_configuration()
+
+    def reload(self) -> RotatingCluster:
+        """Nothing to re-read: every load already hands out the next token."""
+        return self
 
 
 def test_refresh_credentials_adopts_a_new_token(server: ApiServer) -> None:

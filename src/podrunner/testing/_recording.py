@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from podrunner._jsoncopy import copy_tree
-from podrunner.backends.fake.scripting import (
+from podrunner.backends.fake.scripting import Outcome, Rule
+from podrunner.sdk.logs import LogCollector
+from podrunner.simulation import (
     ANNOTATION_DURATION,
     ANNOTATION_EXIT_CODE,
     ANNOTATION_FAILURE,
     ANNOTATION_LOGS,
-    Outcome,
-    Rule,
 )
-from podrunner.sdk.logs import LogCollector
+from podrunner.simulation import PREFIX as SIM_PREFIX
 
 if TYPE_CHECKING:
     from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent
@@ -40,7 +40,6 @@ _RECORD_BYTES = 64 * 1024
 # kwok has no "run until killed" for a restartPolicy=Never pod: a year is as long.
 _HANG_SECONDS = 365 * 24 * 3600
 _UNSCHEDULABLE_DEFAULT = "0/1 nodes are available: 1 Insufficient cpu."
-_SIM_PREFIX = "sim.podrunner.dev/"
 
 
 class LogRecorder:
@@ -264,7 +263,7 @@ def annotate(pod: Mapping[str, Any], cluster: FakeCluster) -> dict[str, Any]:
     """
     meta = pod.get("metadata") or {}
     annotations = dict(meta.get("annotations") or {})
-    if any(key.startswith(_SIM_PREFIX) for key in annotations):
+    if any(key.startswith(SIM_PREFIX) for key in annotations):
         return dict(pod)
     rules = _rules(cluster)
     for rule in reversed(rules):

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
+from podrunner.testing._options import marker_options, settings
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -107,8 +109,6 @@ def _track(request: pytest.FixtureRequest, entry: Tracked) -> None:
 
 
 def _options(request: pytest.FixtureRequest) -> Any:
-    from podrunner.testing.plugin import marker_options
-
     __tracebackhide__ = True
     return marker_options(request.node)
 
@@ -295,8 +295,6 @@ def podrunner_kwok(
 
     Skips when the control-plane binaries are not built.
     """
-    from podrunner.testing.plugin import settings
-
     keep = settings(pytestconfig).keep_cluster
 
     def start() -> Any:
@@ -315,8 +313,6 @@ def podrunner_kind(
 
     Skips when ``kind`` or Docker is missing.
     """
-    from podrunner.testing.plugin import settings
-
     chosen = settings(pytestconfig)
 
     def start() -> Any:
@@ -345,8 +341,6 @@ def podrunner_session_backends(pytestconfig: pytest.Config) -> Iterator[dict[str
 @pytest.fixture
 def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
     """The backend this test runs on: the marker's ``backend``, else the session's."""
-    from podrunner.testing.plugin import settings
-
     chosen = _options(request).backend or settings(request.config).backend
     if chosen != "fake" and _options(request).script is not None:
         if chosen != "kwok":
@@ -373,9 +367,7 @@ def podrunner_backend(request: pytest.FixtureRequest, podrunner_backend_name: st
     cache: dict[str, Backend] = request.getfixturevalue("podrunner_session_backends")
     backend = cache.get(podrunner_backend_name)
     if backend is None:
-        from podrunner.backends.kubernetes import KubernetesBackend
-        from podrunner.sdk.cluster import ClusterConfig
-        from podrunner.testing.plugin import settings
+        from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
         if podrunner_backend_name == "kubeconfig":
             path = settings(request.config).kubeconfig

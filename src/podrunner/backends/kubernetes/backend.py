@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.parse
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import kubernetes.stream
@@ -44,6 +44,7 @@ import urllib3.exceptions
 
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import (
+    PLURALS,
     Clock,
     ExecResult,
     Kind,
@@ -52,6 +53,7 @@ from podrunner.backends.base import (
     WatchEvent,
     WatchEventType,
 )
+from podrunner.backends.kubernetes.config import ClusterConfig
 from podrunner.errors import (
     BackendError,
     BackendUnavailable,
@@ -65,17 +67,8 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import Generator, Iterator, Mapping, Sequence
 
-    from podrunner.sdk.cluster import ClusterConfig
-
 __all__ = ["KubernetesBackend"]
 
-_PLURALS: dict[str, str] = {
-    "Pod": "pods",
-    "Secret": "secrets",
-    "ConfigMap": "configmaps",
-    "Event": "events",
-    "Namespace": "namespaces",
-}
 # Kinds with a status subresource in core/v1 (the others answer 404 for ``.../status``).
 _STATUS_SUBRESOURCE = frozenset({"Pod", "Namespace"})
 _MERGE_PATCH = "application/merge-patch+json"
@@ -90,14 +83,6 @@ _NO_ANSWER: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
     OSError,
 )
-
-
-class _ClusterLike(Protocol):
-    """What the backend needs from a :class:`~podrunner.sdk.cluster.ClusterConfig`."""
-
-    def load_client_configuration(self) -> Any:
-        """Return a fresh ``kubernetes.client.Configuration``."""
-        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,18 +289,14 @@ class KubernetesBackend:
 
     def __init__(
         self,
-        cluster: ClusterConfig | _ClusterLike | None = None,
+        cluster: ClusterConfig | None = None,
         *,
         pool_size: int = 64,
         request_timeout: float | tuple[float, float] = (10.0, 60.0),
         log_idle_timeout: float | None = 300.0,
         dry_run: bool = False,
     ) -> None:
-        if cluster is None:
-            from podrunner.sdk.cluster import ClusterConfig
-
-            cluster = ClusterConfig.default()
-        self._cluster: _ClusterLike = cluster
+        self._cluster = ClusterConfig.default() if cluster is None else cluster
         self._pool_size = pool_size
         if isinstance(request_timeout, tuple):
             self._connect_timeout, self._read_timeout = request_timeout
@@ -403,16 +384,8 @@ class KubernetesBackend:
 
     def _reread_kubeconfig_file(self) -> None:
         """Pick up a kubeconfig file rewritten since start (``aws eks update-kubeconfig``...)."""
-        cluster = self._cluster
-        path = getattr(cluster, "path", None)
-        if getattr(cluster, "source", None) != "kubeconfig-file" or not path:
-            return
-        from podrunner.sdk.cluster import ClusterConfig
-
         try:
-            self._cluster = ClusterConfig.from_kubeconfig_file(
-                path, getattr(cluster, "context", None)
-            )
+            self._cluster = self._cluster.reload()
         except ConfigError:
             # Gone, half-written, or one file of a merged $KUBECONFIG list that does not hold
             # the whole context: keep what worked.
@@ -438,12 +411,12 @@ class KubernetesBackend:
     def _path(
         kind: str, namespace: str | None, name: str | None = None, sub: str | None = None
     ) -> str:
-        if kind not in _PLURALS:
+        if kind not in PLURALS:
             raise BackendError(f"unsupported kind {kind!r}", status=400, reason="BadRequest")
         parts = ["/api/v1"]
         if namespace is not None and kind != "Namespace":
             parts += ["namespaces", urllib.parse.quote(namespace, safe="")]
-        parts.append(_PLURALS[kind])
+        parts.append(PLURALS[kind])
         if name is not None:
             parts.append(urllib.parse.quote(name, safe=""))
         if sub is not None:
@@ -520,7 +493,7 @@ class KubernetesBackend:
     @staticmethod
     def _identity(manifest: Mapping[str, Any]) -> tuple[Kind, str | None, str | None]:
         kind = manifest.get("kind")
-        if kind not in _PLURALS:
+        if kind not in PLURALS:
             raise error_for_status(400, "BadRequest", f"unsupported kind {kind!r}")
         meta = manifest.get("metadata") or {}
         namespace = None if kind == "Namespace" else (meta.get("namespace") or "default")

@@ -54,7 +54,7 @@ def kwok_runner(kwok_cluster: Any, namespace: str) -> Iterator[PodRunner]:
 
 @pytest.fixture(autouse=True)
 def _needs_kwok() -> None:
-    kwok = pytest.importorskip("podrunner.testing.kwok")
+    kwok = pytest.importorskip("podrunner.testing.controlplane.kwok")
     if kwok.KwokCluster().missing_binaries() and shutil.which("go") is None:
         pytest.skip("kwok control-plane binaries are missing and Go is not installed to build them")
 

@@ -201,8 +201,8 @@ class SharedCluster(NamedTuple):
         backend_name: ``kwok`` or ``kind``.
         kubeconfig: Path of its private kubeconfig.
         created_here: Whether this process started it (the others attach to it).
-        cluster: The :class:`~podrunner.testing.kwok.KwokCluster` or
-            :class:`~podrunner.testing.kind.KindCluster` in the process that started it,
+        cluster: The :class:`~podrunner.testing.controlplane.KwokCluster` or
+            :class:`~podrunner.testing.controlplane.KindCluster` in the process that started it,
             ``None`` in the other xdist workers.
     """
 
@@ -231,7 +231,7 @@ def _shared_cluster(
     start: Callable[[], Any],
 ) -> Iterator[SharedCluster]:
     """Start a cluster once per session (once for all xdist workers), skip when unavailable."""
-    from podrunner.testing.kind import ClusterUnavailable
+    from podrunner.testing.controlplane import ClusterUnavailable
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         try:
@@ -298,7 +298,7 @@ def podrunner_kwok(
     keep = settings(pytestconfig).keep_cluster
 
     def start() -> Any:
-        from podrunner.testing.kwok import KwokCluster
+        from podrunner.testing.controlplane.kwok import KwokCluster
 
         return KwokCluster(keep_workdir=keep).start()
 
@@ -316,7 +316,7 @@ def podrunner_kind(
     chosen = settings(pytestconfig)
 
     def start() -> Any:
-        from podrunner.testing.kind import KindCluster
+        from podrunner.testing.controlplane.kind import KindCluster
 
         return KindCluster(chosen.kind_cluster, keep=chosen.keep_cluster).start()
 

@@ -81,7 +81,7 @@ def _targets() -> list[Target]:
 def cache_root() -> Path:
     """Return ``$PODRUNNER_CONTROLPLANE_CACHE``, else ``~/.cache/podrunner/controlplane``.
 
-    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set (podrunner.testing.kwok does the same).
+    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set (as in ``controlplane.kwok``).
     """
     explicit = os.environ.get("PODRUNNER_CONTROLPLANE_CACHE")
     if explicit:

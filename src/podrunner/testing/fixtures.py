@@ -233,17 +233,25 @@ def _shared_cluster(
     """Start a cluster once per session (once for all xdist workers), skip when unavailable."""
     from podrunner.testing.controlplane import ClusterUnavailable
 
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        try:
-            cluster = start()
-        except ClusterUnavailable as exc:
-            pytest.skip(f"podrunner: no {name} cluster: {exc}")
-        try:
-            yield SharedCluster(name, Path(cluster.kubeconfig), True, cluster)
-        finally:
-            cluster.stop()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield from _cluster_across_workers(name, tmp_path_factory, start)
         return
+    try:
+        cluster = start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"podrunner: no {name} cluster: {exc}")
+    try:
+        yield SharedCluster(name, Path(cluster.kubeconfig), True, cluster)
+    finally:
+        cluster.stop()
 
+
+def _cluster_across_workers(
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    start: Callable[[], Any],
+) -> Iterator[SharedCluster]:
+    """The first xdist worker starts the cluster; the others attach; the last one out stops it."""
     from filelock import FileLock
 
     # The workers' base temporary directories share this parent (pytest-xdist's recipe).
@@ -251,21 +259,8 @@ def _shared_cluster(
     root.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root / "lock"))
     state_path = root / "state.json"
-    owned: Any = None
     with lock:
-        state = _read_state(state_path)
-        if state is None:
-            try:
-                owned = start()
-            except ClusterUnavailable as exc:
-                _write_state(state_path, {"unavailable": str(exc)})
-                pytest.skip(f"podrunner: no {name} cluster: {exc}")
-            state = {"kubeconfig": str(owned.kubeconfig), "users": 1, "pid": os.getpid()}
-        elif "unavailable" in state:
-            pytest.skip(f"podrunner: no {name} cluster: {state['unavailable']}")
-        else:
-            state["users"] += 1
-        _write_state(state_path, state)
+        state, owned = _join_shared(state_path, name, start)
     try:
         yield SharedCluster(name, Path(state["kubeconfig"]), owned is not None, owned)
     finally:
@@ -274,17 +269,44 @@ def _shared_cluster(
             current["users"] = current.get("users", 1) - 1
             _write_state(state_path, current)
         if owned is not None:
-            # The cluster's processes belong to this worker: wait for the others to finish.
-            deadline = time.monotonic() + _SHARED_WAIT
-            while time.monotonic() < deadline:
-                with lock:
-                    users = (_read_state(state_path) or {}).get("users", 0)
-                if users <= 0:
-                    break
-                time.sleep(0.5)
-            with lock:
-                owned.stop()
-                state_path.unlink(missing_ok=True)
+            _stop_when_alone(owned, lock, state_path)
+
+
+def _join_shared(
+    state_path: Path, name: str, start: Callable[[], Any]
+) -> tuple[dict[str, Any], Any]:
+    """Under the lock: count this worker in, starting the cluster if it is the first."""
+    from podrunner.testing.controlplane import ClusterUnavailable
+
+    owned: Any = None
+    state = _read_state(state_path)
+    if state is None:
+        try:
+            owned = start()
+        except ClusterUnavailable as exc:
+            _write_state(state_path, {"unavailable": str(exc)})
+            pytest.skip(f"podrunner: no {name} cluster: {exc}")
+        state = {"kubeconfig": str(owned.kubeconfig), "users": 1, "pid": os.getpid()}
+    elif "unavailable" in state:
+        pytest.skip(f"podrunner: no {name} cluster: {state['unavailable']}")
+    else:
+        state["users"] += 1
+    _write_state(state_path, state)
+    return state, owned
+
+
+def _stop_when_alone(owned: Any, lock: Any, state_path: Path) -> None:
+    """The cluster's processes belong to this worker: wait for the others to finish."""
+    deadline = time.monotonic() + _SHARED_WAIT
+    while time.monotonic() < deadline:
+        with lock:
+            users = (_read_state(state_path) or {}).get("users", 0)
+        if users <= 0:
+            break
+        time.sleep(0.5)
+    with lock:
+        owned.stop()
+        state_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -137,3 +137,13 @@ def test_import_does_not_load_the_kubernetes_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_control_planes_are_exported_where_users_look() -> None:
+    """podrunner.testing and podrunner.testing.controlplane name the same two classes."""
+    import podrunner.testing
+    from podrunner.testing.controlplane import KindCluster, KwokCluster
+
+    assert podrunner.testing.KwokCluster is KwokCluster is kwok.KwokCluster
+    assert podrunner.testing.KindCluster is KindCluster
+    assert {"KwokCluster", "KindCluster"} <= set(podrunner.testing.__all__)

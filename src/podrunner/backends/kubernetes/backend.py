@@ -304,6 +304,54 @@ class KubernetesBackend:
         result: dict[str, Any] = json.loads(data) if data else {}
         return result
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, object]] = (),
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """Send one request to any API path, beyond the kinds of the Backend protocol.
+
+        For tools that set a cluster up (nodes, CRDs and their objects, admission policies,
+        ``/readyz``), with the same connection pool, credentials and error mapping as every
+        other call.
+
+        Args:
+            method: ``GET``, ``POST``, ``PATCH``, ``DELETE``...
+            path: The API path, e.g. ``/api/v1/nodes``.
+            query: Query parameters; ``None`` values are left out.
+            body: A JSON-serialisable body, or ``str``/``bytes`` sent as they are.
+            content_type: The body's content type (``application/apply-patch+yaml``...).
+
+        Returns:
+            The decoded JSON answer; ``{}`` for an empty answer or one that is not JSON
+            (``/readyz`` answers ``ok``).
+
+        Raises:
+            BackendError: The matching podrunner error for a non-2xx answer or no answer.
+        """
+        with translate_errors():
+            resp = self._open(
+                method,
+                path,
+                query=query,
+                body=body,
+                content_type=content_type,
+                read_timeout=self._read_timeout,
+            )
+            try:
+                data = resp.data
+            finally:
+                resp.release_conn()
+        try:
+            result = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        return result if isinstance(result, dict) else {}
+
     def _dry_run_query(self, dry_run: bool) -> builtins.list[tuple[str, object]]:
         return [("dryRun", "All")] if dry_run or self._dry_run else []
 

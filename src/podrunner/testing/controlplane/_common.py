@@ -1,41 +1,36 @@
 """What the kwok and kind control planes share: their errors and the readiness checks.
 
-Standard library only (``yaml`` is imported lazily to read kubeconfigs this package did not
-write), so importing a control plane never loads the ``kubernetes`` client.
+Both talk to their API server through podrunner's own Kubernetes backend
+(:class:`~podrunner.backends.kubernetes.KubernetesBackend`), imported when a cluster starts, so
+importing a control plane never loads the ``kubernetes`` client.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import http.client
-import json
 import os
-import shutil
-import socket
-import ssl
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
-from podrunner.errors import PodrunnerError
+from podrunner.errors import BackendError, PodrunnerError
+
+if TYPE_CHECKING:
+    from podrunner.backends.kubernetes import KubernetesBackend
 
 __all__ = [
     "LOOPBACK",
-    "Api",
     "ClusterStartError",
     "ClusterUnavailable",
-    "WatchStream",
+    "answers",
+    "connect",
     "poll",
     "wait_for_api",
 ]
 
 LOOPBACK = "127.0.0.1"
+_T = TypeVar("_T")
 
 
 class ClusterUnavailable(PodrunnerError):
@@ -49,183 +44,42 @@ class ClusterStartError(PodrunnerError):
     """A cluster was possible but did not come up; the message carries the tails of its logs."""
 
 
-class Api:
-    """Just enough of a Kubernetes REST client: JSON requests and watch streams."""
+def connect(kubeconfig: str | os.PathLike[str], *, timeout: float = 10.0) -> KubernetesBackend:
+    """Return a Kubernetes backend for a kubeconfig file (imports the ``kubernetes`` client).
 
-    def __init__(
-        self,
-        server: str,
-        *,
-        token: str | None = None,
-        ca_file: Path | None = None,
-        ca_data: bytes | None = None,
-        client_cert: tuple[Path, Path] | None = None,
-        insecure: bool = False,
-    ) -> None:
-        self.server = server.rstrip("/")
-        self.token = token
-        self.context: ssl.SSLContext | None = None
-        if self.server.startswith("https://"):
-            ctx = ssl.create_default_context()
-            if insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            elif ca_file is not None:
-                ctx.load_verify_locations(cafile=str(ca_file))
-            elif ca_data is not None:
-                ctx.load_verify_locations(cadata=ca_data.decode())
-            if client_cert is not None:
-                ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
-            self.context = ctx
-        # Never through a proxy: these requests go to 127.0.0.1 (or the kubeconfig's server).
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.context)
-        )
+    Args:
+        kubeconfig: The kubeconfig file; its current context is used.
+        timeout: Seconds to connect and to read each answer.
+    """
+    from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
-    @classmethod
-    def from_kubeconfig(cls, path: Path, scratch: Path) -> Api:
-        """Build a client from a kubeconfig's current context (token or client certificate)."""
-        import yaml  # lazy: only needed for kubeconfigs this module did not write
-
-        config = yaml.safe_load(path.read_text()) or {}
-
-        def named(section: str, name: str) -> dict[str, Any]:
-            for item in config.get(section) or []:
-                if item.get("name") == name:
-                    return dict(item.get(section[:-1]) or {})
-            raise ClusterStartError(f"kubeconfig {path}: no {section[:-1]} named {name!r}")
-
-        context = named("contexts", config.get("current-context", ""))
-        cluster = named("clusters", context.get("cluster", ""))
-        user = named("users", context.get("user", ""))
-        ca_data = None
-        if cluster.get("certificate-authority-data"):
-            ca_data = base64.b64decode(cluster["certificate-authority-data"])
-        elif cluster.get("certificate-authority"):
-            ca_data = Path(cluster["certificate-authority"]).read_bytes()
-        client_cert = None
-        if user.get("client-certificate-data") or user.get("client-certificate"):
-            cert = scratch / "client.crt"
-            key = scratch / "client.key"
-            if user.get("client-certificate-data"):
-                cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-            else:
-                shutil.copyfile(user["client-certificate"], cert)
-            if user.get("client-key-data"):
-                key.write_bytes(base64.b64decode(user["client-key-data"]))
-            else:
-                shutil.copyfile(user["client-key"], key)
-            key.chmod(0o600)
-            client_cert = (cert, key)
-        return cls(
-            str(cluster.get("server", "")),
-            token=user.get("token"),
-            ca_data=ca_data,
-            client_cert=client_cert,
-            insecure=bool(cluster.get("insecure-skip-tls-verify")),
-        )
-
-    def _request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
-    ) -> urllib.request.Request:
-        data = None
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            headers["Content-Type"] = content_type
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        url = self.server + path
-        return urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        content_type: str = "application/json",
-        timeout: float = 10.0,
-    ) -> tuple[int, Any]:
-        """Send one request; return ``(status, decoded JSON body or None)``; 4xx/5xx don't raise."""
-        request = self._request(method, path, body, content_type)
-        try:
-            with self._opener.open(request, timeout=timeout) as resp:
-                raw = resp.read()
-                status = int(resp.status)
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            status = err.code
-            err.close()
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode(errors="replace")
-
-    def watch(self, path: str, timeout: float = 60.0) -> WatchStream:
-        """Open a watch stream (``path`` must carry ``watch=1``)."""
-        parsed = urllib.parse.urlsplit(self.server)
-        conn: http.client.HTTPConnection
-        if parsed.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parsed.hostname or LOOPBACK, parsed.port, timeout=timeout, context=self.context
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                parsed.hostname or LOOPBACK, parsed.port, timeout=timeout
-            )
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        if resp.status != 200:
-            body = resp.read().decode(errors="replace")
-            conn.close()
-            raise OSError(f"watch {path}: HTTP {resp.status}: {body[:200]}")
-        return WatchStream(conn, resp)
+    config = ClusterConfig.from_kubeconfig_file(Path(kubeconfig))
+    return KubernetesBackend(config, pool_size=16, request_timeout=timeout)
 
 
-class WatchStream:
-    """An open watch; :meth:`abort` may be called from another thread to end it at once."""
-
-    def __init__(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
-        self.conn = conn
-        self.resp = resp
-        self.sock = conn.sock
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        """Yield decoded watch events until the server ends the stream."""
-        for line in self.resp:
-            if line.strip():
-                yield json.loads(line)
-
-    def abort(self) -> None:
-        """Shut the socket down, which wakes a reader blocked in another thread."""
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        """Close the connection (from the reading thread)."""
-        with contextlib.suppress(Exception):
-            self.conn.close()
+def answers(api: KubernetesBackend, path: str) -> bool:
+    """GET ``path``: whether the server answers it with success (an error raises)."""
+    api.request("GET", path)
+    return True
 
 
 def poll(
-    check: Any,
+    check: Callable[[], _T],
     *,
     deadline: float,
     what: str,
     interval: float = 0.1,
     errors: list[str] | None = None,
-) -> Any:
-    """Call ``check()`` until it returns a truthy value; raise ClusterStartError at the deadline."""
+) -> _T:
+    """Call ``check()`` until it returns a truthy value; raise ClusterStartError at the deadline.
+
+    A check that fails with a backend, connection or decoding error has simply not passed yet.
+    """
     last = ""
     while True:
         try:
             result = check()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (BackendError, OSError, http.client.HTTPException, ValueError) as exc:
             result = None
             last = f"{type(exc).__name__}: {exc}"
         if result:
@@ -256,14 +110,11 @@ def wait_for_api(
     Raises:
         ClusterStartError: the deadline passed first.
     """
-    with tempfile.TemporaryDirectory(prefix="podrunner-kubeconfig-") as scratch:
-        api = Api.from_kubeconfig(Path(kubeconfig), Path(scratch))
-        poll(
-            lambda: api.call("GET", "/readyz")[0] == 200, deadline=deadline, what=f"{what} /readyz"
-        )
+    with connect(kubeconfig, timeout=5.0) as api:
+        poll(lambda: answers(api, "/readyz"), deadline=deadline, what=f"{what} /readyz")
         sa_path = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
         poll(
-            lambda: api.call("GET", sa_path)[0] == 200,
+            lambda: answers(api, sa_path),
             deadline=deadline,
             what=f"{what}: serviceaccount {namespace}/default",
         )

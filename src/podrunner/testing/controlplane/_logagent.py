@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as _dt
+import json
 import shutil
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from podrunner.errors import BackendError, NotFound
 from podrunner.simulation import ANNOTATION_LOGS
-from podrunner.testing.controlplane._common import Api, WatchStream
+
+if TYPE_CHECKING:
+    from podrunner.backends.kubernetes import KubernetesBackend
 
 __all__ = ["LogAgent", "cri_log_lines"]
+
+
+def _logs_path(namespace: str, name: str) -> str:
+    return f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs/{name}"
 
 
 def rfc3339_nano(moment: _dt.datetime | None = None) -> str:
@@ -56,12 +62,13 @@ class LogAgent:
     ``follow`` streams opened early see it arrive.
     """
 
-    def __init__(self, api: Api, root: Path) -> None:
+    def __init__(self, api: KubernetesBackend, root: Path) -> None:
         self.api = api
         self.root = root
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._watch: WatchStream | None = None
+        # The open watch, closed by stop() from another thread (the backend allows it).
+        self._watch: Any = None
         self._seen: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self._runs: dict[tuple[str, str], int] = {}  # (uid, container) -> restartCount written
         self._thread = threading.Thread(target=self._run, name="podrunner-kwok-logs", daemon=True)
@@ -77,7 +84,7 @@ class LogAgent:
         self._stop.set()
         stream = self._watch
         if stream is not None:
-            stream.abort()
+            stream.close()  # wakes the agent's thread, blocked reading the watch
         self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -92,43 +99,40 @@ class LogAgent:
         while not self._stop.is_set():
             try:
                 if not resource_version:
-                    status, body = self.api.call("GET", "/api/v1/pods")
-                    if status != 200:
-                        raise OSError(f"list pods: HTTP {status}")
-                    for pod in body.get("items", []):
+                    listed = self.api.list("Pod", None)
+                    for pod in listed.items:
                         self.handle("ADDED", pod)
-                    resource_version = body["metadata"]["resourceVersion"]
-                query = urllib.parse.urlencode(
-                    {
-                        "watch": "1",
-                        "resourceVersion": resource_version,
-                        "allowWatchBookmarks": "true",
-                        "timeoutSeconds": "300",
-                    }
-                )
-                stream = self._watch = self.api.watch(f"/api/v1/pods?{query}", timeout=330)
-                if self._stop.is_set():
-                    return
-                try:
-                    for event in stream.events():
-                        if self._stop.is_set():
-                            return
-                        obj = event.get("object") or {}
-                        if event.get("type") == "ERROR":
-                            resource_version = ""  # 410 Gone: relist
-                            break
-                        resource_version = obj.get("metadata", {}).get("resourceVersion", "")
-                        if event.get("type") != "BOOKMARK":
-                            self.handle(str(event.get("type")), obj)
-                finally:
-                    stream.close()
+                    resource_version = listed.resource_version
+                resource_version = self._follow(resource_version)
             except Exception as exc:  # keep the agent alive; record for diagnostics
                 if self._stop.is_set():
                     return
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 del self.errors[:-20]
-                resource_version = ""
+                resource_version = ""  # Gone (410) or a broken stream: list again
                 self._stop.wait(0.5)
+
+    def _follow(self, resource_version: str) -> str:
+        """Handle the pod events after ``resource_version``; return the last version seen."""
+        stream = self.api.watch(
+            "Pod",
+            None,
+            resource_version=resource_version,
+            timeout_seconds=300,
+            allow_bookmarks=True,
+        )
+        self._watch = stream
+        try:
+            for event in stream:
+                if self._stop.is_set():
+                    break
+                meta = event.object.get("metadata") or {}
+                resource_version = meta.get("resourceVersion") or resource_version
+                if event.type != "BOOKMARK":
+                    self.handle(event.type, event.object)
+        finally:
+            stream.close()  # type: ignore[attr-defined]  # a WatchStream: see Backend.watch
+        return resource_version
 
     def handle(self, kind: str, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
@@ -212,13 +216,17 @@ class LogAgent:
             },
             "spec": {"logs": logs},
         }
-        path = f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs/{name}"
-        query = "?fieldManager=podrunner-kwok&force=true"
-        status, body = self.api.call(
-            "PATCH", path + query, manifest, content_type="application/apply-patch+yaml"
-        )
-        if status >= 300:
-            self.errors.append(f"apply Logs {namespace}/{name}: HTTP {status}: {body}")
+        try:
+            self.api.request(
+                "PATCH",
+                _logs_path(namespace, name),
+                query=[("fieldManager", "podrunner-kwok"), ("force", "true")],
+                # JSON is YAML: the text goes out as it is, whatever the client release.
+                body=json.dumps(manifest),
+                content_type="application/apply-patch+yaml",
+            )
+        except BackendError as exc:
+            self.errors.append(f"apply Logs {namespace}/{name}: {exc}")
 
     def _forget(self, namespace: str, name: str, uid: str) -> None:
         with self._lock:
@@ -227,19 +235,20 @@ class LogAgent:
                 del self._runs[key]
             still_used = any(v == (namespace, name) for v in self._seen.values())
         if not still_used:
-            path = f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs/{name}"
-            status, body = self.api.call("GET", path)
-            labels = (body or {}).get("metadata", {}).get("labels", {}) if status == 200 else {}
-            if labels.get("podrunner.dev/pod-uid") == uid:
-                self.api.call("DELETE", path)
+            path = _logs_path(namespace, name)
+            with contextlib.suppress(NotFound):
+                labels = self.api.request("GET", path).get("metadata", {}).get("labels", {})
+                if labels.get("podrunner.dev/pod-uid") == uid:
+                    self.api.request("DELETE", path)
         shutil.rmtree(self.pod_dir(namespace, name, uid), ignore_errors=True)
 
     def append(
         self, namespace: str, name: str, text: str, container: str | None, stream: str
     ) -> None:
-        status, pod = self.api.call("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
-        if status != 200:
-            raise LookupError(f"pod {namespace}/{name} not found (HTTP {status})")
+        try:
+            pod = self.api.get("Pod", namespace, name)
+        except NotFound:
+            raise LookupError(f"pod {namespace}/{name} not found") from None
         uid = pod["metadata"]["uid"]
         containers = [c["name"] for c in pod["spec"]["containers"]]
         with self._lock:

@@ -31,8 +31,9 @@ command on this machine (kwok's local exec) in a scratch directory.
 Network safety: every component listens on and dials only 127.0.0.1, on ports picked free at
 start; kwok runs with ``--node-ip=127.0.0.1``; the pod IPs kwok invents are never contacted.
 
-This module imports only the standard library at import time (``yaml`` is imported lazily to
-read the stage files and foreign kubeconfigs); it never imports ``kubernetes``.
+Importing this module loads only the standard library; a start talks to the API server through
+podrunner's own Kubernetes backend (so it loads the ``kubernetes`` client then) and reads the
+Stage files with ``yaml``.
 ``python -m podrunner.testing.controlplane.kwok`` starts a cluster, prints its kubeconfig path
 and waits for Ctrl-C.
 """
@@ -53,14 +54,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from podrunner.errors import AlreadyExists, BackendError
 from podrunner.simulation import ANNOTATION_FAILURE
 from podrunner.testing.controlplane._common import (
     LOOPBACK,
-    Api,
     ClusterStartError,
     ClusterUnavailable,
+    answers,
+    connect,
     poll,
 )
 from podrunner.testing.controlplane._logagent import LogAgent
@@ -73,6 +76,9 @@ from podrunner.testing.controlplane._stages import (
     node_stages_yaml,
     seed_object,
 )
+
+if TYPE_CHECKING:
+    from podrunner.backends.kubernetes import KubernetesBackend
 
 __all__ = [
     "BUILD_COMMAND",
@@ -134,10 +140,11 @@ class _Ports:
         self.etcd_peer_url = f"http://{LOOPBACK}:{self.etcd_peer}"
 
 
-def _condition_true(api: Api, path: str, condition: str) -> tuple[bool, dict[str, Any]]:
-    """GET ``path``; return whether its status condition is True, and the object (or ``{}``)."""
-    status, body = api.call("GET", path)
-    obj = body if status == 200 and isinstance(body, dict) else {}
+def _condition_true(
+    api: KubernetesBackend, path: str, condition: str
+) -> tuple[bool, dict[str, Any]]:
+    """GET ``path``; return whether its status condition is True, and the object."""
+    obj = api.request("GET", path)
     conditions = obj.get("status", {}).get("conditions", [])
     ready = any(c.get("type") == condition and c.get("status") == "True" for c in conditions)
     return ready, obj
@@ -176,7 +183,7 @@ class KwokCluster:
         self.start_seconds: float | None = None
         self._workdir: Path | None = None
         self._procs: list[Proc] = []
-        self._api: Api | None = None
+        self._api: KubernetesBackend | None = None
         self._agent: LogAgent | None = None
         self._server: str | None = None
         self._kubeconfig: Path | None = None
@@ -332,7 +339,7 @@ class KwokCluster:
             ],
         )
 
-    def _start_apiserver(self, ports: _Ports, pki: Path, deadline: float) -> Api:
+    def _start_apiserver(self, ports: _Ports, pki: Path, deadline: float) -> KubernetesBackend:
         """Start kube-apiserver; return a client once it is ready and the kubeconfigs exist."""
         self._server = f"https://{LOOPBACK}:{ports.api}"
         self._spawn(
@@ -366,17 +373,17 @@ class KwokCluster:
         poll(
             cert_written, deadline=deadline, what="kube-apiserver to write its serving certificate"
         )
-        api = self._api = Api(self._server, token=self._token, ca_file=ca_file)
+        self._write_kubeconfigs(ca_file)
+        api = self._api = connect(self.workdir / "admin.kubeconfig", timeout=5.0)
 
         def readyz() -> bool:
             self._check_alive()
-            return api.call("GET", "/readyz", timeout=5)[0] == 200
+            return answers(api, "/readyz")
 
         poll(readyz, deadline=deadline, what="kube-apiserver /readyz")
-        self._write_kubeconfigs(ca_file)
         return api
 
-    def _seed_objects(self, api: Api) -> None:
+    def _seed_objects(self, api: KubernetesBackend) -> None:
         """Create the objects kwok and the tests need, before kwok starts."""
         self._create(api, "/api/v1/nodes", node_manifest(self.node_name))
         for path, name in SEED_OBJECTS:
@@ -415,7 +422,9 @@ class KwokCluster:
             ],
         )
 
-    def _start_kwok(self, api: Api, ports: _Ports, pki: Path, deadline: float) -> None:
+    def _start_kwok(
+        self, api: KubernetesBackend, ports: _Ports, pki: Path, deadline: float
+    ) -> None:
         """Start kwok once its Logs CRD is established, then the log agent beside it."""
         crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/logs.kwok.x-k8s.io"
         poll(
@@ -450,7 +459,7 @@ class KwokCluster:
         self._agent = LogAgent(api, work / "pod-logs")
         self._agent.start()
 
-    def _wait_ready(self, api: Api, deadline: float) -> None:
+    def _wait_ready(self, api: KubernetesBackend, deadline: float) -> None:
         """Wait for the node, the default ServiceAccount and the Unschedulable policy."""
 
         def node_ready() -> bool:
@@ -464,24 +473,25 @@ class KwokCluster:
 
         def default_sa() -> bool:
             self._check_alive()
-            return api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200
+            return answers(api, "/api/v1/namespaces/default/serviceaccounts/default")
 
         poll(default_sa, deadline=deadline, what="serviceaccount default/default")
 
         def policy_active() -> bool:
             self._check_alive()
-            path = "/api/v1/namespaces/default/pods?dryRun=All"
-            status, body = api.call("POST", path, _UNSCHEDULABLE_PROBE)
-            selector = (body or {}).get("spec", {}).get("nodeSelector", {}) if status < 300 else {}
-            return "sim.podrunner.dev/unschedulable" in selector
+            pod = api.create(_UNSCHEDULABLE_PROBE, dry_run=True)
+            return "sim.podrunner.dev/unschedulable" in pod["spec"].get("nodeSelector", {})
 
         poll(policy_active, deadline=deadline, what="the Unschedulable admission policy")
 
     @staticmethod
-    def _create(api: Api, path: str, manifest: dict[str, Any]) -> None:
-        status, body = api.call("POST", path, manifest)
-        if status not in (200, 201, 409):
-            raise ClusterStartError(f"POST {path}: HTTP {status}: {body}")
+    def _create(api: KubernetesBackend, path: str, manifest: dict[str, Any]) -> None:
+        try:
+            api.request("POST", path, body=manifest)
+        except AlreadyExists:
+            pass
+        except BackendError as exc:
+            raise ClusterStartError(f"POST {path}: {exc}") from exc
 
     def _write_kubeconfigs(self, ca_file: Path) -> None:
         ca_data = base64.b64encode(ca_file.read_bytes()).decode()
@@ -524,6 +534,9 @@ class KwokCluster:
         if self._agent is not None:
             self._agent.stop()
             self._agent = None
+        if self._api is not None:
+            self._api.close()
+            self._api = None
         for proc in reversed(self._procs):
             if proc.name == "etcd":
                 continue

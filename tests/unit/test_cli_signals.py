@@ -72,15 +72,39 @@ def _gone(pid: int) -> bool:
     return True
 
 
+def _default_stop_signals() -> None:
+    # Under `nohup` (or a CI runner that ignores SIGHUP) the child would inherit SIG_IGN, and
+    # the CLI rightly keeps an ignored signal ignored: the tests want a plain terminal's child.
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_children() -> Iterator[None]:
+    """A failed test must not leave a child or its pipes behind for a later test to trip on."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
 def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_stop_signals,  # only signal calls: safe with threads
     )
+    _STARTED.append(proc)
+    return proc
 
 
 def _first_line(stream: IO[str] | None) -> str:

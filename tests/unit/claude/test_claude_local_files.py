@@ -113,3 +113,20 @@ def _no_leftovers() -> object:
     before = _run_dirs()
     yield
     assert _run_dirs() <= before
+
+
+def test_a_host_path_under_a_mounted_directory_is_not_redirected(tmp_path: Path) -> None:
+    """A program under a directory the pod mounts over (an emptyDir at /tmp) still runs."""
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\necho from-the-host\n")
+    tool.chmod(0o755)
+    cluster = FakeCluster(runtime="local")
+    runner = PodRunner(cluster.backend, namespace="default")
+    mount = str(tmp_path.parent)  # the pod mounts an emptyDir over the program's directory
+    spec = PodSpec(
+        image="x",
+        command=[str(tool)],
+        security="baseline",
+        volumes=[Volume.empty_dir(mount)],
+    )
+    assert runner.run(spec, timeout=60).logs == "from-the-host\n"

@@ -357,6 +357,11 @@ class LocalRuntime:
         mounts = self._write_volumes(kubelet, sim, pod, spec, root)
 
         def local(value: str) -> str:
+            # A path that exists on this machine names the user's own file (a program under
+            # /tmp while the pod mounts an emptyDir there): only a path the pod alone
+            # would have is moved into the run's directory.
+            if os.path.lexists(value):
+                return value
             return _map_path(value, mounts)
 
         path = os.environ.get("PATH", "/usr/bin:/bin")

@@ -31,11 +31,7 @@ __all__ = [
 
 
 EXIT_FAILURE = 1
-
-
 EXIT_INTERRUPTED = 130
-
-
 FAKE_KEEPS_NOTHING = "the fake backend's pods live in this process and end with it"
 
 

@@ -15,13 +15,8 @@ from podrunner.errors import ConfigError, SpecError
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_USAGE", "main", "user_errors", "version"]
 
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-
 EXIT_USAGE = 2
-
-
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 

@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import kubernetes.client
 
-from podrunner.backends.kubernetes import KubernetesBackend
-from podrunner.sdk.cluster import ClusterConfig
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
 PODS = int(os.environ.get("PODRUNNER_BENCH_PODS", "100"))
 
@@ -184,7 +183,7 @@ def local_server() -> Iterator[tuple[ClusterConfig, str]]:
 @contextmanager
 def kwok_server() -> Iterator[tuple[ClusterConfig, str]]:
     """A kwok control plane with PODS running pods in namespace ``bench``."""
-    from podrunner.testing.kwok import KwokCluster
+    from podrunner.testing.controlplane.kwok import KwokCluster
 
     with KwokCluster() as cluster:
         config = ClusterConfig.from_kubeconfig_file(cluster.kubeconfig)
@@ -229,7 +228,7 @@ def run() -> dict[str, object]:
     """Measure list and get, raw JSON versus model objects, on one server."""
     use_kwok = os.environ.get("PODRUNNER_BENCH_SERVER") != "local"
     if use_kwok:
-        from podrunner.testing.kwok import KwokCluster
+        from podrunner.testing.controlplane.kwok import KwokCluster
 
         use_kwok = not KwokCluster().missing_binaries()
     server = kwok_server() if use_kwok else local_server()

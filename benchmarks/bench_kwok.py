@@ -1,6 +1,6 @@
 """PodRunner on a real API server (a local kwok control plane): requests, latency, scale, import.
 
-One :class:`~podrunner.testing.kwok.KwokCluster` (every process on 127.0.0.1) serves all of:
+One :class:`~podrunner.testing.controlplane.KwokCluster` (every process on 127.0.0.1) serves all of:
 
 1. **Requests per successful run**, counted on the wire: the runner's backend is wrapped in a
    counting proxy (each backend call is one HTTP request; a watch or log stream is one request,
@@ -45,11 +45,10 @@ sys.path.insert(0, str(SRC))
 
 from podrunner import PodRunner, PodSpec  # noqa: E402
 from podrunner.backends.base import Backend, Clock, Kind  # noqa: E402
-from podrunner.backends.kubernetes import KubernetesBackend  # noqa: E402
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend  # noqa: E402
 from podrunner.errors import BackendError, Gone  # noqa: E402
-from podrunner.sdk.cluster import ClusterConfig  # noqa: E402
 from podrunner.sdk.runner import RunResult  # noqa: E402
-from podrunner.testing.kwok import KwokCluster  # noqa: E402
+from podrunner.testing.controlplane.kwok import KwokCluster  # noqa: E402
 
 NAMESPACE = "default"
 LATENCY_RUNS = 20

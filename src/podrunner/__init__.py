@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from podrunner import errors
+    from podrunner.backends.kubernetes import ClusterConfig
     from podrunner.errors import (
         AlreadyExists,
         BackendError,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     )
     from podrunner.sdk import (
         CleanupPolicy,
-        ClusterConfig,
         Deadlines,
         EnvVar,
         ImagePullPolicy,
@@ -97,7 +97,7 @@ _LAZY = {
     "Unschedulable": "podrunner.errors",
     "error_for_status": "podrunner.errors",
     "CleanupPolicy": "podrunner.sdk",
-    "ClusterConfig": "podrunner.sdk",
+    "ClusterConfig": "podrunner.backends.kubernetes",
     "Deadlines": "podrunner.sdk",
     "EnvVar": "podrunner.sdk",
     "ImagePullPolicy": "podrunner.sdk",

@@ -22,9 +22,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import harness  # noqa: E402
 
-from podrunner.backends.kubernetes import KubernetesBackend  # noqa: E402
-from podrunner.sdk.cluster import ClusterConfig  # noqa: E402
-from podrunner.testing.kwok import KwokCluster  # noqa: E402
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend  # noqa: E402
+from podrunner.testing.controlplane.kwok import KwokCluster  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 

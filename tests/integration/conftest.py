@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from podrunner.testing.kind import ClusterUnavailable, KindCluster
-from podrunner.testing.kwok import KwokCluster
+from podrunner.testing.controlplane import ClusterUnavailable, KindCluster
+from podrunner.testing.controlplane.kwok import KwokCluster
 
 
 def _backend(config: pytest.Config) -> str:

@@ -41,7 +41,7 @@ CANARY = "sk-ant-api03-KWOKLEAKCANARY"
 def kwok_runner(kwok_cluster: Any, namespace: str) -> Iterator[PodRunner]:
     """A PodRunner on the session's kwok control plane, in a fresh namespace."""
     kubernetes_backend = pytest.importorskip("podrunner.backends.kubernetes")
-    cluster_mod = pytest.importorskip("podrunner.sdk.cluster")
+    cluster_mod = pytest.importorskip("podrunner.backends.kubernetes")
     config = cluster_mod.ClusterConfig.from_kubeconfig_file(kwok_cluster.kubeconfig)
     backend = kubernetes_backend.KubernetesBackend(config)
     runner = PodRunner(backend, namespace)
@@ -54,7 +54,7 @@ def kwok_runner(kwok_cluster: Any, namespace: str) -> Iterator[PodRunner]:
 
 @pytest.fixture(autouse=True)
 def _needs_kwok() -> None:
-    kwok = pytest.importorskip("podrunner.testing.kwok")
+    kwok = pytest.importorskip("podrunner.testing.controlplane.kwok")
     if kwok.KwokCluster().missing_binaries() and shutil.which("go") is None:
         pytest.skip("kwok control-plane binaries are missing and Go is not installed to build them")
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from podrunner.sdk.runner import PodRunner
-from podrunner.testing.kwok import default_bin_dir
+from podrunner.testing.controlplane.kwok import default_bin_dir
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podrunner.testing.kwok import ClusterStartError, KwokCluster, default_bin_dir
+from podrunner.testing.controlplane import ClusterStartError, KwokCluster, default_bin_dir
 
 pytestmark = pytest.mark.integration
 

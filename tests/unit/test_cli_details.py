@@ -19,7 +19,8 @@ import click
 import pytest
 
 from podrunner.claude import ClaudeResult, cli_exit_code
-from podrunner.cli import exit_status, main
+from podrunner.cli import main
+from podrunner.cli.run import exit_status
 from podrunner.sdk.lifecycle import Phase, PodState, Reason
 from podrunner.sdk.runner import RunResult
 

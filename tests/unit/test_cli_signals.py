@@ -146,6 +146,7 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
         """
         import sys
         import podrunner.cli as cli
+        from podrunner.cli import _backend
         from podrunner.backends.fake import FakeCluster
         from podrunner.sdk.runner import PodRunner
 
@@ -154,7 +155,7 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
             cluster.fault(verb="delete", latency=600)  # an API server that stops answering
             return PodRunner(cluster.backend, namespace or "default")
 
-        cli.make_runner = make_runner
+        _backend.make_runner = make_runner
         cli.main(sys.argv[1:], prog_name="podrunner")
         """
     )

@@ -1,14 +1,16 @@
-"""Tests for podrunner.sdk.cluster.ClusterConfig."""
+"""Tests for podrunner.backends.kubernetes.ClusterConfig."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from typing import TYPE_CHECKING
 
 import pytest
 
+from podrunner.backends.kubernetes import ClusterConfig
 from podrunner.errors import ConfigError
-from podrunner.sdk.cluster import ClusterConfig
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -147,3 +149,33 @@ def test_load_client_configuration(tmp_path: Path) -> None:
     assert "Bearer dev-token-value" in configuration.api_key.values()
     prod = ClusterConfig.from_kubeconfig_yaml(KUBECONFIG, "prod").load_client_configuration()
     assert prod.host == "https://10.0.0.1:6443"
+
+
+def test_reload_reads_a_rewritten_file_for_the_same_context(tmp_path: Path) -> None:
+    """reload() sees the file as it is now and keeps the context chosen at load time."""
+    path = write(tmp_path)
+    cfg = ClusterConfig.from_kubeconfig_file(path, "prod")
+    path.write_text(KUBECONFIG.replace("namespace: agents", "namespace: moved"))
+    fresh = cfg.reload()
+    assert fresh.context == "prod"
+    assert ClusterConfig.from_kubeconfig_file(path).reload().namespace == "moved"
+    path.unlink()
+    with pytest.raises(ConfigError, match="no such file"):
+        cfg.reload()
+
+
+def test_reload_of_inline_and_in_cluster_sources_is_the_same_config() -> None:
+    """Nothing to re-read for inline YAML or the in-cluster account."""
+    inline = ClusterConfig.from_kubeconfig_yaml(KUBECONFIG)
+    assert inline.reload() is inline
+    in_cluster = ClusterConfig.in_cluster()
+    assert in_cluster.reload() is in_cluster
+
+
+def test_importing_cluster_config_does_not_import_the_client() -> None:
+    """ClusterConfig lives beside the Kubernetes backend but loads without the client."""
+    code = (
+        "import sys; from podrunner import ClusterConfig; ClusterConfig.in_cluster(); "
+        "assert 'kubernetes' not in sys.modules, 'kubernetes imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from podrunner.testing.kind import ClusterStartError, ClusterUnavailable, KindCluster
+from podrunner.testing.controlplane import ClusterStartError, ClusterUnavailable, KindCluster
 
 STAND_IN = textwrap.dedent(
     """\

@@ -29,7 +29,7 @@ pytest.importorskip("kubernetes")
 import kubernetes.client
 
 from podrunner.backends.base import Backend, RealClock, WatchEvent
-from podrunner.backends.kubernetes import KubernetesBackend
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
@@ -45,7 +45,6 @@ from podrunner.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from podrunner.sdk.cluster import ClusterConfig
 
 TOKEN = "unit-test-token"  # a fixture value, not a secret
 
@@ -1044,6 +1043,10 @@ class RotatingCluster:
         config = ClusterConfig.from_kubeconfig_yaml(kubeconfig_yaml(self.server, token))
         return config.load_client_configuration()
 
+    def reload(self) -> RotatingCluster:
+        """Nothing to re-read: every load already hands out the next token."""
+        return self
+
 
 def test_refresh_credentials_adopts_a_new_token(server: ApiServer) -> None:
     """refresh_credentials() reloads, reports a change, and later requests carry the new token."""
@@ -1091,3 +1094,51 @@ def test_pool_is_sized_and_shared(server: ApiServer) -> None:
             t.join()
         assert errors == []
         assert len(server.requests) == 80
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw requests beyond the protocol's kinds (what the kwok control plane sets up with)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_request_reaches_any_path_with_the_same_errors(
+    backend: KubernetesBackend, server: ApiServer
+) -> None:
+    """request() answers JSON for any API path; errors are the protocol's own."""
+    node = {"kind": "Node", "metadata": {"name": "n1"}}
+    server.answer("GET", "/api/v1/nodes/n1", 200, node)
+    server.answer(
+        "GET", "/api/v1/nodes/gone", 404, status(404, "NotFound", 'nodes "gone" not found')
+    )
+    assert backend.request("GET", "/api/v1/nodes/n1") == node
+    with pytest.raises(NotFound):
+        backend.request("GET", "/api/v1/nodes/gone")
+    assert server.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_request_of_a_text_answer_is_empty(backend: KubernetesBackend, server: ApiServer) -> None:
+    """/readyz answers ``ok`` as text: a 2xx that is not JSON gives ``{}``."""
+
+    @server.route("GET", "/readyz")
+    def readyz(handler: Handler, _request: Request) -> None:
+        handler.send_raw(200, b"ok")
+
+    assert backend.request("GET", "/readyz") == {}
+
+
+def test_request_sends_a_server_side_apply(backend: KubernetesBackend, server: ApiServer) -> None:
+    """A JSON text body goes out as it is, with the content type and query asked for."""
+    path = "/apis/kwok.x-k8s.io/v1alpha1/namespaces/default/logs/p1"
+    server.answer("PATCH", path, 200, {"kind": "Logs"})
+    body = json.dumps({"kind": "Logs", "metadata": {"name": "p1"}})
+    backend.request(
+        "PATCH",
+        path,
+        query=[("fieldManager", "podrunner-kwok"), ("force", "true"), ("dryRun", None)],
+        body=body,
+        content_type="application/apply-patch+yaml",
+    )
+    sent = server.requests[-1]
+    assert sent.headers["content-type"] == "application/apply-patch+yaml"
+    assert sent.query == {"fieldManager": "podrunner-kwok", "force": "true"}
+    assert sent.json() == {"kind": "Logs", "metadata": {"name": "p1"}}

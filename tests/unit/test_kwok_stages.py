@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from podrunner.testing import kwok
+from podrunner.testing import controlplane
+from podrunner.testing.controlplane import _logagent, _pki, _stages, kwok
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def test_build_script_and_kwok_agree_on_the_bin_dir(tmp_path: Path) -> None:
 
 def test_cri_log_lines_full_and_partial_lines() -> None:
     """Lines become CRI records; a last line without newline is tagged partial."""
-    text = kwok.cri_log_lines("a\nb\nc", "stderr")
+    text = _logagent.cri_log_lines("a\nb\nc", "stderr")
     lines = text.splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == [
         "stderr F a",
@@ -61,13 +62,13 @@ def test_cri_log_lines_full_and_partial_lines() -> None:
     stamp = lines[0].split(" ", 1)[0]
     assert stamp.endswith("Z")
     assert len(stamp.split(".")[1]) == 10  # nine fraction digits and the Z
-    assert kwok.cri_log_lines("") == ""
-    assert kwok.cri_log_lines("x\n").endswith(" stdout F x\n")
+    assert _logagent.cri_log_lines("") == ""
+    assert _logagent.cri_log_lines("x\n").endswith(" stdout F x\n")
 
 
 def test_ec_private_key_is_sec1_p256() -> None:
     """The generated service-account key is a SEC1 P-256 key with a 32-byte scalar."""
-    pem = kwok._ec_private_key_pem().decode()
+    pem = _pki.ec_private_key_pem().decode()
     assert pem.startswith("-----BEGIN EC PRIVATE KEY-----\n")
     body = "".join(pem.strip().splitlines()[1:-1])
     der = base64.b64decode(body)
@@ -75,12 +76,12 @@ def test_ec_private_key_is_sec1_p256() -> None:
     assert der[2:5] == b"\x02\x01\x01"
     assert der[5:7] == b"\x04\x20"
     assert der[-10:] == bytes.fromhex("06082a8648ce3d030107")
-    assert kwok._ec_private_key_pem() != kwok._ec_private_key_pem()
+    assert _pki.ec_private_key_pem() != _pki.ec_private_key_pem()
 
 
 def test_stages_cover_each_step_once() -> None:
     """Every pod stage has a unique name, a selector that skips or needs deletion, and a next."""
-    stages = kwok.pod_stages()
+    stages = _stages.pod_stages()
     names = [s["metadata"]["name"] for s in stages]
     assert len(set(names)) == len(names)
     for stage in stages:
@@ -100,9 +101,9 @@ def test_stages_cover_each_step_once() -> None:
 
 def test_kwok_config_keeps_node_stages() -> None:
     """The node stages kwok would drop are shipped with the pod stages."""
-    assert "name: node-initialize" in kwok.NODE_STAGES_YAML
-    assert "name: node-heartbeat-with-lease" in kwok.NODE_STAGES_YAML
-    docs = kwok._kwok_config(Path("/x/exec"), Path("/x/empty.log"))
+    assert "name: node-initialize" in _stages.node_stages_yaml()
+    assert "name: node-heartbeat-with-lease" in _stages.node_stages_yaml()
+    docs = _stages.kwok_config(Path("/x/exec"), Path("/x/empty.log"))
     kinds = [d["kind"] for d in docs]
     assert "ClusterExec" in kinds
     assert "ClusterLogs" in kinds
@@ -120,7 +121,7 @@ def test_missing_binaries_is_a_clear_unavailable_error(tmp_path: Path) -> None:
         "kwok",
     }
     with pytest.raises(
-        kwok.ClusterUnavailable, match=r"python -m podrunner\.testing\.controlplane build"
+        controlplane.ClusterUnavailable, match=r"python -m podrunner\.testing\.controlplane build"
     ):
         cluster.start()
     assert cluster.pids == {}
@@ -129,10 +130,20 @@ def test_missing_binaries_is_a_clear_unavailable_error(tmp_path: Path) -> None:
 def test_import_does_not_load_the_kubernetes_client() -> None:
     """Importing the kwok and kind modules never imports ``kubernetes``."""
     code = (
-        "import sys, podrunner.testing.kwok, podrunner.testing.kind; "
+        "import sys, podrunner.testing.controlplane.kwok, podrunner.testing.controlplane.kind; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_control_planes_are_exported_where_users_look() -> None:
+    """podrunner.testing and podrunner.testing.controlplane name the same two classes."""
+    import podrunner.testing
+    from podrunner.testing.controlplane import KindCluster, KwokCluster
+
+    assert podrunner.testing.KwokCluster is KwokCluster is kwok.KwokCluster
+    assert podrunner.testing.KindCluster is KindCluster
+    assert {"KwokCluster", "KindCluster"} <= set(podrunner.testing.__all__)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podrunner.testing.kwok import VERSIONS, default_bin_dir
+from podrunner.testing.controlplane.kwok import VERSIONS, default_bin_dir
 
 pytest_plugins = ["pytester"]
 

@@ -20,6 +20,7 @@ import attrs
 
 __all__ = [
     "KINDS",
+    "PLURALS",
     "Backend",
     "Clock",
     "ExecResult",
@@ -33,6 +34,14 @@ __all__ = [
 
 Kind = Literal["Pod", "Secret", "ConfigMap", "Event", "Namespace"]
 KINDS: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap", "Event", "Namespace")
+# The resource name of each kind in URLs and in the API server's messages ("pods "x" not found").
+PLURALS: dict[str, str] = {
+    "Pod": "pods",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Event": "events",
+    "Namespace": "namespaces",
+}
 WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from podrunner.sdk.cluster import ClusterConfig
 from podrunner.sdk.manifest import (
     Manifests,
     build_credentials_prefix,
@@ -25,7 +24,6 @@ from podrunner.sdk.spec import (
 
 __all__ = [
     "CleanupPolicy",
-    "ClusterConfig",
     "Deadlines",
     "EnvVar",
     "ImagePullPolicy",

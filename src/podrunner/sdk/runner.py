@@ -71,7 +71,7 @@ from podrunner.sdk.manifest import (
 from podrunner.sdk.spec import CleanupPolicy, Deadlines, PodSpec
 
 if TYPE_CHECKING:
-    from podrunner.sdk.cluster import ClusterConfig
+    from podrunner.backends.kubernetes import ClusterConfig
 
 __all__ = [
     "EXPIRES_ANNOTATION",
@@ -1354,8 +1354,7 @@ class PodRunner:
             namespace: Default namespace.
             **kw: Passed to :class:`PodRunner`.
         """
-        from podrunner.backends.kubernetes import KubernetesBackend
-        from podrunner.sdk.cluster import ClusterConfig
+        from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
         return cls(KubernetesBackend(cluster or ClusterConfig.default()), namespace, **kw)
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         assert_run_state,
         leftovers,
     )
+    from podrunner.testing.controlplane.kind import KindCluster
+    from podrunner.testing.controlplane.kwok import KwokCluster
     from podrunner.testing.fixtures import SharedCluster
 
 # Registering is only possible before the module is imported, and only meaningful under
@@ -29,6 +31,8 @@ if "pytest" in sys.modules:  # pragma: no branch - depends on the caller
 
 _LAZY = {
     "FakeCluster": "podrunner.backends.fake",
+    "KindCluster": "podrunner.testing.controlplane.kind",
+    "KwokCluster": "podrunner.testing.controlplane.kwok",
     "SharedCluster": "podrunner.testing.fixtures",
     "assert_no_leftovers": "podrunner.testing.assertions",
     "assert_pod_created": "podrunner.testing.assertions",
@@ -48,6 +52,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FakeCluster",
+    "KindCluster",
+    "KwokCluster",
     "SharedCluster",
     "assert_no_leftovers",
     "assert_pod_created",

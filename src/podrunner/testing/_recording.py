@@ -13,21 +13,21 @@ Loaded on first use of a ``podrunner_*`` fixture (never by the plugin at import)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from podrunner._jsoncopy import copy_tree
-from podrunner.backends.fake.scripting import (
+from podrunner.backends.fake.scripting import Outcome, Rule
+from podrunner.sdk.logs import LogCollector
+from podrunner.simulation import (
     ANNOTATION_DURATION,
     ANNOTATION_EXIT_CODE,
     ANNOTATION_FAILURE,
     ANNOTATION_LOGS,
-    Outcome,
-    Rule,
 )
-from podrunner.sdk.logs import LogCollector
+from podrunner.simulation import PREFIX as SIM_PREFIX
 
 if TYPE_CHECKING:
     from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent
@@ -40,7 +40,6 @@ _RECORD_BYTES = 64 * 1024
 # kwok has no "run until killed" for a restartPolicy=Never pod: a year is as long.
 _HANG_SECONDS = 365 * 24 * 3600
 _UNSCHEDULABLE_DEFAULT = "0/1 nodes are available: 1 Insufficient cpu."
-_SIM_PREFIX = "sim.podrunner.dev/"
 
 
 class LogRecorder:
@@ -197,53 +196,75 @@ def _logs_text(outcome: Outcome) -> str:
     return "".join(text for _, text in outcome.logs)
 
 
+def _exit_annotations(outcome: Outcome) -> dict[str, str]:
+    if outcome.fail_times is not None:
+        raise Inexpressible("crash_loop(restarts=N) succeeds after N failures")
+    if outcome.reason == "OOMKilled" and outcome.exit_code == 137:
+        annotations = {ANNOTATION_FAILURE: "OOMKilled"}
+    elif outcome.reason in (None, "Completed" if outcome.exit_code == 0 else "Error"):
+        annotations = {ANNOTATION_EXIT_CODE: str(outcome.exit_code)}
+    else:
+        raise Inexpressible(
+            f"terminated reason {outcome.reason!r} with exit code {outcome.exit_code} "
+            "(kwok reports Completed for 0, Error otherwise, or OOMKilled)"
+        )
+    annotations[ANNOTATION_DURATION] = _seconds(outcome.after)
+    return annotations
+
+
+def _evict_annotations(outcome: Outcome) -> dict[str, str]:
+    if outcome.message is not None:
+        raise Inexpressible("evict(message=...): kwok uses its own eviction message")
+    return {ANNOTATION_FAILURE: "Evicted", ANNOTATION_DURATION: _seconds(outcome.after)}
+
+
+def _image_pull_annotations(outcome: Outcome) -> dict[str, str]:
+    if outcome.reason != "ImagePullBackOff" or outcome.message is not None:
+        raise Inexpressible(
+            "image_pull_error(reason=..., message=...): kwok reports ErrImagePull, then "
+            "ImagePullBackOff with its own message"
+        )
+    return {ANNOTATION_FAILURE: "ImagePullBackOff"}
+
+
+def _unschedulable_annotations(outcome: Outcome) -> dict[str, str]:
+    if outcome.message not in (None, _UNSCHEDULABLE_DEFAULT):
+        raise Inexpressible("unschedulable(message=...): the real scheduler writes it")
+    return {ANNOTATION_FAILURE: "Unschedulable"}
+
+
+def _hang_annotations(outcome: Outcome) -> dict[str, str]:
+    if outcome.ignore_sigterm:
+        raise Inexpressible("hang(ignore_sigterm=True): kwok deletes pods at once")
+    return {ANNOTATION_DURATION: str(_HANG_SECONDS)}
+
+
+def _run_annotations(outcome: Outcome) -> dict[str, str]:
+    raise Inexpressible("a .run(fn) rule calls Python for each container")
+
+
+_ANNOTATIONS_FOR: dict[str, Callable[[Outcome], dict[str, str]]] = {
+    "run": _run_annotations,
+    "exit": _exit_annotations,
+    "evict": _evict_annotations,
+    "image_pull": _image_pull_annotations,
+    "unschedulable": _unschedulable_annotations,
+    "hang": _hang_annotations,
+}
+
+
 def simulation_annotations(outcome: Outcome) -> dict[str, str]:
     """The ``sim.podrunner.dev/*`` annotations that make kwok do what ``outcome`` describes.
 
     Raises:
         Inexpressible: kwok cannot do it (a Python callback, a custom reason or message...).
     """
-    kind = outcome.kind
-    annotations: dict[str, str] = {}
-    if kind == "run":
-        raise Inexpressible("a .run(fn) rule calls Python for each container")
-    if kind == "exit":
-        if outcome.fail_times is not None:
-            raise Inexpressible("crash_loop(restarts=N) succeeds after N failures")
-        if outcome.reason == "OOMKilled" and outcome.exit_code == 137:
-            annotations[ANNOTATION_FAILURE] = "OOMKilled"
-        elif outcome.reason in (None, "Completed" if outcome.exit_code == 0 else "Error"):
-            annotations[ANNOTATION_EXIT_CODE] = str(outcome.exit_code)
-        else:
-            raise Inexpressible(
-                f"terminated reason {outcome.reason!r} with exit code {outcome.exit_code} "
-                "(kwok reports Completed for 0, Error otherwise, or OOMKilled)"
-            )
-        annotations[ANNOTATION_DURATION] = _seconds(outcome.after)
-    elif kind == "evict":
-        if outcome.message is not None:
-            raise Inexpressible("evict(message=...): kwok uses its own eviction message")
-        annotations[ANNOTATION_FAILURE] = "Evicted"
-        annotations[ANNOTATION_DURATION] = _seconds(outcome.after)
-    elif kind == "image_pull":
-        if outcome.reason != "ImagePullBackOff" or outcome.message is not None:
-            raise Inexpressible(
-                "image_pull_error(reason=..., message=...): kwok reports ErrImagePull, then "
-                "ImagePullBackOff with its own message"
-            )
-        annotations[ANNOTATION_FAILURE] = "ImagePullBackOff"
-    elif kind == "unschedulable":
-        if outcome.message not in (None, _UNSCHEDULABLE_DEFAULT):
-            raise Inexpressible("unschedulable(message=...): the real scheduler writes it")
-        annotations[ANNOTATION_FAILURE] = "Unschedulable"
-    elif kind == "hang":
-        if outcome.ignore_sigterm:
-            raise Inexpressible("hang(ignore_sigterm=True): kwok deletes pods at once")
-        annotations[ANNOTATION_DURATION] = str(_HANG_SECONDS)
-    else:  # pragma: no cover - a new outcome kind must be added here
-        raise Inexpressible(f"outcome {kind!r}")
+    build = _ANNOTATIONS_FOR.get(outcome.kind)
+    if build is None:  # pragma: no cover - a new outcome kind must be added here
+        raise Inexpressible(f"outcome {outcome.kind!r}")
+    annotations = build(outcome)
     logs = _logs_text(outcome)
-    if logs and kind not in ("image_pull", "unschedulable"):
+    if logs and outcome.kind not in ("image_pull", "unschedulable"):
         annotations[ANNOTATION_LOGS] = logs
     return annotations
 
@@ -264,7 +285,7 @@ def annotate(pod: Mapping[str, Any], cluster: FakeCluster) -> dict[str, Any]:
     """
     meta = pod.get("metadata") or {}
     annotations = dict(meta.get("annotations") or {})
-    if any(key.startswith(_SIM_PREFIX) for key in annotations):
+    if any(key.startswith(SIM_PREFIX) for key in annotations):
         return dict(pod)
     rules = _rules(cluster)
     for rule in reversed(rules):

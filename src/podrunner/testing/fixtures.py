@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
+from podrunner.testing._options import marker_options, settings
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -107,8 +109,6 @@ def _track(request: pytest.FixtureRequest, entry: Tracked) -> None:
 
 
 def _options(request: pytest.FixtureRequest) -> Any:
-    from podrunner.testing.plugin import marker_options
-
     __tracebackhide__ = True
     return marker_options(request.node)
 
@@ -201,8 +201,8 @@ class SharedCluster(NamedTuple):
         backend_name: ``kwok`` or ``kind``.
         kubeconfig: Path of its private kubeconfig.
         created_here: Whether this process started it (the others attach to it).
-        cluster: The :class:`~podrunner.testing.kwok.KwokCluster` or
-            :class:`~podrunner.testing.kind.KindCluster` in the process that started it,
+        cluster: The :class:`~podrunner.testing.controlplane.KwokCluster` or
+            :class:`~podrunner.testing.controlplane.KindCluster` in the process that started it,
             ``None`` in the other xdist workers.
     """
 
@@ -231,19 +231,27 @@ def _shared_cluster(
     start: Callable[[], Any],
 ) -> Iterator[SharedCluster]:
     """Start a cluster once per session (once for all xdist workers), skip when unavailable."""
-    from podrunner.testing.kind import ClusterUnavailable
+    from podrunner.testing.controlplane import ClusterUnavailable
 
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        try:
-            cluster = start()
-        except ClusterUnavailable as exc:
-            pytest.skip(f"podrunner: no {name} cluster: {exc}")
-        try:
-            yield SharedCluster(name, Path(cluster.kubeconfig), True, cluster)
-        finally:
-            cluster.stop()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield from _cluster_across_workers(name, tmp_path_factory, start)
         return
+    try:
+        cluster = start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"podrunner: no {name} cluster: {exc}")
+    try:
+        yield SharedCluster(name, Path(cluster.kubeconfig), True, cluster)
+    finally:
+        cluster.stop()
 
+
+def _cluster_across_workers(
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    start: Callable[[], Any],
+) -> Iterator[SharedCluster]:
+    """The first xdist worker starts the cluster; the others attach; the last one out stops it."""
     from filelock import FileLock
 
     # The workers' base temporary directories share this parent (pytest-xdist's recipe).
@@ -251,21 +259,8 @@ def _shared_cluster(
     root.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root / "lock"))
     state_path = root / "state.json"
-    owned: Any = None
     with lock:
-        state = _read_state(state_path)
-        if state is None:
-            try:
-                owned = start()
-            except ClusterUnavailable as exc:
-                _write_state(state_path, {"unavailable": str(exc)})
-                pytest.skip(f"podrunner: no {name} cluster: {exc}")
-            state = {"kubeconfig": str(owned.kubeconfig), "users": 1, "pid": os.getpid()}
-        elif "unavailable" in state:
-            pytest.skip(f"podrunner: no {name} cluster: {state['unavailable']}")
-        else:
-            state["users"] += 1
-        _write_state(state_path, state)
+        state, owned = _join_shared(state_path, name, start)
     try:
         yield SharedCluster(name, Path(state["kubeconfig"]), owned is not None, owned)
     finally:
@@ -274,17 +269,44 @@ def _shared_cluster(
             current["users"] = current.get("users", 1) - 1
             _write_state(state_path, current)
         if owned is not None:
-            # The cluster's processes belong to this worker: wait for the others to finish.
-            deadline = time.monotonic() + _SHARED_WAIT
-            while time.monotonic() < deadline:
-                with lock:
-                    users = (_read_state(state_path) or {}).get("users", 0)
-                if users <= 0:
-                    break
-                time.sleep(0.5)
-            with lock:
-                owned.stop()
-                state_path.unlink(missing_ok=True)
+            _stop_when_alone(owned, lock, state_path)
+
+
+def _join_shared(
+    state_path: Path, name: str, start: Callable[[], Any]
+) -> tuple[dict[str, Any], Any]:
+    """Under the lock: count this worker in, starting the cluster if it is the first."""
+    from podrunner.testing.controlplane import ClusterUnavailable
+
+    owned: Any = None
+    state = _read_state(state_path)
+    if state is None:
+        try:
+            owned = start()
+        except ClusterUnavailable as exc:
+            _write_state(state_path, {"unavailable": str(exc)})
+            pytest.skip(f"podrunner: no {name} cluster: {exc}")
+        state = {"kubeconfig": str(owned.kubeconfig), "users": 1, "pid": os.getpid()}
+    elif "unavailable" in state:
+        pytest.skip(f"podrunner: no {name} cluster: {state['unavailable']}")
+    else:
+        state["users"] += 1
+    _write_state(state_path, state)
+    return state, owned
+
+
+def _stop_when_alone(owned: Any, lock: Any, state_path: Path) -> None:
+    """The cluster's processes belong to this worker: wait for the others to finish."""
+    deadline = time.monotonic() + _SHARED_WAIT
+    while time.monotonic() < deadline:
+        with lock:
+            users = (_read_state(state_path) or {}).get("users", 0)
+        if users <= 0:
+            break
+        time.sleep(0.5)
+    with lock:
+        owned.stop()
+        state_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -295,12 +317,10 @@ def podrunner_kwok(
 
     Skips when the control-plane binaries are not built.
     """
-    from podrunner.testing.plugin import settings
-
     keep = settings(pytestconfig).keep_cluster
 
     def start() -> Any:
-        from podrunner.testing.kwok import KwokCluster
+        from podrunner.testing.controlplane.kwok import KwokCluster
 
         return KwokCluster(keep_workdir=keep).start()
 
@@ -315,12 +335,10 @@ def podrunner_kind(
 
     Skips when ``kind`` or Docker is missing.
     """
-    from podrunner.testing.plugin import settings
-
     chosen = settings(pytestconfig)
 
     def start() -> Any:
-        from podrunner.testing.kind import KindCluster
+        from podrunner.testing.controlplane.kind import KindCluster
 
         return KindCluster(chosen.kind_cluster, keep=chosen.keep_cluster).start()
 
@@ -345,8 +363,6 @@ def podrunner_session_backends(pytestconfig: pytest.Config) -> Iterator[dict[str
 @pytest.fixture
 def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
     """The backend this test runs on: the marker's ``backend``, else the session's."""
-    from podrunner.testing.plugin import settings
-
     chosen = _options(request).backend or settings(request.config).backend
     if chosen != "fake" and _options(request).script is not None:
         if chosen != "kwok":
@@ -373,9 +389,7 @@ def podrunner_backend(request: pytest.FixtureRequest, podrunner_backend_name: st
     cache: dict[str, Backend] = request.getfixturevalue("podrunner_session_backends")
     backend = cache.get(podrunner_backend_name)
     if backend is None:
-        from podrunner.backends.kubernetes import KubernetesBackend
-        from podrunner.sdk.cluster import ClusterConfig
-        from podrunner.testing.plugin import settings
+        from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
         if podrunner_backend_name == "kubeconfig":
             path = settings(request.config).kubeconfig

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Literal, NamedTuple
 
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
-from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
+from podrunner.backends.base import PLURALS, ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
     NotJSON,
@@ -66,13 +66,6 @@ from podrunner.errors import (
 
 __all__ = ["Action", "FakeBackend", "FakeCluster"]
 
-_PLURAL = {
-    "Pod": "pods",
-    "Secret": "secrets",
-    "ConfigMap": "configmaps",
-    "Event": "events",
-    "Namespace": "namespaces",
-}
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATE_ATTEMPTS = 8
 _SERVER_SET = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -104,7 +97,7 @@ class Action(NamedTuple):
 
 def _not_found(kind: str, namespace: str | None, name: str) -> NotFound:
     return NotFound(
-        f'{_PLURAL[kind]} "{name}" not found', kind=kind, namespace=namespace, name=name
+        f'{PLURALS[kind]} "{name}" not found', kind=kind, namespace=namespace, name=name
     )
 
 
@@ -623,7 +616,7 @@ class FakeBackend:
     # -- helpers --------------------------------------------------------------------------
 
     def _kind(self, kind: object) -> str:
-        if kind not in _PLURAL:
+        if kind not in PLURALS:
             raise _no_resource()
         assert isinstance(kind, str)
         return kind
@@ -664,7 +657,7 @@ class FakeBackend:
         kind = obj.get("kind")
         if not kind or not isinstance(kind, str):
             raise BadRequest(f"Object 'Kind' is missing in '{json.dumps(obj)[:1000]}'")
-        if kind not in _PLURAL:
+        if kind not in PLURALS:
             raise _no_resource()
         api = obj.setdefault("apiVersion", "v1")
         if api != "v1":
@@ -718,7 +711,7 @@ class FakeBackend:
         if (ns, name) in objects:
             if not generated:
                 raise AlreadyExists(
-                    f'{_PLURAL[kind]} "{name}" already exists', kind=kind, namespace=ns, name=name
+                    f'{PLURALS[kind]} "{name}" already exists', kind=kind, namespace=ns, name=name
                 )
             assert isinstance(generate, str)
             name = meta["name"] = self._generate(kind, ns, generate)
@@ -753,7 +746,7 @@ class FakeBackend:
             if (ns, name) not in objects:
                 return name
         raise AlreadyExists(
-            f'{_PLURAL[kind]} "{name}" already exists, the server was not able to generate a '
+            f'{PLURALS[kind]} "{name}" already exists, the server was not able to generate a '
             "unique name for the object",
             kind=kind,
             namespace=ns,
@@ -816,7 +809,7 @@ class FakeBackend:
         rv = meta.get("resourceVersion")
         if rv and rv != old_meta["resourceVersion"]:
             raise Conflict(
-                f'Operation cannot be fulfilled on {_PLURAL[kind]} "{name}": the object has been '
+                f'Operation cannot be fulfilled on {PLURALS[kind]} "{name}": the object has been '
                 "modified; please apply your changes to the latest version and try again",
                 kind=kind,
                 namespace=ns,

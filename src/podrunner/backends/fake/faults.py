@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 
+from podrunner.backends.base import PLURALS
 from podrunner.errors import BackendError, BackendUnavailable, error_for_status
 
 __all__ = ["FaultRule"]
 
-_PLURALS = {
-    "Pod": "pods",
-    "Secret": "secrets",
-    "ConfigMap": "configmaps",
-    "Event": "events",
-    "Namespace": "namespaces",
-}
 _DEFAULT_REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -121,7 +115,7 @@ class FaultRule:
             return None
         status = self.status
         reason = self.reason or _DEFAULT_REASONS.get(status, "")
-        plural = _PLURALS.get(kind or "", "pods")
+        plural = PLURALS.get(kind or "", "pods")
         message = self.message or _default_message(status, verb, plural, namespace, name)
         return error_for_status(
             status,

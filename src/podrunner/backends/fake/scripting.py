@@ -16,6 +16,12 @@ from typing import Any, Literal, Union
 import attrs
 
 from podrunner.backends.base import ExecResult
+from podrunner.simulation import (
+    ANNOTATION_DURATION,
+    ANNOTATION_EXIT_CODE,
+    ANNOTATION_FAILURE,
+    ANNOTATION_LOGS,
+)
 
 __all__ = [
     "ANNOTATION_DURATION",
@@ -31,11 +37,6 @@ __all__ = [
     "RunResultLike",
     "outcome_from_annotations",
 ]
-
-ANNOTATION_EXIT_CODE = "sim.podrunner.dev/exit-code"
-ANNOTATION_DURATION = "sim.podrunner.dev/duration"
-ANNOTATION_LOGS = "sim.podrunner.dev/logs"
-ANNOTATION_FAILURE = "sim.podrunner.dev/failure"
 
 #: Logs as one text written when the container starts, or ``(seconds after start, text)``
 #: pieces written over time (what a follower sees arrive).

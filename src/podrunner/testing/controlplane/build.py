@@ -81,7 +81,7 @@ def _targets() -> list[Target]:
 def cache_root() -> Path:
     """Return ``$PODRUNNER_CONTROLPLANE_CACHE``, else ``~/.cache/podrunner/controlplane``.
 
-    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set (podrunner.testing.kwok does the same).
+    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set (as in ``controlplane.kwok``).
     """
     explicit = os.environ.get("PODRUNNER_CONTROLPLANE_CACHE")
     if explicit:
@@ -218,53 +218,60 @@ def build(force: bool = False, only: list[str] | None = None) -> Path:
     for target in _targets():
         if only and target.name not in only:
             continue
-        dest = out / target.name
-        stamp = out / f".{target.name}.recipe"
-        ldflags = _ldflags(target, env)
-        recipe = _recipe(target, ldflags)
-        if (
-            not force
-            and dest.exists()
-            and stamp.exists()
-            and stamp.read_text().strip() == recipe
-            and target.expect in _reported_version(dest)
-        ):
-            print(f"  {target.name:<24} up to date", flush=True)
-            continue
-        start = time.monotonic()
-        tmp = out / f".{target.name}.tmp"
-        cmd = ["go", "build", "-trimpath", "-tags=selinux,notest,grpcnotrace", "-ldflags", ldflags]
-        scratch = out.parent / "build"
-        scratch.mkdir(exist_ok=True)
-        modfile = _patched_modfile(target, env, scratch)
-        if modfile is not None:
-            cmd.append(f"-modfile={modfile}")
-        cmd += ["-o", str(tmp), target.package]
-        print(f"  {target.name:<24} building ({target.package}) ...", flush=True)
-        proc = subprocess.run(cmd, cwd=HERE / target.module, env=env, check=False)
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            sys.exit(f"controlplane: building {target.name} failed (exit {proc.returncode})")
-        tmp.replace(dest)
-        stamp.write_text(recipe + "\n")
-        reported = _reported_version(dest)
-        if target.expect not in reported:
-            sys.exit(
-                f"controlplane: {target.name} --version reported {reported.strip()!r}, "
-                f"expected {target.expect}"
-            )
-        timings[target.name] = time.monotonic() - start
-        print(
-            f"  {target.name:<24} built in {timings[target.name]:6.1f} s: "
-            f"{reported.strip().splitlines()[0]}",
-            flush=True,
-        )
+        seconds = _build_one(target, out, env, force)
+        if seconds is not None:
+            timings[target.name] = seconds
     total = time.monotonic() - total_start
     print(f"controlplane: done in {total:.1f} s", flush=True)
     if timings:
         info = {"versions": VERSIONS, "go": go_version, "seconds": timings, "total": total}
         (out.parent / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def _build_one(target: Target, out: Path, env: dict[str, str], force: bool) -> float | None:
+    """Build one binary unless it is up to date; return the seconds it took, else ``None``."""
+    dest = out / target.name
+    stamp = out / f".{target.name}.recipe"
+    ldflags = _ldflags(target, env)
+    recipe = _recipe(target, ldflags)
+    if (
+        not force
+        and dest.exists()
+        and stamp.exists()
+        and stamp.read_text().strip() == recipe
+        and target.expect in _reported_version(dest)
+    ):
+        print(f"  {target.name:<24} up to date", flush=True)
+        return None
+    start = time.monotonic()
+    tmp = out / f".{target.name}.tmp"
+    cmd = ["go", "build", "-trimpath", "-tags=selinux,notest,grpcnotrace", "-ldflags", ldflags]
+    scratch = out.parent / "build"
+    scratch.mkdir(exist_ok=True)
+    modfile = _patched_modfile(target, env, scratch)
+    if modfile is not None:
+        cmd.append(f"-modfile={modfile}")
+    cmd += ["-o", str(tmp), target.package]
+    print(f"  {target.name:<24} building ({target.package}) ...", flush=True)
+    proc = subprocess.run(cmd, cwd=HERE / target.module, env=env, check=False)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        sys.exit(f"controlplane: building {target.name} failed (exit {proc.returncode})")
+    tmp.replace(dest)
+    stamp.write_text(recipe + "\n")
+    reported = _reported_version(dest)
+    if target.expect not in reported:
+        sys.exit(
+            f"controlplane: {target.name} --version reported {reported.strip()!r}, "
+            f"expected {target.expect}"
+        )
+    seconds = time.monotonic() - start
+    print(
+        f"  {target.name:<24} built in {seconds:6.1f} s: {reported.strip().splitlines()[0]}",
+        flush=True,
+    )
+    return seconds
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

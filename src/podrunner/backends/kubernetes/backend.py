@@ -9,7 +9,7 @@ Where the client is awkward, this module goes around it on purpose:
   semantics: the urllib3 response body is ``json.loads``-ed, never turned into ``V1Pod`` models
   (several times slower, see ``benchmarks/bench_kubernetes.py``), and objects keep the exact
   shape the API server sent.
-- **One error mapping.** :func:`_translate_errors` is the only place a client, urllib3 or socket
+- **One error mapping.** ``_errors.translate_errors`` is the only place a client, urllib3 or socket
   exception becomes a podrunner error (through :func:`~podrunner.errors.error_for_status`); the
   original stays as ``__cause__``.
 - **Watches and logs are streamed by hand**: newline-delimited JSON events and raw log bytes are
@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.parse
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import kubernetes.stream
@@ -44,6 +44,7 @@ import urllib3.exceptions
 
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import (
+    PLURALS,
     Clock,
     ExecResult,
     Kind,
@@ -52,12 +53,24 @@ from podrunner.backends.base import (
     WatchEvent,
     WatchEventType,
 )
+from podrunner.backends.kubernetes._errors import (
+    api_exception,
+    error_from_status_body,
+    translate_errors,
+)
+from podrunner.backends.kubernetes._streams import (
+    close_response,
+    read_chunks,
+    read_exec_channels,
+    shut_down,
+    status_exit_code,
+)
+from podrunner.backends.kubernetes.config import ClusterConfig
 from podrunner.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
     NotFound,
-    StatusCause,
     error_for_status,
 )
 
@@ -65,220 +78,11 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import Generator, Iterator, Mapping, Sequence
 
-    from podrunner.sdk.cluster import ClusterConfig
-
 __all__ = ["KubernetesBackend"]
 
-_PLURALS: dict[str, str] = {
-    "Pod": "pods",
-    "Secret": "secrets",
-    "ConfigMap": "configmaps",
-    "Event": "events",
-    "Namespace": "namespaces",
-}
 # Kinds with a status subresource in core/v1 (the others answer 404 for ``.../status``).
 _STATUS_SUBRESOURCE = frozenset({"Pod", "Namespace"})
 _MERGE_PATCH = "application/merge-patch+json"
-_CHUNK = 64 * 1024
-# Exceptions that mean "no (complete) answer": the peer is unreachable or the stream broke.
-_NO_ANSWER: tuple[type[BaseException], ...] = (
-    urllib3.exceptions.MaxRetryError,
-    urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.ReadTimeoutError,
-    urllib3.exceptions.ConnectTimeoutError,
-    urllib3.exceptions.HTTPError,
-    OSError,
-)
-
-
-class _ClusterLike(Protocol):
-    """What the backend needs from a :class:`~podrunner.sdk.cluster.ClusterConfig`."""
-
-    def load_client_configuration(self) -> Any:
-        """Return a fresh ``kubernetes.client.Configuration``."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Error conversion: the one place
-# ---------------------------------------------------------------------------------------------
-
-
-def _parse_retry_after(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(str(value).strip()))
-    except ValueError:
-        # An HTTP-date Retry-After is legal but the API server only sends seconds.
-        return None
-
-
-def _status_from_body(body: object) -> dict[str, Any] | None:
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if not isinstance(body, str) or not body.strip():
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("kind") == "Status" else None
-
-
-def _error_from_status(
-    code: int,
-    status: Mapping[str, Any] | None,
-    *,
-    fallback_message: str = "",
-    retry_after: float | None = None,
-    kind: str | None = None,
-    namespace: str | None = None,
-    name: str | None = None,
-) -> BackendError:
-    """Build the podrunner error for an HTTP code and (optional) ``Status`` body."""
-    status = status or {}
-    details = status.get("details") or {}
-    causes = [
-        StatusCause(str(c.get("field", "")), str(c.get("reason", "")), str(c.get("message", "")))
-        for c in details.get("causes") or ()
-        if isinstance(c, dict)
-    ]
-    return error_for_status(
-        code,
-        str(status.get("reason") or ""),
-        str(status.get("message") or fallback_message),
-        retry_after=retry_after,
-        kind=kind,
-        namespace=namespace,
-        name=name or details.get("name") or None,
-        causes=causes,
-    )
-
-
-def _convert(
-    exc: BaseException,
-    *,
-    kind: str | None = None,
-    namespace: str | None = None,
-    name: str | None = None,
-) -> BackendError | None:
-    """Return the podrunner error for a client, websocket, urllib3 or socket exception.
-
-    Returns:
-        The error, or ``None`` when ``exc`` is not something a backend call converts.
-    """
-    where: dict[str, Any] = {"kind": kind, "namespace": namespace, "name": name}
-    if isinstance(exc, kubernetes.client.ApiException):
-        code = int(exc.status or 0)
-        if code == 0:
-            # kubernetes.stream wraps a failed websocket handshake as status 0 and keeps the
-            # real answer (404 pod not found, 403...) only on the implicit context.
-            inner = exc.__cause__ or exc.__context__
-            status_code = getattr(inner, "status_code", None)
-            if isinstance(status_code, int) and status_code:
-                return _error_from_status(
-                    status_code,
-                    _status_from_body(getattr(inner, "resp_body", None)),
-                    fallback_message=str(inner),
-                    **where,
-                )
-            return BackendUnavailable(str(exc.reason or exc).strip(), **where)
-        headers = exc.headers or {}
-        return _error_from_status(
-            code,
-            _status_from_body(exc.body),
-            fallback_message=str(exc.reason or ""),
-            retry_after=_parse_retry_after(headers.get("Retry-After")),
-            **where,
-        )
-    if isinstance(exc, _NO_ANSWER):
-        return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
-    return None
-
-
-@contextlib.contextmanager
-def _translate_errors(
-    kind: str | None = None, namespace: str | None = None, name: str | None = None
-) -> Iterator[None]:
-    """Convert whatever the client raises inside the block into a podrunner error."""
-    try:
-        yield
-    except BackendError:
-        raise
-    except Exception as exc:
-        error = _convert(exc, kind=kind, namespace=namespace, name=name)
-        if error is None:
-            raise
-        raise error from exc
-
-
-def _api_exception(resp: Any) -> kubernetes.client.ApiException:
-    """Turn a non-2xx raw response into the client's own exception (read and released)."""
-    try:
-        body = resp.data
-    finally:
-        resp.release_conn()
-    exc = kubernetes.client.ApiException(status=resp.status, reason=resp.reason)
-    exc.body = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    exc.headers = resp.headers
-    return exc
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _chunks(resp: Any, amt: int = _CHUNK) -> Iterator[bytes]:
-    """Yield body bytes as they arrive, without buffering the whole response."""
-    if getattr(resp, "chunked", False) and resp.supports_chunked_reads():
-        yield from resp.read_chunked(amt, decode_content=True)
-        return
-    # read1 (urllib3 >= 2.3) returns what is there; read(amt) would wait for amt bytes.
-    read = getattr(resp, "read1", None) or resp.read
-    while True:
-        data = read(amt)
-        if not data:
-            return
-        yield data
-
-
-def _shut_down(opened: list[Any]) -> None:
-    """Unblock a read on a watch's response from another thread."""
-    for resp in opened:
-        # urllib3 >= 2.3 shuts the socket down, which wakes a blocked recv; closing alone
-        # does not on Linux.
-        shutdown = getattr(resp, "shutdown", None)
-        with contextlib.suppress(Exception):
-            if shutdown is not None:
-                shutdown()
-            else:
-                resp.close()
-
-
-def _close_response(resp: Any, complete: bool) -> None:
-    """Give the connection back: reusable when the body was read to the end, else closed."""
-    if not complete:
-        # A half-read body would poison the next request on that connection.
-        with contextlib.suppress(Exception):
-            resp.close()
-    with contextlib.suppress(Exception):
-        resp.release_conn()
-
-
-def _exit_code(status: Mapping[str, Any]) -> int | None:
-    """The exit code in an exec status-channel ``Status`` (``None`` if it carries none)."""
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or ():
-        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
-            with contextlib.suppress(TypeError, ValueError):
-                return int(cause.get("message", ""))
-    return None
-
-
 # ---------------------------------------------------------------------------------------------
 # The backend
 # ---------------------------------------------------------------------------------------------
@@ -304,18 +108,14 @@ class KubernetesBackend:
 
     def __init__(
         self,
-        cluster: ClusterConfig | _ClusterLike | None = None,
+        cluster: ClusterConfig | None = None,
         *,
         pool_size: int = 64,
         request_timeout: float | tuple[float, float] = (10.0, 60.0),
         log_idle_timeout: float | None = 300.0,
         dry_run: bool = False,
     ) -> None:
-        if cluster is None:
-            from podrunner.sdk.cluster import ClusterConfig
-
-            cluster = ClusterConfig.default()
-        self._cluster: _ClusterLike = cluster
+        self._cluster = ClusterConfig.default() if cluster is None else cluster
         self._pool_size = pool_size
         if isinstance(request_timeout, tuple):
             self._connect_timeout, self._read_timeout = request_timeout
@@ -403,16 +203,8 @@ class KubernetesBackend:
 
     def _reread_kubeconfig_file(self) -> None:
         """Pick up a kubeconfig file rewritten since start (``aws eks update-kubeconfig``...)."""
-        cluster = self._cluster
-        path = getattr(cluster, "path", None)
-        if getattr(cluster, "source", None) != "kubeconfig-file" or not path:
-            return
-        from podrunner.sdk.cluster import ClusterConfig
-
         try:
-            self._cluster = ClusterConfig.from_kubeconfig_file(
-                path, getattr(cluster, "context", None)
-            )
+            self._cluster = self._cluster.reload()
         except ConfigError:
             # Gone, half-written, or one file of a merged $KUBECONFIG list that does not hold
             # the whole context: keep what worked.
@@ -438,12 +230,12 @@ class KubernetesBackend:
     def _path(
         kind: str, namespace: str | None, name: str | None = None, sub: str | None = None
     ) -> str:
-        if kind not in _PLURALS:
+        if kind not in PLURALS:
             raise BackendError(f"unsupported kind {kind!r}", status=400, reason="BadRequest")
         parts = ["/api/v1"]
         if namespace is not None and kind != "Namespace":
             parts += ["namespaces", urllib.parse.quote(namespace, safe="")]
-        parts.append(_PLURALS[kind])
+        parts.append(PLURALS[kind])
         if name is not None:
             parts.append(urllib.parse.quote(name, safe=""))
         if sub is not None:
@@ -468,7 +260,7 @@ class KubernetesBackend:
     ) -> Any:
         """Send one request and return the raw urllib3 response (2xx only; body unread).
 
-        Non-2xx answers are raised as ``ApiException`` for :func:`_translate_errors`.
+        Non-2xx answers are raised as ``ApiException`` for :func:`translate_errors`.
         """
         headers = {"Accept": accept}
         if body is not None:
@@ -500,7 +292,7 @@ class KubernetesBackend:
                 _request_timeout=timeout,
             )
         if not 200 <= resp.status <= 299:
-            raise _api_exception(resp)
+            raise api_exception(resp)
         return resp
 
     def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
@@ -512,6 +304,54 @@ class KubernetesBackend:
         result: dict[str, Any] = json.loads(data) if data else {}
         return result
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, object]] = (),
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """Send one request to any API path, beyond the kinds of the Backend protocol.
+
+        For tools that set a cluster up (nodes, CRDs and their objects, admission policies,
+        ``/readyz``), with the same connection pool, credentials and error mapping as every
+        other call.
+
+        Args:
+            method: ``GET``, ``POST``, ``PATCH``, ``DELETE``...
+            path: The API path, e.g. ``/api/v1/nodes``.
+            query: Query parameters; ``None`` values are left out.
+            body: A JSON-serialisable body, or ``str``/``bytes`` sent as they are.
+            content_type: The body's content type (``application/apply-patch+yaml``...).
+
+        Returns:
+            The decoded JSON answer; ``{}`` for an empty answer or one that is not JSON
+            (``/readyz`` answers ``ok``).
+
+        Raises:
+            BackendError: The matching podrunner error for a non-2xx answer or no answer.
+        """
+        with translate_errors():
+            resp = self._open(
+                method,
+                path,
+                query=query,
+                body=body,
+                content_type=content_type,
+                read_timeout=self._read_timeout,
+            )
+            try:
+                data = resp.data
+            finally:
+                resp.release_conn()
+        try:
+            result = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        return result if isinstance(result, dict) else {}
+
     def _dry_run_query(self, dry_run: bool) -> builtins.list[tuple[str, object]]:
         return [("dryRun", "All")] if dry_run or self._dry_run else []
 
@@ -520,7 +360,7 @@ class KubernetesBackend:
     @staticmethod
     def _identity(manifest: Mapping[str, Any]) -> tuple[Kind, str | None, str | None]:
         kind = manifest.get("kind")
-        if kind not in _PLURALS:
+        if kind not in PLURALS:
             raise error_for_status(400, "BadRequest", f"unsupported kind {kind!r}")
         meta = manifest.get("metadata") or {}
         namespace = None if kind == "Namespace" else (meta.get("namespace") or "default")
@@ -529,7 +369,7 @@ class KubernetesBackend:
     def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Create an object (``generateName`` honoured by the server); return it as stored."""
         kind, namespace, name = self._identity(manifest)
-        with _translate_errors(kind, namespace, name):
+        with translate_errors(kind, namespace, name):
             return self._json(
                 "POST",
                 self._path(kind, namespace),
@@ -539,7 +379,7 @@ class KubernetesBackend:
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """Return one object, or raise :class:`~podrunner.errors.NotFound`."""
-        with _translate_errors(kind, namespace, name):
+        with translate_errors(kind, namespace, name):
             return self._json("GET", self._path(kind, namespace, name))
 
     def list(
@@ -551,7 +391,7 @@ class KubernetesBackend:
         field_selector: str | None = None,
     ) -> ObjectList:
         """List objects; ``namespace=None`` lists across namespaces."""
-        with _translate_errors(kind, namespace):
+        with translate_errors(kind, namespace):
             data = self._json(
                 "GET",
                 self._path(kind, namespace),
@@ -570,7 +410,7 @@ class KubernetesBackend:
         kind, namespace, name = self._identity(manifest)
         if not name:
             raise error_for_status(422, "Invalid", "metadata.name is required for replace")
-        with _translate_errors(kind, namespace, name):
+        with translate_errors(kind, namespace, name):
             return self._json(
                 "PUT",
                 self._path(kind, namespace, name),
@@ -588,7 +428,7 @@ class KubernetesBackend:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """Apply a JSON merge patch to an object or its ``status`` subresource."""
-        with _translate_errors(kind, namespace, name):
+        with translate_errors(kind, namespace, name):
             if subresource is not None and (
                 subresource != "status" or kind not in _STATUS_SUBRESOURCE
             ):
@@ -623,7 +463,7 @@ class KubernetesBackend:
         }
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
-        with _translate_errors(kind, namespace, name):
+        with translate_errors(kind, namespace, name):
             self._json(
                 "DELETE",
                 self._path(kind, namespace, name),
@@ -670,7 +510,7 @@ class KubernetesBackend:
         stream = WatchStream()
         opened: builtins.list[Any] = []
         stream.gen = self._watch(kind, namespace, query, read_timeout, stream.state, opened)
-        stream.interrupt = partial(_shut_down, opened)
+        stream.interrupt = partial(shut_down, opened)
         return stream
 
     def _watch(
@@ -682,7 +522,7 @@ class KubernetesBackend:
         handle: StreamState,
         opened: builtins.list[Any],
     ) -> Generator[WatchEvent, None, None]:
-        with _translate_errors(kind, namespace):
+        with translate_errors(kind, namespace):
             resp = self._open(
                 "GET", self._path(kind, namespace), query=query, read_timeout=read_timeout
             )
@@ -694,8 +534,8 @@ class KubernetesBackend:
             if handle.closed:
                 return
             buffer = b""
-            with _translate_errors(kind, namespace):
-                for chunk in _chunks(resp):
+            with translate_errors(kind, namespace):
+                for chunk in read_chunks(resp):
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
@@ -711,7 +551,7 @@ class KubernetesBackend:
             if not handle.closed:
                 raise  # a read cut short by close() is the end of the stream, not an error
         finally:
-            _close_response(resp, complete)
+            close_response(resp, complete)
 
     @staticmethod
     def _event(line: bytes, kind: str, namespace: str | None) -> WatchEvent | None:
@@ -728,7 +568,7 @@ class KubernetesBackend:
         if type_ == "ERROR" and obj.get("kind") == "Status":
             code = int(obj.get("code") or 0)
             if code == 410:
-                raise _error_from_status(410, obj, kind=kind, namespace=namespace)
+                raise error_from_status_body(410, obj, kind=kind, namespace=namespace)
         return WatchEvent(type_, obj)
 
     # -- logs ---------------------------------------------------------------------------------
@@ -771,7 +611,7 @@ class KubernetesBackend:
         stream: InterruptibleStream[bytes] = InterruptibleStream()
         opened: builtins.list[Any] = []
         stream.gen = self._read_log(namespace, pod, query, read_timeout, stream.state, opened)
-        stream.interrupt = partial(_shut_down, opened)
+        stream.interrupt = partial(shut_down, opened)
         return stream
 
     def _read_log(
@@ -783,7 +623,7 @@ class KubernetesBackend:
         handle: StreamState,
         opened: builtins.list[Any],
     ) -> Generator[bytes, None, None]:
-        with _translate_errors("Pod", namespace, pod):
+        with translate_errors("Pod", namespace, pod):
             resp = self._open(
                 "GET",
                 self._path("Pod", namespace, pod, "log"),
@@ -797,8 +637,8 @@ class KubernetesBackend:
         try:
             if handle.closed:
                 return
-            with _translate_errors("Pod", namespace, pod):
-                for chunk in _chunks(resp):
+            with translate_errors("Pod", namespace, pod):
+                for chunk in read_chunks(resp):
                     if chunk:
                         yield chunk
             complete = True
@@ -806,7 +646,7 @@ class KubernetesBackend:
             if not handle.closed:
                 raise  # a read cut short by close() is the end of the stream, not an error
         finally:
-            _close_response(resp, complete)
+            close_response(resp, complete)
 
     # -- exec ---------------------------------------------------------------------------------
 
@@ -846,12 +686,12 @@ class KubernetesBackend:
             kwargs["binary"] = True  # raw bytes out, not a lossy utf-8 decode
         if timeout is not None:
             kwargs["_request_timeout"] = timeout
-        with _translate_errors("Pod", namespace, pod):
+        with translate_errors("Pod", namespace, pod):
             ws = kubernetes.stream.stream(
                 self._core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs
             )
         try:
-            with _translate_errors("Pod", namespace, pod):
+            with translate_errors("Pod", namespace, pod):
                 return self._exec_session(ws, stdin, deadline, namespace, pod)
         finally:
             with contextlib.suppress(Exception):
@@ -867,46 +707,20 @@ class KubernetesBackend:
     def _exec_session(
         ws: Any, stdin: bytes | None, deadline: float | None, namespace: str, pod: str
     ) -> ExecResult:
-        def as_bytes(data: bytes | str) -> bytes:
-            return data if isinstance(data, bytes) else data.encode("utf-8")
-
         if stdin is not None:
             if stdin:
                 ws.write_stdin(stdin if getattr(ws, "binary", False) else stdin.decode())
             ws.close_channel(0)  # a no-op on v4: see exec()'s docstring
-        out: builtins.list[bytes] = []
-        err: builtins.list[bytes] = []
-        status = b""
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise BackendUnavailable(
-                    "exec timed out before the command ended",
-                    kind="Pod",
-                    namespace=namespace,
-                    name=pod,
-                )
-            open_ = ws.is_open()
-            if open_:
-                ws.update(timeout=1.0 if remaining is None else min(remaining, 1.0))
-            for channel, sink in ((1, out), (2, err)):
-                data = ws.read_channel(channel)
-                if data:
-                    sink.append(as_bytes(data))
-            data = ws.read_channel(3)
-            if data:
-                status += as_bytes(data)
-            if not open_:
-                break
+        out, err, status = read_exec_channels(ws, deadline, namespace, pod)
         if not status:
             raise BackendUnavailable(
                 "exec stream ended without a status", kind="Pod", namespace=namespace, name=pod
             )
         result = json.loads(status)
-        code = _exit_code(result)
+        code = status_exit_code(result)
         if code is None:
             # A Failure without an ExitCode cause: the command could not be started at all.
-            raise _error_from_status(
+            raise error_from_status_body(
                 int(result.get("code") or 500), result, kind="Pod", namespace=namespace, name=pod
             )
-        return ExecResult(code, b"".join(out), b"".join(err))
+        return ExecResult(code, out, err)

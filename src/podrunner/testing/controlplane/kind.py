@@ -25,22 +25,15 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from podrunner.errors import PodrunnerError
+from podrunner.testing.controlplane._common import (
+    ClusterStartError,
+    ClusterUnavailable,
+    wait_for_api,
+)
 
-__all__ = ["ClusterStartError", "ClusterUnavailable", "KindCluster"]
+__all__ = ["DEFAULT_KIND_CLUSTER_NAME", "KindCluster"]
 
 DEFAULT_KIND_CLUSTER_NAME = "podrunner-test"
-
-
-class ClusterUnavailable(PodrunnerError):
-    """The cluster cannot be provided on this machine (a tool or engine is missing).
-
-    The message is one line that says what is missing, so fixtures can pass it to ``pytest.skip``.
-    """
-
-
-class ClusterStartError(PodrunnerError):
-    """A cluster was possible but did not come up; the message carries the tails of its logs."""
 
 
 def _tail(text: str, lines: int = 20) -> str:
@@ -199,8 +192,6 @@ class KindCluster:
         self._kubeconfig.chmod(0o600)
 
     def _wait_ready(self) -> None:
-        from podrunner.testing.kwok import wait_for_api
-
         deadline = time.monotonic() + self.wait_timeout
         wait_for_api(self.kubeconfig, deadline=deadline, what=f"kind cluster {self.name}")
 

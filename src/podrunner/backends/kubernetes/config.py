@@ -236,6 +236,21 @@ class ClusterConfig:
                 return str(ns) if ns else "default"
         return "default"
 
+    def reload(self) -> ClusterConfig:
+        """Read the kubeconfig file again (rewritten since by ``aws eks update-kubeconfig``...).
+
+        Returns:
+            The configuration as the file now holds it, for the same context; ``self`` for an
+            inline kubeconfig or the in-cluster account (whose token file
+            :meth:`load_client_configuration` re-reads anyway).
+
+        Raises:
+            ConfigError: The file is gone, half-written, or no longer holds the context.
+        """
+        if self.source != "kubeconfig-file" or self.path is None:
+            return self
+        return ClusterConfig.from_kubeconfig_file(self.path, self.context)
+
     def load_client_configuration(self) -> kubernetes.client.Configuration:
         """Build a ``kubernetes.client.Configuration`` (imports ``kubernetes`` now).
 

@@ -47,8 +47,8 @@ from podrunner import PodRunner, PodSpec  # noqa: E402
 from podrunner.backends.base import Backend, Clock, Kind  # noqa: E402
 from podrunner.backends.kubernetes import KubernetesBackend  # noqa: E402
 from podrunner.errors import BackendError, Gone  # noqa: E402
+from podrunner.run import RunResult  # noqa: E402
 from podrunner.sdk.cluster import ClusterConfig  # noqa: E402
-from podrunner.sdk.runner import RunResult  # noqa: E402
 from podrunner.testing.kwok import KwokCluster  # noqa: E402
 
 NAMESPACE = "default"

@@ -161,7 +161,7 @@ def spec_options(func: F) -> F:
 
 def build_spec(command: tuple[str, ...], **opts: Any) -> Any:
     """Build a PodSpec from the shared options (raises SpecError)."""
-    from podrunner.sdk.spec import PodSpec, Resources
+    from podrunner.spec import PodSpec, Resources
 
     return PodSpec(
         opts["image"],
@@ -225,7 +225,7 @@ def manifest(
     is the Pod alone, or a v1 List when there are several objects. Secret values are hidden
     unless --show-secrets is given.
     """
-    from podrunner.sdk.manifest import build_manifests
+    from podrunner.manifest import build_manifests
 
     with user_errors():
         manifests = build_manifests(build_spec(command, **opts), run_id=run_id)
@@ -286,7 +286,7 @@ def make_runner(
     backend: str, kubeconfig: str | None, context: str | None, namespace: str | None
 ) -> Any:
     """Build a PodRunner for the backend options (raises ConfigError for a bad kubeconfig)."""
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
     if backend.lower() == "fake":
         from podrunner.backends.fake import FakeCluster
@@ -332,7 +332,7 @@ def describe_backend(
         where = "fake (the command runs as a local process; the image is ignored)"
         if spec is not None:
             from podrunner.backends.fake.runtime_local import unenforced_settings
-            from podrunner.sdk.manifest import build_manifests
+            from podrunner.manifest import build_manifests
 
             loose = unenforced_settings(build_manifests(spec).pod)
     else:
@@ -622,7 +622,7 @@ def _warn_unread_stdin(hint: str) -> bool:
 
 def _state_word(state: Any) -> str:
     """pending, scheduled, pulling, running, or how the run ended."""
-    from podrunner.sdk.lifecycle import Phase
+    from podrunner.run.state import Phase
 
     if state.phase is Phase.PENDING:
         return "pending"
@@ -841,9 +841,9 @@ def _run(runner: Any, spec: Any, *, timeout: float | None, cleanup: str, as_json
     """Run ``spec`` for ``podrunner run``; returns the exit status (or exits when stopped)."""
     import attrs
 
-    from podrunner.sdk.manifest import build_manifests
-    from podrunner.sdk.spec import CleanupPolicy
+    from podrunner.manifest import build_manifests
     from podrunner.signals import Terminated
+    from podrunner.spec import CleanupPolicy
 
     policy = CleanupPolicy(cleanup)
     hint = "the command gets no input (podrunner run does not pass stdin on)"
@@ -904,7 +904,7 @@ def _stopped(
 ) -> NoReturn:
     """A run stopped by a signal or a closed stdout: make sure it is deleted, say so, exit."""
     from podrunner.errors import BackendError, NotFound
-    from podrunner.sdk.spec import CleanupPolicy
+    from podrunner.spec import CleanupPolicy
 
     failure = _cleanup_failure(exc)
     if policy is not CleanupPolicy.ALWAYS and failure is None:

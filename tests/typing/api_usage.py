@@ -25,8 +25,8 @@ from podrunner import (
     generate_pod_name,
 )
 from podrunner._validation import parse_quantity, quantity_error
-from podrunner.sdk.manifest import MANAGED_SELECTOR, owner_reference
-from podrunner.sdk.naming import new_run_id, sanitize_label_value
+from podrunner.manifest import MANAGED_SELECTOR, owner_reference
+from podrunner.manifest.naming import new_run_id, sanitize_label_value
 
 
 def build() -> PodSpec:

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podrunner.sdk.logs import LogCollector, format_since_time, iter_lines, parse_timestamp
+from podrunner.run.logs import LogCollector, format_since_time, iter_lines, parse_timestamp
 
 
 def stamp(i: int, text: str) -> bytes:

@@ -39,17 +39,17 @@ from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
 from podrunner.errors import BackendError, NotFound, RunTimeout, SpecError
-from podrunner.sdk.lifecycle import Reason
-from podrunner.sdk.manifest import (
+from podrunner.manifest import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RUN_ID_LABEL,
     owner_reference,
 )
-from podrunner.sdk.naming import generate_pod_name, new_run_id
-from podrunner.sdk.runner import EXPIRES_ANNOTATION, PodRunner, RunResult
-from podrunner.sdk.spec import (
+from podrunner.manifest.naming import generate_pod_name, new_run_id
+from podrunner.run import EXPIRES_ANNOTATION, PodRunner, RunResult
+from podrunner.run.state import Reason
+from podrunner.spec import (
     CleanupPolicy,
     EnvVar,
     ImagePullPolicy,

@@ -57,11 +57,11 @@ from podrunner.errors import (
     StartTimeout,
     Unschedulable,
 )
-from podrunner.sdk.lifecycle import Phase, Reason, reduce
-from podrunner.sdk.logs import parse_timestamp
-from podrunner.sdk.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
-from podrunner.sdk.runner import EXPIRES_ANNOTATION
-from podrunner.sdk.spec import CleanupPolicy, SecretRef
+from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
+from podrunner.run import EXPIRES_ANNOTATION
+from podrunner.run.logs import parse_timestamp
+from podrunner.run.state import Phase, Reason, reduce
+from podrunner.spec import CleanupPolicy, SecretRef
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from podrunner.backends.base import Kind
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.claude.result import ClaudeResult
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
 __all__ = [
     "DEFAULT_NAME_PREFIX",

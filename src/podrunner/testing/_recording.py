@@ -27,7 +27,7 @@ from podrunner.backends.fake.scripting import (
     Outcome,
     Rule,
 )
-from podrunner.sdk.logs import LogCollector
+from podrunner.run.logs import LogCollector
 
 if TYPE_CHECKING:
     from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent

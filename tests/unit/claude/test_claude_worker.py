@@ -22,7 +22,7 @@ from podrunner.claude import (
 )
 from podrunner.claude.worker import SLEEP_LOOP, WORKER_ID_LABEL, default_worker_id
 from podrunner.errors import ImagePullError, SpecError, StartTimeout
-from podrunner.sdk.runner import PodRunner
+from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:

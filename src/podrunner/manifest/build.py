@@ -1,4 +1,4 @@
-"""From a :class:`~podrunner.sdk.spec.PodSpec` to Kubernetes manifests: pure functions, no I/O.
+"""From a :class:`~podrunner.spec.PodSpec` to Kubernetes manifests: pure functions, no I/O.
 
 The output is plain Kubernetes JSON (camelCase, no ``null``, no empty collections except the
 ``emptyDir: {}`` the API needs), built in a fixed key order, so the same spec, name and run id
@@ -26,13 +26,13 @@ import attrs
 from podrunner import _validation as v
 from podrunner._jsoncopy import copy_tree
 from podrunner.errors import REDACTED, SpecError
-from podrunner.sdk.naming import generate_pod_name, new_run_id
-from podrunner.sdk.spec import SecretRef, SecurityProfile
+from podrunner.manifest.naming import generate_pod_name, new_run_id
+from podrunner.spec import SecretRef, SecurityProfile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from podrunner.sdk.spec import PodSpec
+    from podrunner.spec import PodSpec
 
 __all__ = [
     "COMPONENT_LABEL",
@@ -369,7 +369,7 @@ def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
 
     Returns:
         The pod, the per-run Secret (or ``None``), the run id and the pod name. The pod name is
-        ``spec.name``, or :func:`~podrunner.sdk.naming.generate_pod_name` of
+        ``spec.name``, or :func:`~podrunner.manifest.naming.generate_pod_name` of
         ``spec.name_prefix`` (``"podrunner"`` by default).
 
     Raises:
@@ -447,7 +447,7 @@ def build_credentials_prefix(oauth_json: str | None) -> str:
     any Unicode arrive byte for byte. The write runs in a subshell with ``umask 077``: the file
     is private to the user, and the main command keeps its own umask.
 
-    Prefer ``secret_files`` in a :class:`~podrunner.sdk.spec.PodSpec`: this prefix puts the
+    Prefer ``secret_files`` in a :class:`~podrunner.spec.PodSpec`: this prefix puts the
     credentials in the pod manifest in clear text, which a per-run Secret avoids.
 
     Args:

@@ -9,7 +9,7 @@ How a run goes (every backend, every outcome):
 3. The pod is followed through one watch per namespace shared by all runs of the runner
    (leader/follower: whichever waiting run is free reads the stream and hands events to the
    others, so a single run costs no extra thread). A 410 Gone relists and resumes.
-4. :mod:`podrunner.sdk.lifecycle` reduces each pod version to a :class:`PodState`. Image pull
+4. :mod:`podrunner.run.state` reduces each pod version to a :class:`PodState`. Image pull
    errors and unschedulable pods fail fast with the pod's events in the error.
 5. Completion comes from the status, never from the log stream. Logs are then drained with
    timestamps (resumed without duplicates after a dropped connection) *before* the pod is
@@ -59,16 +59,16 @@ from podrunner.errors import (
     Unschedulable,
     error_for_status,
 )
-from podrunner.sdk.lifecycle import Phase, PodState, Reason, reduce
-from podrunner.sdk.logs import LogCollector, parse_timestamp
-from podrunner.sdk.manifest import (
+from podrunner.manifest import (
     MANAGED_SELECTOR,
     RUN_ID_LABEL,
     Manifests,
     build_manifests,
     owner_reference,
 )
-from podrunner.sdk.spec import CleanupPolicy, Deadlines, PodSpec
+from podrunner.run.logs import LogCollector, parse_timestamp
+from podrunner.run.state import Phase, PodState, Reason, reduce
+from podrunner.spec import CleanupPolicy, Deadlines, PodSpec
 
 if TYPE_CHECKING:
     from podrunner.sdk.cluster import ClusterConfig

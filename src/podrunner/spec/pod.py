@@ -10,7 +10,7 @@ Design notes:
 * ``attrs.evolve`` feeds every unchanged, already-converted value back through the converters,
   so converters here are idempotent (a tuple stays the same tuple, a :class:`FrozenMap` the
   same map) and never generate names or random values. Names and run ids are made when the
-  manifest is built (:mod:`podrunner.sdk.manifest`).
+  manifest is built (:mod:`podrunner.manifest`).
 * The rules mirror the API server's (:mod:`podrunner._validation`); a few are deliberately
   stricter where the server's leniency only defers the failure to run time (see the field
   docs).

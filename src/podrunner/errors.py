@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from podrunner.run import RunResult
+    from podrunner.run.outcome import RunResult
     from podrunner.run.state import PodState
 
 __all__ = [

@@ -15,6 +15,7 @@ from podrunner import (
     PodSpec,
     SecretRef,
 )
+from podrunner._time import parse_rfc3339 as parse_timestamp
 from podrunner.errors import (
     ImagePullError,
     PodFailed,
@@ -26,7 +27,6 @@ from podrunner.errors import (
 )
 from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL
 from podrunner.run import RunResult
-from podrunner.run.logs import parse_timestamp
 from podrunner.run.state import Phase, Reason
 from podrunner.testing import FakeCluster
 

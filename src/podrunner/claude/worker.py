@@ -40,6 +40,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation as v
+from podrunner._time import parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
@@ -59,7 +60,6 @@ from podrunner.errors import (
 )
 from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
 from podrunner.run import EXPIRES_ANNOTATION
-from podrunner.run.logs import parse_timestamp
 from podrunner.run.state import Phase, Reason, reduce
 from podrunner.spec import CleanupPolicy, SecretRef
 
@@ -300,7 +300,7 @@ class ClaudeWorker:
         ttl = self.pod_runner.default_ttl
         now = clock.now()
         text = ((pod.get("metadata") or {}).get("annotations") or {}).get(EXPIRES_ANNOTATION)
-        stamp = parse_timestamp(text) if isinstance(text, str) else None
+        stamp = parse_rfc3339(text) if isinstance(text, str) else None
         if stamp is not None and stamp[0] - now > ttl / 2:
             return
         expires = dt.datetime.fromtimestamp(now + ttl, dt.timezone.utc)

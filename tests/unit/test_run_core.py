@@ -429,3 +429,33 @@ def test_a_timed_out_run_is_killed_once_and_counts_as_deleted_by_us() -> None:
     assert isinstance(verdict, Fail)
     assert driver.asked.count(KillPod.__name__) == 1
     assert run.we_deleted
+
+
+def core_table() -> str:
+    """The run core's behaviour as a Markdown table, generated from :data:`CASES`."""
+    rows = [
+        "| situation | what the core asks the driver, in order | outcome |",
+        "|---|---|---|",
+    ]
+    for name, _, _, _, asked, outcome in CASES:
+        steps = [step for step in asked if step != R] or ["(nothing)"]
+        if isinstance(outcome, int):
+            end = f"`RunResult` (exit {outcome})"
+        else:
+            end = f"raises `{outcome.__name__}`"
+        rows.append(f"| {name} | {' → '.join(f'`{s}`' for s in steps)} | {end} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_docs_show_the_core_as_the_code_has_it() -> None:
+    """docs/concepts.md carries the table above (regenerate: python tests/unit/test_run_core.py)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "concepts.md").read_text()
+    start = text.index("<!-- core-table:start -->\n") + len("<!-- core-table:start -->\n")
+    end = text.index("<!-- core-table:end -->")
+    assert text[start:end] == core_table()
+
+
+if __name__ == "__main__":
+    print(core_table(), end="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from podrunner.manifest.build import (
     COMPONENT_LABEL,
     DEFAULT_NON_ROOT_ID,
+    FILES_VOLUME_NAME,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     MANAGED_SELECTOR,
@@ -14,6 +15,7 @@ from podrunner.manifest.build import (
     build_credentials_prefix,
     build_manifests,
     build_pod_manifest,
+    files_name_for,
     owner_reference,
     secret_name_for,
 )
@@ -26,6 +28,7 @@ from podrunner.manifest.naming import (
 __all__ = [
     "COMPONENT_LABEL",
     "DEFAULT_NON_ROOT_ID",
+    "FILES_VOLUME_NAME",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "MANAGED_SELECTOR",
@@ -35,6 +38,7 @@ __all__ = [
     "build_credentials_prefix",
     "build_manifests",
     "build_pod_manifest",
+    "files_name_for",
     "generate_pod_name",
     "new_run_id",
     "owner_reference",

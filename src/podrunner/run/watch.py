@@ -366,18 +366,7 @@ class SharedWatch:
 
     def _pump(self, remaining: float | None) -> None:
         """Read one event from the shared stream and hand it to its subscriber."""
-        api = self._api
-        # A stream opened by an earlier reader may outlive this reader's deadline; a new one
-        # with a shorter server-side timeout keeps the deadline honest.
-        if (
-            self._stream is not None
-            and remaining is not None
-            and self._stream_end > api.clock.monotonic() + remaining + 1
-        ):
-            self._drop_stream()
-        if self._stream is None and self._reopen_at > api.clock.monotonic():
-            pause = self._reopen_at - api.clock.monotonic()
-            api.clock.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
+        self._prepare_stream(remaining)
         try:
             if self._stream is None:
                 self._stream = self._open(remaining)
@@ -392,16 +381,7 @@ class SharedWatch:
                 return
             event = next(self._stream)
         except StopIteration:
-            empty = (
-                self._events_in_stream == 0
-                and not self._interrupted
-                and api.clock.monotonic() < self._stream_end - 1
-            )
-            self._drop_stream()
-            if empty:
-                self._ended_empty()
-            else:
-                self._empty_streams = 0
+            self._stream_ended()
             return
         except Gone as exc:
             self._drop_stream()
@@ -412,6 +392,37 @@ class SharedWatch:
             self._drop_stream()
             self._failed(exc)
             return
+        self._dispatch(event)
+
+    def _prepare_stream(self, remaining: float | None) -> None:
+        """Drop a stream that outlives the reader's deadline; wait out a pause before reopening."""
+        clock = self._api.clock
+        # A stream opened by an earlier reader may outlive this reader's deadline; a new one
+        # with a shorter server-side timeout keeps the deadline honest.
+        if (
+            self._stream is not None
+            and remaining is not None
+            and self._stream_end > clock.monotonic() + remaining + 1
+        ):
+            self._drop_stream()
+        if self._stream is None and self._reopen_at > clock.monotonic():
+            pause = self._reopen_at - clock.monotonic()
+            clock.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
+
+    def _stream_ended(self) -> None:
+        empty = (
+            self._events_in_stream == 0
+            and not self._interrupted
+            and self._api.clock.monotonic() < self._stream_end - 1
+        )
+        self._drop_stream()
+        if empty:
+            self._ended_empty()
+        else:
+            self._empty_streams = 0
+
+    def _dispatch(self, event: WatchEvent) -> None:
+        """Hand one event of the stream to the run it is about."""
         self._failures = 0
         self._events_in_stream += 1
         self._empty_streams = 0

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from podrunner import (
+    Backend,
     CleanupPolicy,
     ClusterConfig,
     ConfigError,
@@ -13,8 +14,15 @@ from podrunner import (
     EnvVar,
     ImagePullPolicy,
     Manifests,
+    Phase,
+    PodRunner,
     PodSpec,
+    ReapReport,
+    Reason,
     Resources,
+    RetryingBackend,
+    RetryPolicy,
+    RunResult,
     SecretRef,
     SecurityProfile,
     SpecError,
@@ -88,3 +96,13 @@ def errors() -> str | None:
 policy: CleanupPolicy = CleanupPolicy.ON_SUCCESS
 deadlines = Deadlines(scheduling=30, start=120.0, total=None)
 total: float | None = deadlines.total
+
+
+def engine(backend: Backend) -> tuple[Phase | None, Reason | None]:
+    """A RetryingBackend is a Backend: it wraps any backend and goes wherever one goes."""
+    retrying: Backend = RetryingBackend(backend, RetryPolicy(attempts=3))
+    runner = PodRunner(retrying)
+    result: RunResult = runner.run(PodSpec("busybox:1.36", ["true"]).with_files({"/in/a": "x"}))
+    report: ReapReport = runner.reap()
+    del report
+    return result.state.phase, result.reason

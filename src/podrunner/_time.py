@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 
 __all__ = ["epoch_of", "format_rfc3339", "parse_rfc3339"]
 
@@ -15,8 +17,7 @@ def format_rfc3339(epoch: float) -> str:
     The fraction is dropped (truncated, never rounded up into the next second), which is what
     ``sinceTime`` and the expiry annotation need.
     """
-    whole = int(epoch // 1)
-    return (_EPOCH + dt.timedelta(seconds=whole)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(epoch)))
 
 
 def parse_rfc3339(text: str) -> tuple[int, int] | None:

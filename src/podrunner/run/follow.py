@@ -52,7 +52,7 @@ class LogFollower:
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
         """Set when the follower thread ended (never set if it never started)."""
-        self._abandoned = threading.Event()
+        self._abandoned = False  # set under the collector lock: the follower feeds no more
         self._stream: Iterator[bytes] | None = None  # the follower's open stream
         self.drained = False
         """Whether the log was completed by a non-following read."""
@@ -70,7 +70,7 @@ class LogFollower:
     def stop(self) -> None:
         """Stop following: the collector gets nothing more from it, and its stream is closed."""
         with self._collector_lock:
-            self._abandoned.set()
+            self._abandoned = True
             stream = self._stream
         # Only a stream made to be closed from another thread: closing a plain generator
         # that another thread runs would fail in one of the two threads.
@@ -97,7 +97,7 @@ class LogFollower:
         except BaseException as exc:
             if self._failed_elsewhere(exc):
                 return
-            if self._abandoned.is_set():
+            if self._abandoned:
                 return  # its stream was closed under it: nobody needs this read any more
             raise
         finally:
@@ -106,7 +106,7 @@ class LogFollower:
     def _follow_until_done(self) -> None:
         policy = self._api.policy
         failures = 0
-        while not self._abandoned.is_set():
+        while not self._abandoned:
             try:
                 self._read(follow=True)
                 failures = 0
@@ -116,7 +116,7 @@ class LogFollower:
                 failures += 1
                 if failures > policy.attempts * 4:
                     return
-            if self._abandoned.is_set() or self._stopped():
+            if self._abandoned or self._stopped():
                 return
             # The stream ended. Only the pod status says whether the container is done:
             # a stream also ends on a dropped connection or before the container started.
@@ -133,7 +133,7 @@ class LogFollower:
         """One log request from the last timestamp; raises on a broken stream."""
         collector = self._core.logs
         with self._collector_lock:
-            if follow and self._abandoned.is_set():
+            if follow and self._abandoned:
                 return  # the collector now belongs to the final, non-following read
             since = collector.since_time
             collector.begin_stream()
@@ -149,17 +149,17 @@ class LogFollower:
         if follow:
             with self._collector_lock:
                 self._stream = stream
-            if self._abandoned.is_set():
+            if self._abandoned:
                 self.stop()  # abandoned meanwhile: the stop may have missed it
         try:
             for chunk in stream:
                 with self._collector_lock:
-                    if follow and self._abandoned.is_set():
+                    if follow and self._abandoned:
                         return
                     collector.feed(chunk)
         except BaseException:
             with self._collector_lock:
-                if not (follow and self._abandoned.is_set()):
+                if not (follow and self._abandoned):
                     collector.end_stream(complete=False)
             raise
         finally:
@@ -167,7 +167,7 @@ class LogFollower:
             if close is not None:
                 close()
         with self._collector_lock:
-            if follow and self._abandoned.is_set():
+            if follow and self._abandoned:
                 return
             # A follow stream that ended may have been cut: its partial line comes again.
             collector.end_stream(complete=not follow)

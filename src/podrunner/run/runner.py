@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PodRunner"]
 
+_NO_DEADLINES = Deadlines()
+
 
 class PodRunner:
     r"""Runs pods to completion on a backend and returns their results.
@@ -184,7 +186,7 @@ class PodRunner:
         The arguments are those of :meth:`run`. If creation fails, whatever was created is
         deleted before the error propagates.
         """
-        deadlines = deadlines or Deadlines()
+        deadlines = deadlines or _NO_DEADLINES
         if timeout is not None:
             deadlines = attrs.evolve(deadlines, total=timeout)
         plan = plan_run(

@@ -77,6 +77,10 @@ class LogFollower:
         if isinstance(stream, InterruptibleStream):
             stream.close()
 
+    def _is_abandoned(self) -> bool:
+        """Whether the follower was told to stop (read from any thread)."""
+        return self._abandoned
+
     def drain(self) -> str:
         """Complete the log before the pod is deleted; return a note if it is incomplete."""
         self.stop()
@@ -97,7 +101,7 @@ class LogFollower:
         except BaseException as exc:
             if self._failed_elsewhere(exc):
                 return
-            if self._abandoned:
+            if self._is_abandoned():
                 return  # its stream was closed under it: nobody needs this read any more
             raise
         finally:
@@ -106,7 +110,7 @@ class LogFollower:
     def _follow_until_done(self) -> None:
         policy = self._api.policy
         failures = 0
-        while not self._abandoned:
+        while not self._is_abandoned():
             try:
                 self._read(follow=True)
                 failures = 0
@@ -116,7 +120,7 @@ class LogFollower:
                 failures += 1
                 if failures > policy.attempts * 4:
                     return
-            if self._abandoned or self._stopped():
+            if self._is_abandoned() or self._stopped():
                 return
             # The stream ended. Only the pod status says whether the container is done:
             # a stream also ends on a dropped connection or before the container started.
@@ -133,7 +137,7 @@ class LogFollower:
         """One log request from the last timestamp; raises on a broken stream."""
         collector = self._core.logs
         with self._collector_lock:
-            if follow and self._abandoned:
+            if follow and self._is_abandoned():
                 return  # the collector now belongs to the final, non-following read
             since = collector.since_time
             collector.begin_stream()
@@ -149,17 +153,17 @@ class LogFollower:
         if follow:
             with self._collector_lock:
                 self._stream = stream
-            if self._abandoned:
+            if self._is_abandoned():
                 self.stop()  # abandoned meanwhile: the stop may have missed it
         try:
             for chunk in stream:
                 with self._collector_lock:
-                    if follow and self._abandoned:
+                    if follow and self._is_abandoned():
                         return
                     collector.feed(chunk)
         except BaseException:
             with self._collector_lock:
-                if not (follow and self._abandoned):
+                if not (follow and self._is_abandoned()):
                     collector.end_stream(complete=False)
             raise
         finally:
@@ -167,7 +171,7 @@ class LogFollower:
             if close is not None:
                 close()
         with self._collector_lock:
-            if follow and self._abandoned:
+            if follow and self._is_abandoned():
                 return
             # A follow stream that ended may have been cut: its partial line comes again.
             collector.end_stream(complete=not follow)

@@ -8,7 +8,7 @@ The pod (what :meth:`ClaudeRunner.build_spec` returns):
 * a read-only root filesystem, with ``HOME`` (``/home/claude``) and ``/tmp`` on size-capped
   emptyDirs, since the CLI writes its settings, sessions and credentials under ``HOME``;
 * every variable of the launcher's environment whose name starts with ``CLAUDE`` set to ``""``
-  (the seed's blanking): when podrunner itself runs inside Claude Code, variables such as
+  (blanking): when podrunner itself runs inside Claude Code, variables such as
   ``CLAUDECODE`` or ``CLAUDE_CODE_ENTRYPOINT`` would otherwise leak in through an image or a
   namespace default and switch the CLI into sub-agent behaviour. Only the names are read; no
   value of the launcher's environment reaches the pod;

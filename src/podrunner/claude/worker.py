@@ -1,4 +1,4 @@
-"""ClaudeWorker: one long-running pod, one ``exec`` per task (the seed's persistent provider).
+"""ClaudeWorker: one long-running pod, one ``exec`` per task.
 
 The pod runs a sleep loop (``trap 'exit 0' TERM; while :; do sleep 3600 & wait; done``) with
 ``restartPolicy: Always``: the loop keeps it alive, and the trap makes a delete end it at once

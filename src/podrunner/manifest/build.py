@@ -442,7 +442,7 @@ def _sh_quote(text: str) -> str:
 def build_credentials_prefix(oauth_json: str | None) -> str:
     """Return a shell prefix writing ``oauth_json`` to ``$HOME/.claude/.credentials.json``.
 
-    Seed parity: prepend it to a ``sh -c`` command. The JSON travels as a single-quoted
+    Prepend it to a ``sh -c`` command. The JSON travels as a single-quoted
     ``printf '%s'`` *argument* (never the format), so quotes, ``%``, backslashes, newlines and
     any Unicode arrive byte for byte. The write runs in a subshell with ``umask 077``: the file
     is private to the user, and the main command keeps its own umask.

@@ -245,8 +245,8 @@ def _volume_size_limit(value: str | None) -> str | None:
 class Volume:
     """A volume mounted into the container. Build one with the class methods.
 
-    Volumes are named ``vol-0``, ``vol-1``... in the order the spec lists them (as the seed
-    did), so a manifest is stable for a given spec.
+    Volumes are named ``vol-0``, ``vol-1``... in the order the spec lists them,
+    so a manifest is stable for a given spec.
 
     Attributes:
         kind: The Kubernetes volume source (``hostPath``, ``persistentVolumeClaim``,

@@ -47,7 +47,7 @@ from podrunner import PodRunner, PodSpec  # noqa: E402
 from podrunner.backends.base import Backend, Clock, Kind  # noqa: E402
 from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend  # noqa: E402
 from podrunner.errors import BackendError, Gone  # noqa: E402
-from podrunner.sdk.runner import RunResult  # noqa: E402
+from podrunner.run import RunResult  # noqa: E402
 from podrunner.testing.controlplane.kwok import KwokCluster  # noqa: E402
 
 NAMESPACE = "default"

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from podrunner.sdk.logs import LogCollector
+from podrunner.run.logs import LogCollector
 
 LINES = 2_000_000
 REPEATS = 3

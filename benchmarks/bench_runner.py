@@ -14,7 +14,7 @@ import tracemalloc
 import bench_fake
 
 from podrunner import PodRunner, PodSpec
-from podrunner.sdk.manifest import build_manifests
+from podrunner.manifest import build_manifests
 from podrunner.testing import FakeCluster
 
 SPEC = PodSpec(image="busybox:1.36", command=["sh", "-c", "echo hi"])

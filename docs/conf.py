@@ -145,9 +145,10 @@ Path(__file__).parent.joinpath("_generated", "performance-table.md").write_text(
 # API reference, and the short names napoleon takes from "Returns:" prose, cannot either.
 nitpick_ignore_regex = [
     (r"py:.*", r"(collections|pathlib|threading|typing|types|time|os|signal|subprocess)(\..*)?"),
-    (r"py:.*", r"podrunner\.(backends|testing|sdk)\..*"),
+    (r"py:.*", r"podrunner\.(backends|testing|spec|manifest|run)\..*"),
     (r"py:.*", r"podrunner\.(RunError|SpecError|errors\..*)"),
     (r"py:class", r"(FakeCluster|VirtualClock|RealTimeClock|Phase|The rule|The default namespace)"),
     (r"py:class", r"(Manifests|LogCallback|StateCallback|Source|kubernetes\..*)"),
+    (r"py:class", r"(RunCore|Driver|Callbacks)"),
     (r"py:attr", r"PodState\..*"),
 ]

@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from podrunner import errors
-    from podrunner.backends.kubernetes import ClusterConfig
+    from podrunner.backends.base import (
+        Backend,
+    )
+    from podrunner.backends.kubernetes import (
+        ClusterConfig,
+    )
     from podrunner.errors import (
         AlreadyExists,
         BackendError,
@@ -40,18 +45,8 @@ if TYPE_CHECKING:
         Unschedulable,
         error_for_status,
     )
-    from podrunner.sdk import (
-        CleanupPolicy,
-        Deadlines,
-        EnvVar,
-        ImagePullPolicy,
+    from podrunner.manifest import (
         Manifests,
-        PodSpec,
-        Resources,
-        SecretRef,
-        SecurityProfile,
-        Toleration,
-        Volume,
         build_credentials_prefix,
         build_manifests,
         build_pod_manifest,
@@ -59,9 +54,33 @@ if TYPE_CHECKING:
         new_run_id,
         sanitize_label_value,
     )
-    from podrunner.sdk.lifecycle import PodState
-    from podrunner.sdk.runner import PodRunner, RunHandle, RunResult
-    from podrunner.signals import Terminated, stop_on_signals
+    from podrunner.run import (
+        Phase,
+        PodRunner,
+        PodState,
+        ReapReport,
+        Reason,
+        RetryingBackend,
+        RetryPolicy,
+        RunHandle,
+        RunResult,
+    )
+    from podrunner.signals import (
+        Terminated,
+        stop_on_signals,
+    )
+    from podrunner.spec import (
+        CleanupPolicy,
+        Deadlines,
+        EnvVar,
+        ImagePullPolicy,
+        PodSpec,
+        Resources,
+        SecretRef,
+        SecurityProfile,
+        Toleration,
+        Volume,
+    )
 
 __version__ = "0.1.0"
 
@@ -96,28 +115,34 @@ _LAZY = {
     "Unauthorized": "podrunner.errors",
     "Unschedulable": "podrunner.errors",
     "error_for_status": "podrunner.errors",
-    "CleanupPolicy": "podrunner.sdk",
+    "CleanupPolicy": "podrunner.spec",
+    "Deadlines": "podrunner.spec",
+    "EnvVar": "podrunner.spec",
+    "ImagePullPolicy": "podrunner.spec",
+    "PodSpec": "podrunner.spec",
+    "Resources": "podrunner.spec",
+    "SecretRef": "podrunner.spec",
+    "SecurityProfile": "podrunner.spec",
+    "Toleration": "podrunner.spec",
+    "Volume": "podrunner.spec",
+    "Manifests": "podrunner.manifest",
+    "build_credentials_prefix": "podrunner.manifest",
+    "build_manifests": "podrunner.manifest",
+    "build_pod_manifest": "podrunner.manifest",
+    "generate_pod_name": "podrunner.manifest",
+    "new_run_id": "podrunner.manifest",
+    "sanitize_label_value": "podrunner.manifest",
     "ClusterConfig": "podrunner.backends.kubernetes",
-    "Deadlines": "podrunner.sdk",
-    "EnvVar": "podrunner.sdk",
-    "ImagePullPolicy": "podrunner.sdk",
-    "Manifests": "podrunner.sdk",
-    "PodSpec": "podrunner.sdk",
-    "Resources": "podrunner.sdk",
-    "SecretRef": "podrunner.sdk",
-    "SecurityProfile": "podrunner.sdk",
-    "Toleration": "podrunner.sdk",
-    "Volume": "podrunner.sdk",
-    "build_credentials_prefix": "podrunner.sdk",
-    "build_manifests": "podrunner.sdk",
-    "build_pod_manifest": "podrunner.sdk",
-    "generate_pod_name": "podrunner.sdk",
-    "new_run_id": "podrunner.sdk",
-    "sanitize_label_value": "podrunner.sdk",
-    "PodRunner": "podrunner.sdk.runner",
-    "PodState": "podrunner.sdk.lifecycle",
-    "RunHandle": "podrunner.sdk.runner",
-    "RunResult": "podrunner.sdk.runner",
+    "Backend": "podrunner.backends.base",
+    "Phase": "podrunner.run",
+    "PodRunner": "podrunner.run",
+    "PodState": "podrunner.run",
+    "ReapReport": "podrunner.run",
+    "Reason": "podrunner.run",
+    "RetryPolicy": "podrunner.run",
+    "RetryingBackend": "podrunner.run",
+    "RunHandle": "podrunner.run",
+    "RunResult": "podrunner.run",
     "Terminated": "podrunner.signals",
     "stop_on_signals": "podrunner.signals",
 }
@@ -141,6 +166,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyExists",
+    "Backend",
     "BackendError",
     "BackendUnavailable",
     "BadRequest",
@@ -158,13 +184,18 @@ __all__ = [
     "Invalid",
     "Manifests",
     "NotFound",
+    "Phase",
     "PodFailed",
     "PodLost",
     "PodRunner",
     "PodSpec",
     "PodState",
     "PodrunnerError",
+    "ReapReport",
+    "Reason",
     "Resources",
+    "RetryPolicy",
+    "RetryingBackend",
     "RunCancelled",
     "RunError",
     "RunHandle",

@@ -37,8 +37,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from podrunner.sdk.lifecycle import PodState
-    from podrunner.sdk.runner import RunResult
+    from podrunner.run.outcome import RunResult
+    from podrunner.run.state import PodState
 
 __all__ = [
     "AlreadyExists",

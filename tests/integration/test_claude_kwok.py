@@ -23,8 +23,8 @@ from podrunner.claude import (
     WorkerOwnershipError,
 )
 from podrunner.errors import NotFound
-from podrunner.sdk.runner import EXPIRES_ANNOTATION, PodRunner
-from podrunner.sdk.spec import CleanupPolicy
+from podrunner.run import EXPIRES_ANNOTATION, PodRunner
+from podrunner.spec import CleanupPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from podrunner.sdk.runner import PodRunner
+from podrunner.run import PodRunner
 from podrunner.testing.controlplane.kwok import default_bin_dir
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import pytest
 from podrunner import CleanupPolicy, PodRunner, PodSpec
 from podrunner.backends.base import Backend
 from podrunner.errors import ImagePullError, PodLost, RunTimeout, Unschedulable
-from podrunner.sdk.lifecycle import Phase, Reason
-from podrunner.sdk.manifest import MANAGED_SELECTOR
+from podrunner.manifest import MANAGED_SELECTOR
+from podrunner.run.state import Phase, Reason
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from podrunner import (
+    Backend,
     CleanupPolicy,
     ClusterConfig,
     ConfigError,
@@ -13,8 +14,15 @@ from podrunner import (
     EnvVar,
     ImagePullPolicy,
     Manifests,
+    Phase,
+    PodRunner,
     PodSpec,
+    ReapReport,
+    Reason,
     Resources,
+    RetryingBackend,
+    RetryPolicy,
+    RunResult,
     SecretRef,
     SecurityProfile,
     SpecError,
@@ -25,8 +33,8 @@ from podrunner import (
     generate_pod_name,
 )
 from podrunner._validation import parse_quantity, quantity_error
-from podrunner.sdk.manifest import MANAGED_SELECTOR, owner_reference
-from podrunner.sdk.naming import new_run_id, sanitize_label_value
+from podrunner.manifest import MANAGED_SELECTOR, owner_reference
+from podrunner.manifest.naming import new_run_id, sanitize_label_value
 
 
 def build() -> PodSpec:
@@ -88,3 +96,13 @@ def errors() -> str | None:
 policy: CleanupPolicy = CleanupPolicy.ON_SUCCESS
 deadlines = Deadlines(scheduling=30, start=120.0, total=None)
 total: float | None = deadlines.total
+
+
+def engine(backend: Backend) -> tuple[Phase | None, Reason | None]:
+    """A RetryingBackend is a Backend: it wraps any backend and goes wherever one goes."""
+    retrying: Backend = RetryingBackend(backend, RetryPolicy(attempts=3))
+    runner = PodRunner(retrying)
+    result: RunResult = runner.run(PodSpec("busybox:1.36", ["true"]).with_files({"/in/a": "x"}))
+    report: ReapReport = runner.reap()
+    del report
+    return result.state.phase, result.reason

@@ -21,8 +21,8 @@ import pytest
 from podrunner.claude import ClaudeResult, cli_exit_code
 from podrunner.cli import main
 from podrunner.cli.run import exit_status
-from podrunner.sdk.lifecycle import Phase, PodState, Reason
-from podrunner.sdk.runner import RunResult
+from podrunner.run import RunResult
+from podrunner.run.state import Phase, PodState, Reason
 
 STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")

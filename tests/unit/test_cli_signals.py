@@ -148,7 +148,7 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
         import podrunner.cli as cli
         from podrunner.cli import _backend
         from podrunner.backends.fake import FakeCluster
-        from podrunner.sdk.runner import PodRunner
+        from podrunner.run import PodRunner
 
         def make_runner(backend, kubeconfig, context, namespace):
             cluster = FakeCluster(runtime="local")

@@ -31,8 +31,8 @@ from podrunner.errors import (
     Unauthorized,
     Unschedulable,
 )
-from podrunner.sdk.lifecycle import Phase, Reason
-from podrunner.sdk.manifest import MANAGED_SELECTOR
+from podrunner.manifest import MANAGED_SELECTOR
+from podrunner.run.state import Phase, Reason
 from podrunner.testing import FakeCluster
 
 LOGS = "".join(f"line {i} ✓ héllo 日本\n" for i in range(12))

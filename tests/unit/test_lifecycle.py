@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from podrunner.sdk.lifecycle import Phase, Reason, reduce
+from podrunner.run.state import Phase, Reason, reduce
 
 
 def pod(

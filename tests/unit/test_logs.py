@@ -7,7 +7,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podrunner.sdk.logs import LogCollector, format_since_time, iter_lines, parse_timestamp
+from podrunner._time import format_rfc3339
+from podrunner._time import parse_rfc3339 as parse_timestamp
+from podrunner.run.logs import LogCollector, iter_lines
 
 
 def stamp(i: int, text: str) -> bytes:
@@ -25,7 +27,7 @@ def test_parse_timestamp_nanoseconds_and_trimmed_zeros() -> None:
 
 def test_format_since_time_is_whole_seconds() -> None:
     """SinceTime is sent with second precision, as the API takes it."""
-    assert format_since_time((1795773600, 999)) == "2026-11-27T10:00:00Z"
+    assert format_rfc3339(1795773600 + 999e-9) == "2026-11-27T10:00:00Z"
 
 
 def test_resume_drops_duplicates_of_the_same_second() -> None:

@@ -1,4 +1,4 @@
-"""Tests for podrunner.sdk.manifest: the pod and per-run Secret manifests."""
+"""Tests for podrunner.manifest: the pod and per-run Secret manifests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from podrunner.errors import SpecError
-from podrunner.sdk.manifest import (
+from podrunner.manifest import (
     COMPONENT_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_SELECTOR,
@@ -19,7 +19,7 @@ from podrunner.sdk.manifest import (
     build_pod_manifest,
     owner_reference,
 )
-from podrunner.sdk.spec import (
+from podrunner.spec import (
     EnvVar,
     ImagePullPolicy,
     PodSpec,
@@ -385,7 +385,7 @@ def test_deterministic() -> None:
 
 def test_repeated_builds_match_a_fresh_build_and_share_nothing() -> None:
     """Later builds of one spec object equal a first build byte for byte and are independent."""
-    from podrunner.sdk.manifest import _build_full
+    from podrunner.manifest.build import _build_full
 
     specs = [
         seed_spec(),

@@ -1,4 +1,4 @@
-"""Tests for podrunner.sdk.naming: pod names, label values, run ids."""
+"""Tests for podrunner.manifest.naming: pod names, label values, run ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podrunner.sdk.naming import generate_pod_name, new_run_id, sanitize_label_value
+from podrunner.manifest.naming import generate_pod_name, new_run_id, sanitize_label_value
 
 # Independent of podrunner._validation on purpose: the grammars written out again.
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

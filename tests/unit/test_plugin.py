@@ -230,7 +230,7 @@ def test_plugin_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
             assert "podrunner.testing.plugin" in sys.modules
             heavy = (
                 "kubernetes", "podrunner.backends.fake", "rich", "yaml", "filelock", "attrs",
-                "attr", "podrunner.sdk", "podrunner.sdk.spec", "podrunner.sdk.runner",
+                "attr", "podrunner.sdk", "podrunner.spec", "podrunner.run",
                 "podrunner.testing._recording",
             )
             loaded = [name for name in heavy if name in sys.modules]

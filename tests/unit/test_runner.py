@@ -15,6 +15,7 @@ from podrunner import (
     PodSpec,
     SecretRef,
 )
+from podrunner._time import parse_rfc3339 as parse_timestamp
 from podrunner.errors import (
     ImagePullError,
     PodFailed,
@@ -24,10 +25,9 @@ from podrunner.errors import (
     StartTimeout,
     Unschedulable,
 )
-from podrunner.sdk.lifecycle import Phase, Reason
-from podrunner.sdk.logs import parse_timestamp
-from podrunner.sdk.manifest import MANAGED_SELECTOR, RUN_ID_LABEL
-from podrunner.sdk.runner import RunResult
+from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL
+from podrunner.run import RunResult
+from podrunner.run.state import Phase, Reason
 from podrunner.testing import FakeCluster
 
 SPEC = PodSpec(image="busybox:1.36", command=["sh", "-c", "echo hi"])

@@ -1,4 +1,4 @@
-"""Tests for podrunner.sdk.spec: construction, validation and copies."""
+"""Tests for podrunner.spec: construction, validation and copies."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from podrunner.errors import SpecError
-from podrunner.sdk.spec import (
+from podrunner.spec import (
     CleanupPolicy,
     Deadlines,
     EnvVar,

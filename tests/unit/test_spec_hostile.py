@@ -23,8 +23,8 @@ from podrunner import ClusterConfig, PodRunner, PodSpec
 from podrunner._validation import SECRET_DATA_SIZE_LIMIT, TOTAL_ANNOTATION_SIZE_LIMIT
 from podrunner.claude.credentials import ClaudeCredentials
 from podrunner.errors import ConfigError, SpecError
-from podrunner.sdk.manifest import build_manifests
-from podrunner.sdk.spec import (
+from podrunner.manifest import build_manifests
+from podrunner.spec import (
     MAX_ARG_BYTES,
     MAX_EXEC_BYTES,
     RESERVED_ANNOTATION_BYTES,

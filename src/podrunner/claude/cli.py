@@ -19,14 +19,14 @@ from podrunner.claude.credentials import ClaudeCredentials
 from podrunner.claude.runner import ClaudeRunner, EventCallback
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import SpecError
-from podrunner.sdk.spec import Resources
+from podrunner.spec import Resources
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from podrunner.claude.errors import ClaudeError
     from podrunner.claude.result import ClaudeResult
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
 __all__ = [
     "IMAGE_ENV",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from podrunner.errors import REDACTED, SpecError, kind_of
-from podrunner.sdk.spec import SecretMap, SecretRef
+from podrunner.spec import SecretMap, SecretRef
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -230,7 +230,7 @@ class ClaudeCredentials:
         if name is not None:
             return CredentialPlan(secret_env={name: self.value})
         if self.inline:
-            from podrunner.sdk.manifest import build_credentials_prefix
+            from podrunner.manifest import build_credentials_prefix
 
             assert isinstance(self.value, str)  # checked in __attrs_post_init__
             return CredentialPlan(shell_prefix=build_credentials_prefix(self.value))

@@ -20,7 +20,7 @@ The shell is used, rather than running ``claude`` directly, for these steps and 
 missing executable then exits 127 with the shell's "not found" message on every runtime,
 instead of a runtime-specific container start error.
 
-The only exception to "no user data in the script" is the seed's inline credentials mode,
+The only exception to "no user data in the script" is the inline credentials mode,
 where :func:`~podrunner.build_credentials_prefix` (single-quoted, tested with hostile JSON) is
 put in front.
 """

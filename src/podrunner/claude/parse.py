@@ -429,52 +429,48 @@ def classify(
         The error, carrying the CLI's own message; ``None`` when the task succeeded.
     """
     limits = limits or _Limits()
-    raw = result.raw
+    kw: dict[str, Any] = {"result": result, "exit_code": result.exit_code}
+    if result.raw is None:
+        return _without_result(result, events, kw)
+    return _from_result(result, result.raw, events, limits, kw)
+
+
+def _without_result(
+    result: ClaudeResult, events: Sequence[Mapping[str, Any]], kw: dict[str, Any]
+) -> ClaudeError:
+    """The error of a run that printed no result line."""
     code = result.exit_code
     tail = "\n".join(result.stderr[-20:])
-    kw: dict[str, Any] = {"result": result, "exit_code": code}
-    if raw is None:
-        said = _assistant_error_text(events) or result.text or tail
-        if code == EXIT_NOT_FOUND:
-            return ClaudeCLINotFound(
-                "the claude executable was not found in the image (exit 127)",
-                cli_message=tail,
-                **kw,
-            )
-        if _is_auth(said) or _is_auth(tail) or _assistant_error(events) == "authentication_failed":
-            return ClaudeAuthError("Claude Code could not authenticate", cli_message=said, **kw)
-        if code not in (None, 0):
-            return ClaudeExecutionError(
-                f"claude exited with code {code} without a result", cli_message=said, **kw
-            )
-        why = "the output was cut short" if result.truncated else "the output had no result line"
-        return ClaudeOutputError(f"no result from claude: {why}", cli_message=said, **kw)
+    said = _assistant_error_text(events) or result.text or tail
+    if code == EXIT_NOT_FOUND:
+        return ClaudeCLINotFound(
+            "the claude executable was not found in the image (exit 127)",
+            cli_message=tail,
+            **kw,
+        )
+    if _is_auth(said) or _is_auth(tail) or _assistant_error(events) == "authentication_failed":
+        return ClaudeAuthError("Claude Code could not authenticate", cli_message=said, **kw)
+    if code not in (None, 0):
+        return ClaudeExecutionError(
+            f"claude exited with code {code} without a result", cli_message=said, **kw
+        )
+    why = "the output was cut short" if result.truncated else "the output had no result line"
+    return ClaudeOutputError(f"no result from claude: {why}", cli_message=said, **kw)
 
+
+def _from_result(
+    result: ClaudeResult,
+    raw: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    limits: _Limits,
+    kw: dict[str, Any],
+) -> ClaudeError | None:
+    """The error (or ``None``) of a run that printed its result line."""
+    tail = "\n".join(result.stderr[-20:])
     subtype = result.subtype or ""
     message = _cli_message(raw) or tail
-    if subtype == "error_max_budget_usd":
-        return ClaudeBudgetExceeded(
-            _budget_text(result.cost_usd, limits.max_budget_usd),
-            spent_usd=result.cost_usd,
-            limit_usd=limits.max_budget_usd,
-            cli_message=message,
-            **kw,
-        )
-    if subtype == "error_max_turns":
-        limit = f" of {limits.max_turns}" if limits.max_turns is not None else ""
-        return ClaudeMaxTurns(
-            f"the task reached its turn limit{limit} ({result.num_turns} turns)",
-            turns=result.num_turns,
-            limit=limits.max_turns,
-            cli_message=message,
-            **kw,
-        )
-    if subtype == "error_max_structured_output_retries":
-        return ClaudeOutputError(
-            "claude could not produce output matching the JSON schema", cli_message=message, **kw
-        )
     if subtype.startswith("error"):
-        return ClaudeExecutionError(f"claude failed ({subtype})", cli_message=message, **kw)
+        return _error_subtype(result, subtype, message, limits, kw)
     if result.is_error:
         status = _opt_int(raw.get("api_error_status"))
         if status is None:
@@ -497,11 +493,40 @@ def classify(
             cli_message=result.text,
             **kw,
         )
+    code = result.exit_code
     if code not in (None, 0):
         return ClaudeExecutionError(
             f"claude reported success but exited with code {code}", cli_message=tail, **kw
         )
     return None
+
+
+def _error_subtype(
+    result: ClaudeResult, subtype: str, message: str, limits: _Limits, kw: dict[str, Any]
+) -> ClaudeError:
+    """The error a result line's ``error_*`` subtype names."""
+    if subtype == "error_max_budget_usd":
+        return ClaudeBudgetExceeded(
+            _budget_text(result.cost_usd, limits.max_budget_usd),
+            spent_usd=result.cost_usd,
+            limit_usd=limits.max_budget_usd,
+            cli_message=message,
+            **kw,
+        )
+    if subtype == "error_max_turns":
+        limit = f" of {limits.max_turns}" if limits.max_turns is not None else ""
+        return ClaudeMaxTurns(
+            f"the task reached its turn limit{limit} ({result.num_turns} turns)",
+            turns=result.num_turns,
+            limit=limits.max_turns,
+            cli_message=message,
+            **kw,
+        )
+    if subtype == "error_max_structured_output_retries":
+        return ClaudeOutputError(
+            "claude could not produce output matching the JSON schema", cli_message=message, **kw
+        )
+    return ClaudeExecutionError(f"claude failed ({subtype})", cli_message=message, **kw)
 
 
 def _cli_message(raw: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ import attrs
 
 if TYPE_CHECKING:
     from podrunner.claude.errors import ClaudeError
-    from podrunner.sdk.runner import RunResult
+    from podrunner.run.outcome import RunResult
 
 __all__ = ["ClaudeResult", "Usage"]
 

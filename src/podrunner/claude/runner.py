@@ -8,7 +8,7 @@ The pod (what :meth:`ClaudeRunner.build_spec` returns):
 * a read-only root filesystem, with ``HOME`` (``/home/claude``) and ``/tmp`` on size-capped
   emptyDirs, since the CLI writes its settings, sessions and credentials under ``HOME``;
 * every variable of the launcher's environment whose name starts with ``CLAUDE`` set to ``""``
-  (the seed's blanking): when podrunner itself runs inside Claude Code, variables such as
+  (blanking): when podrunner itself runs inside Claude Code, variables such as
   ``CLAUDECODE`` or ``CLAUDE_CODE_ENTRYPOINT`` would otherwise leak in through an image or a
   namespace default and switch the CLI into sub-agent behaviour. Only the names are read; no
   value of the launcher's environment reaches the pod;
@@ -17,16 +17,14 @@ The pod (what :meth:`ClaudeRunner.build_spec` returns):
 * the command from :func:`~podrunner.claude.launch.launcher_command`: a constant script and the
   CLI's argv, so the prompt never passes through a shell.
 
-A prompt over ``prompt_stdin_threshold`` bytes (100 KB) goes into a ConfigMap ``<pod>-prompt``,
-mounted read-only and piped to the CLI's stdin. The SDK's :class:`~podrunner.PodSpec` has no
-per-run ConfigMap yet, so this module creates it: same labels and expiry annotation as the pod,
-owned by the pod once it exists (garbage-collected with it), and deleted after the run.
+A prompt over ``prompt_stdin_threshold`` bytes (100 KB) goes into the spec's ``files`` (the
+run's ConfigMap, which the runner creates, owns by the pod and cleans up like the Secret),
+mounted read-only and piped to the CLI's stdin.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,18 +36,10 @@ from podrunner.claude.errors import ClaudeExecutionError, ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
-from podrunner.errors import BackendError, NotFound, RunTimeout, SpecError
-from podrunner.sdk.lifecycle import Reason
-from podrunner.sdk.manifest import (
-    COMPONENT_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    RUN_ID_LABEL,
-    owner_reference,
-)
-from podrunner.sdk.naming import generate_pod_name, new_run_id
-from podrunner.sdk.runner import EXPIRES_ANNOTATION, PodRunner, RunResult
-from podrunner.sdk.spec import (
+from podrunner.errors import RunTimeout, SpecError
+from podrunner.run import PodRunner, RunResult
+from podrunner.run.state import Reason
+from podrunner.spec import (
     CleanupPolicy,
     EnvVar,
     ImagePullPolicy,
@@ -114,12 +104,6 @@ def _line_events(on_event: EventCallback) -> Callable[[str], None]:
             on_event(value)
 
     return on_line
-
-
-@attrs.frozen
-class _PodPlan:
-    spec: PodSpec
-    config_map: dict[str, Any] | None
 
 
 class ClaudeRunner:
@@ -265,64 +249,39 @@ class ClaudeRunner:
         task: ClaudeTask,
         *,
         pod_name: str | None = None,
-        prompt_config_map: str | None = None,
     ) -> PodSpec:
         """Return the pod spec that runs ``task``.
+
+        A prompt over ``prompt_stdin_threshold`` bytes goes into the spec's ``files`` (the
+        run's ConfigMap, mounted read-only at :data:`PROMPT_MOUNT`) and is piped to the CLI's
+        stdin instead of being passed in the argv.
 
         Args:
             task: The task.
             pod_name: Exact pod name; generated from ``name_prefix`` by default.
-            prompt_config_map: Name of the ConfigMap holding the prompt (large prompts); the
-                prompt is then read from it on stdin instead of the argv.
-        """
-        plan = self.credentials.plan() if self.credentials is not None else None
-        stdin = prompt_config_map is not None
-        command = launcher_command(
-            task.argv(self.claude_path, prompt_on_stdin=stdin),
-            working_dir=task.working_dir,
-            credentials_file=plan.credentials_file if plan else "",
-            prompt_file=f"{PROMPT_MOUNT}/{PROMPT_KEY}" if stdin else "",
-            shell_prefix=plan.shell_prefix if plan else "",
-        )
-        extra = (
-            (Volume.config_map(prompt_config_map, PROMPT_MOUNT),)
-            if prompt_config_map is not None
-            else ()
-        )
-        return self.base_spec(command, pod_name=pod_name, extra_volumes=extra)
 
-    def _plan(self, task: ClaudeTask, pod_name: str, run_id: str, ttl: float) -> _PodPlan:
-        if not task.prompt_on_stdin(self.prompt_stdin_threshold):
-            return _PodPlan(self.build_spec(task, pod_name=pod_name), None)
-        if task.prompt_bytes > _MAX_CONFIG_MAP_PROMPT:
+        Raises:
+            SpecError: The prompt is larger than a ConfigMap holds.
+        """
+        stdin = task.prompt_on_stdin(self.prompt_stdin_threshold)
+        if stdin and task.prompt_bytes > _MAX_CONFIG_MAP_PROMPT:
             raise SpecError(
                 "prompt",
                 f"<{task.prompt_bytes} bytes>",
                 f"must be at most {_MAX_CONFIG_MAP_PROMPT} bytes (a ConfigMap holds 1 MiB); "
                 "mount large inputs as files and refer to them in the prompt",
             )
-        name = f"{pod_name}-prompt"
-        spec = self.build_spec(task, pod_name=pod_name, prompt_config_map=name)
-        namespace = spec.namespace or self.pod_runner.namespace
-        expires = _rfc3339(self.pod_runner.clock.now() + ttl)
-        labels = {
-            **self.labels,
-            MANAGED_BY_LABEL: MANAGED_BY,
-            COMPONENT_LABEL: CLAUDE_COMPONENT,
-            RUN_ID_LABEL: run_id,
-        }
-        config_map = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": dict(sorted(labels.items())),
-                "annotations": {EXPIRES_ANNOTATION: expires},
-            },
-            "data": {PROMPT_KEY: task.prompt},
-        }
-        return _PodPlan(spec, config_map)
+        plan = self.credentials.plan() if self.credentials is not None else None
+        prompt_file = f"{PROMPT_MOUNT}/{PROMPT_KEY}"
+        command = launcher_command(
+            task.argv(self.claude_path, prompt_on_stdin=stdin),
+            working_dir=task.working_dir,
+            credentials_file=plan.credentials_file if plan else "",
+            prompt_file=prompt_file if stdin else "",
+            shell_prefix=plan.shell_prefix if plan else "",
+        )
+        spec = self.base_spec(command, pod_name=pod_name)
+        return spec.with_files({prompt_file: task.prompt}) if stdin else spec
 
     # -- running -------------------------------------------------------------------------------
 
@@ -357,40 +316,23 @@ class ClaudeRunner:
         if isinstance(task, str):
             task = ClaudeTask(task)
         limit = self.timeout if timeout is None else timeout
-        pod_name = generate_pod_name(self.name_prefix)
-        run_id = new_run_id()
-        runner = self.pod_runner
-        ttl = limit + runner.deadline_margin if limit is not None else runner.default_ttl
-        plan = self._plan(task, pod_name, run_id, ttl)
-        namespace = plan.spec.namespace or runner.namespace
+        spec = self.build_spec(task)
         callbacks: list[Callable[[str], None]] = []
         if on_log is not None:
             callbacks.append(on_log)
         if on_event is not None:
             callbacks.append(_line_events(on_event))
         line_cb = _fan_out(callbacks) if callbacks else None
-
-        run: RunResult | None = None
-        if plan.config_map is not None:
-            runner.backend.create(plan.config_map)
-        try:
-            handle = runner.start(
-                plan.spec, timeout=limit, run_id=run_id, on_log=line_cb, cleanup=self.cleanup
-            )
-            with handle:
-                if plan.config_map is not None:
-                    self._own(namespace, pod_name, plan.config_map["metadata"]["name"])
-                try:
-                    run = handle.wait()
-                except RunTimeout as exc:
-                    raise ClaudeTimeout(
-                        f"the Claude task did not finish within {limit:g}s",
-                        logs=exc.logs,
-                        cli_message="\n".join(exc.logs.splitlines()[-20:]),
-                    ) from exc
-        finally:
-            if plan.config_map is not None and self._delete_config_map(run):
-                _delete_quietly(runner, namespace, plan.config_map["metadata"]["name"])
+        handle = self.pod_runner.start(spec, timeout=limit, on_log=line_cb, cleanup=self.cleanup)
+        with handle:
+            try:
+                run = handle.wait()
+            except RunTimeout as exc:
+                raise ClaudeTimeout(
+                    f"the Claude task did not finish within {limit:g}s",
+                    logs=exc.logs,
+                    cli_message="\n".join(exc.logs.splitlines()[-20:]),
+                ) from exc
         return self._finish(task, run, check=check)
 
     def _finish(self, task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:
@@ -424,24 +366,6 @@ class ClaudeRunner:
                 raise error
         return result
 
-    def _own(self, namespace: str, pod_name: str, config_map: str) -> None:
-        backend = self.pod_runner.backend
-        try:
-            owner = owner_reference(backend.get("Pod", namespace, pod_name))
-            backend.patch(
-                "ConfigMap", namespace, config_map, {"metadata": {"ownerReferences": [owner]}}
-            )
-        except (BackendError, ValueError):
-            # Best effort: the run deletes the ConfigMap itself, and reap() honours the expiry.
-            pass
-
-    def _delete_config_map(self, run: RunResult | None) -> bool:
-        if self.cleanup is CleanupPolicy.NEVER:
-            return False
-        if self.cleanup is CleanupPolicy.ON_SUCCESS:
-            return run is not None and run.ok
-        return True
-
 
 def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
     def on_line(line: str) -> None:
@@ -449,21 +373,3 @@ def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
             callback(line)
 
     return on_line
-
-
-def _delete_quietly(runner: PodRunner, namespace: str, name: str) -> None:
-    try:
-        runner.backend.delete("ConfigMap", namespace, name)
-    except NotFound:
-        pass
-    except BackendError:
-        # The pod owns it (garbage collection) and it carries an expiry for reap().
-        pass
-
-
-def _rfc3339(epoch: float) -> str:
-    import datetime as dt
-
-    if not math.isfinite(epoch):
-        epoch = 0.0
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import attrs
 
 from podrunner.errors import REDACTED, SpecError, kind_of
-from podrunner.sdk.spec import MAX_ARG_BYTES
+from podrunner.spec import MAX_ARG_BYTES
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -464,7 +464,7 @@ class ClaudeTask:
 
         Args:
             threshold: Largest prompt, in UTF-8 bytes, kept on the command line. A larger
-                value than :data:`~podrunner.sdk.spec.MAX_ARG_BYTES` is lowered to it: the
+                value than :data:`~podrunner.spec.MAX_ARG_BYTES` is lowered to it: the
                 kernel refuses a longer argument.
         """
         return self.prompt_bytes > min(threshold, MAX_ARG_BYTES)

@@ -1,4 +1,4 @@
-"""ClaudeWorker: one long-running pod, one ``exec`` per task (the seed's persistent provider).
+"""ClaudeWorker: one long-running pod, one ``exec`` per task.
 
 The pod runs a sleep loop (``trap 'exit 0' TERM; while :; do sleep 3600 & wait; done``) with
 ``restartPolicy: Always``: the loop keeps it alive, and the trap makes a delete end it at once
@@ -31,15 +31,16 @@ directory), the pod's settings are fixed when it is created (a new image or env 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import hmac
 import json
 import secrets
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation as v
+from podrunner._time import format_rfc3339, parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
@@ -49,19 +50,16 @@ from podrunner.errors import (
     AlreadyExists,
     BackendError,
     BackendUnavailable,
-    ContainerConfigError,
-    ImagePullError,
     NotFound,
     RunError,
     SpecError,
     StartTimeout,
-    Unschedulable,
 )
-from podrunner.sdk.lifecycle import Phase, Reason, reduce
-from podrunner.sdk.logs import parse_timestamp
-from podrunner.sdk.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
-from podrunner.sdk.runner import EXPIRES_ANNOTATION
-from podrunner.sdk.spec import CleanupPolicy, SecretRef
+from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
+from podrunner.run import EXPIRES_ANNOTATION
+from podrunner.run.outcome import RunIdentity, fail_fast_error, is_fail_fast
+from podrunner.run.state import Phase, reduce
+from podrunner.spec import CleanupPolicy, SecretRef
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,7 +67,7 @@ if TYPE_CHECKING:
     from podrunner.backends.base import Kind
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.claude.result import ClaudeResult
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
 __all__ = [
     "DEFAULT_NAME_PREFIX",
@@ -300,11 +298,10 @@ class ClaudeWorker:
         ttl = self.pod_runner.default_ttl
         now = clock.now()
         text = ((pod.get("metadata") or {}).get("annotations") or {}).get(EXPIRES_ANNOTATION)
-        stamp = parse_timestamp(text) if isinstance(text, str) else None
+        stamp = parse_rfc3339(text) if isinstance(text, str) else None
         if stamp is not None and stamp[0] - now > ttl / 2:
             return
-        expires = dt.datetime.fromtimestamp(now + ttl, dt.timezone.utc)
-        annotations = {EXPIRES_ANNOTATION: expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        annotations = {EXPIRES_ANNOTATION: format_rfc3339(now + ttl)}
         targets: list[tuple[Kind, str, str | None]] = [("Pod", self.name, self._pod_uid)]
         if self._secret_name is not None:
             targets.append(("Secret", self._secret_name, self._secret_uid))
@@ -316,7 +313,7 @@ class ClaudeWorker:
             # on still being our object (a 422 otherwise).
             patch = {"metadata": {"uid": uid, "annotations": annotations}}
             with contextlib.suppress(BackendError):
-                self.pod_runner.backend.patch(kind, self.namespace, name, patch)
+                self.pod_runner.api.patch(kind, self.namespace, name, patch)
 
     @staticmethod
     def _unusable(pod: Mapping[str, Any]) -> bool:
@@ -327,7 +324,7 @@ class ClaudeWorker:
 
     def _get(self, kind: Kind, name: str) -> dict[str, Any] | None:
         try:
-            return self.pod_runner.backend.get(kind, self.namespace, name)
+            return self.pod_runner.api.get(kind, self.namespace, name)
         except NotFound:
             return None
 
@@ -445,8 +442,7 @@ class ClaudeWorker:
         current = self._get(kind, name)
         if current is None or uid is None or current["metadata"].get("uid") != uid:
             return
-        with contextlib.suppress(NotFound):
-            self.pod_runner.backend.delete(kind, self.namespace, name, grace_period_seconds=0)
+        self.pod_runner.api.delete_quietly(kind, self.namespace, name, grace=0)
 
     def _delete_own_objects(self) -> None:
         if self._pod_uid is not None:
@@ -479,23 +475,13 @@ class ClaudeWorker:
             if pod is not None:
                 self._claim(pod)  # a pod swapped in under our name is checked like any other
                 state = reduce(pod, CLAUDE_CONTAINER)
-                context: dict[str, Any] = {
-                    "pod_name": self.name,
-                    "namespace": self.namespace,
-                    "state": state,
-                }
                 if state.phase is Phase.RUNNING and not state.deleting:
                     return pod
-                if state.reason is Reason.IMAGE_PULL_ERROR:
-                    raise ImagePullError(
-                        f"the worker image could not be pulled: {state.message}", **context
-                    )
-                if state.reason is Reason.UNSCHEDULABLE:
-                    raise Unschedulable(f"no node can run the worker: {state.message}", **context)
-                if state.reason is Reason.CONFIG_ERROR:
-                    raise ContainerConfigError(
-                        f"the worker container could not be created: {state.message}", **context
-                    )
+                # The engine's own fail-fast mapping, with the pod's events.
+                if is_fail_fast(state):
+                    run = RunIdentity(pod_name=self.name, namespace=self.namespace, run_id="")
+                    events = self.pod_runner.api.pod_events(self.namespace, self.name)
+                    raise fail_fast_error(state, run, events) or AssertionError(state)
                 if state.terminal:
                     # Ended between our check and now (e.g. evicted): start over once more.
                     self._delete_and_wait()
@@ -574,8 +560,11 @@ class ClaudeWorker:
         limit = self.exec_timeout if timeout is None else timeout
         with self._lock:
             self._ensure_running()
+            # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
+            # once its time was up ran out of time, whatever the backend's words.
+            started = time.monotonic()
             try:
-                done = self.pod_runner.backend.exec(
+                done = self.pod_runner.api.exec(
                     self.namespace,
                     self.name,
                     CLAUDE_CONTAINER,
@@ -584,7 +573,9 @@ class ClaudeWorker:
                     timeout=limit,
                 )
             except (TimeoutError, BackendUnavailable) as exc:
-                if isinstance(exc, TimeoutError) or "timed out" in str(exc).lower():
+                if isinstance(exc, TimeoutError) or (
+                    limit is not None and time.monotonic() - started >= limit
+                ):
                     raise ClaudeTimeout(
                         f"the Claude task did not finish within {limit}s in the worker"
                     ) from exc

@@ -70,7 +70,7 @@ def make_runner(
     backend: str, kubeconfig: str | None, context: str | None, namespace: str | None
 ) -> Any:
     """Build a PodRunner for the backend options (raises ConfigError for a bad kubeconfig)."""
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
     if backend.lower() == "fake":
         from podrunner.backends.fake import FakeCluster
@@ -115,7 +115,7 @@ def describe_backend(
         where = "fake (the command runs as a local process; the image is ignored)"
         if spec is not None:
             from podrunner.backends.fake.runtime_local import unenforced_settings
-            from podrunner.sdk.manifest import build_manifests
+            from podrunner.manifest import build_manifests
 
             loose = unenforced_settings(build_manifests(spec).pod)
     else:

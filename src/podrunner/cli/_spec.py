@@ -69,7 +69,7 @@ def spec_options(func: F) -> F:
 
 def build_spec(command: tuple[str, ...], **opts: Any) -> Any:
     """Build a PodSpec from the shared options (raises SpecError)."""
-    from podrunner.sdk.spec import PodSpec, Resources
+    from podrunner.spec import PodSpec, Resources
 
     return PodSpec(
         opts["image"],

@@ -139,7 +139,7 @@ def warn_unread_stdin(hint: str) -> bool:
 
 def _state_word(state: Any) -> str:
     """pending, scheduled, pulling, running, or how the run ended."""
-    from podrunner.sdk.lifecycle import Phase
+    from podrunner.run.state import Phase
 
     if state.phase is Phase.PENDING:
         return "pending"

@@ -39,7 +39,7 @@ def manifest(
     is the Pod alone, or a v1 List when there are several objects. Secret values are hidden
     unless --show-secrets is given.
     """
-    from podrunner.sdk.manifest import build_manifests
+    from podrunner.manifest import build_manifests
 
     with user_errors():
         manifests = build_manifests(build_spec(command, **opts), run_id=run_id)

@@ -123,9 +123,9 @@ def _run(runner: Any, spec: Any, *, timeout: float | None, cleanup: str, as_json
     """Run ``spec`` for ``podrunner run``; returns the exit status (or exits when stopped)."""
     import attrs
 
-    from podrunner.sdk.manifest import build_manifests
-    from podrunner.sdk.spec import CleanupPolicy
+    from podrunner.manifest import build_manifests
     from podrunner.signals import Terminated
+    from podrunner.spec import CleanupPolicy
 
     policy = CleanupPolicy(cleanup)
     hint = "the command gets no input (podrunner run does not pass stdin on)"
@@ -186,7 +186,7 @@ def _stopped(
 ) -> NoReturn:
     """A run stopped by a signal or a closed stdout: make sure it is deleted, say so, exit."""
     from podrunner.errors import BackendError, NotFound
-    from podrunner.sdk.spec import CleanupPolicy
+    from podrunner.spec import CleanupPolicy
 
     failure = cleanup_failure(exc)
     if policy is not CleanupPolicy.ALWAYS and failure is None:

@@ -20,7 +20,7 @@ import pytest
 
 from podrunner._jsoncopy import copy_tree
 from podrunner.backends.fake.scripting import Outcome, Rule
-from podrunner.sdk.logs import LogCollector
+from podrunner.run.logs import LogCollector
 from podrunner.simulation import (
     ANNOTATION_DURATION,
     ANNOTATION_EXIT_CODE,

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from podrunner.backends.base import Backend
     from podrunner.backends.fake import FakeCluster
-    from podrunner.sdk.lifecycle import Phase, PodState, Reason
-    from podrunner.sdk.runner import RunResult
+    from podrunner.run import RunResult
+    from podrunner.run.state import Phase, PodState, Reason
 
 __all__ = [
     "assert_no_leftovers",
@@ -167,7 +167,7 @@ def assert_run_state(
         AssertionError: A criterion does not hold; the message shows the whole state.
     """
     __tracebackhide__ = True
-    from podrunner.sdk.lifecycle import PodState
+    from podrunner.run.state import PodState
 
     state = result if isinstance(result, PodState) else result.state
     where = f"run ended {state}" + (f": {state.message}" if state.message else "")

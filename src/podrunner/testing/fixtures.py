@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from podrunner.backends.base import Backend
     from podrunner.backends.fake import FakeCluster
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
     from podrunner.testing._recording import LogRecorder, SimulatingBackend
 
 __all__ = [
@@ -402,7 +402,7 @@ def podrunner_backend(request: pytest.FixtureRequest, podrunner_backend_name: st
 
 
 def _label_value(text: str) -> str:
-    from podrunner.sdk.naming import sanitize_label_value
+    from podrunner.manifest.naming import sanitize_label_value
 
     return sanitize_label_value(text)
 
@@ -493,7 +493,7 @@ def podrunner_runner(
     runs unchanged on kwok; a rule kwok cannot express skips the test with the reason.
     """
     __tracebackhide__ = True
-    from podrunner.sdk.runner import PodRunner
+    from podrunner.run import PodRunner
 
     backend = podrunner_backend
     if podrunner_backend_name != "fake":
@@ -538,7 +538,7 @@ def _tail(text: str, heading: str) -> str:
 
 
 def _one_pod(entry: Tracked, first: dict[str, Any], last: dict[str, Any]) -> str:
-    from podrunner.sdk.lifecycle import reduce
+    from podrunner.run.state import reduce
 
     meta = first["metadata"]
     ns, name = meta.get("namespace", "default"), meta["name"]

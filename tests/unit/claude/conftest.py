@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from podrunner.claude import ClaudeRunner
-from podrunner.sdk.runner import PodRunner
+from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:

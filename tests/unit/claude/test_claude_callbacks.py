@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from podrunner.claude import ClaudeRunner, ClaudeTask
-from podrunner.sdk.manifest import MANAGED_SELECTOR
+from podrunner.manifest import MANAGED_SELECTOR
 
 
 class Boom(Exception):

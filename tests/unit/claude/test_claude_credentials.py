@@ -12,9 +12,9 @@ import pytest
 from podrunner.claude import ClaudeCredentials, ClaudeRunner, ClaudeTask, InlineCredentialsWarning
 from podrunner.claude.credentials import CREDENTIALS_MOUNT
 from podrunner.errors import SpecError
-from podrunner.sdk.manifest import build_manifests
-from podrunner.sdk.runner import PodRunner
-from podrunner.sdk.spec import SecretRef
+from podrunner.manifest import build_manifests
+from podrunner.run import PodRunner
+from podrunner.spec import SecretRef
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from podrunner.claude import (
 )
 from podrunner.claude.runner import PROMPT_MOUNT
 from podrunner.errors import ImagePullError, SpecError
-from podrunner.sdk.manifest import build_manifests
-from podrunner.sdk.runner import PodRunner
+from podrunner.manifest import build_manifests
+from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:

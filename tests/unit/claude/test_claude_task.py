@@ -11,7 +11,7 @@ import pytest
 from podrunner.claude import PROMPT_STDIN_THRESHOLD, ClaudeTask
 from podrunner.claude.launch import LAUNCHER_SCRIPT, launcher_command
 from podrunner.errors import SpecError
-from podrunner.sdk.manifest import build_credentials_prefix
+from podrunner.manifest import build_credentials_prefix
 
 if TYPE_CHECKING:
     from pathlib import Path

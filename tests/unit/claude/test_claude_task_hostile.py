@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from podrunner.claude import ClaudeTask
 from podrunner.claude.task import MAX_JSON_DEPTH, split_tool_rules
 from podrunner.errors import SpecError
-from podrunner.sdk.spec import MAX_ARG_BYTES
+from podrunner.spec import MAX_ARG_BYTES
 
 SESSION = "2b8a3f6e-1c4d-4e5f-9a0b-7c6d5e4f3a2b"
 TOKEN = "sk-ant-MCP-S3CR3T-42"

@@ -22,7 +22,7 @@ from podrunner.claude import (
 )
 from podrunner.claude.worker import SLEEP_LOOP, WORKER_ID_LABEL, default_worker_id
 from podrunner.errors import ImagePullError, SpecError, StartTimeout
-from podrunner.sdk.runner import PodRunner
+from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
 if TYPE_CHECKING:
@@ -490,3 +490,27 @@ def test_reap_takes_idle_workers_only() -> None:
     assert ("Secret", f"{busy.name}-secrets") not in reaped
     assert busy.run("after the reap").ok
     assert busy.recreated == 1
+
+
+def test_an_exec_that_runs_out_of_time_is_a_timeout_whatever_its_words() -> None:
+    """Time, not the error's message, says whether a task timed out in the worker."""
+    from podrunner.claude import ClaudeTimeout
+    from podrunner.errors import BackendUnavailable
+
+    def slow(request: ExecRequest) -> ExecResult:
+        time.sleep(0.2)
+        raise BackendUnavailable("the stream ended")  # no "timed out" in it
+
+    cluster = FakeCluster()
+    cluster.when(image=IMAGE).hang().exec_handler(slow)
+    with pytest.raises(ClaudeTimeout):
+        _worker(cluster).run("hi", timeout=0.1)
+
+    def refused(request: ExecRequest) -> ExecResult:
+        raise BackendUnavailable("dial tcp: connection timed out")  # at once
+
+    cluster = FakeCluster()
+    cluster.when(image=IMAGE).hang().exec_handler(refused)
+    with pytest.raises(BackendUnavailable) as info:
+        _worker(cluster).run("hi", timeout=30)
+    assert not isinstance(info.value, ClaudeTimeout)

@@ -19,7 +19,7 @@ from podrunner.backends.fake.runtime_local import (
     IGNORE_RUN_AS_USER_ENV,
     unenforced_settings,
 )
-from podrunner.sdk.manifest import build_manifests
+from podrunner.manifest import build_manifests
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 

@@ -10,7 +10,7 @@ Design notes:
 * ``attrs.evolve`` feeds every unchanged, already-converted value back through the converters,
   so converters here are idempotent (a tuple stays the same tuple, a :class:`FrozenMap` the
   same map) and never generate names or random values. Names and run ids are made when the
-  manifest is built (:mod:`podrunner.sdk.manifest`).
+  manifest is built (:mod:`podrunner.manifest`).
 * The rules mirror the API server's (:mod:`podrunner._validation`); a few are deliberately
   stricter where the server's leniency only defers the failure to run time (see the field
   docs).
@@ -19,16 +19,40 @@ Design notes:
 
 from __future__ import annotations
 
-import math
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
-from enum import Enum
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError, kind_of
+from podrunner.spec._fields import (
+    _MAX_ID,
+    FrozenMap,
+    SecretMap,
+    SecretRef,
+    _absolute_path,
+    _blen,
+    _bool,
+    _check,
+    _clean,
+    _enum,
+    _mapping,
+    _optional_int,
+    _require_str,
+    _str_map,
+    _str_tuple,
+    _text,
+)
+from podrunner.spec.values import (
+    EnvVar,
+    ImagePullPolicy,
+    Resources,
+    SecurityProfile,
+    Toleration,
+    Volume,
+)
 
 __all__ = [
     "MAX_ARG_BYTES",
@@ -37,19 +61,7 @@ __all__ = [
     "RESERVED_ANNOTATION_BYTES",
     "RESERVED_ANNOTATION_KEYS",
     "RESERVED_LABEL_KEYS",
-    "CleanupPolicy",
-    "Deadlines",
-    "EnvVar",
-    "FrozenMap",
-    "ImagePullPolicy",
     "PodSpec",
-    "Resources",
-    "SecretMap",
-    "SecretRef",
-    "SecurityProfile",
-    "Toleration",
-    "Volume",
-    "VolumeKind",
 ]
 
 RESERVED_LABEL_KEYS: frozenset[str] = frozenset(
@@ -89,719 +101,6 @@ etcd refuses a request over 1.5 MiB (its default ``--max-request-bytes``), and t
 grows after the create (status, managed fields); 1 MiB keeps well clear of that limit, and is
 the limit the API server applies to a Secret's or ConfigMap's data.
 """
-
-_MAX_ID = 2**31 - 1  # libcontainer's UID/GID range, which the API server enforces
-
-_V = TypeVar("_V")
-_E = TypeVar("_E", bound=Enum)
-
-
-# --------------------------------------------------------------------------------------------
-# Small immutable mapping
-
-
-class FrozenMap(Mapping[str, _V]):
-    """An immutable, hashable, insertion-ordered mapping used for the spec's dict-like fields.
-
-    It compares equal to any mapping with the same items, so ``spec.labels == {"a": "b"}``
-    holds.
-    """
-
-    __slots__ = ("_data", "_hash")
-
-    def __init__(self, data: Mapping[str, _V] | Iterable[tuple[str, _V]] = ()) -> None:
-        self._data: dict[str, _V] = dict(data)
-        self._hash: int | None = None
-
-    def __getitem__(self, key: str) -> _V:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = hash(frozenset(self._data.items()))
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return self._data == dict(other.items())
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-    def to_dict(self) -> dict[str, _V]:
-        """Return a plain, mutable copy."""
-        return dict(self._data)
-
-
-class SecretMap(FrozenMap[_V]):
-    """A :class:`FrozenMap` of secret values: its ``repr`` and ``str`` show names, not values.
-
-    ``PodSpec.secret_env`` and ``PodSpec.secret_files`` are secret maps, so printing a
-    spec, a field of it or a traceback's locals never shows a secret. A :class:`SecretRef`
-    (a name and a key, no value) is shown as itself.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        shown = {k: (v if isinstance(v, SecretRef) else REDACTED) for k, v in self._data.items()}
-        return f"SecretMap({shown!r})"
-
-    __str__ = __repr__
-
-
-# --------------------------------------------------------------------------------------------
-# Converter and validator helpers (each raises SpecError naming the field)
-
-
-def _check(field: str, value: object, error: str | None) -> None:
-    if error is not None:
-        raise SpecError(field, value, error)
-
-
-def _require_str(field: str, value: object, *, secret: bool = False) -> str:
-    if not isinstance(value, str):
-        shown = REDACTED if secret else value
-        raise SpecError(field, shown, f"must be a string, not {kind_of(value)}")
-    return value
-
-
-def _clean(field: str, text: str, *, secret: bool = False, allow_nul: bool = False) -> str:
-    """Refuse what cannot travel to the container: NUL characters and lone surrogates.
-
-    ``execve`` ends each string at a NUL, and a lone surrogate has no UTF-8 encoding, so the
-    JSON sent to the API server could not carry it either.
-    """
-    shown = REDACTED if secret else text
-    if not allow_nul and "\x00" in text:
-        raise SpecError(field, shown, "must not contain NUL characters (\\x00)")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise SpecError(
-            field,
-            shown,
-            "must be valid Unicode: it holds a lone surrogate, which UTF-8 cannot encode",
-        ) from None
-    return text
-
-
-def _text(field: str, value: object, *, secret: bool = False) -> str:
-    return _clean(field, _require_str(field, value, secret=secret), secret=secret)
-
-
-def _blen(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _str_tuple(field: str, value: object) -> tuple[str, ...]:
-    # A bare string is iterable too; as an argv or a name list it is almost always a mistake.
-    if isinstance(value, (str, bytes)):
-        raise SpecError(field, value, "must be a sequence of strings, not a single string")
-    if not isinstance(value, Iterable) or isinstance(value, Mapping):
-        raise SpecError(field, value, f"must be a sequence of strings, not {kind_of(value)}")
-    items = tuple(value)
-    for i, item in enumerate(items):
-        _text(f"{field}[{i}]", item)
-    return items
-
-
-def _mapping(field: str, value: object) -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(field, value, f"must be a mapping, not {kind_of(value)}")
-    return value
-
-
-def _str_map(field: str, value: object) -> FrozenMap[str]:
-    items = _mapping(field, value)
-    for key, item in items.items():
-        _text(field, key)
-        _text(f"{field}[{key}]", item)
-    return items if isinstance(items, FrozenMap) else FrozenMap(items)
-
-
-def _enum(cls: type[_E], field: str, value: object) -> _E:
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, str):
-        for member in cls:
-            if value in (member.value, member.name, member.name.lower()):
-                return member
-    allowed = ", ".join(repr(m.value) for m in cls)
-    raise SpecError(field, value, f"must be one of {allowed}")
-
-
-def _optional_int(field: str, value: object, *, minimum: int, maximum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(field, value, f"must be an integer, not {kind_of(value)}")
-    if not minimum <= value <= maximum:
-        raise SpecError(field, value, f"must be between {minimum} and {maximum}, inclusive")
-    return value
-
-
-def _absolute_path(field: str, value: object) -> str:
-    path = _text(field, value)
-    if not path.startswith("/"):
-        raise SpecError(field, path, "must be an absolute path (start with '/')")
-    if ".." in path.split("/"):
-        raise SpecError(field, path, "must not contain '..' elements")
-    return path
-
-
-def _quantity(field: str, value: object) -> str | None:
-    if value is None:
-        return None
-    # Numbers are accepted for convenience (cpu_limit=2); bools are not numbers here.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    text = _require_str(field, value)
-    _check(field, text, v.quantity_error(text))
-    if v.parse_quantity(text) < 0:
-        raise SpecError(field, text, "must be greater than or equal to 0")
-    return text
-
-
-def _bool(field: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(field, value, f"must be True or False, not {kind_of(value)}")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Enums
-
-
-class ImagePullPolicy(str, Enum):
-    """When the kubelet pulls the image (the values are Kubernetes' own)."""
-
-    ALWAYS = "Always"
-    IF_NOT_PRESENT = "IfNotPresent"
-    NEVER = "Never"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class SecurityProfile(str, Enum):
-    """Which Pod Security Standard the pod is built to pass.
-
-    * ``RESTRICTED`` (default): runAsNonRoot (uid 65532 unless ``run_as_user`` says
-      otherwise), seccomp ``RuntimeDefault``, no privilege escalation, all capabilities
-      dropped.
-    * ``BASELINE``: no privilege escalation; the image's user is kept.
-    * ``NONE``: an explicit opt-out; no security context beyond what is asked field by field.
-      Needed for host-path volumes, which both other standards forbid.
-    """
-
-    RESTRICTED = "restricted"
-    BASELINE = "baseline"
-    NONE = "none"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class CleanupPolicy(str, Enum):
-    """What the runner deletes when a run ends."""
-
-    ALWAYS = "always"
-    """Delete the pod and its objects whatever happened (default)."""
-    ON_SUCCESS = "on-success"
-    """Keep them for inspection when the run failed."""
-    NEVER = "never"
-    """Keep them; ``podrunner reap`` or the caller deletes them."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-# --------------------------------------------------------------------------------------------
-# Resources
-
-
-def _cpu_limit(value: str | float | None) -> str | None:
-    return _quantity("resources.cpu_limit", value)
-
-
-def _memory_limit(value: str | float | None) -> str | None:
-    return _quantity("resources.memory_limit", value)
-
-
-def _cpu_request(value: str | float | None) -> str | None:
-    return _quantity("resources.cpu_request", value)
-
-
-def _memory_request(value: str | float | None) -> str | None:
-    return _quantity("resources.memory_request", value)
-
-
-@attrs.frozen
-class Resources:
-    """CPU and memory limits and requests, as Kubernetes quantities.
-
-    CPU is in cores (``"500m"``, ``"2"``), memory in bytes (``"512Mi"``, ``"1.5Gi"``,
-    ``"1e9"``). Numbers are accepted and turned into strings. A request above its limit is
-    rejected, as the API server would. Empty ``Resources()`` sets nothing (the namespace's
-    defaults apply).
-
-    Attributes:
-        cpu_limit: CPU limit.
-        memory_limit: Memory limit; the container is OOM-killed above it.
-        cpu_request: CPU the scheduler reserves.
-        memory_request: Memory the scheduler reserves.
-    """
-
-    cpu_limit: str | None = attrs.field(default=None, converter=_cpu_limit)
-    memory_limit: str | None = attrs.field(default=None, converter=_memory_limit)
-    cpu_request: str | None = attrs.field(default=None, converter=_cpu_request)
-    memory_request: str | None = attrs.field(default=None, converter=_memory_request)
-
-    def __attrs_post_init__(self) -> None:
-        for resource, request, limit in (
-            ("cpu", self.cpu_request, self.cpu_limit),
-            ("memory", self.memory_request, self.memory_limit),
-        ):
-            if (
-                request is not None
-                and limit is not None
-                and v.parse_quantity(request) > v.parse_quantity(limit)
-            ):
-                raise SpecError(
-                    f"resources.{resource}_request",
-                    request,
-                    f"must be less than or equal to {resource} limit of {limit}",
-                )
-
-    def to_manifest(self) -> dict[str, dict[str, str]]:
-        """Return the container's ``resources`` object (empty when nothing is set)."""
-        out: dict[str, dict[str, str]] = {}
-        limits = {k: q for k, q in (("cpu", self.cpu_limit), ("memory", self.memory_limit)) if q}
-        requests = {
-            k: q for k, q in (("cpu", self.cpu_request), ("memory", self.memory_request)) if q
-        }
-        if limits:
-            out["limits"] = limits
-        if requests:
-            out["requests"] = requests
-        return out
-
-
-# --------------------------------------------------------------------------------------------
-# Secrets and environment
-
-
-def _secret_name(value: str) -> str:
-    name = _require_str("secret_ref.name", value)
-    _check("secret_ref.name", name, v.dns1123_subdomain_error(name))
-    return name
-
-
-def _secret_key(value: str) -> str:
-    key = _require_str("secret_ref.key", value)
-    _check("secret_ref.key", key, v.config_map_key_error(key))
-    return key
-
-
-@attrs.frozen
-class SecretRef:
-    """A key of an existing Secret in the pod's namespace (``secretKeyRef``).
-
-    Attributes:
-        name: The Secret's name.
-        key: The key in its ``data``.
-    """
-
-    name: str = attrs.field(converter=_secret_name)
-    key: str = attrs.field(converter=_secret_key)
-
-
-def _env_name(value: str) -> str:
-    name = _require_str("env.name", value)
-    _check("env.name", name, v.env_name_error(name))
-    return name
-
-
-def _env_value(value: str | None) -> str | None:
-    return None if value is None else _text("env.value", value)
-
-
-def _env_secret_ref(value: SecretRef | None) -> SecretRef | None:
-    if value is not None and not isinstance(value, SecretRef):
-        raise SpecError("env.secret_ref", value, f"must be a SecretRef, not {kind_of(value)}")
-    return value
-
-
-@attrs.frozen
-class EnvVar:
-    """One environment variable: a plain value, or a reference to an existing Secret's key.
-
-    Names follow the API server's current rule: non-empty printable ASCII without ``=``.
-
-    Attributes:
-        name: The variable's name.
-        value: Its value (``None`` and no ``secret_ref`` means an empty value).
-        secret_ref: Take the value from this Secret key instead.
-    """
-
-    name: str = attrs.field(converter=_env_name)
-    value: str | None = attrs.field(default=None, converter=_env_value)
-    secret_ref: SecretRef | None = attrs.field(default=None, converter=_env_secret_ref)
-
-    def __attrs_post_init__(self) -> None:
-        if self.value is not None and self.secret_ref is not None:
-            raise SpecError("env.value", self.name, "give either value or secret_ref, not both")
-
-    def to_manifest(self) -> dict[str, Any]:
-        """Return the container ``env`` entry."""
-        if self.secret_ref is not None:
-            ref = {"name": self.secret_ref.name, "key": self.secret_ref.key}
-            return {"name": self.name, "valueFrom": {"secretKeyRef": ref}}
-        return {"name": self.name, "value": self.value or ""}
-
-
-# --------------------------------------------------------------------------------------------
-# Volumes
-
-VolumeKind = Literal["hostPath", "persistentVolumeClaim", "configMap", "secret", "emptyDir"]
-_VOLUME_KINDS: tuple[str, ...] = (
-    "hostPath",
-    "persistentVolumeClaim",
-    "configMap",
-    "secret",
-    "emptyDir",
-)
-
-
-def _volume_kind(value: str) -> VolumeKind:
-    if value not in _VOLUME_KINDS:
-        raise SpecError("volume.kind", value, f"must be one of {', '.join(_VOLUME_KINDS)}")
-    return value  # type: ignore[return-value]  # narrowed by the membership test above
-
-
-def _volume_mount_path(value: str) -> str:
-    return _absolute_path("volume.mount_path", value)
-
-
-def _volume_sub_path(value: str | None) -> str | None:
-    if value is None:
-        return None
-    sub = _text("volume.sub_path", value)
-    # The API server's validateLocalDescendingPath: relative, and never climbing out.
-    if not sub or sub.startswith("/") or ".." in sub.split("/"):
-        raise SpecError(
-            "volume.sub_path", sub, "must be a non-empty relative path without '..' elements"
-        )
-    return sub
-
-
-def _volume_size_limit(value: str | None) -> str | None:
-    return _quantity("volume.size_limit", value)
-
-
-@attrs.frozen
-class Volume:
-    """A volume mounted into the container. Build one with the class methods.
-
-    Volumes are named ``vol-0``, ``vol-1``... in the order the spec lists them (as the seed
-    did), so a manifest is stable for a given spec.
-
-    Attributes:
-        kind: The Kubernetes volume source (``hostPath``, ``persistentVolumeClaim``,
-            ``configMap``, ``secret``, ``emptyDir``).
-        source: Host path, claim name, ConfigMap name or Secret name (``None`` for emptyDir).
-        mount_path: Absolute path in the container; unique within the spec.
-        read_only: Mount read-only.
-        sub_path: Mount only this relative path of the volume.
-        size_limit: emptyDir only: a memory quantity capping its size.
-    """
-
-    kind: VolumeKind = attrs.field(converter=_volume_kind)
-    source: str | None
-    mount_path: str = attrs.field(converter=_volume_mount_path)
-    read_only: bool = attrs.field(default=False, kw_only=True)
-    sub_path: str | None = attrs.field(default=None, kw_only=True, converter=_volume_sub_path)
-    size_limit: str | None = attrs.field(default=None, kw_only=True, converter=_volume_size_limit)
-
-    def __attrs_post_init__(self) -> None:
-        _bool("volume.read_only", self.read_only)
-        if self.kind == "emptyDir":
-            if self.source is not None:
-                raise SpecError("volume.source", self.source, "emptyDir volumes take no source")
-        elif self.size_limit is not None:
-            raise SpecError("volume.size_limit", self.size_limit, "only emptyDir has a size limit")
-        if self.kind == "hostPath":
-            _absolute_path("volume.source", self.source)
-        elif self.kind != "emptyDir":
-            name = _require_str("volume.source", self.source)
-            _check("volume.source", name, v.dns1123_subdomain_error(name))
-
-    @classmethod
-    def host_path(
-        cls, host: str, mount_path: str, *, read_only: bool = False, sub_path: str | None = None
-    ) -> Volume:
-        """Mount a directory of the node (``hostPath``, type ``Directory``: it must exist).
-
-        Both the baseline and the restricted Pod Security Standards forbid host paths, so a
-        spec using one needs ``security=SecurityProfile.NONE``.
-
-        Args:
-            host: Absolute directory on the node.
-            mount_path: Absolute path in the container.
-            read_only: Mount read-only.
-            sub_path: Mount only this sub-directory.
-
-        Returns:
-            The volume.
-        """
-        return cls("hostPath", host, mount_path, read_only=read_only, sub_path=sub_path)
-
-    @classmethod
-    def pvc(
-        cls, claim: str, mount_path: str, *, read_only: bool = False, sub_path: str | None = None
-    ) -> Volume:
-        """Mount an existing PersistentVolumeClaim (use ReadWriteMany for concurrent pods).
-
-        Args:
-            claim: The claim's name.
-            mount_path: Absolute path in the container.
-            read_only: Mount read-only.
-            sub_path: Mount only this sub-directory.
-
-        Returns:
-            The volume.
-        """
-        return cls(
-            "persistentVolumeClaim", claim, mount_path, read_only=read_only, sub_path=sub_path
-        )
-
-    @classmethod
-    def config_map(
-        cls, name: str, mount_path: str, *, read_only: bool = True, sub_path: str | None = None
-    ) -> Volume:
-        """Mount an existing ConfigMap's keys as files (read-only by default).
-
-        Args:
-            name: The ConfigMap's name.
-            mount_path: Absolute path in the container.
-            read_only: Mount read-only.
-            sub_path: Mount only this key, as a single file at ``mount_path``.
-
-        Returns:
-            The volume.
-        """
-        return cls("configMap", name, mount_path, read_only=read_only, sub_path=sub_path)
-
-    @classmethod
-    def secret(
-        cls, name: str, mount_path: str, *, read_only: bool = True, sub_path: str | None = None
-    ) -> Volume:
-        """Mount an existing Secret's keys as files (read-only by default).
-
-        Args:
-            name: The Secret's name.
-            mount_path: Absolute path in the container.
-            read_only: Mount read-only.
-            sub_path: Mount only this key, as a single file at ``mount_path``.
-
-        Returns:
-            The volume.
-        """
-        return cls("secret", name, mount_path, read_only=read_only, sub_path=sub_path)
-
-    @classmethod
-    def empty_dir(
-        cls,
-        mount_path: str,
-        size_limit: str | None = None,
-        *,
-        read_only: bool = False,
-        sub_path: str | None = None,
-    ) -> Volume:
-        """Mount a scratch directory that lives as long as the pod.
-
-        Args:
-            mount_path: Absolute path in the container.
-            size_limit: Optional cap, e.g. ``"1Gi"``; the pod is evicted above it.
-            read_only: Mount read-only.
-            sub_path: Mount only this sub-directory.
-
-        Returns:
-            The volume.
-        """
-        return cls(
-            "emptyDir",
-            None,
-            mount_path,
-            read_only=read_only,
-            sub_path=sub_path,
-            size_limit=size_limit,
-        )
-
-    def to_manifest(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Return the pod ``volumes`` entry and the container ``volumeMounts`` entry.
-
-        Args:
-            name: The volume name to use (``vol-<index>``).
-
-        Returns:
-            ``(volume, mount)``.
-        """
-        source: dict[str, Any]
-        if self.kind == "hostPath":
-            source = {"path": self.source, "type": "Directory"}
-        elif self.kind == "persistentVolumeClaim":
-            source = {"claimName": self.source}
-        elif self.kind == "configMap":
-            source = {"name": self.source}
-        elif self.kind == "secret":
-            source = {"secretName": self.source}
-        else:
-            # emptyDir must be present even when empty: `{}` is how the API spells the default.
-            source = {"sizeLimit": self.size_limit} if self.size_limit else {}
-        mount: dict[str, Any] = {"name": name, "mountPath": self.mount_path}
-        if self.read_only:
-            mount["readOnly"] = True
-        if self.sub_path:
-            mount["subPath"] = self.sub_path
-        return {"name": name, self.kind: source}, mount
-
-
-# --------------------------------------------------------------------------------------------
-# Deadlines and tolerations
-
-
-def _seconds(field: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(field, value, f"must be a number of seconds, not {type(value).__name__}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise SpecError(field, value, "must be a positive, finite number of seconds")
-    return seconds
-
-
-def _scheduling(value: float | None) -> float | None:
-    return _seconds("deadlines.scheduling", value)
-
-
-def _start(value: float | None) -> float | None:
-    return _seconds("deadlines.start", value)
-
-
-def _total(value: float | None) -> float | None:
-    return _seconds("deadlines.total", value)
-
-
-@attrs.frozen
-class Deadlines:
-    """Client-side time budgets for a run, in seconds (``None``: no budget).
-
-    Attributes:
-        scheduling: From create until a node is assigned (``Unschedulable`` is raised sooner
-            when the scheduler says so).
-        start: From create until the container runs; covers scheduling and the image pull.
-        total: From create until the container ends; the pod is killed when it runs out.
-    """
-
-    scheduling: float | None = attrs.field(default=None, converter=_scheduling)
-    start: float | None = attrs.field(default=None, converter=_start)
-    total: float | None = attrs.field(default=None, converter=_total)
-
-
-_TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-def _toleration_key(value: str | None) -> str | None:
-    return None if value is None else _require_str("tolerations.key", value)
-
-
-def _toleration_operator(value: str) -> str:
-    return _require_str("tolerations.operator", value)
-
-
-def _toleration_value(value: str | None) -> str | None:
-    return None if value is None else _require_str("tolerations.value", value)
-
-
-def _toleration_effect(value: str | None) -> str | None:
-    return None if value is None else _require_str("tolerations.effect", value)
-
-
-@attrs.frozen
-class Toleration:
-    """A pod toleration (lets the pod run on nodes with a matching taint).
-
-    Attributes:
-        key: Taint key; ``None`` with ``operator="Exists"`` tolerates every taint.
-        operator: ``"Equal"`` (default) or ``"Exists"``.
-        value: Taint value to match (``Equal`` only).
-        effect: ``NoSchedule``, ``PreferNoSchedule``, ``NoExecute``, or ``None`` for all.
-        toleration_seconds: With ``NoExecute``: how long the pod stays after the taint appears.
-    """
-
-    key: str | None = attrs.field(default=None, converter=_toleration_key)
-    operator: str = attrs.field(default="Equal", converter=_toleration_operator)
-    value: str | None = attrs.field(default=None, converter=_toleration_value)
-    effect: str | None = attrs.field(default=None, converter=_toleration_effect)
-    toleration_seconds: int | None = attrs.field(default=None)
-
-    def __attrs_post_init__(self) -> None:
-        if self.key:
-            _check("tolerations.key", self.key, v.label_key_error(self.key))
-        if self.operator not in ("Equal", "Exists"):
-            raise SpecError("tolerations.operator", self.operator, "must be 'Equal' or 'Exists'")
-        if not self.key and self.operator != "Exists":
-            raise SpecError(
-                "tolerations.operator", self.operator, "must be 'Exists' when key is empty"
-            )
-        if self.operator == "Exists" and self.value:
-            raise SpecError(
-                "tolerations.value", self.value, "must be empty when operator is 'Exists'"
-            )
-        if self.value:
-            _check("tolerations.value", self.value, v.label_value_error(self.value))
-        if self.effect is not None and self.effect not in _TOLERATION_EFFECTS:
-            raise SpecError(
-                "tolerations.effect",
-                self.effect,
-                f"must be one of {', '.join(_TOLERATION_EFFECTS)}",
-            )
-        _optional_int(
-            "tolerations.toleration_seconds",
-            self.toleration_seconds,
-            minimum=-(2**63),
-            maximum=2**63 - 1,
-        )
-        if self.toleration_seconds is not None and self.effect != "NoExecute":
-            raise SpecError(
-                "tolerations.effect",
-                self.effect,
-                "must be 'NoExecute' when toleration_seconds is set",
-            )
-
-    def to_manifest(self) -> dict[str, Any]:
-        """Return the pod ``tolerations`` entry."""
-        out: dict[str, Any] = {}
-        if self.key:
-            out["key"] = self.key
-        out["operator"] = self.operator
-        if self.value:
-            out["value"] = self.value
-        if self.effect:
-            out["effect"] = self.effect
-        if self.toleration_seconds is not None:
-            out["tolerationSeconds"] = self.toleration_seconds
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -973,6 +272,39 @@ def _secret_files(value: Mapping[str, str | SecretRef] | None) -> SecretMap[str 
     return items if isinstance(items, SecretMap) else SecretMap(items)
 
 
+def _files(value: Mapping[str, str] | None) -> FrozenMap[str]:
+    items = _mapping("files", {} if value is None else value)
+    total = 0
+    for path, content in items.items():
+        _absolute_path("files", path)
+        if path.endswith("/"):
+            raise SpecError("files", path, "must be a file path, not a directory")
+        parent, base = posixpath.split(path)
+        if parent == "/":
+            raise SpecError(
+                "files", path, "must be in a directory other than / (the directory is mounted)"
+            )
+        _check("files", path, v.config_map_key_error(base))
+        if not isinstance(content, str):
+            raise SpecError(f"files[{path}]", kind_of(content), "must be a str")
+        try:
+            total += len(content.encode("utf-8"))
+        except UnicodeEncodeError:
+            # Shown by size only: the content may be a long prompt.
+            shown = f"<{len(content)} characters>"
+            raise SpecError(
+                f"files[{path}]", shown, "must be valid Unicode (no lone surrogates)"
+            ) from None
+    if total > v.SECRET_DATA_SIZE_LIMIT:
+        raise SpecError(
+            "files",
+            f"<{total} bytes>",
+            f"the per-run ConfigMap would hold {total} bytes; the API server takes at most "
+            f"{v.SECRET_DATA_SIZE_LIMIT} (1 MiB) in one ConfigMap: put larger data in a volume",
+        )
+    return items if isinstance(items, FrozenMap) else FrozenMap(items)
+
+
 def _redacted_repr(value: Mapping[str, object]) -> str:
     shown = {k: (item if isinstance(item, SecretRef) else REDACTED) for k, item in value.items()}
     return repr(shown)
@@ -1133,6 +465,9 @@ class PodSpec:
         secret_env: Name -> value (stored in a per-run Secret) or :class:`SecretRef`.
         secret_files: Absolute file path -> content (per-run Secret) or :class:`SecretRef`,
             mounted read-only, mode 0400.
+        files: Absolute file path -> text, put in a per-run ConfigMap owned by the pod; each
+            file's directory is mounted read-only from it (so give the files a directory of
+            their own). For inputs too large for the argv, such as a long prompt.
         image_pull_secrets: Names of existing registry Secrets.
         labels: Extra pod labels; the managed keys are reserved.
         annotations: Pod annotations.
@@ -1173,6 +508,9 @@ class PodSpec:
     )
     secret_files: FrozenMap[str | SecretRef] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_secret_files, repr=_redacted_repr
+    )
+    files: FrozenMap[str] = attrs.field(
+        factory=FrozenMap, kw_only=True, converter=_files, repr=False
     )
     image_pull_secrets: tuple[str, ...] = attrs.field(
         default=(), kw_only=True, converter=_pull_secrets
@@ -1229,6 +567,9 @@ class PodSpec:
                 )
         for path in self.secret_files:
             self._claim_mount(mount_paths, path, "secret_files")
+        # Each directory holding files is mounted whole from the run's ConfigMap.
+        for directory in dict.fromkeys(posixpath.dirname(path) for path in self.files):
+            self._claim_mount(mount_paths, directory, "files")
         if self.security is SecurityProfile.RESTRICTED and self.run_as_user == 0:
             raise SpecError(
                 "run_as_user",
@@ -1363,6 +704,10 @@ class PodSpec:
     ) -> PodSpec:
         """Return a copy with these secret variables added (same names replaced)."""
         return attrs.evolve(self, secret_env={**self.secret_env, **(secret_env or {}), **more})
+
+    def with_files(self, files: Mapping[str, str]) -> PodSpec:
+        """Return a copy with ``files`` added (per-run ConfigMap, mounted read-only)."""
+        return attrs.evolve(self, files={**self.files, **files})
 
     def with_secret_files(self, files: Mapping[str, str | SecretRef]) -> PodSpec:
         """Return a copy with these secret files added (same paths replaced)."""

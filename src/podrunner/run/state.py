@@ -55,9 +55,6 @@ class Reason(enum.Enum):
     IMAGE_PULL_ERROR = "ImagePullError"
     CONFIG_ERROR = "CreateContainerConfigError"
     UNSCHEDULABLE = "Unschedulable"
-    DELETED = "DeletedExternally"
-    TIMED_OUT = "TimedOut"
-    CANCELLED = "Cancelled"
     UNKNOWN = "Unknown"
 
 
@@ -125,38 +122,6 @@ _RAN_REASONS = frozenset(
 
 # PodState is immutable, and a run's pods go through the same few states over and over: reduce
 # hands out one shared instance per distinct state instead of building each anew.
-_STATES: dict[tuple[Any, ...], PodState] = {}
-_MAX_STATES = 1024
-
-
-def _state(
-    phase: Phase,
-    reason: Reason | None,
-    exit_code: int | None,
-    message: str,
-    detail: str,
-    restart_count: int,
-    node_name: str | None,
-    deleting: bool,
-) -> PodState:
-    key = (phase, reason, exit_code, message, detail, restart_count, node_name, deleting)
-    if not (
-        (exit_code is None or type(exit_code) is int)
-        and type(message) is str
-        and type(detail) is str
-        and (node_name is None or type(node_name) is str)
-    ):
-        # A malformed pod: 1, 1.0 and True are equal keys, yet the state must keep the type.
-        return PodState(*key)
-    found = _STATES.get(key)
-    if found is None:
-        found = PodState(*key)
-        if len(_STATES) >= _MAX_STATES:
-            _STATES.clear()
-        _STATES[key] = found
-    return found
-
-
 def _main_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any]:
     statuses = pod.get("status", {}).get("containerStatuses") or ()
     if container is None:
@@ -203,37 +168,40 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     """
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    deleting = bool(pod.get("metadata", {}).get("deletionTimestamp"))
-    node = spec.get("nodeName") or None
     main = _main_status(pod, container)
-    restarts = int(main.get("restartCount") or 0)
     state = main.get("state") or {}
     last = main.get("lastState") or {}
+    fields = _final(status, spec, state, last)
+    if fields is None:
+        fields = _not_final(pod, status, state, last)
+    return PodState(
+        **fields,
+        restart_count=int(main.get("restartCount") or 0),
+        node_name=spec.get("nodeName") or None,
+        deleting=bool(pod.get("metadata", {}).get("deletionTimestamp")),
+    )
+
+
+def _final(
+    status: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    state: Mapping[str, Any],
+    last: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """Phase, reason, exit code, message and detail of a run that is over; else ``None``."""
     pod_phase = status.get("phase") or "Pending"
     restart_policy = spec.get("restartPolicy") or "Always"
-    # The last three fields of every state, passed positionally (this runs on every pod
-    # version a run sees): restart_count, node_name, deleting.
-
     # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
     # containers may show a misleading exit code (137) or nothing at all.
     pod_reason = status.get("reason") or ""
     terminated = state.get("terminated") or {}
-    exit_code = terminated.get("exitCode")
-    if exit_code is None:
-        exit_code = (last.get("terminated") or {}).get("exitCode")
     if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
+        exit_code = terminated.get("exitCode")
+        if exit_code is None:
+            exit_code = (last.get("terminated") or {}).get("exitCode")
         reason = Reason.EVICTED if pod_reason == "Evicted" else Reason.DEADLINE_EXCEEDED
-        return _state(
-            Phase.FAILED,
-            reason,
-            exit_code,
-            status.get("message") or "",
-            pod_reason,
-            restarts,
-            node,
-            deleting,
-        )
-
+        message = status.get("message") or ""
+        return _fields(Phase.FAILED, reason, exit_code, message, pod_reason)
     # The main container terminated for good: the result is known even if a sidecar keeps
     # the pod Running. With OnFailure a non-zero exit is restarted, so it is not final yet.
     if terminated and (
@@ -243,81 +211,54 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     ):
         reason = _terminated_reason(terminated)
         phase = Phase.SUCCEEDED if reason is Reason.COMPLETED else Phase.FAILED
-        return _state(
-            phase,
-            reason,
-            terminated.get("exitCode"),
-            terminated.get("message") or "",
-            terminated.get("reason") or "",
-            restarts,
-            node,
-            deleting,
-        )
+        message = terminated.get("message") or ""
+        detail = terminated.get("reason") or ""
+        return _fields(phase, reason, terminated.get("exitCode"), message, detail)
     if pod_phase in ("Succeeded", "Failed"):
         # Terminal phase without a terminated container state: the exit code is unknown.
         phase = Phase.SUCCEEDED if pod_phase == "Succeeded" else Phase.FAILED
         fallback = Reason.COMPLETED if phase is Phase.SUCCEEDED else Reason.UNKNOWN
-        return _state(
-            phase,
-            fallback,
-            None,
-            status.get("message") or "exit code was not reported by the cluster",
-            pod_reason,
-            restarts,
-            node,
-            deleting,
-        )
+        message = status.get("message") or "exit code was not reported by the cluster"
+        return _fields(phase, fallback, None, message, pod_reason)
+    return None
 
+
+def _not_final(
+    pod: Mapping[str, Any],
+    status: Mapping[str, Any],
+    state: Mapping[str, Any],
+    last: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Phase, reason and words of a run still under way (or about to fail fast)."""
     waiting = state.get("waiting") or {}
     waiting_reason = waiting.get("reason") or ""
     waiting_message = waiting.get("message") or ""
-    if waiting_reason in _IMAGE_PULL_WAITING or waiting_reason in _CONFIG_WAITING:
-        reason = (
-            Reason.IMAGE_PULL_ERROR
-            if waiting_reason in _IMAGE_PULL_WAITING
-            else Reason.CONFIG_ERROR
-        )
-        return _state(
-            Phase.FAILED,
-            reason,
-            None,
-            waiting_message,
-            waiting_reason,
-            restarts,
-            node,
-            deleting,
-        )
+    if waiting_reason in _IMAGE_PULL_WAITING:
+        return _fields(Phase.FAILED, Reason.IMAGE_PULL_ERROR, None, waiting_message, waiting_reason)
+    if waiting_reason in _CONFIG_WAITING:
+        return _fields(Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason)
     if waiting_reason == "CrashLoopBackOff":
-        last_term = last.get("terminated") or {}
-        return _state(
-            Phase.FAILED,
-            Reason.CRASH_LOOP,
-            last_term.get("exitCode"),
-            waiting_message,
-            waiting_reason,
-            restarts,
-            node,
-            deleting,
-        )
-
+        exit_code = (last.get("terminated") or {}).get("exitCode")
+        return _fields(Phase.FAILED, Reason.CRASH_LOOP, exit_code, waiting_message, waiting_reason)
     scheduled = _condition(pod, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-        return _state(
-            Phase.FAILED,
-            Reason.UNSCHEDULABLE,
-            None,
-            scheduled.get("message") or "",
-            "Unschedulable",
-            restarts,
-            node,
-            deleting,
-        )
-    if state.get("running") and pod_phase == "Running":
-        return _state(Phase.RUNNING, None, None, "", "", restarts, node, deleting)
-    if node or scheduled.get("status") == "True":
-        return _state(
-            Phase.SCHEDULED, None, None, waiting_message, waiting_reason, restarts, node, deleting
-        )
-    return _state(
-        Phase.PENDING, None, None, status.get("message") or "", pod_reason, restarts, node, deleting
-    )
+        message = scheduled.get("message") or ""
+        return _fields(Phase.FAILED, Reason.UNSCHEDULABLE, None, message, "Unschedulable")
+    if state.get("running") and status.get("phase") == "Running":
+        return _fields(Phase.RUNNING, None, None, "", "")
+    if (pod.get("spec") or {}).get("nodeName") or scheduled.get("status") == "True":
+        return _fields(Phase.SCHEDULED, None, None, waiting_message, waiting_reason)
+    message = status.get("message") or ""
+    return _fields(Phase.PENDING, None, None, message, status.get("reason") or "")
+
+
+def _fields(
+    phase: Phase, reason: Reason | None, exit_code: int | None, message: str, detail: str
+) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "reason": reason,
+        "exit_code": exit_code,
+        "message": message,
+        "detail": detail,
+    }

@@ -1,4 +1,4 @@
-"""From a :class:`~podrunner.sdk.spec.PodSpec` to Kubernetes manifests: pure functions, no I/O.
+"""From a :class:`~podrunner.spec.PodSpec` to Kubernetes manifests: pure functions, no I/O.
 
 The output is plain Kubernetes JSON (camelCase, no ``null``, no empty collections except the
 ``emptyDir: {}`` the API needs), built in a fixed key order, so the same spec, name and run id
@@ -17,26 +17,23 @@ garbage collection removes the Secret with the pod.
 from __future__ import annotations
 
 import base64
-import marshal
-import weakref
+import posixpath
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from podrunner import _validation as v
-from podrunner._jsoncopy import copy_tree
 from podrunner.errors import REDACTED, SpecError
-from podrunner.sdk.naming import generate_pod_name, new_run_id
-from podrunner.sdk.spec import SecretRef, SecurityProfile
+from podrunner.manifest.naming import generate_pod_name, new_run_id
+from podrunner.spec import SecretRef, SecurityProfile
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from podrunner.sdk.spec import PodSpec
+    from podrunner.spec import PodSpec
 
 __all__ = [
     "COMPONENT_LABEL",
     "DEFAULT_NON_ROOT_ID",
+    "FILES_VOLUME_NAME",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "MANAGED_SELECTOR",
@@ -46,6 +43,7 @@ __all__ = [
     "build_credentials_prefix",
     "build_manifests",
     "build_pod_manifest",
+    "files_name_for",
     "owner_reference",
     "secret_name_for",
 ]
@@ -69,6 +67,14 @@ SECRET_VOLUME_NAME = "podrunner-secrets"  # noqa: S105  # a volume name, not a p
 _SECRET_FILE_MODE = 0o400
 
 
+FILES_VOLUME_NAME = "podrunner-files"
+
+
+def files_name_for(pod_name: str) -> str:
+    """Return the name of a run's per-run ConfigMap for ``PodSpec.files`` (``<pod>-files``)."""
+    return f"{pod_name}-files"
+
+
 def secret_name_for(pod_name: str) -> str:
     """Return the name of a run's per-run Secret (``<pod>-secrets``)."""
     return f"{pod_name}-secrets"
@@ -83,7 +89,8 @@ class Manifests:
         secret: The per-run Secret holding ``secret_env`` values and ``secret_files``
             contents, or ``None`` when the spec has none. It has no ``ownerReferences`` yet:
             the runner adds the pod as owner once the pod exists.
-        config_map: Reserved for per-run ConfigMaps (always ``None`` for now).
+        config_map: The per-run ConfigMap holding ``files``, or ``None`` when the spec has
+            none. Like the Secret, the runner makes the pod its owner once the pod exists.
         run_id: The ``podrunner.dev/run-id`` label value on every object.
         pod_name: The pod's name.
     """
@@ -158,40 +165,6 @@ def _container_security(spec: PodSpec) -> dict[str, Any]:
     return ctx
 
 
-def _frozen_tree(tree: dict[str, Any]) -> bytes | dict[str, Any]:
-    """A form of a JSON tree that :func:`_thaw_tree` turns into fresh copies."""
-    # marshal rebuilds plain JSON about twice as fast as a recursive copy; anything it cannot
-    # carry exactly (a str subclass, say) keeps the copy.
-    try:
-        blob = marshal.dumps(tree)
-    except ValueError:
-        return copy_tree(tree)
-    # Only ever bytes this module made from its own manifests are loaded.
-    return blob if marshal.loads(blob) == tree else copy_tree(tree)  # noqa: S302
-
-
-def _thaw_tree(frozen: bytes | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(frozen, bytes):
-        return marshal.loads(frozen)  # type: ignore[no-any-return]  # noqa: S302
-    return copy_tree(frozen)
-
-
-# Per spec, what every run's pod shares: the labels (run id slot included, so key order is
-# kept) and the pod spec. Keyed on the spec's identity, not its value: equal specs may still
-# differ in mapping order, which the byte-identical output must reflect. Weak references so
-# a cached spec (its command may be a long prompt) is not kept alive by the cache.
-_Template = tuple["weakref.ref[PodSpec]", dict[str, str], "bytes | dict[str, Any]"]
-_TEMPLATES: dict[int, _Template] = {}
-_MAX_TEMPLATES = 256
-
-
-def _forget(key: int) -> Callable[[object], None]:
-    def forget(_: object) -> None:
-        _TEMPLATES.pop(key, None)
-
-    return forget
-
-
 def _build(
     spec: PodSpec, pod_name: str, run_id: str, *, check_name: bool = True, check_id: bool = True
 ) -> Manifests:
@@ -203,45 +176,49 @@ def _build(
         if not run_id:
             raise SpecError("run_id", run_id, "must be non-empty")
         _check_value("run_id", run_id, v.label_value_error(run_id))
-    if spec.secret_env or spec.secret_files:
-        # The Secret's name (from the pod's) is woven through env and volumes: build afresh.
-        return _build_full(spec, pod_name, run_id)
-    key = id(spec)
-    cached = _TEMPLATES.get(key)
-    if cached is None or cached[0]() is not spec:
-        built = _build_full(spec, pod_name, run_id)
-        if len(_TEMPLATES) >= _MAX_TEMPLATES:
-            _TEMPLATES.clear()
-        _TEMPLATES[key] = (
-            weakref.ref(spec, _forget(key)),
-            built.pod["metadata"]["labels"].copy(),
-            _frozen_tree(built.pod["spec"]),
-        )
-        return built
-    labels = cached[1].copy()
-    labels[RUN_ID_LABEL] = run_id  # the slot exists: its sorted position is kept
-    metadata: dict[str, Any] = {"name": pod_name}
-    if spec.namespace:
-        metadata["namespace"] = spec.namespace
-    metadata["labels"] = labels
-    if spec.annotations:
-        metadata["annotations"] = dict(spec.annotations)
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": _thaw_tree(cached[2]),
-    }
-    return Manifests(pod=pod, secret=None, config_map=None, run_id=run_id, pod_name=pod_name)
+    return _build_full(spec, pod_name, run_id)
 
 
 def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     labels = _labels(spec, run_id)
     secret_name = secret_name_for(pod_name)
     secret_data: dict[str, str] = {}
+    env = _env(spec, secret_name, secret_data)
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    for index, volume in enumerate(spec.volumes):
+        vol, mount = volume.to_manifest(f"vol-{index}")
+        volumes.append(vol)
+        mounts.append(mount)
+    _secret_files(spec, secret_name, secret_data, volumes, mounts)
+    config_map = _files(spec, pod_name, labels, volumes, mounts)
+    metadata = _metadata(spec, pod_name, labels)
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": _pod_spec(spec, _container(spec, env, mounts), volumes),
+    }
+    secret: dict[str, Any] | None = None
+    if secret_data:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _metadata(spec, secret_name, dict(labels)),
+            "type": "Opaque",
+            "data": dict(sorted(secret_data.items())),
+        }
+    return Manifests(
+        pod=pod, secret=secret, config_map=config_map, run_id=run_id, pod_name=pod_name
+    )
 
-    # Environment: blanked names first (as the seed), then plain values, then secrets. An
-    # explicit entry for a blanked name wins, so no name appears twice.
+
+def _env(spec: PodSpec, secret_name: str, secret_data: dict[str, str]) -> list[dict[str, Any]]:
+    """The container's environment; puts secret values in ``secret_data``."""
+    # Blanked names first, then plain values, then secrets. An explicit entry for a blanked
+    # name wins, so no name appears twice.
     explicit = {e.name for e in spec.env} | set(spec.secret_env)
     env: list[dict[str, Any]] = [
         {"name": name, "value": ""} for name in spec.blank_env if name not in explicit
@@ -255,14 +232,17 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
             secret_data[key] = _b64(value)
             ref = {"name": secret_name, "key": key}
         env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+    return env
 
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    for index, volume in enumerate(spec.volumes):
-        vol, mount = volume.to_manifest(f"vol-{index}")
-        volumes.append(vol)
-        mounts.append(mount)
 
+def _secret_files(
+    spec: PodSpec,
+    secret_name: str,
+    secret_data: dict[str, str],
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> None:
+    """Mount each secret file alone (``subPath``), from the run's Secret or a SecretRef."""
     items: list[dict[str, Any]] = []
     for index, (path, content) in enumerate(spec.secret_files.items()):
         if isinstance(content, SecretRef):
@@ -285,6 +265,10 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
             {"name": SECRET_VOLUME_NAME, "secret": {"secretName": secret_name, "items": items}}
         )
 
+
+def _container(
+    spec: PodSpec, env: list[dict[str, Any]], mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": spec.container_name,
         "image": spec.image,
@@ -306,18 +290,19 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     if spec.stdin:
         container["stdin"] = True
         container["stdinOnce"] = True
+    return container
 
+
+def _pod_spec(
+    spec: PodSpec, container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {"restartPolicy": spec.restart_policy}
     if spec.active_deadline_seconds is not None:
         pod_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.service_account:
         pod_spec["serviceAccountName"] = spec.service_account
     pod_spec["automountServiceAccountToken"] = spec.automount_service_account_token
-    pod_security = _pod_security(
-        spec,
-        has_secret_files=bool(items)
-        or any(isinstance(c, SecretRef) for c in spec.secret_files.values()),
-    )
+    pod_security = _pod_security(spec, has_secret_files=bool(spec.secret_files))
     if pod_security:
         pod_spec["securityContext"] = pod_security
     if spec.node_selector:
@@ -329,22 +314,37 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
     pod_spec["containers"] = [container]
     if volumes:
         pod_spec["volumes"] = volumes
+    return pod_spec
 
-    metadata = _metadata(spec, pod_name, labels)
-    if spec.annotations:
-        metadata["annotations"] = dict(spec.annotations)
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
-    secret: dict[str, Any] | None = None
-    if secret_data:
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": _metadata(spec, secret_name, dict(labels)),
-            "type": "Opaque",
-            "data": dict(sorted(secret_data.items())),
-        }
-    return Manifests(pod=pod, secret=secret, config_map=None, run_id=run_id, pod_name=pod_name)
+def _files(
+    spec: PodSpec,
+    pod_name: str,
+    labels: dict[str, str],
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The per-run ConfigMap of ``spec.files``; adds a volume and a mount per directory."""
+    if not spec.files:
+        return None
+    name = files_name_for(pod_name)
+    data: dict[str, str] = {}
+    directories: dict[str, list[dict[str, str]]] = {}
+    for index, (path, content) in enumerate(spec.files.items()):
+        directory, base = posixpath.split(path)
+        key = base if base not in data else f"{index}.{base}"
+        data[key] = content
+        directories.setdefault(directory, []).append({"key": key, "path": base})
+    for index, (directory, items) in enumerate(directories.items()):
+        volume = f"{FILES_VOLUME_NAME}-{index}"
+        volumes.append({"name": volume, "configMap": {"name": name, "items": items}})
+        mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(spec, name, dict(labels)),
+        "data": data,
+    }
 
 
 def _b64(text: str) -> str:
@@ -369,7 +369,7 @@ def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
 
     Returns:
         The pod, the per-run Secret (or ``None``), the run id and the pod name. The pod name is
-        ``spec.name``, or :func:`~podrunner.sdk.naming.generate_pod_name` of
+        ``spec.name``, or :func:`~podrunner.manifest.naming.generate_pod_name` of
         ``spec.name_prefix`` (``"podrunner"`` by default).
 
     Raises:
@@ -442,12 +442,12 @@ def _sh_quote(text: str) -> str:
 def build_credentials_prefix(oauth_json: str | None) -> str:
     """Return a shell prefix writing ``oauth_json`` to ``$HOME/.claude/.credentials.json``.
 
-    Seed parity: prepend it to a ``sh -c`` command. The JSON travels as a single-quoted
+    Prepend it to a ``sh -c`` command. The JSON travels as a single-quoted
     ``printf '%s'`` *argument* (never the format), so quotes, ``%``, backslashes, newlines and
     any Unicode arrive byte for byte. The write runs in a subshell with ``umask 077``: the file
     is private to the user, and the main command keeps its own umask.
 
-    Prefer ``secret_files`` in a :class:`~podrunner.sdk.spec.PodSpec`: this prefix puts the
+    Prefer ``secret_files`` in a :class:`~podrunner.spec.PodSpec`: this prefix puts the
     credentials in the pod manifest in clear text, which a per-run Secret avoids.
 
     Args:

@@ -11,84 +11,22 @@ split on bytes before decoding, so a multi-byte character cut across chunks is n
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["LogCollector", "LogLine", "format_since_time", "iter_lines", "parse_timestamp"]
+from podrunner._time import format_rfc3339, parse_rfc3339
+
+__all__ = ["LogCollector", "LogLine", "iter_lines"]
 
 LogLine = tuple[tuple[int, int], str]
 """A parsed line: ((epoch seconds, nanoseconds), text without the trailing newline)."""
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def parse_timestamp(text: str) -> tuple[int, int] | None:
-    """Parse an RFC 3339 timestamp with up to nanosecond precision.
-
-    The kubelet writes RFC3339Nano, which trims trailing zeros, so timestamps are compared as
-    integers, never as strings.
-
-    Returns:
-        ``(seconds since the epoch, nanoseconds)``, or ``None`` if ``text`` is not a timestamp.
-    """
-    if len(text) < 20 or text[4] != "-" or text[10] != "T":
-        return None
-    base, frac = text[:19], text[19:]
-    nanos = 0
-    if frac.startswith("."):
-        rest = frac[1:]
-        tail = rest.lstrip("0123456789")
-        if tail and tail[0].isdigit():
-            # A non-ASCII digit continues the run: the general scan below decides.
-            end = 1
-            while end < len(frac) and frac[end].isdigit():
-                end += 1
-        else:
-            end = 1 + len(rest) - len(tail)
-        digits = frac[1:end]
-        if not digits or len(digits) > 9:
-            return None
-        nanos = int(digits.ljust(9, "0"))
-        frac = frac[end:]
-    # Every line of a second shares its seconds part: parse each distinct one once.
-    key = base + frac
-    try:
-        seconds = _SECONDS[key]
-    except KeyError:
-        seconds = _parse_seconds(base, frac)
-        if len(_SECONDS) >= _MAX_SECONDS:
-            _SECONDS.clear()
-        _SECONDS[key] = seconds
-    if seconds is None:
-        return None
-    return seconds, nanos
-
-
-_SECONDS: dict[str, int | None] = {}
 # A kubelet's timestamp and its space at the start of a line (RFC 3339, as the API sends it).
 _STAMP = re.compile(
     rb"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
     rb"(?:[Zz]|[+-][0-9]{2}:[0-9]{2}) ",
     re.MULTILINE,
 )
-_MAX_SECONDS = 4096
-
-
-def _parse_seconds(base: str, zone: str) -> int | None:
-    try:
-        when = dt.datetime.fromisoformat(base + ("+00:00" if zone in ("Z", "z") else zone))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    return int((when - _EPOCH).total_seconds())
-
-
-def format_since_time(ts: tuple[int, int]) -> str:
-    """Format the whole second of ``ts`` as the ``sinceTime`` query parameter wants it."""
-    when = _EPOCH + dt.timedelta(seconds=ts[0])
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class LogCollector:
@@ -141,7 +79,7 @@ class LogCollector:
     @property
     def since_time(self) -> str | None:
         """The ``sinceTime`` to resume from, or ``None`` to read from the start."""
-        return None if self._last is None else format_since_time(self._last)
+        return None if self._last is None else format_rfc3339(self._last[0])
 
     @property
     def text(self) -> str:
@@ -200,7 +138,7 @@ class LogCollector:
             return None
         start = block.rfind(b"\n", 0, len(block) - 1) + 1
         token = block[start : block.index(b" ", start) + 1]
-        ts = parse_timestamp(token[:-1].decode("ascii"))
+        ts = parse_rfc3339(token[:-1].decode("ascii"))
         if ts is None:
             return None
         if block.startswith(token) and block.count(b"\n" + token) == count - 1:
@@ -240,7 +178,7 @@ class LogCollector:
         count = body.count(b"\n")
         if len(block) - len(prefix) - len(body) != (count - 1) * len(prefix):
             return None
-        ts = parse_timestamp(prefix[:-1].decode("ascii", "replace"))
+        ts = parse_rfc3339(prefix[:-1].decode("ascii", "replace"))
         if ts is None:
             return None
         skip = 0
@@ -297,7 +235,7 @@ class LogCollector:
 
     def _accept(self, raw: bytes, *, newline: bool) -> str | None:
         head, sep, rest = raw.partition(b" ")
-        ts = parse_timestamp(head.decode("ascii", "replace")) if sep else None
+        ts = parse_rfc3339(head.decode("ascii", "replace")) if sep else None
         if ts is None:
             # No timestamp: a backend that does not stamp lines. Keep it as it is.
             body = raw

@@ -1,0 +1,59 @@
+"""RFC 3339 times as the Kubernetes API writes them: the one formatter and parser podrunner uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+
+__all__ = ["epoch_of", "format_rfc3339", "parse_rfc3339"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def format_rfc3339(epoch: float) -> str:
+    """Format seconds since the epoch as ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds, UTC).
+
+    The fraction is dropped (truncated, never rounded up into the next second), which is what
+    ``sinceTime`` and the expiry annotation need.
+    """
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(epoch)))
+
+
+def parse_rfc3339(text: str) -> tuple[int, int] | None:
+    """Parse an RFC 3339 time with up to nanosecond precision.
+
+    The kubelet writes RFC3339Nano, which trims trailing zeros, so times are compared as
+    integers, never as strings.
+
+    Returns:
+        ``(seconds since the epoch, nanoseconds)``, or ``None`` if ``text`` is not a time.
+    """
+    if len(text) < 20 or text[4] != "-" or text[10] != "T":
+        return None
+    base, frac = text[:19], text[19:]
+    nanos = 0
+    if frac.startswith("."):
+        end = 1
+        while end < len(frac) and frac[end].isdigit():
+            end += 1
+        digits = frac[1:end]
+        if not digits or len(digits) > 9:
+            return None
+        nanos = int(digits.ljust(9, "0"))
+        frac = frac[end:]
+    try:
+        when = dt.datetime.fromisoformat(base + ("+00:00" if frac in ("Z", "z") else frac))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return int((when - _EPOCH).total_seconds()), nanos
+
+
+def epoch_of(text: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time; ``None`` for a missing or bad one."""
+    if not text:
+        return None
+    parsed = parse_rfc3339(text)
+    return None if parsed is None else parsed[0] + parsed[1] / 1e9

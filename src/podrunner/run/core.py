@@ -1,0 +1,379 @@
+"""The run core: the life of one run as a state machine, without I/O (sans-I/O, like h11).
+
+A driver (the threaded :class:`~podrunner.RunHandle` today) feeds the core what happened (pod
+versions from the watch, a missing pod, cancel, a callback that raised, logs read, events
+listed, and the time) and asks it what to do next. The core answers with actions (wait for
+the pod until a deadline, read the pod once more, delete it, complete the log, list the pod's
+events, follow the log, report a state, finish with a result, fail with an error). It never
+sleeps, opens a socket, starts a thread or calls a backend, so every rule below is tested with
+plain event lists (``tests/unit/test_run_core.py``):
+
+- deadlines (total, scheduling, start), with one last read of the pod before one is declared
+  passed (its final event may still be on its way);
+- fail fast on an image that cannot be pulled, a pod no node takes, a container that cannot
+  be created (with the pod's events);
+- the pod going away (evicted, deleted by someone else) and cancel;
+- the log: the :class:`~podrunner.run.logs.LogCollector` (resume without duplicates) belongs
+  to the core; drivers feed it and the verdict reads it;
+- the verdict, once: final state -> :class:`RunResult` or a :class:`RunError`;
+- what cleanup deletes, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from podrunner.backends.base import Kind, WatchEvent
+from podrunner.run.logs import LogCollector
+from podrunner.run.outcome import (
+    DeadlineName,
+    RunIdentity,
+    RunResult,
+    cancelled_error,
+    fail_fast_error,
+    is_fail_fast,
+    lost_error,
+    run_result,
+    timeout_error,
+)
+from podrunner.run.state import Phase, PodState, Reason, reduce
+from podrunner.spec import CleanupPolicy, Deadlines
+
+__all__ = [
+    "Action",
+    "DrainLogs",
+    "Fail",
+    "Finish",
+    "FollowLogs",
+    "KillPod",
+    "ListEvents",
+    "RefreshPod",
+    "ReportState",
+    "RunCore",
+    "WaitForPod",
+]
+
+
+@attrs.frozen
+class WaitForPod:
+    """Wait for the pod's next events (or a cancel) until ``deadline`` (``None``: no limit)."""
+
+    deadline: float | None
+
+
+@attrs.frozen
+class RefreshPod:
+    """Read the pod once (a deadline passed; its last event may still be on its way)."""
+
+
+@attrs.frozen
+class KillPod:
+    """Delete the pod now, without a grace period."""
+
+
+@attrs.frozen
+class DrainLogs:
+    """Complete the log into the collector: stop following, read the rest from the last stamp.
+
+    ``best_effort``: the container may still run (timeout, cancel, lost pod): take what is
+    there without waiting, and ignore a failed read. Otherwise report a note with
+    :meth:`RunCore.logs_drained` when the log is incomplete.
+    """
+
+    best_effort: bool
+
+
+@attrs.frozen
+class ListEvents:
+    """List the pod's events and give them to :meth:`RunCore.events_listed`."""
+
+
+@attrs.frozen
+class FollowLogs:
+    """Start following the container's log (it has started and someone streams it)."""
+
+
+@attrs.frozen
+class ReportState:
+    """Tell the user's ``on_state`` callback about a new state."""
+
+    state: PodState
+
+
+@attrs.frozen
+class Finish:
+    """The run is over: this is its result."""
+
+    result: RunResult
+
+
+@attrs.frozen
+class Fail:
+    """The run is over without a result: raise this."""
+
+    error: BaseException
+
+
+Action = (
+    WaitForPod
+    | RefreshPod
+    | KillPod
+    | DrainLogs
+    | ListEvents
+    | FollowLogs
+    | ReportState
+    | Finish
+    | Fail
+)
+"""What :class:`RunCore` asks its driver to do."""
+
+_PENDING = PodState(Phase.PENDING)
+
+
+class RunCore:
+    """The rules of one run, as a state machine (see the module docstring).
+
+    Args:
+        run: Which run (pod, namespace, run id, container).
+        deadlines: The run's budgets, counted from ``created_at``.
+        cleanup: What to delete afterwards.
+        created_at: When the run began, on the driver's monotonic clock.
+        extras: ``(kind, name)`` of the objects created with the pod (its Secret, ConfigMap).
+        log_limit_bytes: Keep at most this much output.
+        stream_logs: Whether the log is followed as it comes (someone wants the lines).
+    """
+
+    def __init__(
+        self,
+        run: RunIdentity,
+        *,
+        deadlines: Deadlines,
+        cleanup: CleanupPolicy,
+        created_at: float,
+        extras: tuple[tuple[Kind, str], ...] = (),
+        log_limit_bytes: int | None = None,
+        stream_logs: bool = False,
+    ) -> None:
+        self.run = run
+        self.deadlines = deadlines
+        self.cleanup = cleanup
+        self.created_at = created_at
+        self.extras = extras
+        self.logs = LogCollector(max_bytes=log_limit_bytes)
+        """The run's log; drivers feed it (under their own lock), the verdict reads it."""
+        self.stream_logs = stream_logs
+        self.state = _PENDING
+        self.pod: Mapping[str, Any] | None = None
+        self.gone = False
+        self.cancelled = False
+        self.callback_error: BaseException | None = None
+        self.we_deleted = False
+        self._reported: PodState | None = None
+        self._seen_deleting = False
+        self._scheduled_at: float | None = None
+        self._running_at: float | None = None
+        self._refreshed_for: float | None = None
+        self._steps: list[Action] = []
+        self._verdict: Callable[[float], Action] | None = None
+        self._final: Action | None = None
+        self._events: list[str] = []
+        self._log_note = ""
+
+    # -- events ---------------------------------------------------------------------------
+
+    def pod_event(self, event: WatchEvent, now: float) -> list[Action]:
+        """Fold one watch event (or a pod read, as ``MODIFIED``) into the run."""
+        if event.type != "DELETED":
+            return self._observe(event.object, now)
+        actions = self._observe(event.object, now) if event.object.get("status") else []
+        self.gone = True
+        return actions
+
+    def pod_missing(self) -> None:
+        """A read of the pod answered 404: it is gone."""
+        self.gone = True
+
+    def cancel(self) -> None:
+        """The user cancelled the run."""
+        self.cancelled = True
+
+    def callback_failed(self, exc: BaseException) -> None:
+        """A user callback raised ``exc``: the run stops and ``exc`` reaches the caller."""
+        if self.callback_error is None:
+            self.callback_error = exc
+
+    def limit_total(self, limit: float) -> None:
+        """Make the total deadline end no later than ``limit`` (``wait(timeout=...)``)."""
+        total = self.deadlines.total
+        if total is None or self.created_at + total > limit:
+            self.deadlines = attrs.evolve(self.deadlines, total=limit - self.created_at)
+
+    def logs_drained(self, note: str) -> None:
+        """The log was completed (``note`` says why it is not, if it is not)."""
+        self._log_note = note
+
+    def events_listed(self, events: list[str]) -> None:
+        """The pod's events, for the error that is about to be raised."""
+        self._events = events
+
+    # -- decisions --------------------------------------------------------------------------
+
+    @property
+    def container_started(self) -> bool:
+        """Whether the container was seen running or terminated (so it has a log)."""
+        return self._running_at is not None or self.state.container_ran
+
+    def next_action(self, now: float) -> Action:
+        """What the driver does next; ``now`` is its monotonic clock."""
+        if self._steps:
+            return self._steps.pop(0)
+        if self._verdict is not None:
+            self._final = self._verdict(now)
+            self._verdict = None
+        if self._final is not None:
+            return self._final
+        ending = self._ending()
+        if ending:
+            return self.next_action(now)
+        deadline, which = self.next_deadline()
+        if deadline is None or now < deadline:
+            return WaitForPod(deadline)
+        if self._refreshed_for != deadline:
+            self._refreshed_for = deadline
+            return RefreshPod()
+        self._end_timeout(which)
+        return self.next_action(now)
+
+    def next_deadline(self) -> tuple[float | None, DeadlineName]:
+        """The earliest deadline still ahead of the run, and which one it is."""
+        d = self.deadlines
+        candidates: list[tuple[float, DeadlineName]] = []
+        if d.total is not None:
+            candidates.append((self.created_at + d.total, "total"))
+        if d.scheduling is not None and self._scheduled_at is None:
+            candidates.append((self.created_at + d.scheduling, "scheduling"))
+        if d.start is not None and self._running_at is None and not self.state.terminal:
+            candidates.append((self.created_at + d.start, "start"))
+        if not candidates:
+            return None, "total"
+        return min(candidates)
+
+    def settled(self, now: float) -> bool:
+        """Whether the run would end without waiting for the cluster."""
+        if self.state.terminal or self.gone or self.cancelled or self.callback_error:
+            return True
+        deadline, _ = self.next_deadline()
+        return deadline is not None and now >= deadline
+
+    def cleanup_targets(self, *, success: bool) -> tuple[tuple[Kind, str], ...]:
+        """What cleanup deletes under the run's policy (decided here, once).
+
+        "Keep" never means "keep running": a kept run whose pod is still alive loses its pod.
+        """
+        policy = self.cleanup
+        keep = policy is CleanupPolicy.NEVER or (policy is CleanupPolicy.ON_SUCCESS and not success)
+        if keep and (self.state.terminal or policy is CleanupPolicy.NEVER):
+            return ()
+        self.we_deleted = True
+        return (("Pod", self.run.pod_name), *self.extras)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _observe(self, pod: Mapping[str, Any], now: float) -> list[Action]:
+        self.pod = pod
+        state = reduce(pod, self.run.container)
+        if state.deleting:
+            self._seen_deleting = True
+        if state.node_name and self._scheduled_at is None:
+            self._scheduled_at = now
+        if state.phase is Phase.RUNNING and self._running_at is None:
+            self._running_at = now
+        prev, self._reported = self._reported, state
+        self.state = state
+        actions: list[Action] = []
+        if (
+            prev is None
+            or state.phase is not prev.phase
+            or state.reason is not prev.reason
+            or state.detail != prev.detail
+        ):
+            actions.append(ReportState(state))
+        if self.stream_logs and (state.phase is Phase.RUNNING or state.container_ran):
+            actions.append(FollowLogs())
+        return actions
+
+    def _end(self, steps: list[Action], verdict: Callable[[float], Action]) -> bool:
+        self._steps = steps
+        self._verdict = verdict
+        return True
+
+    def _kill(self) -> list[Action]:
+        self.we_deleted = True
+        return [KillPod()]
+
+    def _drain_best_effort(self) -> list[Action]:
+        # A container that never started has no log to read.
+        return [DrainLogs(best_effort=True)] if self.container_started else []
+
+    def _ending(self) -> bool:
+        """Start the ending the run has reached, if any; whether there is one."""
+        error = self.callback_error
+        if error is not None:
+            return self._end([] if self.state.terminal else self._kill(), lambda _: Fail(error))
+        state = self.state
+        if state.terminal:
+            return self._end_terminal(state)
+        if self.gone:
+            return self._end_lost("the pod was deleted by someone else before it finished")
+        if self.cancelled:
+            steps = self._kill() + self._drain_best_effort()
+            return self._end(
+                steps, lambda _: Fail(cancelled_error(self.state, self.run, self.logs.text))
+            )
+        return False
+
+    def _end_terminal(self, state: PodState) -> bool:
+        if is_fail_fast(state):
+            return self._end(
+                [ListEvents()],
+                lambda _: Fail(fail_fast_error(state, self.run, self._events) or RuntimeError()),
+            )
+        if state.reason is Reason.EVICTED:
+            return self._end_lost(f"the pod was evicted: {state.message}".rstrip(": "))
+        if self._seen_deleting and not self.we_deleted and state.reason is not Reason.COMPLETED:
+            return self._end_lost("the pod was deleted by someone else while it ran")
+        return self._end([DrainLogs(best_effort=False)], self._result)
+
+    def _result(self, now: float) -> Action:
+        result = run_result(
+            self.state,
+            self.pod or {},
+            self.run,
+            logs=self.logs.text,
+            truncated=self.logs.truncated,
+            note=self._log_note,
+            elapsed=now - self.created_at,
+        )
+        return Finish(result)
+
+    def _end_lost(self, why: str) -> bool:
+        # An evicted pod still exists and its log can be read; a deleted one answers 404 and
+        # keeps what was streamed. Either way the caller gets all the output there is.
+        return self._end(
+            [*self._drain_best_effort(), ListEvents()],
+            lambda _: Fail(lost_error(why, self.state, self.run, self._events, self.logs.text)),
+        )
+
+    def _end_timeout(self, which: DeadlineName) -> None:
+        steps = [*self._drain_best_effort(), ListEvents(), *self._kill()]
+        self._end(
+            steps,
+            lambda _: Fail(
+                timeout_error(
+                    which, self.deadlines, self.state, self.run, self._events, self.logs.text
+                )
+            ),
+        )

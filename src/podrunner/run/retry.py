@@ -1,0 +1,310 @@
+"""Retries at the I/O boundary: :class:`RetryingBackend` wraps any Backend with a RetryPolicy.
+
+Everything that talks to a cluster on a run's behalf (the runner, the shared watch, the Claude
+runner and worker) goes through one of these, so every call gets the same safe retries, the
+same 401 refresh and the same resolution of ambiguous creates.
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+
+from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent
+from podrunner.errors import (
+    AlreadyExists,
+    BackendError,
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    ServerError,
+    TooManyRequests,
+    Unauthorized,
+)
+from podrunner.manifest import RUN_ID_LABEL
+
+__all__ = ["RetryPolicy", "RetryingBackend"]
+
+_T = TypeVar("_T")
+# Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
+_RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
+_HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how API calls are retried.
+
+    Only safe retries happen: 429 (honouring ``Retry-After``), 5xx and connection errors for
+    idempotent calls, with bounded exponential backoff and jitter; a 401 refreshes the
+    backend's credentials once per call.
+
+    Attributes:
+        attempts: Tries per call, the first included.
+        backoff: First delay in seconds; doubled on each retry.
+        max_backoff: Upper bound of one delay.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based), with up to 10% jitter."""
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        jitter = random.random() / 10  # noqa: S311 - jitter, not crypto
+        return float(base * (1 + jitter))
+
+
+class RetryingBackend:
+    """A :class:`~podrunner.Backend` that retries another one's calls where that is safe.
+
+    429 (honouring ``Retry-After``), 5xx and connection errors are retried with the policy's
+    backoff; a 401 refreshes the wrapped backend's credentials once per call. A create that
+    failed ambiguously (no answer or a 5xx, so it may have landed) and then answers 409 is
+    resolved by the ``podrunner.dev/run-id`` label: the object found is returned if it is the
+    caller's own. Deletes also retry a 409 (a precondition race; deleting is idempotent).
+
+    Log reads and execs are passed through unretried: a followed log is resumed by the run's
+    log follower from its last timestamp, and an exec is not idempotent.
+
+    Args:
+        backend: The backend to wrap (wrapping a ``RetryingBackend`` again is harmless but
+            multiplies the attempts).
+        policy: When to retry; :class:`RetryPolicy` defaults when ``None``.
+
+    Example:
+        >>> from podrunner import RetryingBackend, RetryPolicy
+        >>> from podrunner.testing import FakeCluster
+        >>> cluster = FakeCluster()
+        >>> _ = cluster.fault(verb="list", kind="Pod", status=503, times=2)
+        >>> api = RetryingBackend(cluster.backend, RetryPolicy(backoff=0.01))
+        >>> api.list("Pod", "default").items
+        []
+    """
+
+    def __init__(self, backend: Backend, policy: RetryPolicy | None = None) -> None:
+        self.inner = backend
+        """The wrapped backend."""
+        self.policy = policy or RetryPolicy()
+        """When calls are retried."""
+
+    @property
+    def clock(self) -> Clock:
+        """The wrapped backend's clock."""
+        return self.inner.clock
+
+    # -- the Backend protocol ---------------------------------------------------------------
+
+    def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
+        ambiguous = False
+
+        def note(exc: BackendError) -> None:
+            nonlocal ambiguous
+            # No answer, or a 5xx: the create may have landed before the failure.
+            ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
+
+        try:
+            return self.call(partial(self.inner.create, manifest, dry_run=dry_run), on_retry=note)
+        except AlreadyExists:
+            meta = manifest.get("metadata") or {}
+            run_id = (meta.get("labels") or {}).get(RUN_ID_LABEL)
+            if not ambiguous or run_id is None:
+                raise
+            existing = self.get(manifest["kind"], meta.get("namespace"), meta["name"])
+            if existing.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
+                return existing
+            raise
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        """Get an object (retried)."""
+        return self.call(partial(self.inner.get, kind, namespace, name))
+
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ObjectList:
+        """List objects (retried)."""
+        return self.call(
+            partial(
+                self.inner.list,
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+        )
+
+    def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object (retried; one that had landed answers ``Conflict``)."""
+        return self.call(partial(self.inner.replace, manifest))
+
+    def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch an object (retried: a merge patch applies the same way twice)."""
+        return self.call(
+            partial(self.inner.patch, kind, namespace, name, patch, subresource=subresource)
+        )
+
+    def delete(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> None:
+        """Delete an object (retried, a 409 included)."""
+        delete = partial(
+            self.inner.delete, kind, namespace, name, grace_period_seconds=grace_period_seconds
+        )
+        self.call(delete, also_retry=(Conflict,))
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: float | None = None,
+        allow_bookmarks: bool = False,
+    ) -> Iterator[WatchEvent]:
+        """Open a watch (opening is retried; a stream that breaks later is the caller's)."""
+        return self.call(
+            partial(
+                self.inner.watch,
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                allow_bookmarks=allow_bookmarks,
+            )
+        )
+
+    def read_log(self, namespace: str, pod: str, container: str | None = None, **kw: Any) -> Any:
+        """Read a container's log (not retried: see the class docstring)."""
+        return self.inner.read_log(namespace, pod, container, **kw)
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run a command in a container (not retried: an exec is not idempotent)."""
+        return self.inner.exec(namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+
+    def refresh_credentials(self) -> bool:
+        """Reload the wrapped backend's credentials."""
+        return self.inner.refresh_credentials()
+
+    def close(self) -> None:
+        """Close the wrapped backend."""
+        self.inner.close()
+
+    # -- beyond the protocol ----------------------------------------------------------------
+
+    def delete_quietly(
+        self, kind: Kind, namespace: str, name: str, *, grace: int | None = None
+    ) -> None:
+        """Delete with retries; an object that is already gone counts as deleted."""
+        try:
+            self.delete(kind, namespace, name, grace_period_seconds=grace)
+        except NotFound:
+            return
+
+    def pod_events(self, namespace: str, pod: str) -> builtins.list[str]:
+        """The pod's events, oldest first, as ``"Reason: message"`` (best effort: ``[]``)."""
+        try:
+            listed = self.list(
+                "Event",
+                namespace,
+                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod}",
+            )
+        except BackendError:
+            return []
+        items = sorted(
+            listed.items,
+            key=lambda e: (
+                e.get("lastTimestamp")
+                or e.get("eventTime")
+                or e.get("metadata", {}).get("creationTimestamp")
+                or ""
+            ),
+        )
+        return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in items]
+
+    def call(
+        self,
+        fn: Callable[[], _T],
+        *,
+        also_retry: tuple[type[BackendError], ...] = (),
+        on_retry: Callable[[BackendError], None] | None = None,
+    ) -> _T:
+        """Call ``fn`` (a call on the wrapped backend), retrying where that is safe.
+
+        ``also_retry`` adds error types to retry; ``on_retry`` sees each error that is about
+        to be retried.
+        """
+        try:
+            return fn()
+        except BackendError as exc:
+            if not (isinstance(exc, _HANDLED) or (also_retry and isinstance(exc, also_retry))):
+                raise
+            first = exc
+        return self._retrying(fn, first, (*_RETRIED, *also_retry), on_retry)
+
+    def _retrying(
+        self,
+        fn: Callable[[], _T],
+        exc: BackendError,
+        retried: tuple[type[BackendError], ...],
+        on_retry: Callable[[BackendError], None] | None,
+    ) -> _T:
+        """The retry loop of :meth:`call`, entered with the first attempt's error."""
+        attempt = 0
+        refreshed = False
+        while True:
+            if isinstance(exc, Unauthorized):
+                if refreshed or not self.inner.refresh_credentials():
+                    raise exc
+                refreshed = True
+            else:
+                attempt += 1
+                if attempt >= self.policy.attempts:
+                    raise exc
+                if on_retry is not None:
+                    on_retry(exc)
+                delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+                self.clock.sleep(delay or self.policy.delay(attempt))
+            try:
+                return fn()
+            except Unauthorized as again:
+                exc = again
+            except retried as again:
+                exc = again

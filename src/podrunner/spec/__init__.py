@@ -1,0 +1,51 @@
+"""What to run: the validated, immutable :class:`PodSpec` and its value types (pure data).
+
+``values`` holds the value types (enums, Resources, SecretRef, EnvVar, Volume, Deadlines,
+Toleration), ``pod`` the PodSpec and its size limits, ``_fields`` the shared converters.
+"""
+
+from __future__ import annotations
+
+from podrunner.spec._fields import FrozenMap, SecretMap, SecretRef
+from podrunner.spec.pod import (
+    MAX_ARG_BYTES,
+    MAX_EXEC_BYTES,
+    MAX_POD_CONTENT_BYTES,
+    RESERVED_ANNOTATION_BYTES,
+    RESERVED_ANNOTATION_KEYS,
+    RESERVED_LABEL_KEYS,
+    PodSpec,
+)
+from podrunner.spec.values import (
+    CleanupPolicy,
+    Deadlines,
+    EnvVar,
+    ImagePullPolicy,
+    Resources,
+    SecurityProfile,
+    Toleration,
+    Volume,
+    VolumeKind,
+)
+
+__all__ = [
+    "MAX_ARG_BYTES",
+    "MAX_EXEC_BYTES",
+    "MAX_POD_CONTENT_BYTES",
+    "RESERVED_ANNOTATION_BYTES",
+    "RESERVED_ANNOTATION_KEYS",
+    "RESERVED_LABEL_KEYS",
+    "CleanupPolicy",
+    "Deadlines",
+    "EnvVar",
+    "FrozenMap",
+    "ImagePullPolicy",
+    "PodSpec",
+    "Resources",
+    "SecretMap",
+    "SecretRef",
+    "SecurityProfile",
+    "Toleration",
+    "Volume",
+    "VolumeKind",
+]

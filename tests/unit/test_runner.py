@@ -347,11 +347,22 @@ def follower_threads(pod_name: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"podrunner-logs-{pod_name}"]
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["plain", "recorded"])
 @pytest.mark.parametrize("cleanup", [CleanupPolicy.ALWAYS, CleanupPolicy.NEVER])
-def test_log_follower_is_stopped(cluster: FakeCluster, cleanup: CleanupPolicy) -> None:
-    """The follower of a never-ending log stream ends with the run, even if the pod is kept."""
+def test_log_follower_is_stopped(
+    cluster: FakeCluster, cleanup: CleanupPolicy, recorded: bool
+) -> None:
+    """The follower of a never-ending log stream ends with the run, even if the pod is kept.
+
+    ``recorded``: the stream is wrapped, as the pytest plugin's log recorder wraps it; the
+    wrapper must still let the runner close the stream from another thread.
+    """
     cluster.when(image="busybox:*").succeed(logs="a\nb\n", after=5.0)
     cluster.fault(verb="read_log", follow_never_ends=True)
+    if recorded:
+        from podrunner.testing._recording import LogRecorder, record_fake_logs
+
+        record_fake_logs(cluster, LogRecorder())
     lines: list[str] = []
     result = PodRunner(cluster.backend).run(SPEC, on_log=lines.append, cleanup=cleanup)
     assert (lines, result.logs) == (["a", "b"], "a\nb\n")

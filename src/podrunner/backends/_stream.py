@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
 
-__all__ = ["InterruptibleStream", "StreamState", "WatchStream"]
+__all__ = ["InterruptibleStream", "StreamState", "WatchStream", "closable_from_any_thread"]
 
 _T = TypeVar("_T")
 
@@ -52,6 +52,9 @@ class InterruptibleStream(Generic[_T]):
 
     __slots__ = ("gen", "interrupt", "state")
 
+    #: Read by :func:`closable_from_any_thread`; a wrapper passes its inner stream's on.
+    closable_from_any_thread = True
+
     def __init__(self) -> None:
         self.state = StreamState()
         self.gen: Generator[_T, None, None] | None = None
@@ -84,3 +87,13 @@ class WatchStream(InterruptibleStream[WatchEvent]):
     """An iterator of watch events whose :meth:`close` works from any thread."""
 
     __slots__ = ()
+
+
+def closable_from_any_thread(stream: object) -> bool:
+    """Whether ``stream.close()`` may be called while another thread is reading it.
+
+    True for the backends' streams, and for a wrapper (a tee, a recorder) that says so by
+    passing on its inner stream's ``closable_from_any_thread``. Closing a plain generator that
+    another thread runs would fail in one of the two threads, so it is left to end by itself.
+    """
+    return getattr(stream, "closable_from_any_thread", False) is True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from podrunner.backends._stream import InterruptibleStream
+from podrunner.backends._stream import closable_from_any_thread
 from podrunner.errors import BackendError, BadRequest, NotFound, TooManyRequests, Unauthorized
 from podrunner.run.core import RunCore
 from podrunner.run.retry import RetryingBackend
@@ -74,8 +74,8 @@ class LogFollower:
             stream = self._stream
         # Only a stream made to be closed from another thread: closing a plain generator
         # that another thread runs would fail in one of the two threads.
-        if isinstance(stream, InterruptibleStream):
-            stream.close()
+        if closable_from_any_thread(stream):
+            stream.close()  # type: ignore[union-attr]
 
     def _is_abandoned(self) -> bool:
         """Whether the follower was told to stop (read from any thread)."""

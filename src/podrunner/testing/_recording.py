@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from podrunner._jsoncopy import copy_tree
+from podrunner.backends._stream import closable_from_any_thread
 from podrunner.backends.fake.scripting import Outcome, Rule
 from podrunner.run.logs import LogCollector
 from podrunner.simulation import (
@@ -103,6 +104,11 @@ class _Tee:
     def __iter__(self) -> _Tee:
         return self
 
+    @property
+    def closable_from_any_thread(self) -> bool:
+        """As the stream it wraps: the runner closes a follower's stream from another thread."""
+        return closable_from_any_thread(self._inner)
+
     def __next__(self) -> bytes:
         try:
             chunk = next(self._inner)
@@ -136,6 +142,11 @@ class _WatchTee:
 
     def __iter__(self) -> _WatchTee:
         return self
+
+    @property
+    def closable_from_any_thread(self) -> bool:
+        """As the stream it wraps."""
+        return closable_from_any_thread(self._inner)
 
     def __next__(self) -> WatchEvent:
         event = next(self._inner)

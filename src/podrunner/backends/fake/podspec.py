@@ -372,8 +372,11 @@ def prune(value: Any) -> Any:
     return value
 
 
-def drop_unknown(kind: str, obj: dict[str, Any]) -> None:
-    """Drop fields the kind does not have, as the server's decoder does (with a warning)."""
+def drop_unknown(kind: str, obj: dict[str, Any], *, spec: bool = True) -> None:
+    """Drop fields the kind does not have, as the server's decoder does (with a warning).
+
+    ``spec=False`` leaves a pod's spec alone (its prepared form is memoised).
+    """
     known = TOP_FIELDS[kind]
     for key in [k for k in obj if k not in known]:
         del obj[key]
@@ -381,13 +384,13 @@ def drop_unknown(kind: str, obj: dict[str, Any]) -> None:
     if isinstance(meta, dict):
         for key in [k for k in meta if k not in META_FIELDS]:
             del meta[key]
-    if kind == "Pod":
-        spec = obj.get("spec")
-        if isinstance(spec, dict):
-            for key in [k for k in spec if k not in POD_SPEC_FIELDS]:
-                del spec[key]
+    if kind == "Pod" and spec:
+        body = obj.get("spec")
+        if isinstance(body, dict):
+            for key in [k for k in body if k not in POD_SPEC_FIELDS]:
+                del body[key]
             for field in ("containers", "initContainers"):
-                for c in spec.get(field) or ():
+                for c in body.get(field) or ():
                     if isinstance(c, dict):
                         for key in [k for k in c if k not in CONTAINER_FIELDS]:
                             del c[key]

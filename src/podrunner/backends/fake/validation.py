@@ -12,9 +12,11 @@ import base64
 import binascii
 import functools
 import json
+import marshal
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
+from podrunner._jsoncopy import copy_tree
 from podrunner.backends.fake.podspec import (
     canonical_quantity,
     check_finalizers,
@@ -243,7 +245,55 @@ def _pull_policy(image: str) -> str:
     return "IfNotPresent"
 
 
-def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
+#: Prepared pod specs by the marshalled input spec: (defaulted spec, QoS class, causes).
+_POD_MEMO: dict[bytes, tuple[dict[str, Any], str, tuple[tuple[str, str, str], ...]]] = {}
+_POD_MEMO_SIZE = 1024
+
+
+def _prepare_pod(obj: dict[str, Any], errs: Errors) -> bytes | None:
+    """Default and check a pod, memoised by its spec: the same spec is created again and again.
+
+    Only the spec is memoised: the metadata differs per pod (its name, often generated) and
+    is pruned here and validated by :func:`prepare` every time. The spec's defaulting and
+    validation read nothing but the spec, so equal input specs give equal results. The key is
+    the spec's ``marshal`` encoding: it tells ``True`` from ``1`` and ``1`` from ``1.0`` as
+    JSON does, and two equal encodings decode to equal trees.
+    """
+    spec = obj.get("spec")
+    key = None
+    if type(spec) is dict and not errs.causes:
+        try:
+            key = marshal.dumps(spec)
+        except ValueError:  # not a plain JSON tree, or too deep: no memo
+            key = None
+        hit = _POD_MEMO.get(key) if key is not None else None
+        if hit is not None:
+            done, qos, causes = hit
+            drop_unknown("Pod", obj, spec=False)
+            meta = obj.get("metadata")
+            if isinstance(meta, dict):
+                _prune_in_place(meta)
+            spec.clear()  # in place, as the uncached path keeps the caller's dict
+            spec.update(copy_tree(done))
+            errs.causes.extend(StatusCause(*c) for c in causes)
+            obj["status"] = {"phase": "Pending", "qosClass": qos}
+            return key
+    _prepare_pod_uncached(obj, errs)
+    if key is not None:
+        if len(_POD_MEMO) >= _POD_MEMO_SIZE:
+            _POD_MEMO.clear()
+        causes = tuple((c.field, c.reason, c.message) for c in errs.causes)
+        _POD_MEMO[key] = (copy_tree(obj["spec"]), obj["status"]["qosClass"], causes)
+    return key
+
+
+def _prune_in_place(value: dict[str, Any]) -> None:
+    pruned = prune(value)
+    value.clear()
+    value.update(pruned)
+
+
+def _prepare_pod_uncached(obj: dict[str, Any], errs: Errors) -> None:
     spec = obj.get("spec")
     if spec is None:
         spec = obj["spec"] = {}
@@ -643,7 +693,7 @@ def _prepare_event(obj: dict[str, Any], errs: Errors) -> None:
 
 
 _PREPARE = {
-    "Pod": _prepare_pod,
+    "Pod": _prepare_pod_uncached,
     "Secret": _prepare_secret,
     "ConfigMap": _prepare_config_map,
     "Namespace": _prepare_namespace,
@@ -710,11 +760,12 @@ def prepare(
     admit: Callable[[dict[str, Any]], None] | None = None,
     *,
     update: bool = False,
-) -> None:
+) -> bytes | None:
     """Default and validate a normalised object in place (raises 400, 403, 413 or 422).
 
     ``admit`` is the mutating admission of a create, run after defaulting and before
-    validation, as the API server orders them.
+    validation, as the API server orders them. Returns the key of the memoised pod spec the
+    object was prepared from (``None`` for other kinds and unmemoised specs).
     """
     size = _encoded_size(obj)
     if size is not None and size > v.MAX_REQUEST_BODY_BYTES:
@@ -731,7 +782,11 @@ def prepare(
     for field in ("labels", "annotations", "finalizers", "ownerReferences"):
         if field in meta and not meta[field]:
             del meta[field]
-    _PREPARE[kind](obj, errs)
+    key = None
+    if kind == "Pod":
+        key = _prepare_pod(obj, errs)
+    else:
+        _PREPARE[kind](obj, errs)
     if admit is not None:
         admit(obj)  # mutating admission answers (403) before validation does
     # An update validates the new metadata twice (ValidateObjectMetaUpdate and the kind's
@@ -742,12 +797,13 @@ def prepare(
         if not errs.causes:
             validate_meta(kind, meta, errs, label_name=False)
         errs.raise_if_any()
-        return
+        return None
     for _ in range(2 if update else 1):
         validate_meta(kind, meta, errs, label_name=kind == "Namespace")
         check_finalizers(meta, errs)
         check_owner_references(meta, errs)
     errs.raise_if_any()
+    return key
 
 
 _MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations")

@@ -16,23 +16,32 @@ compile) is copied the ordinary way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from podrunner._jsoncopy import copy_tree
 
-__all__ = ["copy_object", "derive_spec", "forget_spec", "register_spec"]
+__all__ = ["copy_object", "derive_spec", "forget_spec", "literal_factory", "register_spec"]
 
 _Builder = Callable[[str], dict[str, Any]]
 
+
+class _Unseen:
+    pass
+
+
+_UNSEEN = _Unseen()
 #: Constructors by template key (``None``: this template cannot be compiled).
 _BUILDERS: dict[bytes, _Builder | None] = {}
+#: Template keys seen once.
+_SEEN: set[bytes] = set()
 #: Registered stored specs: ``id(spec) -> (spec, constructor, token name)``. The entry holds
 #: the spec, so its id cannot be reused while it is here.
 _SPECS: dict[int, tuple[dict[str, Any], _Builder, str, dict[str, str] | None]] = {}
 _MAX_BUILDERS = 256
 _MAX_SPECS = 1024
 _MAX_SOURCE = 20_000
-_TOKEN_PREFIX = "kube-api-access-"
+_TOKEN_PREFIX = "kube-api-access-"  # noqa: S105 - a volume name, not a secret
 
 
 def _token_name(spec: dict[str, Any]) -> str:
@@ -63,6 +72,18 @@ def _compile(spec: dict[str, Any], token: str) -> _Builder | None:
     return builder
 
 
+def literal_factory(tree: dict[str, Any]) -> Callable[[], dict[str, Any]] | None:
+    """Return a function that builds a new tree equal to ``tree``, or ``None`` if none can be."""
+    builder = _compile(tree, "")
+    if builder is None:
+        return None
+    try:
+        same = builder("") == tree
+    except Exception:  # e.g. a float repr does not spell (nan): the ordinary copy
+        same = False
+    return partial(builder, "") if same else None
+
+
 def register_spec(key: bytes, spec: dict[str, Any]) -> None:
     """Let :func:`copy_object` build ``spec`` from the constructor of template ``key``.
 
@@ -70,14 +91,22 @@ def register_spec(key: bytes, spec: dict[str, Any]) -> None:
     memo's key); the stored spec must never be mutated afterwards (the store's convention).
     """
     token = _token_name(spec)
-    if key in _BUILDERS:
-        builder = _BUILDERS[key]
-    else:
+    builder = _BUILDERS.get(key, _UNSEEN)
+    if builder is _UNSEEN:
+        # Compiling costs as much as dozens of copies: only a spec seen twice is compiled,
+        # so random traffic, where nearly every spec is new, does not pay for it.
+        if key not in _SEEN:
+            if len(_SEEN) >= _MAX_BUILDERS:
+                _SEEN.clear()
+            _SEEN.add(key)
+            return
+        _SEEN.discard(key)
         if len(_BUILDERS) >= _MAX_BUILDERS:
             _BUILDERS.clear()
         builder = _BUILDERS[key] = _compile(spec, token)
     if builder is None:
         return
+    assert not isinstance(builder, _Unseen)
     try:
         same = builder(token) == spec
     except Exception:  # e.g. a float repr does not spell (nan): the ordinary copy

@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
+from podrunner.backends.fake._fastcopy import copy_object, register_spec
 from podrunner.backends.fake._json import (
     NotJSON,
     copy_tree,
@@ -29,7 +30,6 @@ from podrunner.backends.fake._json import (
     normalize,
     parse_rfc3339,
 )
-from podrunner.backends.fake._fastcopy import copy_object, register_spec
 from podrunner.backends.fake.clock import (
     RealTimeClock,
     SchedulingClock,

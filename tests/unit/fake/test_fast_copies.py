@@ -130,3 +130,28 @@ def test_memoised_defaults_are_not_shared_between_pods() -> None:
     stored = cluster.backend.get("Pod", "default", b["metadata"]["name"])
     assert stored["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "1"}
     assert b["spec"] == {**stored["spec"]}
+
+
+def test_answers_share_nothing_with_the_memoised_spec() -> None:
+    # Pods made from one spec share its prepared subtrees in the store: no answer (a dry
+    # run included) may hand one of them out.
+    cluster = FakeCluster()
+    manifest = _pod(env=[{"name": "A", "value": "1"}], resources={"limits": {"cpu": "1"}})
+    manifest["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
+    answers = [cluster.backend.create(manifest) for _ in range(2)]
+    answers.append(cluster.backend.create(manifest, dry_run=True))
+    for answer in answers:
+        spec = answer["spec"]
+        spec["containers"][0]["env"][0]["value"] = "changed"
+        spec["containers"][0]["resources"]["limits"]["cpu"] = "9"
+        spec["volumes"][0]["emptyDir"]["medium"] = "Memory"
+        spec["volumes"][-1]["projected"]["defaultMode"] = 0
+        spec["tolerations"].clear()
+    later = cluster.backend.create(manifest)
+    for pod in [later, *cluster.pods()]:
+        spec = pod["spec"]
+        assert spec["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+        assert spec["containers"][0]["resources"]["limits"] == {"cpu": "1"}
+        assert spec["volumes"][0] == {"name": "v", "emptyDir": {}}
+        assert spec["volumes"][-1]["projected"]["defaultMode"] == 420
+        assert len(spec["tolerations"]) == 2

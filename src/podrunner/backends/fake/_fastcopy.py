@@ -16,12 +16,11 @@ compile) is copied the ordinary way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from podrunner._jsoncopy import copy_tree
 
-__all__ = ["copy_object", "derive_spec", "forget_spec", "literal_factory", "register_spec"]
+__all__ = ["copy_object", "derive_spec", "forget_spec", "register_spec"]
 
 _Builder = Callable[[str], dict[str, Any]]
 
@@ -70,18 +69,6 @@ def _compile(spec: dict[str, Any], token: str) -> _Builder | None:
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
     return builder
-
-
-def literal_factory(tree: dict[str, Any]) -> Callable[[], dict[str, Any]] | None:
-    """Return a function that builds a new tree equal to ``tree``, or ``None`` if none can be."""
-    builder = _compile(tree, "")
-    if builder is None:
-        return None
-    try:
-        same = builder("") == tree
-    except Exception:  # e.g. a float repr does not spell (nan): the ordinary copy
-        same = False
-    return partial(builder, "") if same else None
 
 
 def register_spec(key: bytes, spec: dict[str, Any]) -> None:

@@ -729,7 +729,7 @@ class FakeBackend:
         if kind == "Pod":
             meta["generation"] = 1
         if dry_run:
-            return obj
+            return copy_object(obj)  # it shares subtrees with the memoised spec
         check_stored_size(kind, obj)  # etcd's limit: only a write reaches it
         self._store.write(kind, ns, name, obj, "ADDED")
         if kind == "Pod":

@@ -491,6 +491,34 @@ def token_volume_name(rng_bits: Callable[[int], int]) -> str:
     )
 
 
+#: The ServiceAccount admission's projected volume (shared; never mutated).
+_TOKEN_PROJECTION: dict[str, Any] = {
+    "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {
+            "configMap": {
+                "name": "kube-root-ca.crt",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            }
+        },
+        {
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": "namespace",
+                        "fieldRef": {
+                            "apiVersion": "v1",
+                            "fieldPath": "metadata.namespace",
+                        },
+                    }
+                ]
+            }
+        },
+    ],
+    "defaultMode": 420,
+}
+
+
 def _mount_token(spec: dict[str, Any], volume: str) -> None:
     volumes = spec.get("volumes")
     if volumes is not None and not isinstance(volumes, list):
@@ -505,31 +533,8 @@ def _mount_token(spec: dict[str, Any], volume: str) -> None:
         *(volumes or ()),
         {
             "name": volume,
-            "projected": {
-                "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {
-                        "configMap": {
-                            "name": "kube-root-ca.crt",
-                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                        }
-                    },
-                    {
-                        "downwardAPI": {
-                            "items": [
-                                {
-                                    "path": "namespace",
-                                    "fieldRef": {
-                                        "apiVersion": "v1",
-                                        "fieldPath": "metadata.namespace",
-                                    },
-                                }
-                            ]
-                        }
-                    },
-                ],
-                "defaultMode": 420,
-            },
+            # One subtree for every pod: stored objects are never mutated, readers get copies.
+            "projected": _TOKEN_PROJECTION,
         },
     ]
     for c in containers:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
 from podrunner._jsoncopy import copy_tree
-from podrunner.backends.fake._fastcopy import literal_factory
 from podrunner.backends.fake.podspec import (
     canonical_quantity,
     check_finalizers,
@@ -247,25 +246,28 @@ def _pull_policy(image: str) -> str:
 
 
 class _PreparedSpec:
-    """A memoised prepared spec; a second use compiles a literal constructor of it."""
+    """A memoised prepared spec, shared (never mutated) by the pods made from it."""
 
-    __slots__ = ("build", "causes", "qos", "spec", "uses")
+    __slots__ = ("causes", "qos", "spec")
 
     def __init__(self, spec: dict[str, Any], qos: str, causes: tuple[tuple[str, str, str], ...]):
         self.spec = spec
         self.qos = qos
         self.causes = causes
-        self.uses = 0
-        self.build: Callable[[], dict[str, Any]] | None = None
 
-    def copy(self) -> dict[str, Any]:
-        if self.build is None:
-            self.uses += 1
-            if self.uses == 2:  # compiling costs dozens of copies: only for specs that recur
-                self.build = literal_factory(self.spec)
-            if self.build is None:
-                return copy_tree(self.spec)
-        return self.build()
+    def fill(self, spec: dict[str, Any]) -> None:
+        """Make ``spec`` the prepared spec, sharing every subtree admission never assigns.
+
+        Admission and updates assign keys of the spec and of its containers (volumes,
+        tolerations, volumeMounts) and never change a nested value in place, and stored
+        objects are immutable (readers get copies), so only those two levels are new.
+        """
+        spec.clear()  # in place, as the uncached path keeps the caller's dict
+        spec.update(self.spec)
+        for field in ("containers", "initContainers"):
+            items = spec.get(field)
+            if type(items) is list:
+                spec[field] = [c.copy() if type(c) is dict else c for c in items]
 
 
 #: Prepared pod specs by the marshalled input spec.
@@ -295,8 +297,7 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> bytes | None:
             meta = obj.get("metadata")
             if isinstance(meta, dict):
                 _prune_in_place(meta)
-            spec.clear()  # in place, as the uncached path keeps the caller's dict
-            spec.update(hit.copy())
+            hit.fill(spec)
             errs.causes.extend(StatusCause(*c) for c in hit.causes)
             obj["status"] = {"phase": "Pending", "qosClass": hit.qos}
             return key

@@ -337,3 +337,50 @@ def test_secret_string_data_keys_are_checked_as_data(cluster: FakeCluster) -> No
         )
     assert causes(exc) == [("data[bad key]", "FieldValueInvalid")]
     assert base64  # stringData is folded into base64 data before validation
+
+
+@pytest.mark.parametrize("ref", ["configMapKeyRef", "secretKeyRef"])
+@pytest.mark.parametrize(
+    ("name", "count"), [(None, 1), ("", 1), ("Not_A_Name", 1), ("a" * 254, 1), ("A" * 254, 2)]
+)
+def test_key_selector_names_are_checked_as_subdomains(
+    cluster: FakeCluster, ref: str, name: str | None, count: int
+) -> None:
+    """An empty key selector name is Invalid like a malformed one, as on the server."""
+    selector: dict[str, Any] = {"key": "k"}
+    if name is not None:
+        selector["name"] = name
+    manifest = with_container(env=[{"name": "A", "valueFrom": {ref: selector}}])
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.create(manifest)
+    field = f"spec.containers[0].env[0].valueFrom.{ref}.name"
+    found = [c for c in exc.value.causes if c.field == field]
+    assert {c.reason for c in found} == {"FieldValueInvalid"}
+    assert all("RFC 1123 subdomain" in c.message or "253" in c.message for c in found)
+    assert len(found) == count  # one cause per message, as field.Invalid per msg
+    assert cluster.pods() == []
+
+
+@pytest.mark.parametrize("ref", ["configMapKeyRef", "secretKeyRef"])
+def test_a_valid_key_selector_name_is_accepted(cluster: FakeCluster, ref: str) -> None:
+    manifest = with_container(env=[{"name": "A", "valueFrom": {ref: {"name": "s.x", "key": "k"}}}])
+    created = cluster.backend.create(manifest)
+    assert created["spec"]["containers"][0]["env"][0]["valueFrom"][ref]["name"] == "s.x"
+
+
+@pytest.mark.parametrize("ref", ["configMapRef", "secretRef"])
+@pytest.mark.parametrize(
+    ("name", "reason"), [("", "FieldValueRequired"), ("Bad_Name", "FieldValueInvalid")]
+)
+def test_env_from_names_are_checked(cluster: FakeCluster, ref: str, name: str, reason: str) -> None:
+    """envFrom: an empty name is Required, a malformed one Invalid (the server's order)."""
+    manifest = with_container(envFrom=[{ref: {"name": name}}])
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.create(manifest)
+    assert causes(exc) == [(f"spec.containers[0].envFrom[0].{ref}.name", reason)]
+
+
+def test_env_from_names_may_end_with_a_dash(cluster: FakeCluster) -> None:
+    """The name is checked as a prefix, as the server's ValidateConfigMapName(name, true)."""
+    created = cluster.backend.create(with_container(envFrom=[{"configMapRef": {"name": "cfg-"}}]))
+    assert created["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "cfg-"}}]

@@ -681,8 +681,13 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
                     f"error converting fieldPath: field label not supported: {fp}",
                 )
         elif refs[0] in ("configMapKeyRef", "secretKeyRef"):
-            if not ref.get("name"):
-                errs.required(f"{rpath}.name")
+            # validateConfigMapKeySelector/validateSecretKeySelector check the name as a DNS
+            # subdomain even when it is empty: Invalid (one cause per message), not Required.
+            ref_name = ref.get("name") or ""
+            if isinstance(ref_name, str):
+                error = _validation.dns1123_subdomain_error(ref_name)
+                for message in error.split("; ") if error else ():
+                    errs.invalid(f"{rpath}.name", ref_name, message)
             if not ref.get("key"):
                 errs.required(f"{rpath}.key")
             else:
@@ -700,8 +705,19 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
             errs.invalid(epath, "", "may not have more than one field specified at a time")
         else:
             ref = src[refs[0]]
-            if isinstance(ref, dict) and not ref.get("name"):
-                errs.required(f"{epath}[{j}].{refs[0]}.name")
+            npath = f"{epath}[{j}].{refs[0]}.name"
+            ref_name = ref.get("name") if isinstance(ref, dict) else None
+            if isinstance(ref, dict) and not ref_name:
+                errs.required(npath)
+            elif isinstance(ref_name, str):
+                # ValidateConfigMapName/ValidateSecretName with prefix=true: a trailing dash
+                # is allowed (maskTrailingDash).
+                masked = (
+                    ref_name[:-1] + "a" if len(ref_name) > 1 and ref_name[-1] == "-" else ref_name
+                )
+                error = _validation.dns1123_subdomain_error(masked)
+                for message in error.split("; ") if error else ():
+                    errs.invalid(npath, ref_name, message)
 
 
 def _check_ports(

@@ -13,6 +13,7 @@ import binascii
 import functools
 import json
 import marshal
+import re
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
@@ -89,6 +90,9 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+_MAX_LEN_RE = re.compile(r"(must be no more than \d+) characters$")
+
+
 class Errors:
     """Collects field errors and raises them as one 422, the way ``field.ErrorList`` does."""
 
@@ -100,10 +104,17 @@ class Errors:
         self.causes: list[StatusCause] = []
 
     def invalid(self, field: str, value: object, detail: str) -> None:
-        """Record ``Invalid value``."""
-        self.causes.append(
-            StatusCause(field, "FieldValueInvalid", f"Invalid value: {_fmt(value)}: {detail}")
-        )
+        """Record ``Invalid value``: one cause per message of a joined ``"; "`` detail.
+
+        The server's validators return a list of messages and their callers append one
+        ``field.Invalid`` per message; podrunner's checks join that list with ``"; "``.
+        """
+        shown = _fmt(value)
+        for message in detail.split("; "):
+            message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
+            self.causes.append(
+                StatusCause(field, "FieldValueInvalid", f"Invalid value: {shown}: {message}")
+            )
 
     def required(self, field: str, detail: str = "") -> None:
         """Record ``Required value``."""
@@ -176,6 +187,11 @@ def _string_map(kind: str, value: object, path: str) -> dict[str, str]:
     return value
 
 
+def _label_key_wording(error: str) -> str:
+    # Label and annotation keys: the server's message names a label key, not a qualified name.
+    return error.replace("a qualified name must consist", "a valid label key must consist")
+
+
 def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: bool) -> None:
     """Validate name, labels and annotations of ``metadata`` (shape already checked)."""
     name = meta.get("name", "")
@@ -197,7 +213,7 @@ def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: 
         for key, value in labels.items():
             error = v.label_key_error(key)
             if error:
-                errs.invalid("metadata.labels", key, error)
+                errs.invalid("metadata.labels", key, _label_key_wording(error))
             error = v.label_value_error(value)
             if error:
                 errs.invalid("metadata.labels", value, error)
@@ -206,7 +222,7 @@ def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: 
         for key in annotations:
             error = v.annotation_key_error(key)
             if error:
-                errs.invalid("metadata.annotations", key, error)
+                errs.invalid("metadata.annotations", key, _label_key_wording(error))
         if v.annotations_size_error(annotations):
             errs.too_long("metadata.annotations", v.TOTAL_ANNOTATION_SIZE_LIMIT)
 
@@ -812,8 +828,6 @@ def prepare(
         _PREPARE[kind](obj, errs)
     if admit is not None:
         admit(obj)  # mutating admission answers (403) before validation does
-    # An update validates the new metadata twice (ValidateObjectMetaUpdate and the kind's
-    # own update validation), and the server reports every cause twice.
     if kind == "Event":
         # ValidateEventCreate stops at the event's own errors, and never looks at
         # finalizers or owner references.
@@ -821,9 +835,22 @@ def prepare(
             validate_meta(kind, meta, errs, label_name=False)
         errs.raise_if_any()
         return None
-    for _ in range(2 if update else 1):
+    if update and meta.get("generateName"):
+        # ValidateObjectMetaUpdate checks generateName too (a create names the object
+        # before validation, so only an update can carry a bad one this far).
+        gen = meta["generateName"]
+        masked = gen[:-1] + "a" if len(gen) > 1 and gen.endswith("-") else gen
+        check = v.dns1123_label_error if kind == "Namespace" else v.dns1123_subdomain_error
+        error = check(masked) if isinstance(gen, str) else None
+        if error:
+            errs.invalid("metadata.generateName", gen, error)
+    # kube-apiserver 1.36 reports an update's metadata causes four times (labels,
+    # annotations, owner references) and its finalizer causes twice: the object meta is
+    # validated by the update path and by the kind's own validation, each twice.
+    for round_ in range(4 if update else 1):
         validate_meta(kind, meta, errs, label_name=kind == "Namespace")
-        check_finalizers(meta, errs)
+        if round_ < 2:
+            check_finalizers(meta, errs)
         check_owner_references(meta, errs)
     errs.raise_if_any()
     return key

@@ -337,3 +337,108 @@ def test_secret_string_data_keys_are_checked_as_data(cluster: FakeCluster) -> No
         )
     assert causes(exc) == [("data[bad key]", "FieldValueInvalid")]
     assert base64  # stringData is folded into base64 data before validation
+
+
+@pytest.mark.parametrize("ref", ["configMapKeyRef", "secretKeyRef"])
+@pytest.mark.parametrize(
+    ("name", "count"), [(None, 1), ("", 1), ("Not_A_Name", 1), ("a" * 254, 1), ("A" * 254, 2)]
+)
+def test_key_selector_names_are_checked_as_subdomains(
+    cluster: FakeCluster, ref: str, name: str | None, count: int
+) -> None:
+    """An empty key selector name is Invalid like a malformed one, as on the server."""
+    selector: dict[str, Any] = {"key": "k"}
+    if name is not None:
+        selector["name"] = name
+    manifest = with_container(env=[{"name": "A", "valueFrom": {ref: selector}}])
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.create(manifest)
+    field = f"spec.containers[0].env[0].valueFrom.{ref}.name"
+    found = [c for c in exc.value.causes if c.field == field]
+    assert {c.reason for c in found} == {"FieldValueInvalid"}
+    assert all("RFC 1123 subdomain" in c.message or "253" in c.message for c in found)
+    assert len(found) == count  # one cause per message, as field.Invalid per msg
+    assert cluster.pods() == []
+
+
+@pytest.mark.parametrize("ref", ["configMapKeyRef", "secretKeyRef"])
+def test_a_valid_key_selector_name_is_accepted(cluster: FakeCluster, ref: str) -> None:
+    manifest = with_container(env=[{"name": "A", "valueFrom": {ref: {"name": "s.x", "key": "k"}}}])
+    created = cluster.backend.create(manifest)
+    assert created["spec"]["containers"][0]["env"][0]["valueFrom"][ref]["name"] == "s.x"
+
+
+@pytest.mark.parametrize("ref", ["configMapRef", "secretRef"])
+@pytest.mark.parametrize(
+    ("name", "reason"), [("", "FieldValueRequired"), ("Bad_Name", "FieldValueInvalid")]
+)
+def test_env_from_names_are_checked(cluster: FakeCluster, ref: str, name: str, reason: str) -> None:
+    """envFrom: an empty name is Required, a malformed one Invalid (the server's order)."""
+    manifest = with_container(envFrom=[{ref: {"name": name}}])
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.create(manifest)
+    assert causes(exc) == [(f"spec.containers[0].envFrom[0].{ref}.name", reason)]
+
+
+def test_env_from_names_may_end_with_a_dash(cluster: FakeCluster) -> None:
+    """The name is checked as a prefix, as the server's ValidateConfigMapName(name, true)."""
+    created = cluster.backend.create(with_container(envFrom=[{"configMapRef": {"name": "cfg-"}}]))
+    assert created["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "cfg-"}}]
+
+
+def _config_map(cluster: FakeCluster) -> None:
+    cluster.backend.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field", "times"),
+    [
+        ({"labels": {"a/b/c": "v"}}, "metadata.labels", 4),
+        ({"annotations": {"a/b/c": "v"}}, "metadata.annotations", 4),
+        (
+            {"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "x"}]},
+            "metadata.ownerReferences.uid",
+            4,
+        ),
+        ({"finalizers": ["hold"]}, "metadata.finalizers[0]", 2),
+    ],
+)
+def test_an_update_repeats_metadata_causes_as_the_server_does(
+    cluster: FakeCluster, metadata: dict[str, Any], field: str, times: int
+) -> None:
+    """Each metadata cause of an update four times, finalizers twice (kube-apiserver 1.36)."""
+    _config_map(cluster)
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.patch("ConfigMap", "default", "c", {"metadata": metadata})
+    assert [c.field for c in exc.value.causes] == [field] * times
+
+
+def test_each_message_is_its_own_cause_in_the_servers_words(cluster: FakeCluster) -> None:
+    """One cause per message (never joined with "; "); lengths in bytes; label keys named."""
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default", "labels": {"": "v", "a/b/c": "x" * 64}},
+    }
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.create(manifest)
+    messages = [c.message for c in exc.value.causes]
+    assert messages[0] == 'Invalid value: "": name part must be non-empty'
+    assert messages[1].startswith('Invalid value: "": name part must consist of alphanumeric')
+    assert messages[2].startswith('Invalid value: "a/b/c": a valid label key must consist of')
+    assert messages[3] == f'Invalid value: "{"x" * 64}": must be no more than 63 bytes'
+    assert len(messages) == 4
+    assert not any("; " in m for m in messages)
+
+
+def test_an_update_checks_generate_name(cluster: FakeCluster) -> None:
+    _config_map(cluster)
+    with pytest.raises(Invalid) as exc:
+        cluster.backend.patch("ConfigMap", "default", "c", {"metadata": {"generateName": "Bad_"}})
+    assert causes(exc) == [("metadata.generateName", "FieldValueInvalid")]
+    patched = cluster.backend.patch(
+        "ConfigMap", "default", "c", {"metadata": {"generateName": "good-"}}
+    )
+    assert patched["metadata"]["generateName"] == "good-"

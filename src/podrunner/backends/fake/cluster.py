@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import PLURALS, ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
+from podrunner.backends.fake._fastcopy import copy_object, register_spec
 from podrunner.backends.fake._json import (
     NotJSON,
     copy_tree,
@@ -335,7 +336,7 @@ class FakeCluster:
                 for (ns, _), obj in sorted(self._objects[kind].items(), key=_sort_key)
                 if namespace is None or ns == namespace
             ]
-        return [copy_tree(o) for o in items]
+        return [copy_object(o) for o in items]
 
     def pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Return copies of the stored pods (all namespaces by default)."""
@@ -365,7 +366,7 @@ class FakeCluster:
                 and (namespace is None or e["metadata"]["namespace"] == namespace)
             ]
             items.sort(key=lambda e: int(e["metadata"]["name"].rsplit(".", 1)[-1], 16))
-        return [copy_tree(e) for e in items]
+        return [copy_object(e) for e in items]
 
     def history(self, kind: str, namespace: str | None, name: str) -> list[dict[str, Any]]:
         """Return every stored version of one object, oldest first (the last may be deleted).
@@ -379,7 +380,7 @@ class FakeCluster:
             if kind == "Event":
                 current = self._objects["Event"].get((namespace, name))
                 versions = [] if current is None else [current]
-        return [copy_tree(v) for v in versions]
+        return [copy_object(v) for v in versions]
 
     def add_service_account(self, namespace: str, name: str) -> None:
         """Make a ServiceAccount exist, so pods may name it in ``serviceAccountName``.
@@ -399,7 +400,7 @@ class FakeCluster:
         with self._lock:
             existing = self._objects["Namespace"].get((None, name))
             if existing is not None:
-                return copy_tree(existing)
+                return copy_object(existing)
         return self._backend.create({"kind": "Namespace", "metadata": {"name": name}})
 
     def advance(self, seconds: float) -> None:
@@ -526,7 +527,7 @@ class FakeCluster:
             if meta.get("deletionTimestamp") is not None:
                 remaining = meta.get("deletionGracePeriodSeconds", 0)
                 if grace >= remaining:
-                    return copy_tree(obj)
+                    return copy_object(obj)
             # Even an immediate deletion first records the deletion (a MODIFIED with the
             # deletionTimestamp and the next generation), then removes the object.
             new = self._mark_deleting(obj, grace)
@@ -535,20 +536,20 @@ class FakeCluster:
                 if finalizers:
                     if sim is not None:
                         self._kubelet.on_delete(sim, 0.0)
-                    return copy_tree(new)
+                    return copy_object(new)
                 gone = store.remove(kind, namespace, name)
                 self._kubelet.forget(namespace, name, meta.get("uid"))
                 return gone
             assert sim is not None
             self._kubelet.on_delete(sim, float(grace))
-            return copy_tree(new)
+            return copy_object(new)
         if finalizers and kind != "Namespace":
             # The object stays, marked as deleting, until its last finalizer is removed.
             if meta.get("deletionTimestamp") is not None:
-                return copy_tree(obj)
+                return copy_object(obj)
             new = self._mark_deleting(obj, 0)
             store.write(kind, namespace, name, new, "MODIFIED", obj)
-            return copy_tree(new)
+            return copy_object(new)
         if kind == "Namespace":
             if name in _PROTECTED_NAMESPACES:
                 raise Forbidden(
@@ -703,7 +704,7 @@ class FakeBackend:
                 errs.invalid("metadata.generateName", generate, error)
                 errs.raise_if_any()
             name = meta["name"] = self._generate(kind, ns, generate)
-        prepare(kind, obj, self._admit if kind == "Pod" else None)
+        template = prepare(kind, obj, self._admit if kind == "Pod" else None)
         assert isinstance(name, str)
         if ns is not None:
             self._check_namespace(ns)
@@ -721,12 +722,14 @@ class FakeBackend:
         if kind == "Pod":
             meta["generation"] = 1
         if dry_run:
-            return obj
+            return copy_object(obj)  # it shares subtrees with the memoised spec
         check_stored_size(kind, obj)  # etcd's limit: only a write reaches it
         self._store.write(kind, ns, name, obj, "ADDED")
         if kind == "Pod":
+            if template is not None:
+                register_spec(template, obj["spec"])
             self._kubelet.admit(obj)
-        return copy_tree(obj)
+        return copy_object(obj)
 
     def _admit(self, pod: dict[str, Any]) -> None:
         admit_pod(
@@ -761,7 +764,7 @@ class FakeBackend:
             obj = self._objects[k].get((self._ns(k, namespace), name))
             if obj is None:
                 raise _not_found(k, namespace, name)
-        return copy_tree(obj)
+        return copy_object(obj)
 
     def list(
         self,
@@ -781,7 +784,7 @@ class FakeBackend:
                 namespace = None
             items = _select(self._objects[k], namespace, labels, fields)
             rv = str(self._store.rv)
-        return ObjectList([copy_tree(o) for o in items], rv)
+        return ObjectList([copy_object(o) for o in items], rv)
 
     def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object; a stale resourceVersion is 409 Conflict."""
@@ -889,7 +892,7 @@ class FakeBackend:
         meta_new["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
             # The API server does not write (nor bump the version) when nothing changed.
-            return copy_tree(old)
+            return copy_object(old)
         check_stored_size(kind, new)
         if (
             meta_new.get("deletionTimestamp") is not None
@@ -903,9 +906,9 @@ class FakeBackend:
             if kind == "Pod":
                 assert ns is not None
                 self._kubelet.forget(ns, name, meta_new.get("uid"))
-            return copy_tree(new)
+            return copy_object(new)
         self._store.write(kind, ns, name, new, "MODIFIED", old)
-        return copy_tree(new)
+        return copy_object(new)
 
     def patch(
         self,
@@ -1042,7 +1045,7 @@ class FakeBackend:
         for obj in initial:
             if limit is not None and sent >= limit:
                 return
-            yield WatchEvent("ADDED", copy_tree(obj))
+            yield WatchEvent("ADDED", copy_object(obj))
             sent += 1
         filtered = labels is not None or fields is not None
         # A watch on one pod by name (what the runner opens) skips other objects by the name
@@ -1098,7 +1101,7 @@ class FakeBackend:
             for typ, obj in events:
                 if limit is not None and sent >= limit:
                     return
-                yield WatchEvent(typ, copy_tree(obj))
+                yield WatchEvent(typ, copy_object(obj))
                 sent += 1
             if not got:
                 if bookmarks:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any, Protocol
 
+from podrunner.backends.fake._fastcopy import derive_spec
 from podrunner.backends.fake._json import copy_tree, format_rfc3339
 from podrunner.backends.fake.logs import LogBuffer
 from podrunner.backends.fake.scripting import (
@@ -408,6 +409,7 @@ class Kubelet:
         new["status"] = self._status(sim)
         if bind:
             new["spec"] = {**old["spec"], "nodeName": NODE_NAME}
+            derive_spec(old["spec"], new["spec"], {"nodeName": NODE_NAME})
         return self.store.write("Pod", sim.namespace, sim.name, new, "MODIFIED", old)
 
     def _event(

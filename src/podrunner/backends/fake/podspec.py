@@ -372,8 +372,11 @@ def prune(value: Any) -> Any:
     return value
 
 
-def drop_unknown(kind: str, obj: dict[str, Any]) -> None:
-    """Drop fields the kind does not have, as the server's decoder does (with a warning)."""
+def drop_unknown(kind: str, obj: dict[str, Any], *, spec: bool = True) -> None:
+    """Drop fields the kind does not have, as the server's decoder does (with a warning).
+
+    ``spec=False`` leaves a pod's spec alone (its prepared form is memoised).
+    """
     known = TOP_FIELDS[kind]
     for key in [k for k in obj if k not in known]:
         del obj[key]
@@ -381,13 +384,13 @@ def drop_unknown(kind: str, obj: dict[str, Any]) -> None:
     if isinstance(meta, dict):
         for key in [k for k in meta if k not in META_FIELDS]:
             del meta[key]
-    if kind == "Pod":
-        spec = obj.get("spec")
-        if isinstance(spec, dict):
-            for key in [k for k in spec if k not in POD_SPEC_FIELDS]:
-                del spec[key]
+    if kind == "Pod" and spec:
+        body = obj.get("spec")
+        if isinstance(body, dict):
+            for key in [k for k in body if k not in POD_SPEC_FIELDS]:
+                del body[key]
             for field in ("containers", "initContainers"):
-                for c in spec.get(field) or ():
+                for c in body.get(field) or ():
                     if isinstance(c, dict):
                         for key in [k for k in c if k not in CONTAINER_FIELDS]:
                             del c[key]
@@ -488,6 +491,34 @@ def token_volume_name(rng_bits: Callable[[int], int]) -> str:
     )
 
 
+#: The ServiceAccount admission's projected volume (shared; never mutated).
+_TOKEN_PROJECTION: dict[str, Any] = {
+    "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {
+            "configMap": {
+                "name": "kube-root-ca.crt",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            }
+        },
+        {
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": "namespace",
+                        "fieldRef": {
+                            "apiVersion": "v1",
+                            "fieldPath": "metadata.namespace",
+                        },
+                    }
+                ]
+            }
+        },
+    ],
+    "defaultMode": 420,
+}
+
+
 def _mount_token(spec: dict[str, Any], volume: str) -> None:
     volumes = spec.get("volumes")
     if volumes is not None and not isinstance(volumes, list):
@@ -502,31 +533,8 @@ def _mount_token(spec: dict[str, Any], volume: str) -> None:
         *(volumes or ()),
         {
             "name": volume,
-            "projected": {
-                "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {
-                        "configMap": {
-                            "name": "kube-root-ca.crt",
-                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                        }
-                    },
-                    {
-                        "downwardAPI": {
-                            "items": [
-                                {
-                                    "path": "namespace",
-                                    "fieldRef": {
-                                        "apiVersion": "v1",
-                                        "fieldPath": "metadata.namespace",
-                                    },
-                                }
-                            ]
-                        }
-                    },
-                ],
-                "defaultMode": 420,
-            },
+            # One subtree for every pod: stored objects are never mutated, readers get copies.
+            "projected": _TOKEN_PROJECTION,
         },
     ]
     for c in containers:
@@ -673,8 +681,13 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
                     f"error converting fieldPath: field label not supported: {fp}",
                 )
         elif refs[0] in ("configMapKeyRef", "secretKeyRef"):
-            if not ref.get("name"):
-                errs.required(f"{rpath}.name")
+            # validateConfigMapKeySelector/validateSecretKeySelector check the name as a DNS
+            # subdomain even when it is empty: Invalid (one cause per message), not Required.
+            ref_name = ref.get("name") or ""
+            if isinstance(ref_name, str):
+                error = _validation.dns1123_subdomain_error(ref_name)
+                for message in error.split("; ") if error else ():
+                    errs.invalid(f"{rpath}.name", ref_name, message)
             if not ref.get("key"):
                 errs.required(f"{rpath}.key")
             else:
@@ -692,8 +705,19 @@ def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:
             errs.invalid(epath, "", "may not have more than one field specified at a time")
         else:
             ref = src[refs[0]]
-            if isinstance(ref, dict) and not ref.get("name"):
-                errs.required(f"{epath}[{j}].{refs[0]}.name")
+            npath = f"{epath}[{j}].{refs[0]}.name"
+            ref_name = ref.get("name") if isinstance(ref, dict) else None
+            if isinstance(ref, dict) and not ref_name:
+                errs.required(npath)
+            elif isinstance(ref_name, str):
+                # ValidateConfigMapName/ValidateSecretName with prefix=true: a trailing dash
+                # is allowed (maskTrailingDash).
+                masked = (
+                    ref_name[:-1] + "a" if len(ref_name) > 1 and ref_name[-1] == "-" else ref_name
+                )
+                error = _validation.dns1123_subdomain_error(masked)
+                for message in error.split("; ") if error else ():
+                    errs.invalid(npath, ref_name, message)
 
 
 def _check_ports(

@@ -14,6 +14,7 @@ import itertools
 import random
 from typing import TYPE_CHECKING, Any
 
+from podrunner.backends.fake._fastcopy import forget_spec
 from podrunner.backends.fake._json import format_rfc3339
 
 if TYPE_CHECKING:
@@ -159,6 +160,8 @@ class Store:
         finalizer removed): the server sends only the ``DELETED`` event, with that content.
         """
         old = self.objects[kind].pop((namespace, name), None)
+        if old is not None and kind == "Pod":
+            forget_spec(old.get("spec"))
         if old is not None and final is not None:
             old = final
         if old is None:

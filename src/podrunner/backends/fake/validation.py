@@ -12,9 +12,12 @@ import base64
 import binascii
 import functools
 import json
+import marshal
+import re
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
+from podrunner._jsoncopy import copy_tree
 from podrunner.backends.fake.podspec import (
     canonical_quantity,
     check_finalizers,
@@ -87,6 +90,9 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+_MAX_LEN_RE = re.compile(r"(must be no more than \d+) characters$")
+
+
 class Errors:
     """Collects field errors and raises them as one 422, the way ``field.ErrorList`` does."""
 
@@ -98,10 +104,17 @@ class Errors:
         self.causes: list[StatusCause] = []
 
     def invalid(self, field: str, value: object, detail: str) -> None:
-        """Record ``Invalid value``."""
-        self.causes.append(
-            StatusCause(field, "FieldValueInvalid", f"Invalid value: {_fmt(value)}: {detail}")
-        )
+        """Record ``Invalid value``: one cause per message of a joined ``"; "`` detail.
+
+        The server's validators return a list of messages and their callers append one
+        ``field.Invalid`` per message; podrunner's checks join that list with ``"; "``.
+        """
+        shown = _fmt(value)
+        for message in detail.split("; "):
+            message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
+            self.causes.append(
+                StatusCause(field, "FieldValueInvalid", f"Invalid value: {shown}: {message}")
+            )
 
     def required(self, field: str, detail: str = "") -> None:
         """Record ``Required value``."""
@@ -174,6 +187,11 @@ def _string_map(kind: str, value: object, path: str) -> dict[str, str]:
     return value
 
 
+def _label_key_wording(error: str) -> str:
+    # Label and annotation keys: the server's message names a label key, not a qualified name.
+    return error.replace("a qualified name must consist", "a valid label key must consist")
+
+
 def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: bool) -> None:
     """Validate name, labels and annotations of ``metadata`` (shape already checked)."""
     name = meta.get("name", "")
@@ -195,7 +213,7 @@ def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: 
         for key, value in labels.items():
             error = v.label_key_error(key)
             if error:
-                errs.invalid("metadata.labels", key, error)
+                errs.invalid("metadata.labels", key, _label_key_wording(error))
             error = v.label_value_error(value)
             if error:
                 errs.invalid("metadata.labels", value, error)
@@ -204,7 +222,7 @@ def validate_meta(kind: str, meta: dict[str, Any], errs: Errors, *, label_name: 
         for key in annotations:
             error = v.annotation_key_error(key)
             if error:
-                errs.invalid("metadata.annotations", key, error)
+                errs.invalid("metadata.annotations", key, _label_key_wording(error))
         if v.annotations_size_error(annotations):
             errs.too_long("metadata.annotations", v.TOTAL_ANNOTATION_SIZE_LIMIT)
 
@@ -243,7 +261,78 @@ def _pull_policy(image: str) -> str:
     return "IfNotPresent"
 
 
-def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
+class _PreparedSpec:
+    """A memoised prepared spec, shared (never mutated) by the pods made from it."""
+
+    __slots__ = ("causes", "qos", "spec")
+
+    def __init__(self, spec: dict[str, Any], qos: str, causes: tuple[tuple[str, str, str], ...]):
+        self.spec = spec
+        self.qos = qos
+        self.causes = causes
+
+    def fill(self, spec: dict[str, Any]) -> None:
+        """Make ``spec`` the prepared spec, sharing every subtree admission never assigns.
+
+        Admission and updates assign keys of the spec and of its containers (volumes,
+        tolerations, volumeMounts) and never change a nested value in place, and stored
+        objects are immutable (readers get copies), so only those two levels are new.
+        """
+        spec.clear()  # in place, as the uncached path keeps the caller's dict
+        spec.update(self.spec)
+        for field in ("containers", "initContainers"):
+            items = spec.get(field)
+            if type(items) is list:
+                spec[field] = [c.copy() if type(c) is dict else c for c in items]
+
+
+#: Prepared pod specs by the marshalled input spec.
+_POD_MEMO: dict[bytes, _PreparedSpec] = {}
+_POD_MEMO_SIZE = 1024
+
+
+def _prepare_pod(obj: dict[str, Any], errs: Errors) -> bytes | None:
+    """Default and check a pod, memoised by its spec: the same spec is created again and again.
+
+    Only the spec is memoised: the metadata differs per pod (its name, often generated) and
+    is pruned here and validated by :func:`prepare` every time. The spec's defaulting and
+    validation read nothing but the spec, so equal input specs give equal results. The key is
+    the spec's ``marshal`` encoding: it tells ``True`` from ``1`` and ``1`` from ``1.0`` as
+    JSON does, and two equal encodings decode to equal trees.
+    """
+    spec = obj.get("spec")
+    key = None
+    if type(spec) is dict and not errs.causes:
+        try:
+            key = marshal.dumps(spec)
+        except ValueError:  # not a plain JSON tree, or too deep: no memo
+            key = None
+        hit = _POD_MEMO.get(key) if key is not None else None
+        if hit is not None:
+            drop_unknown("Pod", obj, spec=False)
+            meta = obj.get("metadata")
+            if isinstance(meta, dict):
+                _prune_in_place(meta)
+            hit.fill(spec)
+            errs.causes.extend(StatusCause(*c) for c in hit.causes)
+            obj["status"] = {"phase": "Pending", "qosClass": hit.qos}
+            return key
+    _prepare_pod_uncached(obj, errs)
+    if key is not None:
+        if len(_POD_MEMO) >= _POD_MEMO_SIZE:
+            _POD_MEMO.clear()
+        causes = tuple((c.field, c.reason, c.message) for c in errs.causes)
+        _POD_MEMO[key] = _PreparedSpec(copy_tree(obj["spec"]), obj["status"]["qosClass"], causes)
+    return key
+
+
+def _prune_in_place(value: dict[str, Any]) -> None:
+    pruned = prune(value)
+    value.clear()
+    value.update(pruned)
+
+
+def _prepare_pod_uncached(obj: dict[str, Any], errs: Errors) -> None:
     spec = obj.get("spec")
     if spec is None:
         spec = obj["spec"] = {}
@@ -643,7 +732,7 @@ def _prepare_event(obj: dict[str, Any], errs: Errors) -> None:
 
 
 _PREPARE = {
-    "Pod": _prepare_pod,
+    "Pod": _prepare_pod_uncached,
     "Secret": _prepare_secret,
     "ConfigMap": _prepare_config_map,
     "Namespace": _prepare_namespace,
@@ -710,11 +799,12 @@ def prepare(
     admit: Callable[[dict[str, Any]], None] | None = None,
     *,
     update: bool = False,
-) -> None:
+) -> bytes | None:
     """Default and validate a normalised object in place (raises 400, 403, 413 or 422).
 
     ``admit`` is the mutating admission of a create, run after defaulting and before
-    validation, as the API server orders them.
+    validation, as the API server orders them. Returns the key of the memoised pod spec the
+    object was prepared from (``None`` for other kinds and unmemoised specs).
     """
     size = _encoded_size(obj)
     if size is not None and size > v.MAX_REQUEST_BODY_BYTES:
@@ -731,23 +821,39 @@ def prepare(
     for field in ("labels", "annotations", "finalizers", "ownerReferences"):
         if field in meta and not meta[field]:
             del meta[field]
-    _PREPARE[kind](obj, errs)
+    key = None
+    if kind == "Pod":
+        key = _prepare_pod(obj, errs)
+    else:
+        _PREPARE[kind](obj, errs)
     if admit is not None:
         admit(obj)  # mutating admission answers (403) before validation does
-    # An update validates the new metadata twice (ValidateObjectMetaUpdate and the kind's
-    # own update validation), and the server reports every cause twice.
     if kind == "Event":
         # ValidateEventCreate stops at the event's own errors, and never looks at
         # finalizers or owner references.
         if not errs.causes:
             validate_meta(kind, meta, errs, label_name=False)
         errs.raise_if_any()
-        return
-    for _ in range(2 if update else 1):
+        return None
+    if update and meta.get("generateName"):
+        # ValidateObjectMetaUpdate checks generateName too (a create names the object
+        # before validation, so only an update can carry a bad one this far).
+        gen = meta["generateName"]
+        masked = gen[:-1] + "a" if len(gen) > 1 and gen.endswith("-") else gen
+        check = v.dns1123_label_error if kind == "Namespace" else v.dns1123_subdomain_error
+        error = check(masked) if isinstance(gen, str) else None
+        if error:
+            errs.invalid("metadata.generateName", gen, error)
+    # kube-apiserver 1.36 reports an update's metadata causes four times (labels,
+    # annotations, owner references) and its finalizer causes twice: the object meta is
+    # validated by the update path and by the kind's own validation, each twice.
+    for round_ in range(4 if update else 1):
         validate_meta(kind, meta, errs, label_name=kind == "Namespace")
-        check_finalizers(meta, errs)
+        if round_ < 2:
+            check_finalizers(meta, errs)
         check_owner_references(meta, errs)
     errs.raise_if_any()
+    return key
 
 
 _MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations")

@@ -100,3 +100,15 @@ def integration(session: nox.Session) -> None:
         *args,
         env={k: v for k, v in env.items() if v},
     )
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos tier: faults (restarts, resets, stalls, refusals) on ONE local kwok cluster.
+
+    Bounded to a few minutes: the scenarios of a fault kind run in parallel, and component
+    restarts replace cluster restarts. Figures land in ``benchmarks/results/chaos.json``.
+    """
+    install(session, "tests")
+    session.run("python", "-m", "podrunner.testing.controlplane", "build")
+    session.run("pytest", "tests/chaos", *session.posargs)

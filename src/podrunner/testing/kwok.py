@@ -1308,8 +1308,13 @@ class _Proc:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.env = env
         self._log: IO[bytes] = log_path.open("ab")
-        preexec = _set_pdeathsig if sys.platform.startswith("linux") else None
+        # Linux sends the death signal when the *thread* that forked the child ends, not the
+        # process: a component restarted from a worker thread would be killed when that
+        # thread returns. Such children rely on stop() and atexit alone.
+        on_main = threading.current_thread() is threading.main_thread()
+        preexec = _set_pdeathsig if sys.platform.startswith("linux") and on_main else None
         self.popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -1324,10 +1329,12 @@ class _Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, hard: bool = False) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
+                # A paused (SIGSTOPped) process would hold a SIGTERM pending forever.
+                self.popen.send_signal(signal.SIGCONT)
+                self.popen.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -1756,6 +1763,49 @@ class KwokCluster:
             and not self._failed
         ):
             shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- faults (see podrunner.testing.faults) --------------------------------------------------
+
+    def restart(
+        self, component: str, *, hard: bool = False, downtime: float = 0.0, timeout: float = 60.0
+    ) -> float:
+        """Stop one component and start it again with the same flags and data.
+
+        Args:
+            component: One of :data:`~podrunner.testing.faults.COMPONENTS`.
+            hard: SIGKILL instead of SIGTERM (no graceful shutdown).
+            downtime: Seconds to stay down between the stop and the start.
+            timeout: Seconds to wait until the component is ready again.
+
+        Returns:
+            Seconds from the stop until the component was ready again.
+
+        Raises:
+            ValueError: unknown component.
+            ClusterStartError: it did not become ready within ``timeout``.
+        """
+        from podrunner.testing import faults
+
+        index = faults.component_index(self._procs, component)
+        began = time.monotonic()
+        old = self._procs[index]
+        old.stop(hard=hard)
+        time.sleep(downtime)
+        self._procs[index] = _Proc(old.name, old.argv, old.log_path, old.env)
+        faults.wait_ready(self, self._procs[index], deadline=began + timeout)
+        return time.monotonic() - began
+
+    def pause(self, component: str) -> None:
+        """Freeze a component with SIGSTOP (a stalled server); :meth:`resume` thaws it."""
+        from podrunner.testing import faults
+
+        os.kill(self._procs[faults.component_index(self._procs, component)].pid, signal.SIGSTOP)
+
+    def resume(self, component: str) -> None:
+        """Thaw a component frozen by :meth:`pause` (SIGCONT)."""
+        from podrunner.testing import faults
+
+        os.kill(self._procs[faults.component_index(self._procs, component)].pid, signal.SIGCONT)
 
     def write_logs(
         self,

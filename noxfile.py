@@ -93,6 +93,8 @@ def integration(session: nox.Session) -> None:
         "pytest",
         "tests/integration",
         "tests/contract",
+        # Random traffic on the fake and the server, compared (a bounded run).
+        "tests/differential",
         # The downstream-project test of the pytest plugin, on the same real cluster.
         "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
         "tests/unit/test_plugin.py::test_kwok_rules_report_and_skips",
@@ -103,11 +105,23 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session
+def differential(session: nox.Session) -> None:
+    """The long differential run on kwok; figures go to benchmarks/results/latest.json.
+
+    ``nox -s differential -- --seeds 1000`` runs more sequences (300 by default).
+    """
+    install(session, "tests")
+    session.run("python", "-m", "podrunner.testing.controlplane", "build")
+    session.run("python", "tests/differential/run.py", *session.posargs)
+
+
+@nox.session
 def chaos(session: nox.Session) -> None:
     """The chaos tier: faults (restarts, resets, stalls, refusals) on ONE local kwok cluster.
 
     Bounded to a few minutes: the scenarios of a fault kind run in parallel, and component
-    restarts replace cluster restarts. Figures land in ``benchmarks/results/chaos.json``.
+    restarts replace cluster restarts. ``python benchmarks/run.py chaos``
+    records its figures.
     """
     install(session, "tests")
     session.run("python", "-m", "podrunner.testing.controlplane", "build")

@@ -84,6 +84,34 @@ _TARGETS = [
         "<= 2 streams, all 1,000 runs correct",
         "run_many_1000_target_met",
     ),
+    (
+        "output",
+        "buffered_wall_s",
+        "s",
+        "15 MB of output: <= 1.5 x the command alone + 1 s",
+        "buffered_target_met",
+    ),
+    (
+        "output",
+        "buffered_peak_rss_above_baseline_mb",
+        "MB",
+        "15 MB of output: <= 100 MB above the baseline",
+        "buffered_target_met",
+    ),
+    (
+        "output",
+        "streamed_wall_s",
+        "s",
+        "15 MB through on_log: <= 1.5 x the command alone + 1 s",
+        "streamed_target_met",
+    ),
+    (
+        "output",
+        "streamed_peak_rss_above_baseline_mb",
+        "MB",
+        "15 MB through on_log: <= 100 MB above the baseline",
+        "streamed_target_met",
+    ),
 ]
 
 

@@ -318,17 +318,33 @@ def _is_fake(runner: Any) -> bool:
     return isinstance(runner.backend, FakeBackend)
 
 
-def describe_backend(backend: str, runner: Any, namespace: str | None = None) -> str:
-    """The first line of a command: which backend and namespace it uses."""
+def describe_backend(
+    backend: str, runner: Any, namespace: str | None = None, spec: Any = None
+) -> str:
+    """The first line of a command: which backend and namespace it uses.
+
+    On the fake backend with a ``spec``, a second line names the pod's settings that a local
+    process cannot honour (the image, a read-only root filesystem...), so nobody mistakes the
+    local run for an isolated one.
+    """
+    loose: list[str] = []
     if backend.lower() == "fake":
         where = "fake (the command runs as a local process; the image is ignored)"
+        if spec is not None:
+            from podrunner.backends.fake.runtime_local import unenforced_settings
+            from podrunner.sdk.manifest import build_manifests
+
+            loose = unenforced_settings(build_manifests(spec).pod)
     else:
         where = "kubernetes"
         config = getattr(runner.backend, "_cluster", None)
         context = getattr(config, "context", None)
         if context:
             where += f" (context {context})"
-    return f"podrunner: backend {where}, namespace {namespace or runner.namespace}"
+    text = f"podrunner: backend {where}, namespace {namespace or runner.namespace}"
+    if loose:
+        text += "\npodrunner: not enforced on a local process: " + ", ".join(loose)
+    return text
 
 
 def _server_of(runner: Any) -> str | None:
@@ -552,6 +568,10 @@ class StopSignals:
                 f"podrunner: {_signal_name(signum)} again: cleanup stopped; may be left: "
                 f"{self.may_be_left} (`podrunner reap` deletes them once they expire)\n".encode(),
             )
+        # os._exit skips atexit: end the fake's local processes and run directories first.
+        local = sys.modules.get("podrunner.backends.fake.runtime_local")
+        if local is not None:
+            local._LIVE.at_exit()
         os._exit(128 + signum)
 
     def cleaned(self) -> None:
@@ -638,6 +658,9 @@ class StatusLine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._shown = False
+        # A pipe is flushed at most every 50 ms: a flush per line made 2M lines take seconds.
+        self._flush_every_line = sys.stdout.isatty()
+        self._flushed = self._started
         self._thread: Any = None
         self.pipe_closed = False
         self.on_pipe_closed: Callable[[], None] | None = None
@@ -697,7 +720,10 @@ class StatusLine:
             self._erase()
             try:
                 sys.stdout.write(line + "\n")
-                sys.stdout.flush()
+                now = self._time()
+                if self._flush_every_line or now - self._flushed >= 0.05:
+                    sys.stdout.flush()
+                    self._flushed = now
             except BrokenPipeError:
                 self._close_pipe()
                 return
@@ -718,6 +744,11 @@ class StatusLine:
             self._thread.join()
         with self._lock:
             self._erase()
+            if self._echo_logs and not self.pipe_closed:
+                try:
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    self._close_pipe()
 
 
 def result_dict(result: Any) -> dict[str, Any]:
@@ -799,7 +830,7 @@ def run(
         runner = make_runner(backend, kubeconfig, context, None)
         errors.runner = runner
         try:
-            click.echo(describe_backend(backend, runner, spec.namespace), err=True)
+            click.echo(describe_backend(backend, runner, spec.namespace, spec), err=True)
             code = _run(runner, spec, timeout=timeout, cleanup=cleanup, as_json=as_json)
         finally:
             close_runner(runner)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from typing import TYPE_CHECKING
 
@@ -380,3 +381,33 @@ def test_writes_naming_another_uid_are_refused(kit: Kit) -> None:
         {"metadata": {"uid": again["metadata"]["uid"], "labels": {"x": "1"}}},
     )
     assert patched["metadata"]["labels"] == {"x": "1"}
+
+
+def test_namespace_deletion_waits_for_its_contents(kit: Kit) -> None:
+    """A deleted namespace stays Terminating while an object in it holds a finalizer.
+
+    The fake deletes a namespace and everything in it at once (a deliberate difference:
+    the namespace controller's asynchronous clean-up is not simulated; see
+    docs/fake-fidelity.md).
+    """
+    kit.fake_differs("a namespace and its contents are deleted at once, finalizers or not")
+    backend = kit.backend
+    name = f"{kit.namespace}-t"
+    backend.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        backend.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "held", "namespace": name, "finalizers": ["example.com/x"]},
+            }
+        )
+        backend.delete("Namespace", None, name)
+        ns = backend.get("Namespace", None, name)
+        assert ns["metadata"].get("deletionTimestamp")
+        assert ns["status"]["phase"] == "Terminating"
+    finally:
+        with contextlib.suppress(NotFound):
+            backend.patch("ConfigMap", name, "held", {"metadata": {"finalizers": None}})
+        with contextlib.suppress(NotFound):
+            backend.delete("Namespace", None, name)

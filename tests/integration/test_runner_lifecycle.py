@@ -8,6 +8,7 @@ the fake. After every test nothing managed by podrunner is left in the namespace
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,3 +151,42 @@ def test_run_many(runner: PodRunner) -> None:
     assert sorted(o.logs for o in outcomes if not isinstance(o, Exception)) == [
         f"run {i}\n" for i in range(5)
     ]
+
+
+# kwok's followed log never ends (a real kubelet can also leave one open): the runner must
+# finish the log from the status, not wait for the stream. Before, every streamed run waited
+# a 10 s drain and handle.logs() never ended. The bound is far below that and far above a
+# normal run's end (tens of milliseconds).
+PROMPT_SECONDS = 5.0
+STREAMED = "".join(f"line {i} ✓\n" for i in range(30)) + "last, without a newline"
+
+
+def test_on_log_run_returns_promptly(runner: PodRunner) -> None:
+    """run(on_log=...) streams each line once and returns soon after the container ends."""
+    lines: list[str] = []
+    clock = runner.clock
+    start = clock.monotonic()
+    result = runner.run(spec(logs=STREAMED, duration="1"), timeout=120, on_log=lines.append)
+    took = clock.monotonic() - start
+    assert (result.exit_code, result.logs) == (0, STREAMED)
+    assert lines == STREAMED.splitlines()
+    assert took < 1.0 + PROMPT_SECONDS, took
+    # The follower's stream is closed, not left open until the server gives up on it.
+    for thread in threading.enumerate():
+        if thread.name == f"podrunner-logs-{result.pod_name}":
+            thread.join(30)
+            assert not thread.is_alive()
+
+
+@pytest.mark.timeout(120)
+def test_handle_logs_ends(runner: PodRunner) -> None:
+    """The docs/running.md loop: handle.logs() ends when the container does, output exact."""
+    clock = runner.clock
+    with runner.start(spec(logs=STREAMED, duration="1"), timeout=120) as handle:
+        start = clock.monotonic()
+        lines = list(handle.logs())
+        took = clock.monotonic() - start
+        result = handle.wait()
+    assert lines == STREAMED.splitlines()
+    assert (result.exit_code, result.logs) == (0, STREAMED)
+    assert took < 1.0 + PROMPT_SECONDS, took

@@ -36,7 +36,12 @@ def podrunner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 def test_run_prints_output_and_exits_zero() -> None:
     """The quickstart command prints hi, says which backend, and exits 0."""
-    proc = podrunner("run", "--image", "python:3.11", "--", sys.executable, "-c", "print('hi')")
+    # Baseline keeps the caller's user: the restricted default would run the command as uid
+    # 65532, which cannot reach an interpreter under a private home (/root on the test VM).
+    proc = podrunner(
+        "run", "--image", "python:3.11", "--security", "baseline", "--",
+        sys.executable, "-c", "print('hi')",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n"
     first = proc.stderr.splitlines()[0]
@@ -126,8 +131,9 @@ def test_ctrl_c_deletes_the_run_and_exits_130(tmp_path: Path) -> None:
     marker = tmp_path / "alive"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "podrunner", "run", "--image", "x", "--",
-            "sh", "-c",
+            # Baseline keeps the caller's user, who can write to tmp_path (uid 65532 cannot).
+            sys.executable, "-m", "podrunner", "run", "--image", "x", "--security", "baseline",
+            "--", "sh", "-c",
             f"touch {marker}; echo started; while true; do touch {marker}; sleep 0.1; done",
         ],
         stdout=subprocess.PIPE,
@@ -176,3 +182,27 @@ def test_claude_prints_answer_cost_and_session(tmp_path: Path) -> None:
     assert doc["session_id"]
     budget = podrunner("claude", "#budget x", *args[2:], "--max-budget-usd", "0.01")
     assert budget.returncode == 3
+
+
+def test_fake_banner_names_what_a_local_process_does_not_enforce() -> None:
+    """The local runtime is no sandbox: the second line says which settings it cannot honour."""
+    proc = podrunner("run", "--image", "busybox:1.36", "--", "true")
+    assert proc.returncode == 0, proc.stderr
+    second = proc.stderr.splitlines()[1]
+    assert second.startswith("podrunner: not enforced on a local process: image")
+    assert "seccompProfile" in second
+
+
+def test_a_program_the_pod_user_cannot_reach_gets_a_hint(tmp_path: Path) -> None:
+    """As root, the default uid 65532 cannot run a program under a private directory: say why."""
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to the pod's uid")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    tool = private / "tool"
+    tool.write_text("#!/bin/sh\necho never\n")
+    tool.chmod(0o755)
+    proc = podrunner("run", "--image", "busybox:1.36", "--", str(tool))
+    assert proc.returncode != 0
+    assert "runs as uid 65532" in proc.stdout + proc.stderr
+    assert "--security baseline" in proc.stdout + proc.stderr

@@ -141,9 +141,12 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
         time.sleep(0.5)  # let the cleanup start (ordering only; nothing is timed)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)  # far below the 600 s the delete would take
+        # The API objects may be left, but the local process group never outlives the CLI.
+        local_process_gone = _gone(pid)
     finally:
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)  # the cleanup was stopped, so it may still run
+            os.kill(pid, signal.SIGKILL)
+    assert local_process_gone
     assert proc.returncode == 128 + signal.SIGINT, err
     lines = [line for line in err.splitlines() if "again" in line]
     assert len(lines) == 1

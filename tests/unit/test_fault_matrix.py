@@ -8,6 +8,7 @@ API refused every delete, in which case the caller got that error).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +21,10 @@ from podrunner.errors import (
     BackendError,
     BackendUnavailable,
     Conflict,
+    Forbidden,
     Gone,
     ImagePullError,
+    NotFound,
     PodLost,
     ServerError,
     TooManyRequests,
@@ -339,4 +342,194 @@ def test_log_stream_cut(after_lines: int, split_utf8: bool, times: int, stream: 
     )
     result = run(runner, kwargs)
     assert result.logs == LOGS
+    assert managed(cluster) == set()
+
+
+# -- callbacks that raise -------------------------------------------------------------------
+
+CALLBACK_ENTRY_POINTS = ["run", "start-wait", "logs", "run_many", "attach"]
+
+
+class CallbackBoom(Exception):
+    """What the user's callback raises."""
+
+
+def raising(kind: type[BaseException], calls: list[str]) -> Any:
+    def callback(arg: Any) -> None:
+        calls.append(str(arg))
+        raise kind("from the callback")
+
+    return callback
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("entry", CALLBACK_ENTRY_POINTS)
+@pytest.mark.parametrize("callback", ["on_log", "on_state"])
+@pytest.mark.parametrize("error", [CallbackBoom, KeyboardInterrupt], ids=["exception", "ctrl-c"])
+def test_callback_that_raises(entry: str, callback: str, error: type[BaseException]) -> None:
+    """A callback's exception stops the run, reaches the caller, and nothing is left.
+
+    The container would run for an hour: the run ends because the callback raised, not
+    because the pod finished, and the exception is the callback's own (Ctrl-C included).
+    A thread that let it escape would fail this test ("unhandled thread exception" warnings
+    are errors in this suite).
+    """
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=3600.0)
+    runner = PodRunner(cluster.backend)
+    calls: list[str] = []
+    kwargs: dict[str, Any] = {callback: raising(error, calls)}
+
+    def enter() -> None:
+        if entry == "run":
+            runner.run(SPEC, **kwargs)
+        elif entry == "start-wait":
+            with runner.start(SPEC, **kwargs) as handle:
+                handle.wait()
+        elif entry == "logs":
+            with runner.start(SPEC, **kwargs) as handle:
+                for _ in handle.logs():
+                    pass
+        elif entry == "run_many":
+            for _ in runner.run_many([SPEC] * 3, **kwargs):
+                pass
+        else:
+            first = runner.start(SPEC)
+            with runner.attach(first.run_id, **kwargs) as handle:
+                handle.wait()
+
+    with pytest.raises(error, match="from the callback"):
+        enter()
+    # Each run called the callback once at most: a stopping run calls it no more.
+    assert 1 <= len(calls) <= (3 if entry == "run_many" else 1)
+    assert cluster.clock.monotonic() < 3600.0
+    if entry == "attach":
+        # An attached run knows only its pod; the cluster collects the Secret the pod owns.
+        assert {name for name in managed(cluster) if name.startswith("Pod/")} == set()
+    else:
+        assert managed(cluster) == set()
+
+
+# -- persistent faults in run_many ----------------------------------------------------------
+
+MANY = 40
+
+
+def left_behind(cluster: FakeCluster) -> dict[str, int]:
+    counts = {"Pod": 0, "Secret": 0}
+    for name in managed(cluster):
+        counts[name.split("/")[0]] = counts.get(name.split("/")[0], 0) + 1
+    return counts
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("max_parallel", [8, 64])
+@pytest.mark.parametrize(
+    "fault",
+    ["missing-namespace", "pod-create-403", "secret-create-403", "patch-403", "watch-500"],
+)
+def test_run_many_persistent_fault_leaves_nothing(fault: str, max_parallel: int) -> None:
+    """Whatever run_many raises, no pod or Secret it started is left afterwards."""
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=30.0)
+    specs = [SPEC] * MANY
+    expected_error: type[BackendError] = ServerError
+    if fault == "missing-namespace":
+        specs = [*specs[:20], SPEC.with_namespace("nowhere"), *specs[20:]]
+        expected_error = NotFound
+    elif fault == "watch-500":
+        cluster.fault(verb="watch", status=500)
+    else:
+        verb, kind = {
+            "pod-create-403": ("create", "Pod"),
+            "secret-create-403": ("create", "Secret"),
+            "patch-403": ("patch", "Secret"),
+        }[fault]
+        cluster.fault(verb=verb, kind=kind, status=403, nth=15)
+        expected_error = Forbidden
+    with pytest.raises(expected_error):
+        list(PodRunner(cluster.backend).run_many(specs, max_parallel=max_parallel))
+    assert left_behind(cluster) == {"Pod": 0, "Secret": 0}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("max_parallel", [1, 8, 64])
+def test_run_many_persistent_delete_failure_ends(max_parallel: int) -> None:
+    """Deletes that keep failing end in a typed error (no hang on the virtual clock).
+
+    Only the pods whose delete the API refused may remain; every Secret is deleted.
+    """
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=5.0)
+    refused = cluster.fault(verb="delete", kind="Pod", status=500)
+    with pytest.raises(ServerError):
+        for _ in PodRunner(cluster.backend).run_many([SPEC] * MANY, max_parallel=max_parallel):
+            pass
+    left = left_behind(cluster)
+    assert left["Secret"] == 0
+    assert 1 <= left["Pod"] <= min(max_parallel, MANY)
+    assert refused.fired >= 5  # each refused delete was retried to the budget, then given up
+    cluster.clear_faults()
+    PodRunner(cluster.backend).reap(older_than=0)
+    assert left_behind(cluster) == {"Pod": 0, "Secret": 0}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stop_after", [0, 1, 10])
+@pytest.mark.parametrize("how", ["break", "close", "error"])
+def test_run_many_stopped_by_its_caller_leaves_nothing(stop_after: int, how: str) -> None:
+    """A caller that stops iterating (break, close, an exception) leaves nothing behind."""
+    cluster = FakeCluster()
+    # Runs of different lengths, so starts complete while earlier runs' results are yielded.
+    specs = []
+    for i in range(MANY):
+        cluster.when(image=f"busybox:1.{i}").succeed(logs=LOGS, after=0.5 * (i % 7))
+        specs.append(SPEC.with_image(f"busybox:1.{i}"))
+    outcomes = PodRunner(cluster.backend).run_many(specs, max_parallel=16)
+    seen = 0
+    with pytest.raises(CallbackBoom) if how == "error" else contextlib.nullcontext():
+        for _ in outcomes:
+            if seen >= stop_after:
+                if how == "close":
+                    outcomes.close()  # type: ignore[attr-defined]
+                if how == "error":
+                    raise CallbackBoom
+                break
+            seen += 1
+    if how != "close":
+        del outcomes  # the generator is closed when it is dropped
+    assert left_behind(cluster) == {"Pod": 0, "Secret": 0}
+
+
+# -- empty watch streams --------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+@pytest.mark.parametrize("stream", [False, True], ids=["drain", "stream"])
+def test_watch_streams_that_end_empty(clock: str, stream: bool) -> None:
+    """Watches that close with no event back off and fall back to reading the pod."""
+    cluster = FakeCluster(clock=clock)
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=0.5)
+    cluster.fault(verb="watch", cut_watch_after=0)
+    runner = PodRunner(cluster.backend)
+    lines: list[str] = []
+    result = runner.run(SPEC, on_log=lines.append if stream else None)
+    assert (result.exit_code, result.logs) == (0, LOGS)
+    if stream:
+        assert lines == LOGS.splitlines()
+    # A handful of reconnects, not a busy loop (which made hundreds of thousands).
+    watches = sum(1 for action in cluster.actions if action[0] == "watch")
+    assert watches < 40
+    assert managed(cluster) == set()
+
+
+@pytest.mark.timeout(120)
+def test_run_many_with_watch_streams_that_end_empty() -> None:
+    """run_many completes every run when every watch closes with no event."""
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=2.0)
+    cluster.fault(verb="watch", cut_watch_after=0)
+    results = list(PodRunner(cluster.backend).run_many([SPEC] * 10, max_parallel=4))
+    assert [(r.exit_code, r.logs) for r in results] == [(0, LOGS)] * 10  # type: ignore[union-attr]
     assert managed(cluster) == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -131,3 +133,127 @@ def test_any_sequence_of_cut_streams_reassembles_exactly(lines: list[str], cuts:
                 break
     log.feed_all([full[start:]], complete=True)
     assert log.text == "".join(f"{t}\n" for t in lines)
+
+
+# -- lines that share one timestamp are handled as one piece ------------------------------------
+
+_SHARED = st.lists(
+    st.tuples(
+        st.integers(0, 5),  # second
+        st.lists(
+            st.text(
+                st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=6
+            ),
+            max_size=6,
+        ),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _stream(blocks: list[tuple[int, list[str]]]) -> tuple[bytes, list[str]]:
+    """Encode blocks of lines sharing a stamp (stamps non-decreasing); return bytes and lines."""
+    out, lines, second = b"", [], 0
+    for step, texts in blocks:
+        second += step
+        ts = f"2026-11-27T10:00:{second:02d}.5Z "
+        for text in texts:
+            out += (ts + text + "\n").encode()
+            lines.append(text)
+    return out, lines
+
+
+@given(_SHARED, st.data())
+def test_shared_stamp_blocks_match_line_by_line(blocks: list[Any], data: st.DataObject) -> None:
+    """Any chunking of a stream with shared stamps gives the lines a line-by-line read gives."""
+    raw, lines = _stream(blocks)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=5)))
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    seen: list[str] = []
+    log = LogCollector(on_line=seen.append)
+    returned = log.feed_all(chunks, complete=True)
+    assert returned == seen == lines
+    assert log.text == "".join(line + "\n" for line in lines)
+    assert log.line_count == len(lines)
+
+
+@given(_SHARED, st.data())
+def test_resume_inside_a_shared_stamp_block_is_exact(
+    blocks: list[Any], data: st.DataObject
+) -> None:
+    """A stream cut anywhere and resumed from the whole second keeps each line once."""
+    raw, lines = _stream(blocks)
+    cut = data.draw(st.integers(0, len(raw)))
+    log = LogCollector()
+    log.feed_all([raw[:cut]], complete=False)
+    since = log.since_time
+    # The server resends every line stamped at or after the whole second asked for.
+    again = b"".join(
+        line + b"\n"
+        for line in raw.split(b"\n")[:-1]
+        if since is None or line[:19].decode() >= since[:19]
+    )
+    log.feed_all([again], complete=True)
+    assert log.text == "".join(line + "\n" for line in lines)
+
+
+def test_cap_drops_the_fewest_whole_lines_of_a_block() -> None:
+    """With a cap, the oldest whole lines go, even from inside one multi-line piece."""
+    ts = "2026-11-27T10:00:00.5Z "
+    log = LogCollector(max_bytes=10)
+    log.feed_all([f"{ts}aaaa\n{ts}bbbb\n{ts}cc\n{ts}dé\n".encode()], complete=True)
+    assert log.text == "cc\ndé\n"
+    assert log.truncated
+    assert log.dropped_bytes == 10
+    assert log.line_count == 4
+
+
+# -- once past a resume's repeated lines, a stream is taken in bulk -----------------------------
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), max_size=5
+)
+_ORDERED = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), _TEXT), min_size=1, max_size=30)
+
+
+def _ordered_stream(steps: list[tuple[int, int, str]]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Lines with non-decreasing stamps, some shared, as a kubelet writes them."""
+    out, texts, second, tenth = [], [], 0, 0
+    for new_second, new_tenth, text in steps:
+        if new_second:
+            second, tenth = second + new_second, new_tenth
+        elif new_tenth:
+            tenth = min(9, tenth + new_tenth)
+        ts = f"2026-11-27T10:00:{second:02d}" + (f".{tenth}Z" if tenth else "Z")
+        out.append((ts, f"{ts} {text}\n".encode()))
+        texts.append(text)
+    return out, texts
+
+
+@given(_ORDERED, st.data())
+def test_ordered_stream_any_chunking_and_resume_is_exact(
+    steps: list[tuple[int, int, str]], data: st.DataObject
+) -> None:
+    """Cut anywhere, resumed from the whole second, chunked anyhow: each line exactly once."""
+    lines, texts = _ordered_stream(steps)
+    raw = b"".join(line for _, line in lines)
+    seen: list[str] = []
+    log = LogCollector(on_line=seen.append)
+    cut = data.draw(st.integers(0, len(raw)))
+    log.feed_all([raw[:cut]], complete=False)
+    since = log.since_time
+    again = b"".join(line for ts, line in lines if since is None or ts[:19] >= since[:19])
+    points = sorted(data.draw(st.lists(st.integers(0, len(again)), max_size=4)))
+    chunks = [again[a:b] for a, b in zip([0, *points], [*points, len(again)], strict=True)]
+    log.feed_all(chunks, complete=True)
+    assert log.text == "".join(text + "\n" for text in texts)
+    assert seen == texts
+
+
+def test_unstamped_lines_in_bulk_are_kept_as_they_are() -> None:
+    """A line without a timestamp inside a stamped stream is kept whole, like the others."""
+    log = LogCollector()
+    log.feed_all([b"2026-11-27T10:00:00Z a\nplain line\n2026-11-27T10:00:01Z b\n"], complete=True)
+    assert log.text == "a\nplain line\nb\n"
+    assert log.since_time == "2026-11-27T10:00:01Z"

@@ -297,6 +297,69 @@ def test_handle_logs_iterator(cluster: FakeCluster, runner: PodRunner) -> None:
     assert leftovers(cluster) == []
 
 
+NEVER_ENDING_LOGS = "".join(f"out {i} ✓\n" for i in range(20)) + "no newline at the end"
+
+
+def _epoch(text: str | None) -> float:
+    assert text is not None
+    ts = parse_timestamp(text)
+    assert ts is not None
+    return ts[0] + ts[1] / 1e9
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("cut", [None, 0, 7], ids=["whole", "cut-at-once", "cut-mid"])
+@pytest.mark.parametrize("how", ["run", "on_log", "logs", "logs+on_log"])
+def test_log_follow_that_never_ends(cluster: FakeCluster, how: str, cut: int | None) -> None:
+    """A followed log that stays open after the container ended (kwok, some kubelets).
+
+    The run ends when the status says the container terminated, without waiting for the
+    stream: the result (and ``run()``) comes at that virtual instant, ``logs()`` ends, and
+    the output is exact, each line streamed once.
+    """
+    cluster.when(image="busybox:*").succeed(logs=NEVER_ENDING_LOGS, after=5.0)
+    cluster.fault(verb="read_log", follow_never_ends=True)
+    if cut is not None:
+        cluster.fault(verb="read_log", cut_log_after_lines=cut, times=1)
+    runner = PodRunner(cluster.backend)
+    streamed: list[str] = []
+    on_log = streamed.append if "on_log" in how else None
+    iterated: list[str] | None = None
+    if how.startswith("logs"):
+        with runner.start(SPEC, on_log=on_log) as handle:
+            iterated = list(handle.logs())
+            result = handle.wait()
+    else:
+        result = runner.run(SPEC, on_log=on_log)
+    assert (result.exit_code, result.logs) == (0, NEVER_ENDING_LOGS)
+    expected = NEVER_ENDING_LOGS.splitlines()
+    if on_log is not None:
+        assert streamed == expected
+    if iterated is not None:
+        assert iterated == expected
+    # Nothing waited for the stream to end: the run returned when the container finished
+    # (virtual time, to the second the status carries).
+    assert cluster.clock.now() - _epoch(result.finished_at) < 2.0
+    assert leftovers(cluster) == []
+
+
+def follower_threads(pod_name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"podrunner-logs-{pod_name}"]
+
+
+@pytest.mark.parametrize("cleanup", [CleanupPolicy.ALWAYS, CleanupPolicy.NEVER])
+def test_log_follower_is_stopped(cluster: FakeCluster, cleanup: CleanupPolicy) -> None:
+    """The follower of a never-ending log stream ends with the run, even if the pod is kept."""
+    cluster.when(image="busybox:*").succeed(logs="a\nb\n", after=5.0)
+    cluster.fault(verb="read_log", follow_never_ends=True)
+    lines: list[str] = []
+    result = PodRunner(cluster.backend).run(SPEC, on_log=lines.append, cleanup=cleanup)
+    assert (lines, result.logs) == (["a", "b"], "a\nb\n")
+    for thread in follower_threads(result.pod_name):
+        thread.join(30)  # a bound for a broken build only: it ends at once
+        assert not thread.is_alive()
+
+
 def test_log_cap_keeps_tail(cluster: FakeCluster) -> None:
     """With a cap the result keeps the tail and says it was truncated."""
     cluster.when(image="busybox:*").succeed(logs="".join(f"{i:04d}\n" for i in range(1000)))

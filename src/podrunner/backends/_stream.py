@@ -1,22 +1,26 @@
-"""A watch stream that another thread can close while a read is blocked on it.
+"""Watch and log streams that another thread can close while a read is blocked on them.
 
 A generator cannot be closed while another thread runs it (``ValueError: generator already
 executing``), yet that is exactly when a shared watch must be stopped: its reader is blocked
-waiting for the next event. Both backends return this wrapper, and each gives it a way to
-interrupt a blocked read (shut the socket down, wake the fake's clock).
+waiting for the next event; so must a followed log that stays open after its container
+ended. Backends return these wrappers, and give each a way to interrupt a blocked read (shut
+the socket down, wake the fake's clock).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from podrunner.backends.base import WatchEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from podrunner.backends.base import WatchEvent
 
-__all__ = ["StreamState", "WatchStream"]
+__all__ = ["InterruptibleStream", "StreamState", "WatchStream"]
+
+_T = TypeVar("_T")
 
 
 def _nothing() -> None:
@@ -37,8 +41,8 @@ class StreamState:
         self.closed = False
 
 
-class WatchStream:
-    """An iterator of watch events whose :meth:`close` works from any thread.
+class InterruptibleStream(Generic[_T]):
+    """An iterator whose :meth:`close` works from any thread.
 
     Attributes:
         state: Shared with the backend's generator, which checks ``state.closed`` and ends.
@@ -50,7 +54,7 @@ class WatchStream:
 
     def __init__(self) -> None:
         self.state = StreamState()
-        self.gen: Generator[WatchEvent, None, None] | None = None
+        self.gen: Generator[_T, None, None] | None = None
         self.interrupt: Callable[[], None] = _nothing
 
     @property
@@ -58,10 +62,10 @@ class WatchStream:
         """Whether :meth:`close` was called."""
         return self.state.closed
 
-    def __iter__(self) -> WatchStream:
+    def __iter__(self) -> InterruptibleStream[_T]:
         return self
 
-    def __next__(self) -> WatchEvent:
+    def __next__(self) -> _T:
         if self.state.closed or self.gen is None:
             raise StopIteration
         return next(self.gen)
@@ -74,3 +78,9 @@ class WatchStream:
             # Running in another thread: the interrupt ends that read, and it sees `closed`.
             with contextlib.suppress(ValueError):
                 self.gen.close()
+
+
+class WatchStream(InterruptibleStream[WatchEvent]):
+    """An iterator of watch events whose :meth:`close` works from any thread."""
+
+    __slots__ = ()

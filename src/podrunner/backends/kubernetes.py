@@ -42,7 +42,7 @@ import kubernetes.stream.ws_client
 import urllib3
 import urllib3.exceptions
 
-from podrunner.backends._stream import StreamState, WatchStream
+from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import (
     Clock,
     ExecResult,
@@ -746,10 +746,12 @@ class KubernetesBackend:
         tail_lines: int | None = None,
         limit_bytes: int | None = None,
         previous: bool = False,
-    ) -> Generator[bytes, None, None]:
+    ) -> Iterator[bytes]:
         """Stream a container's log as raw byte chunks, never holding the whole log.
 
-        The request is sent when iteration starts; ``close()`` closes the connection.
+        The request is sent when iteration starts; ``close()`` closes the connection, also
+        from another thread while a read is blocked on it (a followed log can stay open after
+        its container ended).
 
         Raises:
             BackendUnavailable: The connection dropped before the server ended the stream, or
@@ -766,7 +768,11 @@ class KubernetesBackend:
             ("previous", "true" if previous else None),
         ]
         read_timeout = self._log_idle_timeout if follow else self._read_timeout
-        return self._read_log(namespace, pod, query, read_timeout)
+        stream: InterruptibleStream[bytes] = InterruptibleStream()
+        opened: builtins.list[Any] = []
+        stream.gen = self._read_log(namespace, pod, query, read_timeout, stream.state, opened)
+        stream.interrupt = partial(_shut_down, opened)
+        return stream
 
     def _read_log(
         self,
@@ -774,6 +780,8 @@ class KubernetesBackend:
         pod: str,
         query: builtins.list[tuple[str, object]],
         read_timeout: float | None,
+        handle: StreamState,
+        opened: builtins.list[Any],
     ) -> Generator[bytes, None, None]:
         with _translate_errors("Pod", namespace, pod):
             resp = self._open(
@@ -783,13 +791,20 @@ class KubernetesBackend:
                 read_timeout=read_timeout,
                 accept="*/*",
             )
+        # Published before `closed` is read, as for a watch (see _watch).
+        opened.append(resp)
         complete = False
         try:
+            if handle.closed:
+                return
             with _translate_errors("Pod", namespace, pod):
                 for chunk in _chunks(resp):
                     if chunk:
                         yield chunk
             complete = True
+        except BackendError:
+            if not handle.closed:
+                raise  # a read cut short by close() is the end of the stream, not an error
         finally:
             _close_response(resp, complete)
 

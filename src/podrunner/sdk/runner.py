@@ -21,6 +21,7 @@ How a run goes (every backend, every outcome):
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -30,10 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from podrunner.backends._stream import InterruptibleStream
 from podrunner.backends.base import Backend, Clock, Hold, Kind, WatchEvent
 from podrunner.errors import (
     AlreadyExists,
@@ -93,7 +95,11 @@ _READER_JOIN_SECONDS = 5.0
 # Errors any call may retry (with backoff); a 401 is handled apart, by a credentials refresh.
 _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, BackendUnavailable)
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
+# Watch streams in a row that end at once with nothing in them before the runner stops
+# trusting the watch and reads the pods instead (a proxy or server that cuts every watch).
+_EMPTY_STREAMS_BEFORE_READ = 3
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 StateCallback = Callable[[PodState], None]
 LogCallback = Callable[[str], None]
@@ -225,6 +231,22 @@ class _Flag:
         return self._set
 
 
+class _Settable(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class _Either:
+    """Set when any of its flags is set."""
+
+    __slots__ = ("flags",)
+
+    def __init__(self, *flags: _Settable) -> None:
+        self.flags = flags
+
+    def is_set(self) -> bool:
+        return any(flag.is_set() for flag in self.flags)
+
+
 class _Subscription:
     __slots__ = ("event", "name", "pending")
 
@@ -267,6 +289,10 @@ class _PodWatch:
         self._interrupted = False  # interrupt() asked the reader to drop its stream
         self._stream_end = 0.0
         self._failures = 0
+        self._events_in_stream = 0
+        self._empty_streams = 0  # streams in a row that ended early with no event
+        self._reopen_at = 0.0  # back-off after such streams: no new stream before this
+        self._listed = False  # the last _open listed the pods and handed them out
         self._closing = False
         self.listener: Callable[[str], None] | None = None
         self.streams_opened = 0
@@ -378,7 +404,7 @@ class _PodWatch:
             self.listener(sub.name)
 
     def wait(
-        self, sub: _Subscription, deadline: float | None, cancel: threading.Event | _Flag
+        self, sub: _Subscription, deadline: float | None, cancel: _Settable
     ) -> list[WatchEvent]:
         """Return the next events for ``sub``; an empty list when the deadline passed."""
         while True:
@@ -467,6 +493,19 @@ class _PodWatch:
         delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
         self._runner.clock.sleep(delay or self._runner.retry.delay(self._failures))
 
+    def _ended_empty(self) -> None:
+        """A stream ended long before its timeout with no event: back off before the next.
+
+        Reconnecting at once would be a busy loop against a server that cuts every watch;
+        after a few such streams the next one starts with a list of the pods, so runs still
+        see their pods finish (the watch then works as a poll).
+        """
+        self._empty_streams += 1
+        if self._empty_streams >= _EMPTY_STREAMS_BEFORE_READ:
+            self._rv = None
+        delay = self._runner.retry.delay(min(self._empty_streams, 16))
+        self._reopen_at = self._runner.clock.monotonic() + delay
+
     def _open(self, remaining: float | None) -> Iterator[WatchEvent]:
         runner = self._runner
         if self._rv is None:
@@ -474,6 +513,7 @@ class _PodWatch:
                 lambda: runner.backend.list("Pod", self._namespace, label_selector=_MANAGED)
             )
             self._rv = listed.resource_version
+            self._listed = True
             names = set()
             with self._lock:
                 for obj in listed.items:
@@ -511,6 +551,7 @@ class _PodWatch:
             )
         )
         self._stream_end = runner.clock.monotonic() + math.ceil(seconds)
+        self._events_in_stream = 0
         self.streams_opened += 1
         self.open_streams += 1
         self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
@@ -527,16 +568,33 @@ class _PodWatch:
             and self._stream_end > runner.clock.monotonic() + remaining + 1
         ):
             self._drop_stream()
+        if self._stream is None and self._reopen_at > runner.clock.monotonic():
+            pause = self._reopen_at - runner.clock.monotonic()
+            runner.clock.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
         try:
             if self._stream is None:
                 self._stream = self._open(remaining)
+                if self._listed:
+                    # The list handed runs their pods: let them see that before this
+                    # reader blocks on the new stream.
+                    self._listed = False
+                    return
             if self._interrupted:
                 self._interrupted = False
                 self._drop_stream()
                 return
             event = next(self._stream)
         except StopIteration:
+            empty = (
+                self._events_in_stream == 0
+                and not self._interrupted
+                and runner.clock.monotonic() < self._stream_end - 1
+            )
             self._drop_stream()
+            if empty:
+                self._ended_empty()
+            else:
+                self._empty_streams = 0
             return
         except Gone as exc:
             self._drop_stream()
@@ -548,6 +606,8 @@ class _PodWatch:
             self._failed(exc)
             return
         self._failures = 0
+        self._events_in_stream += 1
+        self._empty_streams = 0
         obj = event.object
         if event.type == "ERROR":
             # An in-stream Status: 410 means the version expired; anything else, reconnect.
@@ -621,7 +681,10 @@ class RunHandle:
         self._deadlines = deadlines
         self._cleanup_policy = cleanup
         self._check = check
-        self._on_state = on_state
+        # The first exception a user callback raised: it stops the run and reaches whoever
+        # waits on it (wait(), logs(), run_many), whatever thread the callback ran in.
+        self._callback_error: BaseException | None = None
+        self._on_state = None if on_state is None else self._guarded(on_state)
         self._created = created_at
         self._cancel = _Flag()
         self._lock = threading.Lock()
@@ -639,16 +702,25 @@ class RunHandle:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._cleaned = False
-        self._collector = LogCollector(max_bytes=runner.log_limit_bytes, on_line=on_log)
+        self._collector = LogCollector(
+            max_bytes=runner.log_limit_bytes,
+            on_line=None if on_log is None else self._guarded(on_log),
+        )
         self._collector_lock = threading.Lock()
+        self._drain_lock = threading.Lock()  # one non-following read at a time
         self._follower: threading.Thread | None = None
         # Made with the follower thread: only a followed log is ever waited for.
         self._follower_done: threading.Event
         self._follow_abandoned = _Flag()
+        self._follow_stream: Iterator[bytes] | None = None  # the follower's open stream
         self._drained = False
         self._stream_logs = on_log is not None
         if self._pod is not None:
-            self._observe(self._pod)
+            try:
+                self._observe(self._pod)
+            except BaseException:
+                self._finish(success=False)  # on_state raised: nothing may stay behind
+                raise
 
     # -- public --------------------------------------------------------------------------
 
@@ -703,7 +775,10 @@ class RunHandle:
     def logs(self) -> Iterator[str]:
         """Follow the container's output line by line until it terminates.
 
-        Lines are de-duplicated across reconnects and also kept for the result.
+        Lines are de-duplicated across reconnects and also kept for the result. The iterator
+        ends once the pod's status says the container terminated (what is left of the log is
+        then read at once, since a followed log may stay open after its container ended), or
+        when the run is cancelled. An exception raised by a callback is raised here.
         """
         lines: list[str] = []
         ready = threading.Event()
@@ -715,25 +790,67 @@ class RunHandle:
         self._collector.add_listener(on_line)
         self._stream_logs = True
         self._ensure_follower()
+        # The follower cannot tell that the container ended while its stream stays open, so
+        # a second thread follows the pod's status for this iterator.
+        stop = _Flag()
+        over = threading.Event()
+        failed: list[BaseException] = []
+
+        # Held as wait() holds it: a virtual clock must not jump while this thread works
+        # (from before it starts), only while it waits.
+        hold = self._runner.clock.hold(owned=False)
+
+        def follow_status() -> None:
+            hold.adopt()
+            try:
+                while not (self._state.terminal or self._gone or self._cancel.is_set()):
+                    if stop.is_set():
+                        return
+                    self._apply(self._watch.wait(self._sub, None, _Either(stop, self._cancel)))
+            except BaseException as exc:
+                self._callback_failed_elsewhere(exc)
+                failed.append(exc)  # raised by the iterator, in its caller's thread
+            finally:
+                hold.release()
+                over.set()
+                ready.set()
+
+        status = threading.Thread(
+            target=follow_status, name=f"podrunner-status-{self.pod_name}", daemon=True
+        )
+        status.start()
         clock = self._runner.clock
         pos = 0
-        while True:
-            ready.clear()
-            batch = lines[pos:]
-            pos += len(batch)
-            yield from batch
-            if batch:
-                continue
-            if self._follower_done.is_set():
-                if pos == len(lines):
-                    return
-                continue
-            clock.wait(ready, 1.0)
+        try:
+            while True:
+                ready.clear()
+                batch = lines[pos:]
+                pos += len(batch)
+                yield from batch
+                if batch:
+                    continue
+                if self._callback_error is not None:
+                    raise self._callback_error
+                if failed:
+                    raise failed[0]
+                if over.is_set() or (self._follower_done.is_set() and self._drained):
+                    if not self._drained and not self._cancel.is_set():
+                        self._drain_logs()  # the rest arrives through on_line
+                    if pos == len(lines):
+                        return
+                    continue
+                clock.wait(ready, 1.0)
+        finally:
+            stop.set()
+            self._sub.wake()
+            if status.is_alive():
+                self._watch.interrupt()  # it may be blocked reading the shared stream
+            status.join(_READER_JOIN_SECONDS)
 
     def cancel(self) -> None:
         """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""
         self._cancel.set()
-        self._sub.wake()
+        self._wake_waiter()
 
     def close(self) -> None:
         """Clean up according to the cleanup policy (idempotent)."""
@@ -746,6 +863,38 @@ class RunHandle:
         self.close()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _wake_waiter(self) -> None:
+        """Make whoever waits on this run look at it now (from any thread)."""
+        self._sub.wake()
+        listener = self._watch.listener
+        if listener is not None:
+            listener(self.pod_name)  # run_many's consumer
+        # A waiter reading the shared stream would only notice at the pod's next event.
+        self._watch.interrupt()
+
+    def _guarded(self, callback: Callable[[_A], None]) -> Callable[[_A], None]:
+        """Wrap a user callback so that its exception stops the run and reaches the caller."""
+
+        def call(arg: _A) -> None:
+            if self._callback_error is not None:
+                return  # the run is stopping because a callback raised: no more calls
+            try:
+                callback(arg)
+            except BaseException as exc:
+                if self._callback_error is None:
+                    self._callback_error = exc
+                raise
+
+        return call
+
+    def _callback_failed_elsewhere(self, exc: BaseException) -> bool:
+        """In a background thread: whether ``exc`` is a callback's; if so, stop the run."""
+        if exc is not self._callback_error:
+            return False
+        self._cancel.set()
+        self._wake_waiter()
+        return True
 
     def _observe(self, pod: Mapping[str, Any]) -> PodState:
         state = reduce(pod, self._container)
@@ -818,6 +967,11 @@ class RunHandle:
 
     def _outcome_now(self) -> RunResult | None:
         """The result if the run is over (raising if lost or cancelled); ``None`` if not."""
+        failure = self._callback_error
+        if failure is not None:
+            if not self._state.terminal:
+                self._kill()
+            raise failure
         state = self._state
         if state.terminal:
             return self._conclude(state)
@@ -968,31 +1122,40 @@ class RunHandle:
 
     def _follow(self) -> None:
         """Follow the log, reconnecting from the last timestamp until the container is done."""
-        runner = self._runner
-        failures = 0
         try:
-            while not self._follow_abandoned.is_set():
-                try:
-                    self._read_log_into_collector(follow=True)
-                    failures = 0
-                except NotFound:
-                    return
-                except BackendError:
-                    failures += 1
-                    if failures > runner.retry.attempts * 4:
-                        return
-                if self._follow_abandoned.is_set() or self._cancel.is_set():
-                    return
-                # The stream ended. Only the pod status says whether the container is done:
-                # a stream also ends on a dropped connection or before the container started.
-                if not self._state.terminal:
-                    self._refresh_state()
-                if self._state.terminal or self._gone:
-                    self._drain_logs_now()
-                    return
-                runner.clock.sleep(min(1.0, runner.retry.backoff * max(1, failures)))
+            self._follow_until_done()
+        except BaseException as exc:
+            if self._callback_failed_elsewhere(exc):
+                return
+            if self._follow_abandoned.is_set():
+                return  # its stream was closed under it: nobody needs this read any more
+            raise
         finally:
             self._follower_done.set()
+
+    def _follow_until_done(self) -> None:
+        runner = self._runner
+        failures = 0
+        while not self._follow_abandoned.is_set():
+            try:
+                self._read_log_into_collector(follow=True)
+                failures = 0
+            except NotFound:
+                return
+            except BackendError:
+                failures += 1
+                if failures > runner.retry.attempts * 4:
+                    return
+            if self._follow_abandoned.is_set() or self._cancel.is_set():
+                return
+            # The stream ended. Only the pod status says whether the container is done:
+            # a stream also ends on a dropped connection or before the container started.
+            if not self._state.terminal:
+                self._refresh_state()
+            if self._state.terminal or self._gone:
+                self._drain_logs_now()
+                return
+            runner.clock.sleep(min(1.0, runner.retry.backoff * max(1, failures)))
 
     def _refresh_state(self) -> None:
         try:
@@ -1011,6 +1174,8 @@ class RunHandle:
     def _read_log_into_collector(self, *, follow: bool) -> None:
         """One log request from the last timestamp; raises on a broken stream."""
         with self._collector_lock:
+            if follow and self._follow_abandoned.is_set():
+                return  # the collector now belongs to the final, non-following read
             since = self._collector.since_time
             self._collector.begin_stream()
         stream = self._runner.backend.read_log(
@@ -1021,6 +1186,11 @@ class RunHandle:
             timestamps=True,
             since_time=since,
         )
+        if follow:
+            with self._collector_lock:
+                self._follow_stream = stream
+            if self._follow_abandoned.is_set():
+                self._stop_follower()  # abandoned meanwhile: the stop may have missed it
         try:
             for chunk in stream:
                 with self._collector_lock:
@@ -1029,18 +1199,27 @@ class RunHandle:
                     self._collector.feed(chunk)
         except BaseException:
             with self._collector_lock:
-                self._collector.end_stream(complete=False)
+                if not (follow and self._follow_abandoned.is_set()):
+                    self._collector.end_stream(complete=False)
             raise
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
         with self._collector_lock:
+            if follow and self._follow_abandoned.is_set():
+                return
             # A follow stream that ended may have been cut: its partial line comes again.
             self._collector.end_stream(complete=not follow)
 
     def _drain_logs_now(self) -> str:
         """Read what the log has that the collector lacks; return a note if incomplete."""
+        with self._drain_lock:
+            if self._drained:
+                return ""
+            return self._read_rest()
+
+    def _read_rest(self) -> str:
         runner = self._runner
         attempt = 0
         refreshed = False
@@ -1064,24 +1243,36 @@ class RunHandle:
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 runner.clock.sleep(delay or runner.retry.delay(attempt))
 
-    def _drain_logs(self, *, wait_follower: bool = True) -> tuple[str, str]:
-        """Complete the log before the pod is deleted; return (logs, note)."""
-        follower = self._follower
-        if follower is not None and wait_follower:
-            # The follow stream ends by itself once the container terminated; give it a
-            # bounded time, then read the rest ourselves from its last timestamp.
-            self._runner.clock.wait(self._follower_done, self._runner.log_drain_seconds)
+    def _drain_logs(self) -> tuple[str, str]:
+        """Complete the log before the pod is deleted; return (logs, note).
+
+        A followed log may stay open after its container ended (kwok's never ends; a real
+        kubelet can leave one open), so the follower is not waited for: it is told to stop
+        feeding the collector, and the rest is read with one non-following request from the
+        last timestamp kept. The collector drops the lines it already has: the output is
+        exact whichever read got each line. The follower's own stream ends when the pod is
+        deleted.
+        """
+        self._stop_follower()
+        note = self._drain_logs_now()
+        return self._collector.text, note
+
+    def _stop_follower(self) -> None:
+        """Stop the follower: it feeds the collector no more, and its stream is closed."""
         with self._collector_lock:
             self._follow_abandoned.set()
-        note = "" if self._drained else self._drain_logs_now()
-        return self._collector.text, note
+            stream = self._follow_stream
+        # Only a stream made to be closed from another thread: closing a plain generator
+        # that another thread runs would fail in one of the two threads.
+        if isinstance(stream, InterruptibleStream):
+            stream.close()
 
     def _drain_logs_safely(self) -> str:
         if self._running_at is None and not self._state.container_ran:
             return self._collector.text  # the container never started: there is no log
         try:
             # The container may still run (timeout, cancel): take what is there, do not wait.
-            return self._drain_logs(wait_follower=False)[0]
+            return self._drain_logs()[0]
         except BackendError:
             return self._collector.text
 
@@ -1096,7 +1287,7 @@ class RunHandle:
             if self._cleaned:
                 return
             self._cleaned = True
-        self._follow_abandoned.set()
+        self._stop_follower()
         try:
             self._watch.unsubscribe(self._sub)
         finally:
@@ -1117,7 +1308,6 @@ class PodRunner:
         namespace: Default namespace for specs that name none.
         retry: When API calls are retried.
         log_limit_bytes: Keep at most this much output per run (the tail is kept).
-        log_drain_seconds: How long the final log drain waits for a follow stream to end.
         default_ttl: Expiry written on objects of runs without a total deadline, for
             :meth:`reap`.
         deadline_margin: Seconds added to the total deadline for the pod's
@@ -1141,7 +1331,6 @@ class PodRunner:
         *,
         retry: RetryPolicy | None = None,
         log_limit_bytes: int | None = 16 * 1024 * 1024,
-        log_drain_seconds: float = 10.0,
         default_ttl: float = 24 * 3600.0,
         deadline_margin: float = 30.0,
     ) -> None:
@@ -1149,7 +1338,6 @@ class PodRunner:
         self.namespace = namespace
         self.retry = retry or RetryPolicy()
         self.log_limit_bytes = log_limit_bytes
-        self.log_drain_seconds = log_drain_seconds
         self.default_ttl = default_ttl
         self.deadline_margin = deadline_margin
         self._watches: dict[str, _PodWatch] = {}
@@ -1590,6 +1778,63 @@ class PodRunner:
             raise errors[0]
 
 
+class _Workers:
+    """A bounded thread pool whose queued work never stops a virtual clock.
+
+    Work handed to a free worker takes a clock hold, so virtual time cannot jump before the
+    worker picks it up. Work that finds every worker busy waits in a backlog without a hold:
+    the busy workers may be sleeping on the clock (retry back-offs), and a hold for work that
+    cannot start until they wake would stop time for good. A worker that finishes takes the
+    next backlog item in the same thread with its hold still open, so nothing runs unheld.
+    """
+
+    def __init__(self, clock: Clock, size: int) -> None:
+        self._clock = clock
+        self._size = size
+        self._pool = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="podrunner-run")
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._backlog: collections.deque[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+        ] = collections.deque()
+
+    def submit(self, fn: Callable[[], _T]) -> concurrent.futures.Future[_T]:
+        """Run ``fn`` on a worker; a backlog item can still be cancelled with its future."""
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        with self._lock:
+            if self._busy >= self._size:
+                self._backlog.append((fn, future))
+                return future
+            self._busy += 1
+        self._pool.submit(self._work, self._clock.hold(owned=False), fn, future)
+        return future
+
+    def _work(
+        self, hold: Hold, fn: Callable[[], Any], future: concurrent.futures.Future[Any]
+    ) -> None:
+        hold.adopt()
+        try:
+            while True:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn()
+                    except BaseException as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+                with self._lock:
+                    if not self._backlog:
+                        self._busy -= 1
+                        return
+                    fn, future = self._backlog.popleft()
+        finally:
+            hold.release()
+
+    def shutdown(self) -> None:
+        """Wait until everything submitted, the backlog included, has run."""
+        self._pool.shutdown(wait=True)
+
+
 class _ManyRuns:
     """The engine of :meth:`PodRunner.run_many`: one reader, a bounded pool, a ready queue."""
 
@@ -1610,6 +1855,8 @@ class _ManyRuns:
         self.lock = threading.Lock()
         self.ready_names: set[str] = set()
         self.done: list[concurrent.futures.Future[Any]] = []
+        self.reader_errors: list[BaseException] = []  # a shared watch that gave up
+        self.cleanup_errors: list[BackendError] = []
 
     def _wake(self, name: str | None = None) -> None:
         with self.lock:
@@ -1617,9 +1864,24 @@ class _ManyRuns:
                 self.ready_names.add(name)
         self.ready.set()
 
+    def _close(self, handle: RunHandle) -> None:
+        try:
+            handle.close()
+        except BackendError as exc:
+            with self.lock:
+                self.cleanup_errors.append(exc)
+
     def _finished(self, handle: RunHandle, future: concurrent.futures.Future[Any]) -> None:
-        handle.close()
+        self._close(handle)
         self._future_done(future)
+
+    def _close_started(self, future: concurrent.futures.Future[Any]) -> None:
+        # A start that completed after run_many stopped: its run is stopped and cleaned up.
+        if future.cancelled() or future.exception() is not None:
+            return
+        handle: RunHandle = future.result()
+        handle.cancel()
+        self._close(handle)
 
     def _future_done(self, future: concurrent.futures.Future[Any]) -> None:
         with self.lock:
@@ -1631,8 +1893,7 @@ class _ManyRuns:
         clock = runner.clock
         if not self.specs:
             return
-        workers = min(32, self.max_parallel, len(self.specs))
-        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="podrunner-run")
+        workers = _Workers(clock, min(32, self.max_parallel, len(self.specs)))
         stop = threading.Event()
         todo = iter(self.specs)
         remaining = len(self.specs)
@@ -1643,12 +1904,18 @@ class _ManyRuns:
         watches: dict[str, _PodWatch] = {}
         idles: list[_Subscription] = []
         readers: list[threading.Thread] = []
+        failure: BaseException | None = None
 
         def reader(watch: _PodWatch, idle: _Subscription) -> None:
             # Waits forever on a subscription no pod has: it leads the shared stream
             # whenever nobody else does, so every run's events keep flowing.
-            while not stop.is_set():
-                watch.wait(idle, None, stop)
+            try:
+                while not stop.is_set():
+                    watch.wait(idle, None, stop)
+            except BaseException as exc:
+                with self.lock:
+                    self.reader_errors.append(exc)
+                self.ready.set()
 
         def ensure_reader(namespace: str) -> None:
             if namespace in watches:
@@ -1664,31 +1931,14 @@ class _ManyRuns:
             thread.start()
             readers.append(thread)
 
-        def held(hold: Hold, fn: Callable[[], _T]) -> _T:
-            # The hold was taken when the work was queued, so virtual time cannot jump
-            # between queueing and a worker picking it up.
-            hold.adopt()
-            try:
-                return fn()
-            finally:
-                hold.release()
-
-        holds: list[Hold] = []
-
-        def hold() -> Hold:
-            # Not the consumer's: its own waits must not let time jump over queued work.
-            holds.append(clock.hold(owned=False))
-            return holds[-1]
-
         def submit_start(spec: PodSpec) -> None:
-            start = partial(runner.start, spec, **self.kwargs)
-            future = pool.submit(held, hold(), start)
+            future = workers.submit(partial(runner.start, spec, **self.kwargs))
             starting.add(future)
             future.add_done_callback(self._future_done)
 
         def submit_finish(handle: RunHandle) -> None:
             handles.pop(handle.pod_name, None)
-            future = pool.submit(held, hold(), handle.wait)
+            future = workers.submit(handle.wait)
             finishing.add(future)
             future.add_done_callback(partial(self._finished, handle))
 
@@ -1712,6 +1962,8 @@ class _ManyRuns:
                 with self.lock:
                     done, self.done = self.done, []
                     names, self.ready_names = self.ready_names, set()
+                    if self.reader_errors:
+                        raise self.reader_errors[0]
                 for future in done:
                     if future in starting:
                         starting.discard(future)
@@ -1756,15 +2008,22 @@ class _ManyRuns:
                 room = in_flight < self.max_parallel and in_flight < remaining
                 if remaining and not room and not self.done and not self.ready_names:
                     clock.wait(self.ready, None if next_deadline is None else next_deadline - now)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             consumer_hold.release()
             stop.set()
+            # Whatever run_many raised or returned, and wherever its caller stopped: starts
+            # still queued never begin, a start under way is cleaned up as soon as it
+            # returns (or at once if it already has), and every run in flight is stopped.
+            for future in list(starting):
+                if not future.cancel():
+                    future.add_done_callback(self._close_started)
             for handle in list(handles.values()):
                 handle.cancel()
-                pool.submit(handle.close)
-            pool.shutdown(wait=True, cancel_futures=True)
-            for open_hold in holds:
-                open_hold.release()  # work cancelled before it started
+                workers.submit(partial(self._close, handle))
+            workers.shutdown()  # queued closes and finishes run: none is cancelled
             for watch in watches.values():
                 watch.listener = None
             for idle in idles:
@@ -1776,6 +2035,8 @@ class _ManyRuns:
             give_up = time.monotonic() + _READER_JOIN_SECONDS  # one bound for all readers
             for thread in readers:
                 thread.join(max(0.0, give_up - time.monotonic()))
+            if self.cleanup_errors and failure is not None:
+                _add_note(failure, f"cleanup also failed: {self.cleanup_errors[0]}")
 
 
 def _with_expiry(manifest: Mapping[str, Any], expires: str, namespace: str) -> dict[str, Any]:

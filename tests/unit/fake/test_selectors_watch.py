@@ -151,8 +151,10 @@ def test_list_then_watch_loses_nothing(cluster: FakeCluster) -> None:
             "Pod", "default", resource_version=listed.resource_version, timeout_seconds=0
         )
     )
+    # As the API server: the deletion is recorded (deletionTimestamp) before the object goes.
     assert [(e.type, e.object["metadata"]["name"]) for e in events] == [
         ("ADDED", "b"),
+        ("MODIFIED", "a"),
         ("DELETED", "a"),
     ]
     rvs = [int(e.object["metadata"]["resourceVersion"]) for e in events]
@@ -170,12 +172,14 @@ def test_watch_follows_lifecycle_in_order(cluster: FakeCluster) -> None:
         timeout_seconds=100,
     )
     seen = []
+    deleted = False
     for event in stream:
         seen.append((event.type, event.object["status"]["phase"]))
         if event.type == "DELETED":
             break
-        if event.object["status"]["phase"] == "Succeeded":
+        if event.object["status"]["phase"] == "Succeeded" and not deleted:
             cluster.backend.delete("Pod", "default", "a")
+            deleted = True
     assert seen[-1][0] == "DELETED"
     assert ("MODIFIED", "Running") in seen
 

@@ -13,11 +13,11 @@ import json
 import math
 import random
 import shlex
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal, NamedTuple
 
-from podrunner.backends._stream import StreamState, WatchStream
+from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._json import (
@@ -36,7 +36,8 @@ from podrunner.backends.fake.clock import (
 )
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
-from podrunner.backends.fake.logs import LogBuffer, select_lines, split_inside_utf8
+from podrunner.backends.fake.logs import LogBuffer, Position, split_inside_utf8
+from podrunner.backends.fake.podspec import admit_pod, default_tolerations, token_volume_name
 from podrunner.backends.fake.scripting import (
     ExecRequest,
     Rule,
@@ -189,6 +190,8 @@ class FakeCluster:
         # long action log costs the collector nothing.
         self._actions: list[tuple[Any, ...]] = []
         self._auto_ns = auto_create_namespaces
+        # ServiceAccounts besides each namespace's "default" (the backend has no such kind).
+        self._service_accounts: set[tuple[str, str]] = set()
         self._stale_credentials = False
         if start_delay is None:
             start_delay = 1.0 if runtime == "scripted" else 0.0
@@ -268,6 +271,7 @@ class FakeCluster:
         cut_watch_after: int | None = None,
         cut_log_after_lines: int | None = None,
         split_utf8: bool = False,
+        follow_never_ends: bool = False,
     ) -> FaultRule:
         """Inject a fault into matching backend calls.
 
@@ -287,6 +291,8 @@ class FakeCluster:
             cut_watch_after: End matching watch streams after this many events.
             cut_log_after_lines: End matching log streams after this many lines.
             split_utf8: Split log chunks inside multi-byte UTF-8 characters.
+            follow_never_ends: A followed log stays open after the container terminated,
+                until the pod is deleted (what kwok does, and real kubelets sometimes).
 
         Returns:
             The rule; ``rule.fired`` counts the calls it applied to.
@@ -307,6 +313,7 @@ class FakeCluster:
             cut_watch_after=cut_watch_after,
             cut_log_after_lines=cut_log_after_lines,
             split_utf8=split_utf8,
+            follow_never_ends=follow_never_ends,
         )
         with self._lock:
             self._faults.append(rule)
@@ -381,6 +388,19 @@ class FakeCluster:
                 versions = [] if current is None else [current]
         return [copy_tree(v) for v in versions]
 
+    def add_service_account(self, namespace: str, name: str) -> None:
+        """Make a ServiceAccount exist, so pods may name it in ``serviceAccountName``.
+
+        Every namespace has ``default``, made by the controller-manager on a real cluster;
+        a pod naming any other account that does not exist is refused (403), as the
+        ServiceAccount admission plugin refuses it.
+        """
+        with self._lock:
+            self._service_accounts.add((namespace, name))
+
+    def _has_service_account(self, namespace: str, name: str) -> bool:
+        return name == "default" or (namespace, name) in self._service_accounts
+
     def create_namespace(self, name: str) -> dict[str, Any]:
         """Create a namespace (no-op if it exists) and return it."""
         with self._lock:
@@ -424,7 +444,7 @@ class FakeCluster:
             if c is None or buffer is None:
                 raise NotFound(f'container "{container}" in pod "{pod}" has not started')
             if not append:
-                buffer.lines.clear()
+                buffer.clear()
             buffer.write(int(self._clock.now() * 1e9), data)
             self._clock.notify()
 
@@ -445,6 +465,8 @@ class FakeCluster:
         )
         if not self._virtual:
             self._clock.fire_due()
+        if self._store.pending_gc:
+            self._store.collect_pending()
         expiry = self._store.event_expiry
         if expiry and expiry[0][0] <= self._clock.monotonic():
             self._store.expire_events()
@@ -465,9 +487,22 @@ class FakeCluster:
                 rule.cut_watch_after is not None
                 or rule.cut_log_after_lines is not None
                 or rule.split_utf8
+                or rule.follow_never_ends
             ):
                 stream = rule
         return stream
+
+    def _mark_deleting(self, obj: dict[str, Any], grace: int) -> dict[str, Any]:
+        new = dict(obj)
+        new["metadata"] = meta = dict(obj["metadata"])
+        if meta.get("deletionTimestamp") is None or grace < meta.get(
+            "deletionGracePeriodSeconds", 0
+        ):
+            meta["deletionTimestamp"] = format_rfc3339(self._clock.now() + grace)
+        meta["deletionGracePeriodSeconds"] = grace
+        if meta.get("generation"):
+            meta["generation"] = meta["generation"] + 1
+        return new
 
     def _gc_delete(self, kind: str, namespace: str | None, name: str) -> None:
         self._delete(kind, namespace, name, None)
@@ -480,38 +515,47 @@ class FakeCluster:
         if obj is None:
             raise _not_found(kind, namespace, name)
         store = self._store
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers")
         if kind == "Pod":
             assert namespace is not None
             spec = obj.get("spec") or {}
             if grace is None:
                 grace = spec.get("terminationGracePeriodSeconds", 30)
-            grace = max(int(grace), 0)
+            grace = int(grace)
+            if grace < 0:
+                grace = 1  # the pod strategy: a negative grace period is one second
             sim = self._kubelet.sim_for(obj)
             phase = (obj.get("status") or {}).get("phase")
-            if (
-                grace == 0
-                or not spec.get("nodeName")
-                or sim is None
-                or phase in ("Succeeded", "Failed")
-            ):
-                # As the API server does: unbound and terminated pods, and grace 0, go at
-                # once; the kubelet then kills whatever still runs.
-                gone = store.remove(kind, namespace, name)
-                self._kubelet.forget(namespace, name, obj["metadata"].get("uid"))
-                return gone
-            meta = obj["metadata"]
-            now = self._clock.now()
+            if not spec.get("nodeName") or sim is None or phase in ("Succeeded", "Failed"):
+                # As the API server does: unbound and terminated pods go at once.
+                grace = 0
             if meta.get("deletionTimestamp") is not None:
                 remaining = meta.get("deletionGracePeriodSeconds", 0)
                 if grace >= remaining:
                     return copy_tree(obj)
-            new = dict(obj)
-            new["metadata"] = new_meta = dict(meta)
-            new_meta["deletionTimestamp"] = format_rfc3339(now + grace)
-            new_meta["deletionGracePeriodSeconds"] = grace
+            # Even an immediate deletion first records the deletion (a MODIFIED with the
+            # deletionTimestamp and the next generation), then removes the object.
+            new = self._mark_deleting(obj, grace)
             store.write(kind, namespace, name, new, "MODIFIED", obj)
+            if grace == 0:
+                if finalizers:
+                    if sim is not None:
+                        self._kubelet.on_delete(sim, 0.0)
+                    return copy_tree(new)
+                gone = store.remove(kind, namespace, name)
+                self._kubelet.forget(namespace, name, meta.get("uid"))
+                return gone
+            assert sim is not None
             self._kubelet.on_delete(sim, float(grace))
-            return new
+            return copy_tree(new)
+        if finalizers and kind != "Namespace":
+            # The object stays, marked as deleting, until its last finalizer is removed.
+            if meta.get("deletionTimestamp") is not None:
+                return copy_tree(obj)
+            new = self._mark_deleting(obj, 0)
+            store.write(kind, namespace, name, new, "MODIFIED", obj)
+            return copy_tree(new)
         if kind == "Namespace":
             if name in _PROTECTED_NAMESPACES:
                 raise Forbidden(
@@ -666,7 +710,7 @@ class FakeBackend:
                 errs.invalid("metadata.generateName", generate, error)
                 errs.raise_if_any()
             name = meta["name"] = self._generate(kind, ns, generate)
-        prepare(kind, obj)
+        prepare(kind, obj, self._admit if kind == "Pod" else None)
         assert isinstance(name, str)
         if ns is not None:
             self._check_namespace(ns)
@@ -690,6 +734,13 @@ class FakeBackend:
         if kind == "Pod":
             self._kubelet.admit(obj)
         return copy_tree(obj)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        admit_pod(
+            pod,
+            self._c._has_service_account,
+            partial(token_volume_name, self._c._rng.getrandbits),
+        )
 
     def _generate(self, kind: str, ns: str | None, prefix: str) -> str:
         objects = self._objects[kind]
@@ -793,7 +844,7 @@ class FakeBackend:
             new["metadata"] = new_meta
             new["status"] = obj.get("status")
         else:
-            prepare(kind, obj)
+            prepare(kind, obj, update=True)
             for field in (*_SERVER_SET, "generation"):
                 if field in old_meta:
                     meta[field] = old_meta[field]
@@ -802,9 +853,28 @@ class FakeBackend:
             if kind in ("Pod", "Namespace"):
                 obj["status"] = old.get("status")
             if kind == "Pod":
+                default_tolerations(obj["spec"])  # the admission plugin sees updates too
                 check_pod_update(old, obj)
                 if obj.get("spec") != old.get("spec"):
                     meta["generation"] = old_meta.get("generation", 1) + 1
+            if kind == "Secret" and obj.get("type") != old.get("type"):
+                errs = Errors(kind, name)
+                errs.invalid("type", obj.get("type"), "field is immutable")
+                errs.raise_if_any()
+            if old_meta.get("deletionTimestamp") is not None:
+                added = [
+                    f
+                    for f in meta.get("finalizers") or ()
+                    if f not in (old_meta.get("finalizers") or ())
+                ]
+                if added:
+                    errs = Errors(kind, name)
+                    errs.forbidden(
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted, found "
+                        "new finalizers []string{" + ", ".join(json.dumps(f) for f in added) + "}",
+                    )
+                    errs.raise_if_any()
             if kind in ("Secret", "ConfigMap") and old.get("immutable"):
                 for field in ("data", "binaryData", "immutable"):
                     if obj.get(field) != old.get(field):
@@ -828,6 +898,19 @@ class FakeBackend:
             # The API server does not write (nor bump the version) when nothing changed.
             return copy_tree(old)
         check_stored_size(kind, new)
+        if (
+            meta_new.get("deletionTimestamp") is not None
+            and not meta_new.get("finalizers")
+            and (kind != "Pod" or not meta_new.get("deletionGracePeriodSeconds"))
+        ):
+            # The last finalizer is gone from an object being deleted: the update deletes
+            # it (one DELETED event carrying the new content, no MODIFIED).
+            self._store.remove(kind, ns, name, final=new)
+            meta_new["resourceVersion"] = str(self._store.rv)
+            if kind == "Pod":
+                assert ns is not None
+                self._kubelet.forget(ns, name, meta_new.get("uid"))
+            return copy_tree(new)
         self._store.write(kind, ns, name, new, "MODIFIED", old)
         return copy_tree(new)
 
@@ -1124,9 +1207,30 @@ class FakeBackend:
             buffer = self._buffer(c, pod, cname, previous)
         cut = None if fault is None else fault.cut_log_after_lines
         split = fault is not None and fault.split_utf8
-        return self._log_stream(
-            buffer, follow, timestamps, since_ns, tail_lines, limit_bytes, cut, split
+        alive = None
+        if follow and fault is not None and fault.follow_never_ends:
+            alive = partial(self._same_pod, self._ns("Pod", namespace), pod, obj)
+        # Closable from any thread, as the real backend's: a followed log may never end.
+        stream: InterruptibleStream[bytes] = InterruptibleStream()
+        stream.gen = self._log_stream(
+            stream.state,
+            buffer,
+            follow,
+            timestamps,
+            since_ns,
+            tail_lines,
+            limit_bytes,
+            cut,
+            split,
+            alive,
         )
+        stream.interrupt = partial(_wake, clock)
+        return stream
+
+    def _same_pod(self, namespace: str | None, name: str, obj: dict[str, Any]) -> bool:
+        current = self._objects["Pod"].get((namespace, name))
+        uid = obj["metadata"].get("uid")
+        return current is not None and current["metadata"].get("uid") == uid
 
     @staticmethod
     def _buffer(c: ContainerSim | None, pod: str, cname: str, previous: bool) -> LogBuffer:
@@ -1149,6 +1253,7 @@ class FakeBackend:
 
     def _log_stream(
         self,
+        handle: StreamState,
         buffer: LogBuffer,
         follow: bool,
         timestamps: bool,
@@ -1157,47 +1262,69 @@ class FakeBackend:
         limit_bytes: int | None,
         cut: int | None,
         split: bool,
-    ) -> Iterator[bytes]:
+        alive: Callable[[], bool] | None = None,
+    ) -> Generator[bytes, None, None]:
         lock = self._lock
         clock = self._c._clock
         with lock:
-            idx = select_lines(buffer.lines, since_ns, tail_lines)
+            pos = buffer.start(since_ns, tail_lines)
         sent_bytes = 0
         sent_lines = 0
+        per_line = cut is not None or split
         while True:
             with lock:
                 if follow:
-                    clock.block_until(partial(_has_more, buffer, idx))
-                lines = buffer.lines
-                end = len(lines)
+                    clock.block_until(partial(_has_more, buffer, pos, handle))
+                if handle.closed:
+                    return
                 closed = buffer.closed
-                if follow and not closed and end > idx and not lines[end - 1][1].endswith(b"\n"):
-                    end -= 1  # hold back a partial line until it is complete
-                chunk = lines[idx:end]
-                idx = end
-            for stamp, data in chunk:
-                if cut is not None and sent_lines >= cut:
-                    # A dropped connection mid-body is an error for the client (an incomplete
-                    # chunked read), not a clean end: callers must be able to tell.
-                    raise BackendUnavailable(
-                        f"connection reset: log stream cut after {cut} lines (injected fault)"
-                    )
-                if timestamps:
-                    data = format_rfc3339_nano(stamp).encode() + b" " + data
-                if limit_bytes is not None:
-                    room = limit_bytes - sent_bytes
-                    if room <= 0:
-                        return
-                    data = data[:room]
-                sent_bytes += len(data)
-                sent_lines += 1
-                if split:
-                    yield from split_inside_utf8(data)
-                else:
+                # A follower holds back a partial line until it is complete.
+                pieces, pos = buffer.read(pos, whole_lines=follow and not closed)
+            for stamp, block in pieces:
+                prefix = format_rfc3339_nano(stamp).encode() + b" " if timestamps else b""
+                if not per_line:
+                    # One piece per block: every line gets the block's stamp.
+                    data = block
+                    if prefix:
+                        data = prefix + block.replace(b"\n", b"\n" + prefix)
+                        if block.endswith(b"\n"):
+                            data = data[: -len(prefix)]
+                    if limit_bytes is not None:
+                        room = limit_bytes - sent_bytes
+                        if room <= 0:
+                            return
+                        data = data[:room]
+                    sent_bytes += len(data)
                     yield data
-            if not follow or closed:
-                if follow and idx < len(buffer.lines):
                     continue
+                for line in _lines(block):
+                    if cut is not None and sent_lines >= cut:
+                        # A dropped connection mid-body is an error for the client (an
+                        # incomplete chunked read), not a clean end: callers must tell.
+                        raise BackendUnavailable(
+                            f"connection reset: log stream cut after {cut} lines (injected fault)"
+                        )
+                    data = prefix + line
+                    if limit_bytes is not None:
+                        room = limit_bytes - sent_bytes
+                        if room <= 0:
+                            return
+                        data = data[:room]
+                    sent_bytes += len(data)
+                    sent_lines += 1
+                    if split:
+                        yield from split_inside_utf8(data)
+                    else:
+                        yield data
+            if not follow or closed:
+                with lock:
+                    more = follow and pos < buffer.end()
+                if more:
+                    continue
+                if alive is not None:
+                    # An injected never-ending follow: silent until the pod is deleted.
+                    with lock:
+                        clock.block_until(lambda: handle.closed or not alive())
                 return
 
     # -- exec -----------------------------------------------------------------------------
@@ -1286,8 +1413,17 @@ def _wake(clock: SchedulingClock) -> None:
         clock.notify()
 
 
-def _has_more(buffer: LogBuffer, idx: int) -> bool:
-    return len(buffer.lines) > idx or buffer.closed
+def _lines(block: bytes) -> list[bytes]:
+    """Split a block into lines, each with its newline (only a newline byte ends a line)."""
+    lines = [line + b"\n" for line in block.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _has_more(buffer: LogBuffer, pos: Position, handle: StreamState) -> bool:
+    return buffer.has_more(pos) or handle.closed
 
 
 def _matches(

@@ -56,6 +56,7 @@ class FaultRule:
         cut_watch_after: int | None = None,
         cut_log_after_lines: int | None = None,
         split_utf8: bool = False,
+        follow_never_ends: bool = False,
     ) -> None:
         self.verb = verb
         self.kind = kind
@@ -72,6 +73,7 @@ class FaultRule:
         self.cut_watch_after = cut_watch_after
         self.cut_log_after_lines = cut_log_after_lines
         self.split_utf8 = split_utf8
+        self.follow_never_ends = follow_never_ends
         self.calls = 0
         self.fired = 0
 

@@ -790,6 +790,7 @@ class Kubelet:
 
     def _finalize(self, sim: PodSim) -> None:
         pod = self._pod(sim)
-        if pod is not None:
+        if pod is not None and not pod["metadata"].get("finalizers"):
+            # With finalizers left the object stays, deleting, until the last is removed.
             self.store.remove("Pod", sim.namespace, sim.name)
         self.forget(sim.namespace, sim.name, sim.uid)

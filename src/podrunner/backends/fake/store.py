@@ -91,6 +91,7 @@ class Store:
         self.deleted: collections.deque[tuple[str, str | None, str]] = collections.deque()
         self.uids: dict[str, tuple[str, str | None, str]] = {}
         self.dependents: dict[str, set[tuple[str, str | None, str]]] = {}
+        self.pending_gc: list[tuple[str, str | None, str]] = []
         self.event_index: dict[tuple[Any, ...], Key] = {}
         self.event_seq = 0
         # Event expiry, as the API server's --event-ttl lease does: (due, key) in due order,
@@ -145,9 +146,21 @@ class Store:
                     self._own(kind, namespace, name, refs)
         return obj
 
-    def remove(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        """Delete an object for good (a ``DELETED`` event) and collect its dependents."""
+    def remove(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        final: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Delete an object for good (a ``DELETED`` event) and collect its dependents.
+
+        ``final`` is the object's last content when an update deletes it (its last
+        finalizer removed): the server sends only the ``DELETED`` event, with that content.
+        """
         old = self.objects[kind].pop((namespace, name), None)
+        if old is not None and final is not None:
+            old = final
         if old is None:
             return None
         self.rv = rv = self.rv + 1
@@ -203,7 +216,15 @@ class Store:
 
     # -- ownership ------------------------------------------------------------------------
 
+    def collect_pending(self) -> None:
+        """Collect the dependents made without a live owner (the garbage collector's lag)."""
+        pending, self.pending_gc = self.pending_gc, []
+        for dep in pending:
+            self._collect(dep)
+
     def _own(self, kind: str, namespace: str | None, name: str, refs: list[Any]) -> None:
+        if kind == "Event":
+            return  # the garbage collector ignores Events (its default ignored resources)
         alive = False
         for ref in refs:
             uid = ref.get("uid") if isinstance(ref, dict) else None
@@ -214,8 +235,10 @@ class Store:
                 alive = True
         if not alive:
             # The garbage collector deletes dependents whose owners are all gone, including
-            # owners that never existed; it does so shortly after, not inside the create.
+            # owners that never existed; it does so shortly after, not inside the create:
+            # before the next API call, or when the clock moves, whichever comes first.
             dep = (kind, namespace, name)
+            self.pending_gc.append(dep)
             self.clock.call_later(0.0, lambda: self._collect(dep))
 
     def _disown(self, kind: str, namespace: str | None, name: str, refs: object) -> None:

@@ -15,9 +15,22 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
+from podrunner.backends.fake.podspec import (
+    canonical_quantity,
+    check_finalizers,
+    check_owner_references,
+    check_pod_spec,
+    drop_unknown,
+    is_extended,
+    number_quantity,
+    prune,
+    prune_pod,
+    resource_name_error,
+)
 from podrunner.errors import BadRequest, Invalid, StatusCause, error_for_status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from decimal import Decimal
 
 __all__ = ["ETCD_MAX_REQUEST_BYTES", "Errors", "check_pod_update", "check_stored_size", "prepare"]
@@ -90,9 +103,14 @@ class Errors:
             StatusCause(field, "FieldValueInvalid", f"Invalid value: {_fmt(value)}: {detail}")
         )
 
-    def required(self, field: str) -> None:
+    def required(self, field: str, detail: str = "") -> None:
         """Record ``Required value``."""
-        self.causes.append(StatusCause(field, "FieldValueRequired", "Required value"))
+        message = f"Required value: {detail}" if detail else "Required value"
+        self.causes.append(StatusCause(field, "FieldValueRequired", message))
+
+    def not_found(self, field: str, value: object) -> None:
+        """Record ``Not found``."""
+        self.causes.append(StatusCause(field, "FieldValueNotFound", f"Not found: {_fmt(value)}"))
 
     def not_supported(self, field: str, value: object, supported: tuple[str, ...]) -> None:
         """Record ``Unsupported value``."""
@@ -235,6 +253,13 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
         errs.required("spec.containers")
         containers = []
     _expect("Pod", containers, list, "PodSpec.spec.containers")
+    init = spec.get("initContainers")
+    if init is not None:
+        _expect("Pod", init, list, "PodSpec.spec.initContainers")
+    drop_unknown("Pod", obj)
+    prune_pod(obj)
+    spec = obj["spec"]
+    containers = spec.get("containers") or []
     if containers == [] and "spec.containers" not in {c.field for c in errs.causes}:
         errs.required("spec.containers")
     spec.setdefault("restartPolicy", "Always")
@@ -242,9 +267,9 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec["serviceAccount"] = spec["serviceAccountName"]
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("priority", 0)
     restart = spec["restartPolicy"]
     _expect("Pod", restart, str, "PodSpec.spec.restartPolicy")
     if v.restart_policy_error(restart):
@@ -260,12 +285,20 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
             )
     grace = spec["terminationGracePeriodSeconds"]
     _expect("Pod", grace, int, "PodSpec.spec.terminationGracePeriodSeconds")
+    if grace < 0:
+        # The pod strategy turns a negative grace period into 1 second.
+        spec["terminationGracePeriodSeconds"] = 1
     if spec.get("nodeName") is not None:
         _expect("Pod", spec["nodeName"], str, "PodSpec.spec.nodeName")
     seen: set[str] = set()
-    for i, container in enumerate(containers):
-        _expect("Pod", container, dict, "PodSpec.spec.containers")
-        path = f"spec.containers[{i}]"
+    every = [("initContainers", c) for c in spec.get("initContainers") or ()]
+    every += [("containers", c) for c in containers]
+    index = {"initContainers": 0, "containers": 0}
+    for field_, container in every:
+        i = index[field_]
+        index[field_] += 1
+        _expect("Pod", container, dict, f"PodSpec.spec.{field_}")
+        path = f"spec.{field_}[{i}]"
         name = container.get("name")
         if name is not None:
             _expect("Pod", name, str, "Container.spec.containers.name")
@@ -311,15 +344,60 @@ def _prepare_pod(obj: dict[str, Any], errs: Errors) -> None:
         if resources is None:
             container["resources"] = {}
         else:
-            _check_resources("Pod", resources, f"{path}.resources", errs)
+            _check_resources("Pod", resources, f"{path}.resources", errs, spec)
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         if image:
             container.setdefault("imagePullPolicy", _pull_policy(image))
-    obj["status"] = {"phase": "Pending", "qosClass": _qos(containers)}
+    check_pod_spec(spec, errs)
+    obj["status"] = {"phase": "Pending", "qosClass": _qos([c for _, c in every])}
 
 
-def _check_resources(kind: str, resources: object, path: str, errs: Errors) -> None:
+def _quantity(kind: str, value: object) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = number_quantity(value)
+    if not isinstance(value, str) or v.quantity_error(value):
+        raise _decode_error(kind, _QUANTITY_RE_MSG)
+    return value
+
+
+_RESOURCES_MEMO: dict[tuple[Any, ...], tuple[dict[str, Any], list[StatusCause]]] = {}
+
+
+def _check_resources(
+    kind: str, resources: object, path: str, errs: Errors, spec: dict[str, Any]
+) -> None:
+    """Canonicalise, default and check one container's resources (memoised: they recur)."""
+    if (
+        isinstance(resources, dict)
+        and not resources.get("claims")
+        and set(resources) <= {"limits", "requests"}
+        and all(
+            isinstance(resources.get(s), dict)
+            and all(isinstance(q, str) for q in resources[s].values())
+            for s in resources
+        )
+    ):
+        key = (path, *((s, tuple(resources[s].items())) for s in sorted(resources)))
+        hit = _RESOURCES_MEMO.get(key)
+        if hit is None:
+            scratch = Errors(kind, "")
+            copy = {s: dict(resources[s]) for s in resources}
+            _resources_uncached(kind, copy, path, scratch, spec)
+            if len(_RESOURCES_MEMO) > 4096:
+                _RESOURCES_MEMO.clear()
+            hit = _RESOURCES_MEMO[key] = (copy, scratch.causes)
+        result, causes = hit
+        resources.clear()
+        resources.update({s: dict(v) for s, v in result.items()})
+        errs.causes.extend(causes)
+        return
+    _resources_uncached(kind, resources, path, errs, spec)
+
+
+def _resources_uncached(
+    kind: str, resources: object, path: str, errs: Errors, spec: dict[str, Any]
+) -> None:
     _expect(kind, resources, dict, "Container.spec.containers.resources")
     assert isinstance(resources, dict)
     parsed: dict[str, dict[str, Decimal]] = {}
@@ -329,45 +407,93 @@ def _check_resources(kind: str, resources: object, path: str, errs: Errors) -> N
             continue
         _expect(kind, values, dict, f"ResourceRequirements.spec.containers.resources.{section}")
         parsed[section] = {}
+        canonical = {}
         for name, quantity in values.items():
-            if isinstance(quantity, int) and not isinstance(quantity, bool):
-                quantity = str(quantity)
-            if not isinstance(quantity, str) or v.quantity_error(quantity):
-                raise _decode_error(kind, _QUANTITY_RE_MSG)
-            amount = v.parse_quantity(quantity)
-            parsed[section][name] = amount
+            text = canonical_quantity(_quantity(kind, quantity), True)
+            canonical[name] = text
+            parsed[section][name] = v.parse_quantity(text)
+        resources[section] = canonical
+    limits = parsed.get("limits", {})
+    if limits:
+        # Requests default to the limits of the resources that have none.
+        requests = dict(resources.get("requests") or {})
+        for name, text in resources["limits"].items():
+            if name not in requests:
+                requests[name] = text
+                parsed.setdefault("requests", {})[name] = limits[name]
+        resources["requests"] = requests
+    for section in ("limits", "requests"):
+        for name, amount in parsed.get(section, {}).items():
+            key = f"{path}.{section}[{name}]"
+            error = resource_name_error(name)
+            if error:
+                errs.invalid(key, name, error)
             if amount < 0:
-                errs.invalid(
-                    f"{path}.{section}[{name}]", quantity, "must be greater than or equal to 0"
-                )
+                errs.invalid(key, resources[section][name], "must be greater than or equal to 0")
+            elif (is_extended(name) or name.startswith("hugepages-")) and amount % 1 != 0:
+                errs.invalid(key, resources[section][name], "must be an integer")
     for name, amount in parsed.get("requests", {}).items():
-        limit = parsed.get("limits", {}).get(name)
-        if limit is not None and amount > limit:
-            errs.invalid(
-                f"{path}.requests",
-                resources["requests"][name],
-                f"must be less than or equal to {name} limit of {resources['limits'][name]}",
-            )
+        limit = limits.get(name)
+        overcommit = not is_extended(name) and not name.startswith("hugepages-")
+        if limit is not None:
+            if amount != limit and not overcommit:
+                errs.invalid(
+                    f"{path}.requests",
+                    resources["requests"][name],
+                    f"must be equal to {name} limit of {resources['limits'][name]}",
+                )
+            elif amount > limit:
+                errs.invalid(
+                    f"{path}.requests",
+                    resources["requests"][name],
+                    f"must be less than or equal to {name} limit of {resources['limits'][name]}",
+                )
+        elif not overcommit:
+            errs.required(f"{path}.limits", "Limit must be set for non overcommitable resources")
+    if any(n.startswith("hugepages-") for n in limits) and not (
+        "cpu" in limits or "memory" in limits
+    ):
+        errs.forbidden(f"{path}.limits", "HugePages require cpu or memory")
+    claims = resources.get("claims")
+    if claims:
+        known = {c.get("name") for c in spec.get("resourceClaims") or () if isinstance(c, dict)}
+        for j, claim in enumerate(claims if isinstance(claims, list) else ()):
+            name = claim.get("name") if isinstance(claim, dict) else None
+            if name not in known:
+                errs.not_found(f"{path}.claims[{j}]", name)
+
+
+_QOS_RESOURCES = ("cpu", "memory")
 
 
 def _qos(containers: list[Any]) -> str:
-    guaranteed = bool(containers)
-    best_effort = True
+    """GetPodQOS: only cpu and memory count, and only positive amounts."""
+    requests: dict[str, Decimal] = {}
+    limits: dict[str, Decimal] = {}
+    guaranteed = True
     for container in containers:
         resources = container.get("resources") if isinstance(container, dict) else None
         if not isinstance(resources, dict):
+            resources = {}
+        found = set()
+        for section, total in (("requests", requests), ("limits", limits)):
+            values = resources.get(section) or {}
+            for res in _QOS_RESOURCES:
+                text = values.get(res)
+                if not isinstance(text, str):
+                    continue
+                amount = v.parse_quantity(text)
+                if amount > 0:
+                    total[res] = total.get(res, 0) + amount
+                    if section == "limits":
+                        found.add(res)
+        if found != set(_QOS_RESOURCES):
             guaranteed = False
-            continue
-        limits = resources.get("limits") or {}
-        requests = resources.get("requests") or {}
-        if limits or requests:
-            best_effort = False
-        for res in ("cpu", "memory"):
-            if res not in limits or requests.get(res, limits[res]) != limits[res]:
-                guaranteed = False
-    if best_effort:
+    if not requests and not limits:
         return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+    if guaranteed and all(limits.get(r) == requests.get(r) for r in _QOS_RESOURCES):
+        return "Guaranteed"
+    return "Burstable"
 
 
 def _check_data_keys(kind: str, obj: dict[str, Any], field: str, errs: Errors) -> None:
@@ -381,11 +507,21 @@ def _check_data_keys(kind: str, obj: dict[str, Any], field: str, errs: Errors) -
             errs.invalid(f"{field}[{key}]", key, error)
 
 
+_SECRET_REQUIRED = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+}
+
+
 def _prepare_secret(obj: dict[str, Any], errs: Errors) -> None:
-    obj.setdefault("type", "Opaque")
+    if not obj.get("type"):
+        obj["type"] = "Opaque"
     _expect("Secret", obj["type"], str, "Secret.type")
-    _check_data_keys("Secret", obj, "data", errs)
-    _check_data_keys("Secret", obj, "stringData", errs)
+    for field in ("data", "stringData"):
+        if obj.get(field) is not None:
+            _expect("Secret", obj[field], dict, f"Secret.{field}")
     data = obj.get("data") or {}
     for value in data.values():
         _expect("Secret", value, str, "Secret.data")
@@ -400,8 +536,37 @@ def _prepare_secret(obj: dict[str, Any], errs: Errors) -> None:
             _expect("Secret", value, str, "Secret.stringData")
             merged[key] = base64.b64encode(value.encode()).decode()
         obj["data"] = merged
+    if not obj.get("data"):
+        obj.pop("data", None)
+    # The strategy folds stringData into data first, so every key is checked as data[key].
+    _check_data_keys("Secret", obj, "data", errs)
+    data = obj.get("data") or {}
+    type_ = obj["type"]
+    if type_ == "kubernetes.io/service-account-token":
+        annotations = obj["metadata"].get("annotations") or {}
+        if not annotations.get("kubernetes.io/service-account.name"):
+            errs.required("metadata.annotations[kubernetes.io/service-account.name]")
+    elif type_ == "kubernetes.io/basic-auth":
+        if "username" not in data and "password" not in data:
+            errs.required("data[username]")
+            errs.required("data[password]")
+    elif type_ == "kubernetes.io/ssh-auth":
+        if not data.get("ssh-privatekey"):
+            errs.required("data[ssh-privatekey]")
+    elif type_ in _SECRET_REQUIRED:
+        missing = [k for k in _SECRET_REQUIRED[type_] if k not in data]
+        for key in missing:
+            errs.required(f"data[{key}]")
+        if type_ in ("kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson") and not missing:
+            key = _SECRET_REQUIRED[type_][0]
+            try:
+                parsed = json.loads(base64.b64decode(data[key]))
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                errs.invalid(f"data[{key}]", "<secret contents redacted>", "invalid JSON")
     # ValidateSecret: the decoded values (not the keys) total at most core.MaxSecretSize.
-    total = sum(_decoded_size(value) for value in (obj.get("data") or {}).values())
+    total = sum(_decoded_size(value) for value in data.values())
     if total > v.SECRET_DATA_SIZE_LIMIT:
         errs.too_long("data", v.SECRET_DATA_SIZE_LIMIT)
 
@@ -417,7 +582,10 @@ def _prepare_config_map(obj: dict[str, Any], errs: Errors) -> None:
         _expect("ConfigMap", value, str, "ConfigMap.data")
     for key in obj.get("binaryData") or {}:
         if key in (obj.get("data") or {}):
-            errs.duplicate(f"data[{key}]", key)
+            errs.invalid(f"data[{key}]", key, "duplicate of key present in binaryData")
+    for field in ("data", "binaryData"):
+        if obj.get(field) == {}:
+            del obj[field]
     # ValidateConfigMap: data and binaryData together, at most core.MaxSecretSize, reported
     # on the empty path, which the server prints as "[]".
     total = sum(
@@ -441,16 +609,37 @@ def _prepare_namespace(obj: dict[str, Any], errs: Errors) -> None:
         obj["metadata"]["labels"] = {**labels, "kubernetes.io/metadata.name": name}
 
 
+_EVENT_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("source", {}),
+    ("firstTimestamp", None),
+    ("lastTimestamp", None),
+    ("eventTime", None),
+    ("reportingComponent", ""),
+    ("reportingInstance", ""),
+)
+
+
 def _prepare_event(obj: dict[str, Any], errs: Errors) -> None:
     involved = obj.get("involvedObject")
     if involved is None:
         involved = obj["involvedObject"] = {}
     _expect("Event", involved, dict, "Event.involvedObject")
+    obj["involvedObject"] = involved = prune(involved)
+    for field in ("reason", "message", "type", "action"):
+        if obj.get(field) == "":
+            del obj[field]
+    if obj.get("count") == 0:
+        del obj["count"]
+    for field, default in _EVENT_DEFAULTS:
+        if obj.get(field) is None:
+            obj[field] = default
     ns = obj["metadata"].get("namespace")
-    if involved.get("namespace", ns) != ns:
-        errs.invalid(
-            "involvedObject.namespace", involved.get("namespace"), "does not match event.namespace"
-        )
+    if obj.get("eventTime") is None:
+        # legacyValidateEvent: an involvedObject without a namespace is fine only for
+        # events in "default" (old clients) or cluster-scoped ones.
+        given = involved.get("namespace") or ""
+        if (not given and ns not in ("", "default")) or (given and given != ns):
+            errs.invalid("involvedObject.namespace", given, "does not match event.namespace")
 
 
 _PREPARE = {
@@ -515,8 +704,18 @@ def check_stored_size(kind: str, obj: dict[str, Any]) -> None:
         )
 
 
-def prepare(kind: str, obj: dict[str, Any]) -> None:
-    """Default and validate a normalised object in place (raises 400, 413 or 422)."""
+def prepare(
+    kind: str,
+    obj: dict[str, Any],
+    admit: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    update: bool = False,
+) -> None:
+    """Default and validate a normalised object in place (raises 400, 403, 413 or 422).
+
+    ``admit`` is the mutating admission of a create, run after defaulting and before
+    validation, as the API server orders them.
+    """
     size = _encoded_size(obj)
     if size is not None and size > v.MAX_REQUEST_BODY_BYTES:
         # The server refuses to decode a write body over 3 MiB, before any validation.
@@ -527,18 +726,41 @@ def prepare(kind: str, obj: dict[str, Any]) -> None:
         )
     meta = obj["metadata"]
     errs = Errors(kind, meta.get("name") or meta.get("generateName") or "")
+    if kind != "Pod":
+        drop_unknown(kind, obj)
+    for field in ("labels", "annotations", "finalizers", "ownerReferences"):
+        if field in meta and not meta[field]:
+            del meta[field]
     _PREPARE[kind](obj, errs)
-    validate_meta(kind, meta, errs, label_name=kind == "Namespace")
+    if admit is not None:
+        admit(obj)  # mutating admission answers (403) before validation does
+    # An update validates the new metadata twice (ValidateObjectMetaUpdate and the kind's
+    # own update validation), and the server reports every cause twice.
+    if kind == "Event":
+        # ValidateEventCreate stops at the event's own errors, and never looks at
+        # finalizers or owner references.
+        if not errs.causes:
+            validate_meta(kind, meta, errs, label_name=False)
+        errs.raise_if_any()
+        return
+    for _ in range(2 if update else 1):
+        validate_meta(kind, meta, errs, label_name=kind == "Namespace")
+        check_finalizers(meta, errs)
+        check_owner_references(meta, errs)
     errs.raise_if_any()
 
 
-_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "tolerations")
+_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations")
 
 
 def check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Reject changes to a pod's immutable spec fields, as the API server does (422)."""
     old_spec = dict(old.get("spec") or {})
     new_spec = dict(new.get("spec") or {})
+    if (old_spec.get("terminationGracePeriodSeconds") or 0) < 0:
+        # The one allowed change: a negative grace period may be set to 1.
+        old_spec.pop("terminationGracePeriodSeconds", None)
+        new_spec.pop("terminationGracePeriodSeconds", None)
     for field in _MUTABLE_POD_FIELDS:
         old_spec.pop(field, None)
         new_spec.pop(field, None)

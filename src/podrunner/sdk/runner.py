@@ -105,6 +105,13 @@ StateCallback = Callable[[PodState], None]
 LogCallback = Callable[[str], None]
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """The server is unreachable or says it is unavailable for now (not a refusal)."""
+    if isinstance(exc, BackendUnavailable):
+        return True
+    return isinstance(exc, ServerError) and exc.status in (502, 503, 504)
+
+
 def _rfc3339(epoch: float) -> str:
     if 0.0 <= epoch < 253402300799.0:  # years 1970-9999, where gmtime's %Y has 4 digits
         seconds = math.floor(epoch)
@@ -130,15 +137,35 @@ class RetryPolicy:
     idempotent calls, with bounded exponential backoff and jitter; a 401 refreshes the
     backend's credentials once per call.
 
+    An API server that cannot be reached or says it is unavailable (a connection error, or a
+    502/503/504: restarting in a rolling upgrade, a cut load balancer, etcd re-electing) is
+    retried beyond ``attempts`` until ``outage`` seconds have passed since the first failure,
+    every ``max_backoff`` at most, so a restart of a few seconds does not fail the run.
+
     Attributes:
         attempts: Tries per call, the first included.
         backoff: First delay in seconds; doubled on each retry.
         max_backoff: Upper bound of one delay.
+        outage: Seconds an unreachable or unavailable server is retried for (0: only
+            ``attempts`` count).
     """
 
     attempts: int = 5
     backoff: float = 0.2
     max_backoff: float = 5.0
+    outage: float = 30.0
+
+    def exhausted(self, attempt: int, exc: BaseException, failing_for: float) -> bool:
+        """Whether to give up after failed try number ``attempt`` (1-based).
+
+        Args:
+            attempt: How many tries failed so far.
+            exc: The last error.
+            failing_for: Seconds since the first of these failures.
+        """
+        if attempt < self.attempts:
+            return False
+        return not (_is_outage(exc) and failing_for < self.outage)
 
     def delay(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based), with up to 10% jitter."""
@@ -289,6 +316,7 @@ class _PodWatch:
         self._interrupted = False  # interrupt() asked the reader to drop its stream
         self._stream_end = 0.0
         self._failures = 0
+        self._failing_since = 0.0
         self._events_in_stream = 0
         self._empty_streams = 0  # streams in a row that ended early with no event
         self._reopen_at = 0.0  # back-off after such streams: no new stream before this
@@ -484,8 +512,11 @@ class _PodWatch:
 
     def _failed(self, exc: BackendError) -> None:
         """Back off after a broken stream; give up (raise) after the retry budget."""
+        now = self._runner.clock.monotonic()
         self._failures += 1
-        if self._failures > self._runner.retry.attempts:
+        if self._failures == 1:
+            self._failing_since = now
+        if self._runner.retry.exhausted(self._failures - 1, exc, now - self._failing_since):
             self._failures = 0
             raise exc
         if isinstance(exc, Gone) and self._failures == 1:
@@ -1136,15 +1167,20 @@ class RunHandle:
     def _follow_until_done(self) -> None:
         runner = self._runner
         failures = 0
+        since = 0.0
         while not self._follow_abandoned.is_set():
             try:
                 self._read_log_into_collector(follow=True)
                 failures = 0
             except NotFound:
                 return
-            except BackendError:
+            except BackendError as exc:
                 failures += 1
-                if failures > runner.retry.attempts * 4:
+                now = runner.clock.monotonic()
+                since = now if failures == 1 else since
+                if failures > runner.retry.attempts * 4 and runner.retry.exhausted(
+                    failures, exc, now - since
+                ):
                     return
             if self._follow_abandoned.is_set() or self._cancel.is_set():
                 return
@@ -1223,6 +1259,7 @@ class RunHandle:
         runner = self._runner
         attempt = 0
         refreshed = False
+        since = runner.clock.monotonic()
         while True:
             try:
                 self._read_log_into_collector(follow=False)
@@ -1238,7 +1275,7 @@ class RunHandle:
                 refreshed = True
             except BackendError as exc:
                 attempt += 1
-                if attempt >= runner.retry.attempts:
+                if runner.retry.exhausted(attempt, exc, runner.clock.monotonic() - since):
                     return f"logs incomplete: {exc}"
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 runner.clock.sleep(delay or runner.retry.delay(attempt))
@@ -1460,13 +1497,16 @@ class PodRunner:
             _with_expiry(manifests.config_map, expires, namespace) if manifests.config_map else None
         )
         created: list[tuple[Kind, str]] = []
+        trying: tuple[Kind, str] | None = None  # the object whose create is under way
         started = self.clock.monotonic()
         extras = (secret, config_map) if secret is not None or config_map is not None else ()
         try:
             for extra in extras:
                 if extra is not None:
+                    trying = (extra["kind"], extra["metadata"]["name"])
                     self._create(extra, manifests.run_id)
-                    created.append((extra["kind"], extra["metadata"]["name"]))
+                    created.append(trying)
+            trying = ("Pod", manifests.pod_name)
             stored = self._create(pod, manifests.run_id)
             created.append(("Pod", manifests.pod_name))
             owner = owner_reference(stored)
@@ -1501,10 +1541,27 @@ class PodRunner:
                 resource_version=stored.get("metadata", {}).get("resourceVersion"),
                 initial=stored,
             )
-        except BaseException:
+        except BaseException as exc:
+            if trying is not None and trying not in created and _is_outage(exc):
+                # The create's answer was lost: it may have landed. Only the run-id label
+                # tells whether an object of that name is this run's.
+                self._forget_lost_create(*trying, namespace, manifests.run_id)
             for kind, name in reversed(created):
                 self._delete_quietly(kind, namespace, name, grace=0)
             raise
+
+    def _forget_lost_create(self, kind: Kind, name: str, namespace: str, run_id: str) -> None:
+        """Delete ``name`` if it exists and carries ``run_id`` (a create whose answer was lost).
+
+        Best effort: if the server stays unreachable the object keeps its expiry annotation,
+        so :meth:`reap` removes it later.
+        """
+        try:
+            found = self._call(partial(self.backend.get, kind, namespace, name))
+            if found.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
+                self._delete_quietly(kind, namespace, name, grace=0)
+        except BackendError:
+            return  # the create's own error is what the caller must see
 
     def run_many(
         self,
@@ -1668,6 +1725,7 @@ class PodRunner:
         """The retry loop of :meth:`_call`, entered with the first attempt's error."""
         attempt = 0
         refreshed = False
+        since = self.clock.monotonic()
         while True:
             if isinstance(exc, Unauthorized):
                 if refreshed or not self.backend.refresh_credentials():
@@ -1675,7 +1733,7 @@ class PodRunner:
                 refreshed = True
             else:
                 attempt += 1
-                if attempt >= self.retry.attempts:
+                if self.retry.exhausted(attempt, exc, self.clock.monotonic() - since):
                     raise exc
                 if on_retry is not None:
                     on_retry(exc)

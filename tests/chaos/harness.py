@@ -47,14 +47,19 @@ READ_TIMEOUT = 5.0  # the chaos backend's read timeout; a stall lasts longer tha
 RUN_TIMEOUT = 60.0  # each run's own deadline
 HANG_MARGIN = 20.0  # a run that returns later than its deadline plus this hung
 DURATION = 3  # seconds each simulated container runs
-# When each phase's run starts (s) so that a shared fault finds them all at their phase.
-START_OFFSET = {
+# Under control-plane faults containers run longer: kwok serves logs from objects it learns
+# through a watch, which lags a few seconds behind an API server restart (a kubelet reads its
+# own files); a container that ended inside that lag would have no log to serve.
+CLUSTER_DURATION = 7
+# When each phase's run starts, after the container-running ones, so that a shared fault
+# finds them all at their phase (seconds before the container's end).
+START_BEFORE_END = {
     "terminal": 0.0,
     "cleanup": 0.0,
-    "running": 2.0,
-    "scheduling": 3.2,
-    "after-create": 3.4,
-    "before-create": 3.5,
+    "running": 1.0,
+    "scheduling": -0.2,
+    "after-create": -0.4,
+    "before-create": -0.5,
 }
 
 
@@ -77,6 +82,17 @@ class Scenario:
         return 0
 
     @property
+    def duration(self) -> int:
+        return CLUSTER_DURATION if self.fault in CLUSTER_FAULTS else DURATION
+
+    @property
+    def start_offset(self) -> float:
+        """Seconds after the group starts that this scenario starts."""
+        if self.phase in ("terminal", "cleanup"):
+            return 0.0
+        return self.duration - START_BEFORE_END[self.phase]
+
+    @property
     def logs(self) -> str:
         return "".join(f"{self.id} line {i:02d}\n" for i in range(20))
 
@@ -88,7 +104,7 @@ class Scenario:
             secret_env={"CHAOS_TOKEN": "not-a-real-secret"},
             annotations={
                 "sim.podrunner.dev/logs": self.logs,
-                "sim.podrunner.dev/duration": str(DURATION),
+                "sim.podrunner.dev/duration": str(self.duration),
                 "sim.podrunner.dev/exit-code": str(self.exit_code),
             },
         )
@@ -294,7 +310,7 @@ class SharedFault:
     def _run(self) -> None:
         with self._cond:
             # A bound, in case a scenario never reaches its phase.
-            self._cond.wait_for(lambda: self._pending <= 0, timeout=25)
+            self._cond.wait_for(lambda: self._pending <= 0, timeout=15)
         self.down_at = time.monotonic()
         try:
             component, hard, downtime = {
@@ -362,7 +378,7 @@ def run_scenario(
 ) -> Outcome:
     """Run one scenario to its outcome (leaks are checked by the group)."""
     outcome = Outcome(sc)
-    time.sleep(START_OFFSET[sc.phase])
+    time.sleep(sc.start_offset)
     proxy = FaultProxy.for_kwok(cluster).start()
     backend = KubernetesBackend(
         ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)),

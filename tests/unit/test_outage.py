@@ -133,3 +133,14 @@ def test_an_object_of_the_same_name_from_another_run_is_not_deleted(
     assert cluster.backend.get("Pod", "default", "fixed")["metadata"]["name"] == "fixed"
     other.cancel()
     other.close()
+
+
+def test_an_outage_is_not_waited_out_past_the_run_deadline(cluster: FakeCluster) -> None:
+    """The outage budget (30 s) yields to a shorter run deadline: a typed error in time."""
+    cluster.fault(verb="create", kind="Pod", connection_error=True)
+    runner = PodRunner(cluster.backend)
+    before = cluster.clock.monotonic()
+    with pytest.raises(BackendUnavailable):
+        runner.run(SPEC, timeout=8)
+    assert cluster.clock.monotonic() - before < 8 + 2 * runner.retry.max_backoff
+    assert leftovers(cluster) == []

@@ -1499,15 +1499,16 @@ class PodRunner:
         created: list[tuple[Kind, str]] = []
         trying: tuple[Kind, str] | None = None  # the object whose create is under way
         started = self.clock.monotonic()
+        until = None if deadlines.total is None else started + deadlines.total
         extras = (secret, config_map) if secret is not None or config_map is not None else ()
         try:
             for extra in extras:
                 if extra is not None:
                     trying = (extra["kind"], extra["metadata"]["name"])
-                    self._create(extra, manifests.run_id)
+                    self._create(extra, manifests.run_id, until)
                     created.append(trying)
             trying = ("Pod", manifests.pod_name)
-            stored = self._create(pod, manifests.run_id)
+            stored = self._create(pod, manifests.run_id, until)
             created.append(("Pod", manifests.pod_name))
             owner = owner_reference(stored)
             for extra in extras:
@@ -1699,12 +1700,14 @@ class PodRunner:
         *,
         also_retry: tuple[type[BackendError], ...] = (),
         on_retry: Callable[[BackendError], None] | None = None,
+        until: float | None = None,
     ) -> _T:
         """Call the backend, retrying where that is safe.
 
         429 (honouring ``Retry-After``), 5xx and connection errors are retried with bounded
         backoff, as are the ``also_retry`` errors; a 401 refreshes the credentials once.
-        ``on_retry`` sees each error that is about to be retried.
+        ``on_retry`` sees each error that is about to be retried. An outage is not waited
+        out past ``until`` (a run's deadline, on the clock's monotonic time).
         """
         # The common case is a call that succeeds at once: no retry state is built for it.
         try:
@@ -1713,7 +1716,7 @@ class PodRunner:
             if not (isinstance(exc, _HANDLED) or (also_retry and isinstance(exc, also_retry))):
                 raise
             first = exc
-        return self._call_retrying(fn, first, (*_RETRIED, *also_retry), on_retry)
+        return self._call_retrying(fn, first, (*_RETRIED, *also_retry), on_retry, until)
 
     def _call_retrying(
         self,
@@ -1721,6 +1724,7 @@ class PodRunner:
         exc: BackendError,
         retried: tuple[type[BackendError], ...],
         on_retry: Callable[[BackendError], None] | None,
+        until: float | None = None,
     ) -> _T:
         """The retry loop of :meth:`_call`, entered with the first attempt's error."""
         attempt = 0
@@ -1733,7 +1737,9 @@ class PodRunner:
                 refreshed = True
             else:
                 attempt += 1
-                if self.retry.exhausted(attempt, exc, self.clock.monotonic() - since):
+                now = self.clock.monotonic()
+                past = until is not None and now >= until and attempt >= self.retry.attempts
+                if past or self.retry.exhausted(attempt, exc, now - since):
                     raise exc
                 if on_retry is not None:
                     on_retry(exc)
@@ -1746,7 +1752,9 @@ class PodRunner:
             except retried as again:
                 exc = again
 
-    def _create(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
+    def _create(
+        self, manifest: dict[str, Any], run_id: str, until: float | None = None
+    ) -> dict[str, Any]:
         """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
         kind = manifest["kind"]
         namespace = manifest["metadata"].get("namespace")
@@ -1759,7 +1767,7 @@ class PodRunner:
             ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
 
         try:
-            return self._call(partial(self.backend.create, manifest), on_retry=note)
+            return self._call(partial(self.backend.create, manifest), on_retry=note, until=until)
         except AlreadyExists:
             if not ambiguous:
                 raise

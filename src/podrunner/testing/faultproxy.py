@@ -133,6 +133,7 @@ class FaultProxy:
         self._reset_after: tuple[int, bool] | None = None
         self._refuse_handle: asyncio.TimerHandle | None = None
         self._lose: tuple[str, str] | None = None
+        self._placeholder: socket.socket | None = None
         self.port = 0
         self.connections_opened = 0
         self.requests: list[str] = []
@@ -269,13 +270,14 @@ class FaultProxy:
             self._refuse_handle = None
         if self._server is not None:
             return
+        sock = self._placeholder
+        self._placeholder = None
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((LOOPBACK, self.port))
         self._server = await asyncio.start_server(
-            self._handle,
-            LOOPBACK,
-            self.port,
-            ssl=self._server_ctx,
-            reuse_address=True,
-            ssl_handshake_timeout=10,
+            self._handle, sock=sock, ssl=self._server_ctx, ssl_handshake_timeout=10
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -283,6 +285,12 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+            # Keep the port bound but not listening: a connection is refused (RST), and no
+            # other socket can take the port meanwhile (it is an ephemeral one).
+            placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            placeholder.bind((LOOPBACK, self.port))
+            self._placeholder = placeholder
         if seconds is not None:
 
             def reopen() -> None:
@@ -297,6 +305,9 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
         for conn in list(self._conns):
             conn.abort()
         current = asyncio.current_task()
@@ -305,6 +316,13 @@ class FaultProxy:
             # Aborted connections end their tasks; cancelling them instead makes asyncio's
             # stream callback log the CancelledError.
             await asyncio.wait(tasks, timeout=2)
+        # Connections still in their TLS handshake belong to no task yet: abort every
+        # transport the loop still has, so none is left for the garbage collector to warn of.
+        transports = getattr(self._loop, "_transports", {})
+        for transport in list(transports.values()):
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+        await asyncio.sleep(0.05)
 
     async def _count(self, streaming_only: bool) -> int:
         return sum(1 for c in self._conns if c.streaming or not streaming_only)

@@ -13,12 +13,18 @@ restarted one counts as ready:
 - ``kube-controller-manager``, ``kube-scheduler``: they run with ``--secure-port=0`` (no health
   endpoint), so ready means the process is still alive one second after it started and the
   API server is ready.
+
+After a restart of etcd, the API server or kwok, ready also means pod logs are served again: kwok
+serves them from ``Logs`` objects it learns through a watch, which lags a few seconds behind
+an API server restart (a real kubelet reads its own files and has no such lag). A probe pod
+with a log line is created and deleted for that.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import secrets
 import socket
 import time
 import urllib.parse
@@ -89,6 +95,9 @@ def wait_ready(cluster: KwokCluster, proc: Any, *, deadline: float) -> None:
         checks.append(lambda: time.monotonic() - started >= 1.0)
     if api is not None:
         checks.append(lambda: api.call("GET", "/readyz", timeout=2)[0] == 200)
+    probe: list[str] = []
+    if api is not None and proc.name in ("etcd", "kube-apiserver", "kwok"):
+        checks.append(lambda: _logs_served(api, probe))
     last = ""
     for check in checks:
         while True:
@@ -107,4 +116,24 @@ def wait_ready(cluster: KwokCluster, proc: Any, *, deadline: float) -> None:
                     f"timed out waiting for {proc.name} to be ready after a restart"
                     + (f" (last error: {last})" if last else "")
                 )
-            time.sleep(0.05)
+            time.sleep(0.1)
+    if api is not None and probe:
+        api.call("DELETE", f"/api/v1/namespaces/default/pods/{probe[0]}?gracePeriodSeconds=0")
+
+
+def _logs_served(api: Any, probe: list[str]) -> bool:
+    """Create a probe pod once (its name goes in ``probe``); true once its log is served."""
+    if not probe:
+        name = f"podrunner-probe-logs-{secrets.token_hex(4)}"
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "annotations": {"sim.podrunner.dev/logs": "probe\n"}},
+            "spec": {"containers": [{"name": "probe", "image": "probe"}]},
+        }
+        status, _ = api.call("POST", "/api/v1/namespaces/default/pods", manifest)
+        if status not in (200, 201):
+            return False
+        probe.append(name)
+    status, body = api.call("GET", f"/api/v1/namespaces/default/pods/{probe[0]}/log")
+    return status == 200 and "probe" in str(body)

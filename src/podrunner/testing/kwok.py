@@ -1217,12 +1217,21 @@ class _LogAgent:
             self._runs[(uid, container)] = 0
 
     def _register_safely(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
-        try:
-            self._register(namespace, name, uid, containers)
-        except Exception as exc:  # keep the agent alive; record for diagnostics
-            self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
+        # Retried: an API server restart must not leave a pod without its Logs object (kwok
+        # would serve it an empty log). A pod that is gone by then needs none.
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set():
+            try:
+                if self._register(namespace, name, uid, containers):
+                    return
+            except Exception as exc:  # keep the agent alive; record for diagnostics
+                self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
+            with self._lock:
+                if uid not in self._seen or time.monotonic() > deadline:
+                    return
+            self._stop.wait(0.5)
 
-    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
+    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> bool:
         directory = self.pod_dir(namespace, name, uid)
         logs = []
         for container in containers:
@@ -1252,6 +1261,7 @@ class _LogAgent:
         )
         if status >= 300:
             self.errors.append(f"apply Logs {namespace}/{name}: HTTP {status}: {body}")
+        return status < 300
 
     def _forget(self, namespace: str, name: str, uid: str) -> None:
         with self._lock:

@@ -50,47 +50,6 @@ def test_scenario(
     assert outcome.problems() == [], outcome.describe()
 
 
-def test_zz_figures(cluster: KwokCluster, admin: KubernetesBackend, chaos_namespace: str) -> None:
-    """Write the tier's figures (after every scenario ran)."""
-    if len(_GROUPS) < len(FAULTS) or not _MANY:
-        pytest.skip("figures need the whole matrix")
-    outcomes = [o for group, _ in _GROUPS.values() for o in group.values()]
-    recovery = []
-    for fault, (group, shared) in _GROUPS.items():
-        if shared is None or shared.ready_at is None or fault == "kcm-down":
-            continue
-        for o in group.values():
-            after = [t for t in o.progress if t >= shared.ready_at]
-            if o.triggered and after:
-                recovery.append(after[0] - shared.ready_at)
-    requests = {
-        fault: statistics.median(o.requests for o in group.values())
-        for fault, (group, _) in _GROUPS.items()
-    }
-    figures = {
-        "chaos_scenarios_run": len(outcomes),
-        "chaos_scenarios_passed": sum(1 for o in outcomes if not o.problems()),
-        "chaos_typed_errors": sum(1 for o in outcomes if o.error is not None),
-        "chaos_runs_lost": sum(
-            1 for o in outcomes if o.error is None and o.logs != o.scenario.logs
-        ),
-        "chaos_objects_leaked": sum(len(o.leaked) for o in outcomes),
-        "chaos_hangs": sum(1 for o in outcomes if "hung" in " ".join(o.problems())),
-        "chaos_recovery_median_s": round(statistics.median(recovery), 2) if recovery else None,
-        "chaos_recovery_max_s": round(max(recovery), 2) if recovery else None,
-        "chaos_requests_per_run_median": requests,
-        **{f"chaos_{k}": v for k, v in _MANY.items()},
-        "chaos_errors": {
-            o.scenario.id: f"{type(o.error).__name__}: {o.error}"[:200]
-            for o in outcomes
-            if o.error is not None
-        },
-    }
-    print(json.dumps(figures, indent=2, sort_keys=True))
-    if FIGURES:
-        Path(FIGURES).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-
-
 def test_run_many_through_two_apiserver_restarts(
     cluster: KwokCluster, admin: KubernetesBackend, chaos_namespace: str
 ) -> None:
@@ -167,6 +126,47 @@ def test_run_many_through_two_apiserver_restarts(
         run_many_seconds=round(seconds, 1),
         run_many_restart_seconds=[round(r, 1) for r in restarts],
     )
+
+
+def test_zz_figures(cluster: KwokCluster, admin: KubernetesBackend, chaos_namespace: str) -> None:
+    """Write the tier's figures (after every scenario ran)."""
+    if len(_GROUPS) < len(FAULTS) or not _MANY:
+        pytest.skip("figures need the whole matrix")
+    outcomes = [o for group, _ in _GROUPS.values() for o in group.values()]
+    recovery = []
+    for fault, (group, shared) in _GROUPS.items():
+        if shared is None or shared.ready_at is None or fault == "kcm-down":
+            continue
+        for o in group.values():
+            after = [t for t in o.progress if t >= shared.ready_at]
+            if o.triggered and after:
+                recovery.append(after[0] - shared.ready_at)
+    requests = {
+        fault: statistics.median(o.requests for o in group.values())
+        for fault, (group, _) in _GROUPS.items()
+    }
+    figures = {
+        "chaos_scenarios_run": len(outcomes),
+        "chaos_scenarios_passed": sum(1 for o in outcomes if not o.problems()),
+        "chaos_typed_errors": sum(1 for o in outcomes if o.error is not None),
+        "chaos_runs_lost": sum(
+            1 for o in outcomes if o.error is None and o.logs != o.scenario.logs
+        ),
+        "chaos_objects_leaked": sum(len(o.leaked) for o in outcomes),
+        "chaos_hangs": sum(1 for o in outcomes if "hung" in " ".join(o.problems())),
+        "chaos_recovery_median_s": round(statistics.median(recovery), 2) if recovery else None,
+        "chaos_recovery_max_s": round(max(recovery), 2) if recovery else None,
+        "chaos_requests_per_run_median": requests,
+        **{f"chaos_{k}": v for k, v in _MANY.items()},
+        "chaos_errors": {
+            o.scenario.id: f"{type(o.error).__name__}: {o.error}"[:200]
+            for o in outcomes
+            if o.error is not None
+        },
+    }
+    print(json.dumps(figures, indent=2, sort_keys=True))
+    if FIGURES:
+        Path(FIGURES).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
 
 
 RUN_TIMEOUT_MANY = 120.0

@@ -48,3 +48,16 @@ def chaos_namespace(cluster: KwokCluster, admin: KubernetesBackend) -> str:
     admin.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     wait_for_api(cluster.kubeconfig, deadline=time.monotonic() + 60, namespace=name)
     return name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The fault proxy's asyncio TLS transports can be collected after its loop closed.
+
+    Those are the proxy's own sockets (test tooling), reported as unraisable warnings at
+    session end; the runner's (urllib3) sockets still fail the run when left open.
+    """
+    for pattern in ("_SSLProtocolTransport", "_SelectorTransport", "StreamWriter"):
+        config.addinivalue_line(
+            "filterwarnings",
+            f"ignore:Exception ignored in.*{pattern}:pytest.PytestUnraisableExceptionWarning",
+        )

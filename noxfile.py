@@ -115,3 +115,16 @@ def differential(session: nox.Session) -> None:
     install(session, "tests")
     session.run("python", "-m", "podrunner.testing.controlplane", "build")
     session.run("python", "tests/differential/run.py", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos tier: faults (restarts, resets, stalls, refusals) on ONE local kwok cluster.
+
+    Bounded to a few minutes: the scenarios of a fault kind run in parallel, and component
+    restarts replace cluster restarts. ``python benchmarks/run.py chaos``
+    records its figures.
+    """
+    install(session, "tests")
+    session.run("python", "-m", "podrunner.testing.controlplane", "build")
+    session.run("pytest", "tests/chaos", *session.posargs)

@@ -43,13 +43,19 @@ def test_transient_errors_are_retried_for_any_caller() -> None:
         api.get("ConfigMap", "default", "missing")  # the 429 was retried, the 404 is real
 
 
-def test_gives_up_after_the_policys_attempts() -> None:
+@pytest.mark.parametrize(
+    ("status", "outage"),
+    [
+        (500, 30.0),  # a refusal: only the attempts count, whatever the outage budget
+        (503, 0.0),  # an outage, with no outage budget
+    ],
+)
+def test_gives_up_after_the_policys_attempts(status: int, outage: float) -> None:
     cluster = FakeCluster()
-    cluster.fault(verb="list", kind="Pod", status=503)
+    cluster.fault(verb="list", kind="Pod", status=status)
+    policy = RetryPolicy(attempts=3, backoff=0.01, outage=outage)
     with pytest.raises(ServerError):
-        RetryingBackend(cluster.backend, RetryPolicy(attempts=3, backoff=0.01)).list(
-            "Pod", "default"
-        )
+        RetryingBackend(cluster.backend, policy).list("Pod", "default")
     assert len([a for a in cluster.actions if a.verb == "list"]) == 3
 
 

@@ -110,15 +110,19 @@ class LogFollower:
     def _follow_until_done(self) -> None:
         policy = self._api.policy
         failures = 0
+        since = 0.0  # when the first of those failures happened
         while not self._is_abandoned():
             try:
                 self._read(follow=True)
                 failures = 0
             except NotFound:
                 return
-            except BackendError:
+            except BackendError as exc:
                 failures += 1
-                if failures > policy.attempts * 4:
+                now = self._api.clock.monotonic()
+                since = now if failures == 1 else since
+                # An outage is ridden out (RetryPolicy.outage); the final read completes the log.
+                if failures > policy.attempts * 4 and policy.exhausted(failures, exc, now - since):
                     return
             if self._is_abandoned() or self._stopped():
                 return
@@ -187,6 +191,7 @@ class LogFollower:
         api = self._api
         attempt = 0
         refreshed = False
+        since = api.clock.monotonic()
         while True:
             try:
                 self._read(follow=False)
@@ -202,7 +207,7 @@ class LogFollower:
                 refreshed = True
             except BackendError as exc:
                 attempt += 1
-                if attempt >= api.policy.attempts:
+                if api.policy.exhausted(attempt, exc, api.clock.monotonic() - since):
                     return f"logs incomplete: {exc}"
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 api.clock.sleep(delay or api.policy.delay(attempt))

@@ -36,6 +36,20 @@ _RETRIED: tuple[type[BackendError], ...] = (TooManyRequests, ServerError, Backen
 _HANDLED: tuple[type[BackendError], ...] = (*_RETRIED, Unauthorized)
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """The server is unreachable or says it is unavailable for now (not a refusal)."""
+    if isinstance(exc, BackendUnavailable):
+        return True
+    return isinstance(exc, ServerError) and exc.status in (502, 503, 504)
+
+
+def _run_id_of(obj: Mapping[str, Any]) -> str | None:
+    """The object's ``podrunner.dev/run-id`` label (``None``: it has none)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    run_id = labels.get(RUN_ID_LABEL)
+    return run_id if isinstance(run_id, str) else None
+
+
 @attrs.frozen
 class RetryPolicy:
     """When and how API calls are retried.
@@ -44,15 +58,46 @@ class RetryPolicy:
     idempotent calls, with bounded exponential backoff and jitter; a 401 refreshes the
     backend's credentials once per call.
 
+    An API server that cannot be reached or says it is unavailable (a connection error, or a
+    502/503/504: restarting in a rolling upgrade, a cut load balancer, etcd re-electing) is
+    retried beyond ``attempts`` until ``outage`` seconds have passed since the first failure,
+    every ``max_backoff`` at most, so a restart of a few seconds does not fail the run.
+
     Attributes:
         attempts: Tries per call, the first included.
         backoff: First delay in seconds; doubled on each retry.
         max_backoff: Upper bound of one delay.
+        outage: Seconds an unreachable or unavailable server is retried for (0: only
+            ``attempts`` count).
+
+    Example:
+        >>> from podrunner import RetryPolicy
+        >>> from podrunner.errors import BackendUnavailable, ServerError
+        >>> policy = RetryPolicy(attempts=3, outage=30.0)
+        >>> policy.exhausted(3, ServerError("boom", status=500), failing_for=1.0)
+        True
+        >>> policy.exhausted(3, BackendUnavailable("connection refused"), failing_for=1.0)
+        False
+        >>> policy.exhausted(3, BackendUnavailable("connection refused"), failing_for=31.0)
+        True
     """
 
     attempts: int = 5
     backoff: float = 0.2
     max_backoff: float = 5.0
+    outage: float = 30.0
+
+    def exhausted(self, attempt: int, exc: BaseException, failing_for: float) -> bool:
+        """Whether to give up after failed try number ``attempt`` (1-based).
+
+        Args:
+            attempt: How many tries failed so far.
+            exc: The last error.
+            failing_for: Seconds since the first of these failures.
+        """
+        if attempt < self.attempts:
+            return False
+        return not (_is_outage(exc) and failing_for < self.outage)
 
     def delay(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based), with up to 10% jitter."""
@@ -69,6 +114,7 @@ class RetryingBackend:
     failed ambiguously (no answer or a 5xx, so it may have landed) and then answers 409 is
     resolved by the ``podrunner.dev/run-id`` label: the object found is returned if it is the
     caller's own. Deletes also retry a 409 (a precondition race; deleting is idempotent).
+    An outage (no answer, or a 502/503/504) is retried until the policy's ``outage`` budget.
 
     Log reads and execs are passed through unretried: a followed log is resumed by the run's
     log follower from its last timestamp, and an exec is not idempotent.
@@ -101,8 +147,15 @@ class RetryingBackend:
 
     # -- the Backend protocol ---------------------------------------------------------------
 
-    def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """Create an object; after an ambiguous failure, a 409 is checked against the run id."""
+    def create(
+        self, manifest: Mapping[str, Any], *, dry_run: bool = False, until: float | None = None
+    ) -> dict[str, Any]:
+        """Create an object; after an ambiguous failure, a 409 is checked against the run id.
+
+        ``until`` (beyond the Backend protocol) bounds the retries of an outage: none starts
+        after that time on the clock's monotonic scale (a run's deadline), once the attempts
+        are spent.
+        """
         ambiguous = False
 
         def note(exc: BackendError) -> None:
@@ -111,16 +164,38 @@ class RetryingBackend:
             ambiguous = ambiguous or isinstance(exc, (ServerError, BackendUnavailable))
 
         try:
-            return self.call(partial(self.inner.create, manifest, dry_run=dry_run), on_retry=note)
+            return self.call(
+                partial(self.inner.create, manifest, dry_run=dry_run), on_retry=note, until=until
+            )
         except AlreadyExists:
-            meta = manifest.get("metadata") or {}
-            run_id = (meta.get("labels") or {}).get(RUN_ID_LABEL)
+            run_id = _run_id_of(manifest)
             if not ambiguous or run_id is None:
                 raise
+            meta = manifest["metadata"]
             existing = self.get(manifest["kind"], meta.get("namespace"), meta["name"])
-            if existing.get("metadata", {}).get("labels", {}).get(RUN_ID_LABEL) == run_id:
+            if _run_id_of(existing) == run_id:
                 return existing
             raise
+
+    def forget_lost_create(self, manifest: Mapping[str, Any], exc: BaseException) -> None:
+        """After a create failed with ``exc``, delete what it may have made anyway.
+
+        A create whose retries ran out in an outage may have landed with its answer lost.
+        The object of that name is deleted only if it carries the manifest's run-id label
+        (another run's object of the same name is left alone). Best effort: if the server
+        stays unreachable the object keeps its expiry annotation, so ``PodRunner.reap``
+        removes it later. Does nothing after any other error, or for a manifest with no run id.
+        """
+        run_id = _run_id_of(manifest)
+        if run_id is None or not _is_outage(exc):
+            return
+        meta = manifest["metadata"]
+        try:
+            found = self.get(manifest["kind"], meta.get("namespace"), meta["name"])
+            if _run_id_of(found) == run_id:
+                self.delete_quietly(manifest["kind"], meta["namespace"], meta["name"], grace=0)
+        except BackendError:
+            return  # the create's own error is what the caller must see
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """Get an object (retried)."""
@@ -265,11 +340,13 @@ class RetryingBackend:
         *,
         also_retry: tuple[type[BackendError], ...] = (),
         on_retry: Callable[[BackendError], None] | None = None,
+        until: float | None = None,
     ) -> _T:
         """Call ``fn`` (a call on the wrapped backend), retrying where that is safe.
 
         ``also_retry`` adds error types to retry; ``on_retry`` sees each error that is about
-        to be retried.
+        to be retried. An outage is not waited out past ``until`` (on the clock's monotonic
+        scale), once the attempts are spent.
         """
         try:
             return fn()
@@ -277,7 +354,7 @@ class RetryingBackend:
             if not (isinstance(exc, _HANDLED) or (also_retry and isinstance(exc, also_retry))):
                 raise
             first = exc
-        return self._retrying(fn, first, (*_RETRIED, *also_retry), on_retry)
+        return self._retrying(fn, first, (*_RETRIED, *also_retry), on_retry, until)
 
     def _retrying(
         self,
@@ -285,10 +362,12 @@ class RetryingBackend:
         exc: BackendError,
         retried: tuple[type[BackendError], ...],
         on_retry: Callable[[BackendError], None] | None,
+        until: float | None,
     ) -> _T:
         """The retry loop of :meth:`call`, entered with the first attempt's error."""
         attempt = 0
         refreshed = False
+        since = self.clock.monotonic()
         while True:
             if isinstance(exc, Unauthorized):
                 if refreshed or not self.inner.refresh_credentials():
@@ -296,7 +375,9 @@ class RetryingBackend:
                 refreshed = True
             else:
                 attempt += 1
-                if attempt >= self.policy.attempts:
+                now = self.clock.monotonic()
+                past = until is not None and now >= until and attempt >= self.policy.attempts
+                if past or self.policy.exhausted(attempt, exc, now - since):
                     raise exc
                 if on_retry is not None:
                     on_retry(exc)

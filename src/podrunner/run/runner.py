@@ -197,7 +197,8 @@ class PodRunner:
             deadline_margin=self.deadline_margin,
         )
         started = self.clock.monotonic()
-        stored = self._create(plan)
+        # An outage is retried for RetryPolicy.outage, but not past the run's own deadline.
+        stored = self._create(plan, None if deadlines.total is None else started + deadlines.total)
         manifests = plan.manifests
         core = RunCore(
             RunIdentity(
@@ -227,21 +228,32 @@ class PodRunner:
             self._delete_created(plan, [*core.extras, ("Pod", manifests.pod_name)])
             raise
 
-    def _create(self, plan: RunPlan) -> dict[str, Any]:
-        """Create the plan's objects: extras, the pod, then the pod owns the extras."""
+    def _create(self, plan: RunPlan, until: float | None) -> dict[str, Any]:
+        """Create the plan's objects: extras, the pod, then the pod owns the extras.
+
+        Creates retry an outage until ``until`` (the run's deadline) at the latest. A create
+        that failed may still have landed (its answer lost): the object is then found by
+        name and deleted if it carries the run id, with whatever was created before it.
+        """
         created: list[tuple[Kind, str]] = []
+        creating: dict[str, Any] | None = None  # the manifest whose create is under way
         try:
             for extra in plan.extras:
-                self.api.create(extra)
+                creating = extra
+                self.api.create(extra, until=until)
                 created.append((extra["kind"], extra["metadata"]["name"]))
-            stored = self.api.create(plan.pod)
+            creating = plan.pod
+            stored = self.api.create(plan.pod, until=until)
             created.append(("Pod", plan.manifests.pod_name))
+            creating = None
             owner = {"metadata": {"ownerReferences": [owner_reference(stored)]}}
             for extra in plan.extras:
                 # Owned by the pod: the cluster's garbage collector removes it with the pod
                 # even if this process dies before its own cleanup.
                 self.api.patch(extra["kind"], plan.namespace, extra["metadata"]["name"], owner)
-        except BaseException:
+        except BaseException as exc:
+            if creating is not None:
+                self.api.forget_lost_create(creating, exc)
             self._delete_created(plan, created)
             raise
         return stored

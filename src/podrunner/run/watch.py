@@ -99,6 +99,7 @@ class SharedWatch:
         self._interrupted = False  # interrupt() asked the reader to drop its stream
         self._stream_end = 0.0
         self._failures = 0
+        self._failing_since = 0.0  # when the first of those failures happened
         self._events_in_stream = 0
         self._empty_streams = 0  # streams in a row that ended early with no event
         self._reopen_at = 0.0  # back-off after such streams: no new stream before this
@@ -291,9 +292,15 @@ class SharedWatch:
         self._interrupted = False  # whatever asked the reader to stop, it has
 
     def _failed(self, exc: BackendError) -> None:
-        """Back off after a broken stream; give up (raise) after the retry budget."""
+        """Back off after a broken stream; give up (raise) after the retry budget.
+
+        An outage (no answer, 502/503/504) is retried until the policy's ``outage`` budget.
+        """
+        now = self._api.clock.monotonic()
         self._failures += 1
-        if self._failures > self._api.policy.attempts:
+        if self._failures == 1:
+            self._failing_since = now
+        if self._api.policy.exhausted(self._failures - 1, exc, now - self._failing_since):
             self._failures = 0
             raise exc
         if isinstance(exc, Gone) and self._failures == 1:

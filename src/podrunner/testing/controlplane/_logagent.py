@@ -8,6 +8,7 @@ import datetime as _dt
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,12 +189,22 @@ class LogAgent:
             self._runs[(uid, container)] = 0
 
     def _register_safely(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
-        try:
-            self._register(namespace, name, uid, containers)
-        except Exception as exc:  # keep the agent alive; record for diagnostics
-            self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
+        # Retried: an API server restart must not leave a pod without its Logs object (kwok
+        # would serve it an empty log). A pod that is gone by then needs none.
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set():
+            try:
+                if self._register(namespace, name, uid, containers):
+                    return
+            except Exception as exc:  # keep the agent alive; record for diagnostics
+                self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
+            with self._lock:
+                if uid not in self._seen or time.monotonic() > deadline:
+                    return
+            self._stop.wait(0.5)
 
-    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> None:
+    def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> bool:
+        """Apply the pod's Logs object; return whether the server took it."""
         directory = self.pod_dir(namespace, name, uid)
         logs = []
         for container in containers:
@@ -227,6 +238,8 @@ class LogAgent:
             )
         except BackendError as exc:
             self.errors.append(f"apply Logs {namespace}/{name}: {exc}")
+            return False
+        return True
 
     def _forget(self, namespace: str, name: str, uid: str) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -39,8 +40,13 @@ class Proc:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.env = env
         self._log: IO[bytes] = log_path.open("ab")
-        preexec = _set_pdeathsig if sys.platform.startswith("linux") else None
+        # Linux sends the death signal when the *thread* that forked the child ends, not the
+        # process: a component restarted from a worker thread would be killed when that
+        # thread returns. Such children rely on stop() and atexit alone.
+        on_main = threading.current_thread() is threading.main_thread()
+        preexec = _set_pdeathsig if sys.platform.startswith("linux") and on_main else None
         self.popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -55,10 +61,12 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, hard: bool = False) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
+                # A paused (SIGSTOPped) process would hold a SIGTERM pending forever.
+                self.popen.send_signal(signal.SIGCONT)
+                self.popen.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

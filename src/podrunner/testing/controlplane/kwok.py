@@ -556,6 +556,49 @@ class KwokCluster:
         ):
             shutil.rmtree(self._workdir, ignore_errors=True)
 
+    # -- faults (see podrunner.testing.controlplane.faults) ------------------------------------
+
+    def restart(
+        self, component: str, *, hard: bool = False, downtime: float = 0.0, timeout: float = 60.0
+    ) -> float:
+        """Stop one component and start it again with the same flags and data.
+
+        Args:
+            component: One of :data:`~podrunner.testing.controlplane.faults.COMPONENTS`.
+            hard: SIGKILL instead of SIGTERM (no graceful shutdown).
+            downtime: Seconds to stay down between the stop and the start.
+            timeout: Seconds to wait until the component is ready again.
+
+        Returns:
+            Seconds from the stop until the component was ready again.
+
+        Raises:
+            ValueError: unknown component.
+            ClusterStartError: it did not become ready within ``timeout``.
+        """
+        from podrunner.testing.controlplane import faults
+
+        index = faults.component_index(self._procs, component)
+        began = time.monotonic()
+        old = self._procs[index]
+        old.stop(hard=hard)
+        time.sleep(downtime)
+        self._procs[index] = Proc(old.name, old.argv, old.log_path, old.env)
+        faults.wait_ready(self._api, self._procs[index], deadline=began + timeout)
+        return time.monotonic() - began
+
+    def pause(self, component: str) -> None:
+        """Freeze a component with SIGSTOP (a stalled server); :meth:`resume` thaws it."""
+        from podrunner.testing.controlplane import faults
+
+        os.kill(self._procs[faults.component_index(self._procs, component)].pid, signal.SIGSTOP)
+
+    def resume(self, component: str) -> None:
+        """Thaw a component frozen by :meth:`pause` (SIGCONT)."""
+        from podrunner.testing.controlplane import faults
+
+        os.kill(self._procs[faults.component_index(self._procs, component)].pid, signal.SIGCONT)
+
     def write_logs(
         self,
         namespace: str,

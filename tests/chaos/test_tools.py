@@ -1,0 +1,153 @@
+"""The fault tools themselves: component restarts, pause/resume and the fault proxy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
+from podrunner.errors import BackendUnavailable
+from podrunner.testing.controlplane.faultproxy import FaultProxy
+from podrunner.testing.controlplane.faults import COMPONENTS
+from podrunner.testing.controlplane.kwok import KwokCluster
+
+pytestmark = pytest.mark.chaos
+
+
+def _config_map(admin: KubernetesBackend, namespace: str) -> str:
+    name = f"keep-{uuid.uuid4().hex[:8]}"
+    admin.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {"k": "v"},
+        }
+    )
+    return name
+
+
+def test_restart_every_component_keeps_its_data(
+    cluster: KwokCluster, admin: KubernetesBackend, chaos_namespace: str
+) -> None:
+    """Each component comes back as a new process with the same flags and the same data."""
+    name = _config_map(admin, chaos_namespace)
+    for component, hard in [
+        ("etcd", True),
+        ("kube-apiserver", True),
+        ("kube-controller-manager", False),
+        ("kube-scheduler", False),
+        ("kwok", False),
+    ]:
+        before = cluster.pids[component]
+        cluster.restart(component, hard=hard)
+        assert cluster.pids[component] != before
+    assert sorted(cluster.pids) == sorted(COMPONENTS)
+    assert admin.get("ConfigMap", chaos_namespace, name)["data"] == {"k": "v"}
+    admin.delete("ConfigMap", chaos_namespace, name)
+
+
+def test_restart_names_an_unknown_component(cluster: KwokCluster) -> None:
+    with pytest.raises(ValueError, match=r"component: 'kubelet' is not one of etcd"):
+        cluster.restart("kubelet")
+    with pytest.raises(ValueError, match="component: 'kubelet'"):
+        cluster.pause("kubelet")
+
+
+def test_pause_stalls_the_server_and_resume_recovers(cluster: KwokCluster) -> None:
+    """A paused API server accepts no answer; after resume it answers again."""
+    backend = KubernetesBackend(
+        ClusterConfig.from_kubeconfig_file(str(cluster.kubeconfig)), request_timeout=(1.0, 1.0)
+    )
+    try:
+        cluster.pause("kube-apiserver")
+        try:
+            with pytest.raises(BackendUnavailable):
+                backend.list("Namespace", None)
+        finally:
+            cluster.resume("kube-apiserver")
+        assert backend.list("Namespace", None).items
+    finally:
+        backend.close()
+
+
+def test_proxy_resets_only_streaming_connections(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """The proxy sees plain HTTP: a watch is streaming, a kept-alive idle connection is not."""
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+        try:
+            backend.list("Pod", chaos_namespace)
+            stream = backend.watch("Pod", chaos_namespace, timeout_seconds=30)
+            # The request is sent when iteration starts: read in a thread, which blocks.
+            errors: list[BaseException] = []
+
+            def read() -> None:
+                try:
+                    next(iter(stream))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 10
+            while proxy.open_connections(streaming_only=True) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            # A second client's kept-alive connection, idle after a plain request.
+            other = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+            other.list("Pod", chaos_namespace)
+            assert proxy.open_connections() == 2
+            opened = proxy.connections_opened
+            assert proxy.reset(streaming_only=True) == 1
+            # The idle connection survives; the watch breaks: the client either sees the
+            # error or (no response headers yet) urllib3 resends the GET on a new connection.
+            deadline = time.monotonic() + 10
+            while not errors and proxy.connections_opened == opened:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert [type(e) for e in errors] in ([BackendUnavailable], [])
+            assert proxy.open_connections(streaming_only=False) >= 1
+            stream.close()
+            reader.join(timeout=10)
+            other.close()
+            assert backend.list("Pod", chaos_namespace).items == []
+            assert any("watch=1" in r for r in proxy.requests)
+        finally:
+            backend.close()
+
+
+def test_proxy_refuses_then_accepts(cluster: KwokCluster) -> None:
+    with FaultProxy.for_kwok(cluster) as proxy:
+        proxy.refuse()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
+        proxy.accept()
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=2).close()
+
+
+def test_proxy_loses_an_answer_after_the_server_acted(
+    cluster: KwokCluster, admin: KubernetesBackend, chaos_namespace: str
+) -> None:
+    """``lose_next_response``: the create lands, the client only sees a broken connection."""
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+        try:
+            proxy.lose_next_response("POST", "/configmaps")
+            name = f"lost-{uuid.uuid4().hex[:8]}"
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": chaos_namespace},
+            }
+            with pytest.raises(BackendUnavailable):
+                backend.create(manifest)
+            assert admin.get("ConfigMap", chaos_namespace, name)["metadata"]["name"] == name
+            admin.delete("ConfigMap", chaos_namespace, name)
+        finally:
+            backend.close()

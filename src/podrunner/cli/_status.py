@@ -91,7 +91,7 @@ class StopSignals:
         # os._exit skips atexit: end the fake's local processes and run directories first.
         local = sys.modules.get("podrunner.backends.fake.runtime_local")
         if local is not None:
-            local._LIVE.at_exit()
+            local.end_all_local_processes()
         os._exit(128 + signum)
 
     def cleaned(self) -> None:

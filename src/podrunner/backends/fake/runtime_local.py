@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_NON_ROOT_UID",
     "IGNORE_RUN_AS_USER_ENV",
     "LocalRuntime",
+    "end_all_local_processes",
     "unenforced_settings",
 ]
 
@@ -141,7 +142,18 @@ class _Live:
 
 
 _LIVE = _Live()
-atexit.register(_LIVE.at_exit)
+
+
+def end_all_local_processes() -> None:
+    """Kill every process group this process started and remove the run directories.
+
+    Runs at interpreter exit; a program about to ``os._exit`` (which skips atexit) calls it
+    first. Safe from a signal handler: it waits at most a second for the runtime's lock.
+    """
+    _LIVE.at_exit()
+
+
+atexit.register(end_all_local_processes)
 
 
 def _remove(path: str) -> None:

@@ -81,8 +81,6 @@ class LoopAgent:
         self._registered = False
         self._recheck_scheduled = False
         self._probing = False
-        self._passes = 0
-        self._last_epoch = -1
         self._timer: asyncio.TimerHandle | None = None  # the real clock's next wake-up
         self._timer_at = 0.0
         clock.add_listener(self._on_notify)
@@ -284,25 +282,12 @@ class LoopAgent:
         loop = self.loop
         if loop is not None:
             self._probing = True
-            loop.call_soon(self._probe)
+            _idle_probe(loop).want(self)
 
-    def _loop_busy(self) -> bool:
-        ready = getattr(self._loop(), "_ready", None)
-        if ready is not None:
-            return len(ready) > 0
-        epoch = self.clock._epoch
-        if epoch != self._last_epoch:
-            self._last_epoch, self._passes = epoch, 0
-        self._passes += 1
-        return self._passes < _IDLE_PASSES
-
-    def _probe(self) -> None:
-        """Look whether the loop is idle; if everyone is blocked, jump (in the loop)."""
+    def probe(self) -> None:
+        """The loop is idle: if everyone waiting on the clock is blocked, jump (in the loop)."""
         self._probing = False
         if not (self._count or self._registered):
-            return
-        if self._loop_busy():
-            self._kick()
             return
         clock = self.clock
         assert isinstance(clock, VirtualClock)
@@ -370,6 +355,63 @@ class LoopAgent:
     def _real_wake(self) -> None:
         self._timer = None
         self._recheck()
+
+
+class _IdleProbe:
+    """One per event loop: tells the agents that want to know when the loop is idle.
+
+    One probe for all the loop's agents (one per fake cluster in use), so that no agent
+    mistakes another's probe for work.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self._wanting: dict[int, LoopAgent] = {}
+        self._scheduled = False
+        self._passes = 0
+        self._last = -1
+
+    def want(self, agent: LoopAgent) -> None:
+        self._wanting[id(agent)] = agent
+        loop = self._loop()
+        if not self._scheduled and loop is not None:
+            self._scheduled = True
+            loop.call_soon(self._run)
+
+    def _busy(self, loop: asyncio.AbstractEventLoop) -> bool:
+        ready = getattr(loop, "_ready", None)
+        if ready is not None:
+            return len(ready) > 0
+        activity = sum(agent.clock._epoch for agent in self._wanting.values())
+        if activity != self._last:
+            self._last, self._passes = activity, 0
+        self._passes += 1
+        return self._passes < _IDLE_PASSES
+
+    def _run(self) -> None:
+        self._scheduled = False
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return
+        while self._wanting:
+            if self._busy(loop):
+                self._scheduled = True
+                loop.call_soon(self._run)  # look again on the next pass through the loop
+                return
+            _, agent = self._wanting.popitem()
+            agent.probe()
+
+
+_PROBES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _IdleProbe] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _idle_probe(loop: asyncio.AbstractEventLoop) -> _IdleProbe:
+    probe = _PROBES.get(loop)
+    if probe is None:
+        probe = _PROBES[loop] = _IdleProbe(loop)
+    return probe
 
 
 _AGENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LoopAgent]] = (

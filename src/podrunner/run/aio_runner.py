@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -40,6 +40,9 @@ from podrunner.run.outcome import ReapReport, RunIdentity, RunResult
 from podrunner.run.retry import RetryPolicy, _run_id_of
 from podrunner.run.runner import _due
 from podrunner.spec import CleanupPolicy, Deadlines, PodSpec
+
+if TYPE_CHECKING:
+    from podrunner.backends.kubernetes import ClusterConfig
 
 __all__ = ["AsyncPodRunner", "StartingRun"]
 
@@ -120,6 +123,26 @@ class AsyncPodRunner:
         """The backend, with retries (what the runner and its runs call)."""
         self._driver = AsyncDriver(api=self.api, watches=AsyncWatchRegistry(self.api))
         self._owns_backend = False
+
+    @classmethod
+    def connect(
+        cls, cluster: ClusterConfig | None = None, namespace: str = "default", **kw: Any
+    ) -> AsyncPodRunner:
+        """Create a runner on a real cluster through the async Kubernetes backend.
+
+        ``async with AsyncPodRunner.connect(...) as runner:`` closes its connections on exit.
+
+        Args:
+            cluster: Where to connect; :meth:`ClusterConfig.default` when ``None``.
+            namespace: Default namespace.
+            **kw: Passed to :class:`AsyncPodRunner`.
+        """
+        from podrunner.backends.kubernetes import ClusterConfig
+        from podrunner.backends.kubernetes.aio import AsyncKubernetesBackend
+
+        runner = cls(AsyncKubernetesBackend(cluster or ClusterConfig.default()), namespace, **kw)
+        runner._owns_backend = True
+        return runner
 
     @property
     def clock(self) -> AsyncClock:

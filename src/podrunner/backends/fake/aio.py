@@ -269,9 +269,6 @@ class _FakeStream:
         self._handle = handle
         self._done = False
 
-    def __aiter__(self) -> _FakeStream:
-        return self
-
     async def aclose(self) -> None:
         """End the stream (a read waiting in another task ends too)."""
         self._done = True
@@ -314,6 +311,9 @@ class AsyncFakeWatch(_FakeStream):
         self._lost = False
         self._pinned = None if fields is None else fields.exact_name()
         self._name_only = self._pinned is not None and labels is None and len(fields.terms) == 1  # type: ignore[union-attr]
+
+    def __aiter__(self) -> AsyncFakeWatch:
+        return self
 
     async def __anext__(self) -> WatchEvent:
         while True:
@@ -421,6 +421,9 @@ class AsyncFakeLog(_FakeStream):
         self._sent_lines = 0
         # Chunks to hand out; an exception in it is raised when its turn comes.
         self._queue: collections.deque[bytes | BaseException] = collections.deque()
+
+    def __aiter__(self) -> AsyncFakeLog:
+        return self
 
     async def __anext__(self) -> bytes:
         while True:

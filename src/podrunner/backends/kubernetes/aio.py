@@ -125,6 +125,7 @@ class AsyncKubernetesBackend:
         self._client = self._new_client()
         self._sync: KubernetesBackend | None = None  # for exec only, made on first use
         self._closed = False
+        self._keeper: asyncio.Task[None] | None = None
 
     def _new_client(self) -> httpx.AsyncClient:
         config = self._config
@@ -182,9 +183,32 @@ class AsyncKubernetesBackend:
         if self._closed:
             return
         self._closed = True
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and keeper is not asyncio.current_task():
+            keeper.cancel()
         await self._client.aclose()
         if self._sync is not None:
             await asyncio.to_thread(self._sync.close)
+
+    def _bind(self) -> None:
+        """On first use, make sure the pool is closed in its loop, at the latest when it ends.
+
+        The connections belong to the loop that opened them: a backend nobody closed (a test
+        fixture's, a script's) is closed by a task that waits until the loop cancels it at
+        shutdown (``asyncio.run`` and the pytest plugins cancel leftover tasks).
+        """
+        if self._keeper is None and not self._closed:
+            self._keeper = asyncio.get_running_loop().create_task(
+                self._close_at_shutdown(), name="podrunner-http-pool"
+            )
+
+    async def _close_at_shutdown(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            if self._keeper is asyncio.current_task():
+                self._keeper = None
+                await self.close()
 
     async def __aenter__(self) -> AsyncKubernetesBackend:
         return self
@@ -221,6 +245,7 @@ class AsyncKubernetesBackend:
     ) -> httpx.Response:
         """Send a request, streaming; a non-2xx answer is raised as the podrunner error."""
         kind, namespace, name = where
+        self._bind()
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:

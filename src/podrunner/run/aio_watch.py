@@ -37,13 +37,14 @@ __all__ = ["AsyncSharedWatch", "AsyncSubscription", "AsyncWatchRegistry"]
 class AsyncSubscription:
     """One run's place on a shared watch: the events for its pod wait here."""
 
-    __slots__ = ("error", "name", "pending", "waiter")
+    __slots__ = ("error", "name", "pending", "rv", "waiter")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.pending: list[WatchEvent] = []
         self.waiter: asyncio.Future[Any] | None = None
         self.error: BaseException | None = None  # the watch gave up: raised by the next wait
+        self.rv = -1  # the newest version delivered (a read of the pod never goes back)
 
     def wake(self) -> None:
         """Wake whoever waits on this subscription."""
@@ -63,7 +64,7 @@ class AsyncSharedWatch:
         self._subs: dict[str, AsyncSubscription] = {}
         self._rv: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stream: AsyncStream[WatchEvent] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled readers not yet ended
         self._stream_end = 0.0
         self._failures = 0
         self._failing_since = 0.0
@@ -78,10 +79,12 @@ class AsyncSharedWatch:
         """Start receiving the events of pod ``name`` (stored at ``resource_version``)."""
         sub = AsyncSubscription(name)
         sync = False
+        # Decided and registered without an await in between: another run subscribing
+        # meanwhile must see this one.
         if not self._subs and resource_version is not None:
             # A lone run: start the stream where its pod was created, so no list request is
             # needed and no stale history is replayed.
-            await self._stop_reader()
+            self._detach_reader()
             self._rv = resource_version
         elif self._rv is None:
             self._rv = resource_version
@@ -105,8 +108,8 @@ class AsyncSharedWatch:
         """Stop receiving events; the reader stops when nobody is left."""
         if self._subs.get(sub.name) is sub:
             del self._subs[sub.name]
-        if not self._subs and self._task is not None:
-            self._task.cancel()
+        if not self._subs:
+            self._detach_reader()
 
     async def wait(
         self,
@@ -151,18 +154,27 @@ class AsyncSharedWatch:
                 self._read(), name=f"podrunner-watch-{self._namespace}"
             )
 
-    async def _stop_reader(self) -> None:
+    def _detach_reader(self) -> None:
+        """Cancel the reader; the next wait starts a new one (the old one closes its stream)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def _stop_reader(self) -> None:
+        self._detach_reader()
+        for task in list(self._stopping):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._drop_stream()
 
     async def _read(self) -> None:
+        # The stream belongs to this task: a reader cancelled while a new one starts closes
+        # its own stream, never the new one's.
+        reader = _Reader()
         try:
-            while self._subs:
-                await self._pump()
+            while self._subs and self._task is asyncio.current_task():
+                await self._pump(reader)
         except BackendError as exc:
             # Given up: every run waiting on this watch sees the error.
             for sub in self._subs.values():
@@ -171,16 +183,21 @@ class AsyncSharedWatch:
         finally:
             if self._task is asyncio.current_task():
                 self._task = None
-            await asyncio.shield(self._drop_stream())
+            await asyncio.shield(self._drop_stream(reader))
 
-    async def _drop_stream(self) -> None:
-        stream, self._stream = self._stream, None
+    async def _drop_stream(self, reader: _Reader) -> None:
+        stream, reader.stream = reader.stream, None
         if stream is not None:
             self.open_streams -= 1
             with contextlib.suppress(BackendError):
                 await stream.aclose()
 
     def _deliver(self, sub: AsyncSubscription, event: WatchEvent) -> None:
+        rv = _rv_int((event.object.get("metadata") or {}).get("resourceVersion"))
+        if rv is not None:
+            if rv <= sub.rv and event.type != "DELETED":
+                return  # older than what the run has seen (a read that raced the stream)
+            sub.rv = max(sub.rv, rv)
         sub.pending.append(event)
         sub.wake()
 
@@ -248,36 +265,36 @@ class AsyncSharedWatch:
         self.peak_open_streams = max(self.peak_open_streams, self.open_streams)
         return stream
 
-    async def _pump(self) -> None:
+    async def _pump(self, reader: _Reader) -> None:
         """Read one event from the shared stream and hand it to its subscriber."""
         clock = self._api.clock
         try:
-            if self._stream is None:
+            if reader.stream is None:
                 pause = self._reopen_at - clock.monotonic()
                 if pause > 0:
                     await clock.sleep(pause)
-                self._stream = await self._open()
-            event = await self._stream.__anext__()
+                reader.stream = await self._open()
+            event = await reader.stream.__anext__()
         except StopAsyncIteration:
             empty = self._events_in_stream == 0 and clock.monotonic() < self._stream_end - 1
-            await self._drop_stream()
+            await self._drop_stream(reader)
             if empty:
                 self._ended_empty()
             else:
                 self._empty_streams = 0
             return
         except Gone as exc:
-            await self._drop_stream()
+            await self._drop_stream(reader)
             self._rv = None
             await self._failed(exc)
             return
         except (ServerError, BackendUnavailable, TooManyRequests) as exc:
-            await self._drop_stream()
+            await self._drop_stream(reader)
             await self._failed(exc)
             return
-        await self._dispatch(event)
+        await self._dispatch(event, reader)
 
-    async def _dispatch(self, event: WatchEvent) -> None:
+    async def _dispatch(self, event: WatchEvent, reader: _Reader) -> None:
         """Hand one event of the stream to the run it is about."""
         self._failures = 0
         self._events_in_stream += 1
@@ -285,7 +302,7 @@ class AsyncSharedWatch:
         obj = event.object
         if event.type == "ERROR":
             # An in-stream Status: 410 means the version expired; anything else, reconnect.
-            await self._drop_stream()
+            await self._drop_stream(reader)
             if obj.get("code") == 410:
                 self._rv = None
             await self._failed(
@@ -302,6 +319,22 @@ class AsyncSharedWatch:
         sub = self._subs.get(meta.get("name", ""))
         if sub is not None:
             self._deliver(sub, event)
+
+
+class _Reader:
+    """What one reader task holds: its stream."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self) -> None:
+        self.stream: AsyncStream[WatchEvent] | None = None
+
+
+def _rv_int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 class AsyncWatchRegistry:

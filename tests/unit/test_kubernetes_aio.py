@@ -1,4 +1,4 @@
-"""AsyncKubernetesBackend over real HTTP (httpx), against the tiny API server on 127.0.0.1.
+"""AsyncKubernetesBackend over real HTTP (aiohttp), against the tiny API server on 127.0.0.1.
 
 The same server as ``test_kubernetes_backend.py`` (the sync backend's tests): realistic API
 JSON, ``Status`` error bodies, chunked watch streams and logs. The async backend must answer
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-pytest.importorskip("httpx")
+pytest.importorskip("aiohttp")
 
 from test_kubernetes_backend import (
     TOKEN,

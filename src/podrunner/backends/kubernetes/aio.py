@@ -1,8 +1,8 @@
-"""AsyncKubernetesBackend: the async backend protocol on a real API server, over httpx.
+"""AsyncKubernetesBackend: the async backend protocol on a real API server, over aiohttp.
 
-True async I/O: requests, watches and log streams are coroutines on ``httpx.AsyncClient``
-(one connection pool for every run), so a thousand runs cost no thread. Loaded lazily, as the
-sync backend is: ``import podrunner`` imports neither ``httpx`` nor ``kubernetes``.
+True async I/O: requests, watches and log streams are coroutines on one ``aiohttp``
+connection pool for every run, so a thousand runs cost no thread. Loaded lazily, as the sync
+backend is: ``import podrunner`` imports neither ``aiohttp`` nor ``kubernetes``.
 
 How it talks to the server is the sync backend's (``backend.py``), request for request:
 
@@ -11,7 +11,7 @@ How it talks to the server is the sync backend's (``backend.py``), request for r
   token, exec credential plugins, in-cluster account. After a 401 :meth:`refresh_credentials`
   runs the loaders again (exec plugins included) in a worker thread, once.
 - **Raw JSON** in and out, the objects exactly as the server sent them.
-- **One error mapping**: an httpx error or a non-2xx answer becomes a podrunner error through
+- **One error mapping**: an aiohttp error or a non-2xx answer becomes a podrunner error through
   :func:`~podrunner.errors.error_for_status` (``_errors.error_from_status_body``), with
   ``Retry-After`` honoured and the original kept as ``__cause__``.
 - **Watches** are newline-delimited JSON events read as they come (bookmarks, an in-stream
@@ -20,7 +20,8 @@ How it talks to the server is the sync backend's (``backend.py``), request for r
 - **Exec** (a websocket) still goes through the sync backend in a worker thread: one thread
   per exec call, never per run (the runner does not exec).
 
-Why httpx on raw JSON and not ``kubernetes_asyncio``: see ``docs/async.md`` (measured).
+Why aiohttp on raw JSON, and not httpx or ``kubernetes_asyncio``: see ``docs/async.md``
+(measured side by side on a local API server).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import ssl
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 try:
-    import httpx
+    import aiohttp
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "the async Kubernetes backend needs httpx: pip install 'podrunner[async]'"
+        "the async Kubernetes backend needs aiohttp: pip install 'podrunner[async]'"
     ) from exc
 
 from podrunner.backends.base import ExecResult, Kind, ObjectList, RealAsyncClock, WatchEvent
@@ -62,7 +63,7 @@ _T = TypeVar("_T")
 
 
 def _ssl_context(config: Any) -> ssl.SSLContext | bool:
-    """The TLS settings of a ``kubernetes.client.Configuration``, as httpx takes them."""
+    """The TLS settings of a ``kubernetes.client.Configuration``, as aiohttp takes them."""
     if not config.verify_ssl:
         return False
     context = ssl.create_default_context(cafile=config.ssl_ca_cert or None)
@@ -122,25 +123,28 @@ class AsyncKubernetesBackend:
         self._clock = RealAsyncClock()
         self._config = self._cluster.load_client_configuration()
         self._headers = _auth_headers(self._config)
-        self._client = self._new_client()
+        self._ssl = _ssl_context(self._config)
+        self._base = str(self._config.host).rstrip("/")
+        self._client: aiohttp.ClientSession | None = None  # made in the loop, on first use
         self._sync: KubernetesBackend | None = None  # for exec only, made on first use
         self._closed = False
         self._keeper: asyncio.Task[None] | None = None
 
-    def _new_client(self) -> httpx.AsyncClient:
-        config = self._config
-        limits = httpx.Limits(
-            max_connections=self._pool_size, max_keepalive_connections=self._pool_size
-        )
-        return httpx.AsyncClient(
-            base_url=str(config.host).rstrip("/"),
-            verify=_ssl_context(config),
-            proxy=config.proxy or None,
-            limits=limits,
-            # pool=None: a call waits for a free connection instead of failing.
-            timeout=httpx.Timeout(self._connect_timeout, read=self._read_timeout, pool=None),
-            trust_env=False,
-        )
+    def _session(self) -> aiohttp.ClientSession:
+        """The connection pool, made in the running loop on first use."""
+        if self._client is None or self._client.closed:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
+            self._client = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self._connect_timeout, sock_read=self._read_timeout
+                ),
+                trust_env=False,
+                # Kubernetes JSON is decoded by the caller; no cookies to keep.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._bind()
+        return self._client
 
     @property
     def clock(self) -> RealAsyncClock:
@@ -169,8 +173,10 @@ class AsyncKubernetesBackend:
         self._config, self._headers = fresh, headers
         if new_cert != old_cert:
             # Client certificates live in the pool's TLS context: a new pool is needed.
-            old, self._client = self._client, self._new_client()
-            await old.aclose()
+            self._ssl = _ssl_context(fresh)
+            old, self._client = self._client, None
+            if old is not None:
+                await old.close()
         return changed
 
     def _load_fresh(self) -> Any:
@@ -186,7 +192,8 @@ class AsyncKubernetesBackend:
         keeper, self._keeper = self._keeper, None
         if keeper is not None and keeper is not asyncio.current_task():
             keeper.cancel()
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.close()
         if self._sync is not None:
             await asyncio.to_thread(self._sync.close)
 
@@ -218,50 +225,53 @@ class AsyncKubernetesBackend:
 
     # -- transport ----------------------------------------------------------------------------
 
-    def _request(
+    async def _send(
         self,
         method: str,
         path: str,
+        where: tuple[str | None, str | None, str | None],
         *,
         query: Sequence[tuple[str, object]] = (),
         body: object = None,
         content_type: str = "application/json",
         read_timeout: float | None,
         accept: str = "application/json",
-    ) -> httpx.Request:
+    ) -> aiohttp.ClientResponse:
+        """Send one request; return the response, body unread (2xx), or raise the error."""
         headers = {"Accept": accept, **self._headers}
-        content = None
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        params = httpx.QueryParams([(k, str(v)) for k, v in query if v is not None])
-        timeout = httpx.Timeout(self._connect_timeout, read=read_timeout, pool=None)
-        return self._client.build_request(
-            method, path, params=params, content=content, headers=headers, timeout=timeout
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        params = [(k, str(v)) for k, v in query if v is not None]
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_read=read_timeout
         )
-
-    async def _send(
-        self, request: httpx.Request, where: tuple[str | None, str | None, str | None]
-    ) -> httpx.Response:
-        """Send a request, streaming; a non-2xx answer is raised as the podrunner error."""
-        kind, namespace, name = where
-        self._bind()
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self._session().request(
+                method,
+                self._base + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                proxy=self._config.proxy or None,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _unavailable(exc, where) from exc
-        if response.is_success:
+        if 200 <= response.status <= 299:
             return response
         try:
-            body = await response.aread()
-        except httpx.HTTPError as exc:
+            payload = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _unavailable(exc, where) from exc
         finally:
-            await response.aclose()
+            response.release()
+        kind, namespace, name = where
         raise error_from_status_body(
-            response.status_code,
-            status_from_body(body),
-            fallback_message=response.reason_phrase,
+            response.status,
+            status_from_body(payload),
+            fallback_message=response.reason or "",
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             kind=kind,
             namespace=namespace,
@@ -275,15 +285,13 @@ class AsyncKubernetesBackend:
         where: tuple[str | None, str | None, str | None],
         **kw: Any,
     ) -> dict[str, Any]:
-        response = await self._send(
-            self._request(method, path, read_timeout=self._read_timeout, **kw), where
-        )
+        response = await self._send(method, path, where, read_timeout=self._read_timeout, **kw)
         try:
-            data = await response.aread()
-        except httpx.HTTPError as exc:
+            data = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _unavailable(exc, where) from exc
         finally:
-            await response.aclose()
+            response.release()
         result: dict[str, Any] = json.loads(data) if data else {}
         return result
 
@@ -298,20 +306,18 @@ class AsyncKubernetesBackend:
     ) -> dict[str, Any]:
         """Send one request to any API path (see :meth:`KubernetesBackend.request`)."""
         response = await self._send(
-            self._request(
-                method,
-                path,
-                query=query,
-                body=body,
-                content_type=content_type,
-                read_timeout=self._read_timeout,
-            ),
+            method,
+            path,
             (None, None, None),
+            query=query,
+            body=body,
+            content_type=content_type,
+            read_timeout=self._read_timeout,
         )
         try:
-            data = await response.aread()
+            data = await response.read()
         finally:
-            await response.aclose()
+            response.release()
         try:
             result = json.loads(data) if data else {}
         except ValueError:
@@ -456,10 +462,8 @@ class AsyncKubernetesBackend:
             query.append(("timeoutSeconds", seconds))
             read_timeout = seconds + 15.0  # the server ends the stream; this catches a dead one
         where = (kind, namespace, None)
-        request = self._request(
-            "GET", KubernetesBackend._path(kind, namespace), query=query, read_timeout=read_timeout
-        )
-        response = await self._send(request, where)
+        path = KubernetesBackend._path(kind, namespace)
+        response = await self._send("GET", path, where, query=query, read_timeout=read_timeout)
         return HttpStream(response, _events(response, kind, namespace), where)
 
     async def read_log(
@@ -489,14 +493,14 @@ class AsyncKubernetesBackend:
         ]
         read_timeout = self._log_idle_timeout if follow else self._read_timeout
         where = ("Pod", namespace, pod)
-        request = self._request(
+        response = await self._send(
             "GET",
             KubernetesBackend._path("Pod", namespace, pod, "log"),
+            where,
             query=query,
             read_timeout=read_timeout,
             accept="*/*",
         )
-        response = await self._send(request, where)
         return HttpStream(response, _chunks(response), where)
 
     async def exec(
@@ -524,17 +528,17 @@ def _unavailable(exc: BaseException, where: tuple[str | None, ...]) -> BackendUn
     )
 
 
-async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    async for chunk in response.aiter_raw():
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async for chunk in response.content.iter_any():
         if chunk:
             yield chunk
 
 
 async def _events(
-    response: httpx.Response, kind: str, namespace: str | None
+    response: aiohttp.ClientResponse, kind: str, namespace: str | None
 ) -> AsyncIterator[WatchEvent]:
     buffer = b""
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
@@ -556,7 +560,7 @@ class HttpStream(Generic[_T]):
 
     def __init__(
         self,
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
         items: AsyncIterator[_T],
         where: tuple[str | None, str | None, str | None],
     ) -> None:
@@ -576,7 +580,7 @@ class HttpStream(Generic[_T]):
         except StopAsyncIteration:
             await self.aclose()
             raise
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             await self.aclose()
             raise _unavailable(exc, self._where) from exc
         except BackendError:
@@ -591,4 +595,7 @@ class HttpStream(Generic[_T]):
         aclose = getattr(self._items, "aclose", None)
         if aclose is not None:
             await aclose()
-        await self._response.aclose()
+        if self._response.content.at_eof():
+            self._response.release()  # read to the end: the connection is reused
+        else:
+            self._response.close()  # a half-read body would poison the connection

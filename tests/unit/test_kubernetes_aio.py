@@ -25,6 +25,7 @@ from test_kubernetes_backend import (
     Request,
     RotatingCluster,
     event_line,
+    exec_route,
     kubeconfig_yaml,
     pod,
     server,  # noqa: F401  (the fixture)
@@ -309,3 +310,42 @@ async def test_concurrent_calls_and_streams_start_no_thread(
     gate.set()
     for stream in streams:
         assert [chunk async for chunk in stream] == [b"x\n"]
+
+
+async def test_exec_over_the_websocket(server: ApiServer, backend: AsyncKubernetesBackend) -> None:  # noqa: F811
+    """Exec writes stdin, closes it (v5), collects stdout/stderr and the status's exit code."""
+    seen = exec_route(server)
+    result = await backend.exec("default", "p1", "main", ["cat"], stdin=b"hello \xff", timeout=5)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, b"HELLO \xff", b"warning\n")
+    assert seen["stdin"] == b"hello \xff"
+    assert seen["query"]["command"] == ["cat"]
+    assert seen["query"]["container"] == ["main"]
+    assert "v5.channel.k8s.io" in seen["protocols"]
+    exec_route(
+        server,
+        result={
+            "metadata": {},
+            "status": "Failure",
+            "message": "command terminated with non-zero exit code: exit status 3",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+        },
+    )
+    assert (await backend.exec("default", "p1", None, ["sh", "-c", "exit 3"])).exit_code == 3
+
+
+async def test_exec_refusals_and_timeouts(
+    server: ApiServer,  # noqa: F811
+    backend: AsyncKubernetesBackend,
+) -> None:
+    """A refused upgrade is the server's error; a command past the timeout is unavailable."""
+    server.answer("GET", POD_PATH + "/exec", 404, status(404, "NotFound", 'pods "p1" not found'))
+    with pytest.raises(NotFound):
+        await backend.exec("default", "p1", None, ["true"], timeout=5)
+    release = threading.Event()
+    exec_route(server, hang=release)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await backend.exec("default", "p1", None, ["sleep", "60"], timeout=0.5)
+    finally:
+        release.set()

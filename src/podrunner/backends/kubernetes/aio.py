@@ -17,8 +17,9 @@ How it talks to the server is the sync backend's (``backend.py``), request for r
 - **Watches** are newline-delimited JSON events read as they come (bookmarks, an in-stream
   410 raised as :class:`~podrunner.errors.Gone`); **logs** are raw byte chunks. A connection
   that drops mid-stream raises :class:`~podrunner.errors.BackendUnavailable`.
-- **Exec** (a websocket) still goes through the sync backend in a worker thread: one thread
-  per exec call, never per run (the runner does not exec).
+- **Exec** runs over the exec websocket (``v5.channel.k8s.io``, which can close stdin;
+  ``v4`` when the server speaks no v5): stdout, stderr and the exit code from the status
+  channel, as the sync backend reads them.
 
 Why aiohttp on raw JSON, and not httpx or ``kubernetes_asyncio``: see ``docs/async.md``
 (measured side by side on a local API server).
@@ -45,6 +46,7 @@ from podrunner.backends.kubernetes._errors import (
     parse_retry_after,
     status_from_body,
 )
+from podrunner.backends.kubernetes._streams import status_exit_code
 from podrunner.backends.kubernetes.backend import (
     _MERGE_PATCH,
     _STATUS_SUBRESOURCE,
@@ -126,7 +128,6 @@ class AsyncKubernetesBackend:
         self._ssl = _ssl_context(self._config)
         self._base = str(self._config.host).rstrip("/")
         self._client: aiohttp.ClientSession | None = None  # made in the loop, on first use
-        self._sync: KubernetesBackend | None = None  # for exec only, made on first use
         self._closed = False
         self._keeper: asyncio.Task[None] | None = None
 
@@ -194,8 +195,6 @@ class AsyncKubernetesBackend:
             keeper.cancel()
         if self._client is not None:
             await self._client.close()
-        if self._sync is not None:
-            await asyncio.to_thread(self._sync.close)
 
     def _bind(self) -> None:
         """On first use, make sure the pool is closed in its loop, at the latest when it ends.
@@ -513,12 +512,93 @@ class AsyncKubernetesBackend:
         stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in a running container (the sync backend's websocket, in a thread)."""
-        if self._sync is None:
-            self._sync = KubernetesBackend(self._cluster)
-        return await asyncio.to_thread(
-            self._sync.exec, namespace, pod, container, argv, stdin=stdin, timeout=timeout
+        """Run ``argv`` in a running container over the exec websocket (as the sync backend).
+
+        ``stdin`` is written, then closed with the ``v5.channel.k8s.io`` close signal; the exit
+        code comes from the status channel (3).
+
+        Raises:
+            BackendUnavailable: The websocket could not be opened, broke, or ``timeout``
+                passed before the command ended.
+            BackendError: The server refused (404 no such pod/container, 400 not running...).
+        """
+        where = ("Pod", namespace, pod)
+        query: builtins.list[tuple[str, str]] = [("command", str(arg)) for arg in argv]
+        query += [("stdout", "true"), ("stderr", "true"), ("tty", "false")]
+        if stdin is not None:
+            query.append(("stdin", "true"))
+        if container:
+            query.append(("container", container))
+        url = self._base + KubernetesBackend._path("Pod", namespace, pod, "exec")
+        try:
+            ws = await self._session().ws_connect(
+                url,
+                params=query,
+                headers=self._headers,
+                protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"),
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=0.2),
+                proxy=self._config.proxy or None,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise error_from_status_body(
+                exc.status,
+                None,
+                fallback_message=exc.message,
+                kind="Pod",
+                namespace=namespace,
+                name=pod,
+            ) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _unavailable(exc, where) from exc
+        try:
+            return await asyncio.wait_for(_exec_session(ws, stdin, where), timeout)
+        except asyncio.TimeoutError as exc:
+            raise BackendUnavailable(
+                f"exec did not end within {timeout}s", kind="Pod", namespace=namespace, name=pod
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise _unavailable(exc, where) from exc
+        finally:
+            await ws.close()
+
+
+async def _exec_session(
+    ws: Any,
+    stdin: bytes | None,
+    where: tuple[str | None, str | None, str | None],
+) -> ExecResult:
+    """Write stdin (then close it on v5), read the channels until the status arrives."""
+    if stdin is not None:
+        if stdin:
+            await ws.send_bytes(b"\x00" + stdin)
+        if ws.protocol == "v5.channel.k8s.io":
+            await ws.send_bytes(b"\xff\x00")  # close stdin; v4 has no way to say so
+    out: builtins.list[bytes] = []
+    err: builtins.list[bytes] = []
+    status = b""
+    async for message in ws:
+        if message.type is not aiohttp.WSMsgType.BINARY or not message.data:
+            continue
+        channel, payload = message.data[0], message.data[1:]
+        if channel == 1:
+            out.append(payload)
+        elif channel == 2:
+            err.append(payload)
+        elif channel == 3:
+            status += payload
+    kind, namespace, name = where
+    if not status:
+        raise BackendUnavailable(
+            "exec stream ended without a status", kind=kind, namespace=namespace, name=name
         )
+    result = json.loads(status)
+    code = status_exit_code(result)
+    if code is None:
+        # A Failure without an ExitCode cause: the command could not be started at all.
+        raise error_from_status_body(
+            int(result.get("code") or 500), result, kind=kind, namespace=namespace, name=name
+        )
+    return ExecResult(code, b"".join(out), b"".join(err))
 
 
 def _unavailable(exc: BaseException, where: tuple[str | None, ...]) -> BackendUnavailable:

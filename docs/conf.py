@@ -180,11 +180,15 @@ Path(__file__).parent.joinpath("_generated", "performance-table.md").write_text(
 # build), so standard-library targets cannot resolve; internal classes that are not part of the
 # API reference, and the short names napoleon takes from "Returns:" prose, cannot either.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections|pathlib|threading|typing|types|time|os|signal|subprocess)(\..*)?"),
+    (
+        r"py:.*",
+        r"(asyncio|collections|pathlib|threading|typing|types|time|os|signal|subprocess)(\..*)?",
+    ),
     (r"py:.*", r"podrunner\.(backends|testing|spec|manifest|run)\..*"),
     (r"py:.*", r"podrunner\.(RunError|SpecError|errors\..*)"),
     (r"py:class", r"(FakeCluster|VirtualClock|RealTimeClock|Phase|The rule|The default namespace)"),
     (r"py:class", r"(Manifests|LogCallback|StateCallback|Source|kubernetes\..*)"),
     (r"py:class", r"(RunCore|Driver|Callbacks)"),
+    (r"py:class", r"(AsyncDriver|AsyncCallbacks|AsyncFakeBackend|AsyncStream)"),
     (r"py:attr", r"PodState\..*"),
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import ssl
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -62,6 +63,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncKubernetesBackend"]
 
 _T = TypeVar("_T")
+# aiohttp sends a body above this size from a file-like object (it warns on larger bytes).
+_LARGE_BODY = 1 << 20
 
 
 def _ssl_context(config: Any) -> ssl.SSLContext | bool:
@@ -238,10 +241,13 @@ class AsyncKubernetesBackend:
     ) -> aiohttp.ClientResponse:
         """Send one request; return the response, body unread (2xx), or raise the error."""
         headers = {"Accept": accept, **self._headers}
-        data = None
+        data: Any = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            data = raw.encode() if isinstance(raw, str) else raw
+            if len(data) > _LARGE_BODY:
+                data = io.BytesIO(data)  # sent in pieces: a large body never blocks the loop
         params = [(k, str(v)) for k, v in query if v is not None]
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._connect_timeout, sock_read=read_timeout
@@ -648,6 +654,14 @@ class HttpStream(Generic[_T]):
         self._items = items
         self._where = where
         self._closed = False
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        # Dropped unclosed (a loop left with break): close the connection in its loop, as the
+        # sync backend's streams close theirs when they are freed.
+        if not self._closed and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._response.close)
 
     def __aiter__(self) -> HttpStream[_T]:
         return self

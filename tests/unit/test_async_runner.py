@@ -299,3 +299,25 @@ async def test_anyio_cancel_scope_cleans_up(cluster: FakeCluster) -> None:
         await runner.run(SECRET_SPEC, on_state=on_state)
     assert scope.cancelled_caught
     assert leftovers(cluster) == []
+
+
+@pytest.mark.timeout(30)
+async def test_anyio_cleanup_that_waits_on_the_clock(cluster: FakeCluster) -> None:
+    """A cleanup retrying refused deletes under a cancelled anyio scope still ends.
+
+    anyio cancels its task again on every pass through the loop; shielded, the cleanup's
+    back-off on the virtual clock can pass (the loop goes idle) and everything is deleted.
+    """
+    import anyio
+
+    cluster.fault(verb="delete", kind="Pod", status=503, times=2)
+    runner = AsyncPodRunner(cluster.async_backend)
+    with anyio.CancelScope() as scope:
+
+        def on_state(state: Any) -> None:
+            if state.phase is Phase.RUNNING:
+                scope.cancel()
+
+        await runner.run(SECRET_SPEC, on_state=on_state)
+    assert scope.cancelled_caught
+    assert leftovers(cluster) == []

@@ -35,11 +35,20 @@ from podrunner.claude.errors import (
 from podrunner.claude.parse import StreamParser, extract_structured, parse_output
 from podrunner.claude.result import ClaudeResult, Usage
 from podrunner.claude.runner import ClaudeRunner
-from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
+from podrunner.claude.task import (
+    CHECKED_CLI_VERSION,
+    EFFORT_LEVELS,
+    PROMPT_STDIN_THRESHOLD,
+    SETTING_SOURCES,
+    ClaudeTask,
+)
 from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 __all__ = [
+    "CHECKED_CLI_VERSION",
+    "EFFORT_LEVELS",
     "PROMPT_STDIN_THRESHOLD",
+    "SETTING_SOURCES",
     "ClaudeAPIError",
     "ClaudeAuthError",
     "ClaudeBudgetExceeded",

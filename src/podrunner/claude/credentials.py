@@ -40,6 +40,8 @@ from podrunner.spec import SecretMap, SecretRef
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from podrunner.claude.task import ClaudeTask
+
 __all__ = [
     "API_KEY_ENV",
     "CREDENTIALS_MOUNT",
@@ -223,6 +225,21 @@ class ClaudeCredentials:
     def secret_values(self) -> tuple[str, ...]:
         """The plain values this object holds (for leak scans); empty for a SecretRef."""
         return () if isinstance(self.value, SecretRef) else (self.value,)
+
+    def check_task(self, task: ClaudeTask) -> None:
+        """Refuse a task these credentials cannot run, before anything is created.
+
+        Raises:
+            SpecError: ``task.bare`` with OAuth credentials: under ``--bare`` Claude Code reads
+                no OAuth token or credentials file, so the task would fail to log in.
+        """
+        if task.bare and self.kind in ("oauth_json", "oauth_token"):
+            raise SpecError(
+                "bare",
+                True,
+                f"Claude Code reads no OAuth credentials under --bare, and these are {self.kind}; "
+                "use an API key (ClaudeCredentials.api_key) or drop bare",
+            )
 
     def plan(self) -> CredentialPlan:
         """Return how the credential reaches the container."""

@@ -261,13 +261,18 @@ class ClaudeRunner:
             pod_name: Exact pod name; generated from ``name_prefix`` by default.
 
         Raises:
-            SpecError: The prompt is larger than a ConfigMap holds.
+            SpecError: The prompt is larger than a ConfigMap holds, or the task cannot work
+                with the runner's credentials (``bare`` with OAuth).
         """
+        if self.credentials is not None:
+            self.credentials.check_task(task)
         stdin = task.prompt_on_stdin(self.prompt_stdin_threshold)
-        if stdin and task.prompt_bytes > _MAX_CONFIG_MAP_PROMPT:
+        content = task.stdin() if stdin else ""
+        size = len(content.encode("utf-8"))
+        if size > _MAX_CONFIG_MAP_PROMPT:
             raise SpecError(
                 "prompt",
-                f"<{task.prompt_bytes} bytes>",
+                f"<{size} bytes>",
                 f"must be at most {_MAX_CONFIG_MAP_PROMPT} bytes (a ConfigMap holds 1 MiB); "
                 "mount large inputs as files and refer to them in the prompt",
             )
@@ -281,7 +286,7 @@ class ClaudeRunner:
             shell_prefix=plan.shell_prefix if plan else "",
         )
         spec = self.base_spec(command, pod_name=pod_name)
-        return spec.with_files({prompt_file: task.prompt}) if stdin else spec
+        return spec.with_files({prompt_file: content}) if stdin else spec
 
     # -- running -------------------------------------------------------------------------------
 

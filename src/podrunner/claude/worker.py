@@ -581,12 +581,15 @@ class ClaudeWorker:
 
     def command(self, task: ClaudeTask) -> list[str]:
         """Return the exec argv for ``task`` (the prompt itself goes on stdin)."""
-        plan = self._pods.credentials.plan() if self._pods.credentials is not None else None
+        credentials = self._pods.credentials
+        if credentials is not None:
+            credentials.check_task(task)
+        plan = credentials.plan() if credentials is not None else None
         return launcher_command(
             task.argv(self._pods.claude_path, prompt_on_stdin=True),
             working_dir=task.working_dir,
             credentials_file=plan.credentials_file if plan else "",
-            prompt_file=f"stdin:{task.prompt_bytes}",
+            prompt_file=f"stdin:{len(task.stdin().encode('utf-8'))}",
             shell_prefix=plan.shell_prefix if plan else "",
         )
 
@@ -610,6 +613,7 @@ class ClaudeWorker:
         if isinstance(task, str):
             task = ClaudeTask(task)
         limit = self.exec_timeout if timeout is None else timeout
+        command = self.command(task)  # refuses a task the credentials cannot run, first
         with self._lock:
             self._ensure_running()
             # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
@@ -620,8 +624,8 @@ class ClaudeWorker:
                     self.namespace,
                     self.name,
                     CLAUDE_CONTAINER,
-                    self.command(task),
-                    stdin=task.prompt.encode("utf-8"),
+                    command,
+                    stdin=task.stdin().encode("utf-8"),
                     timeout=limit,
                 )
             except (TimeoutError, BackendUnavailable) as exc:

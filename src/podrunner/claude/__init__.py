@@ -5,6 +5,7 @@
 * :class:`ClaudeCredentials`: OAuth JSON, OAuth token or API key, as a value (per-run Secret
   owned by the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
+* :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
   deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
@@ -42,6 +43,7 @@ from podrunner.claude.task import (
     SETTING_SOURCES,
     ClaudeTask,
 )
+from podrunner.claude.telemetry import Telemetry
 from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "ClaudeWorker",
     "InlineCredentialsWarning",
     "StreamParser",
+    "Telemetry",
     "Usage",
     "WorkerOwnershipError",
     "cli_exit_code",

@@ -36,6 +36,7 @@ from podrunner.claude.errors import ClaudeExecutionError, ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
+from podrunner.claude.telemetry import Telemetry
 from podrunner.errors import RunTimeout, SpecError
 from podrunner.run import PodRunner, RunResult
 from podrunner.run.state import Reason
@@ -106,6 +107,21 @@ def _line_events(on_event: EventCallback) -> Callable[[str], None]:
     return on_line
 
 
+def _check_options(
+    credentials: object, telemetry: object, env: Mapping[str, str] | None, home: str
+) -> None:
+    """Refuse runner options of the wrong type or in conflict, before anything else."""
+    if credentials is not None and not isinstance(credentials, ClaudeCredentials):
+        raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
+    if telemetry is not None and not isinstance(telemetry, Telemetry):
+        raise SpecError("telemetry", type(telemetry).__name__, "must be a Telemetry")
+    for name in telemetry.env() if telemetry is not None else ():
+        if name in (env or {}):
+            raise SpecError(f"env[{name}]", (env or {})[name], "is set by telemetry; set it once")
+    if not home.startswith("/"):
+        raise SpecError("home", home, "must be an absolute path")
+
+
 class ClaudeRunner:
     """Runs Claude Code tasks, each in a fresh pod, through a :class:`~podrunner.PodRunner`.
 
@@ -136,6 +152,8 @@ class ClaudeRunner:
         launcher_environ: The environment whose ``CLAUDE*`` names are blanked; default
             :data:`os.environ`.
         name_prefix: Start of the pod names.
+        telemetry: Where Claude Code sends its OpenTelemetry metrics and events
+            (:class:`~podrunner.claude.Telemetry`); collector headers go through a Secret.
     """
 
     def __init__(
@@ -165,11 +183,9 @@ class ClaudeRunner:
         cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
         launcher_environ: Mapping[str, str] | None = None,
         name_prefix: str = "claude-code",
+        telemetry: Telemetry | None = None,
     ) -> None:
-        if credentials is not None and not isinstance(credentials, ClaudeCredentials):
-            raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
-        if not home.startswith("/"):
-            raise SpecError("home", home, "must be an absolute path")
+        _check_options(credentials, telemetry, env, home)
         self.pod_runner = pod_runner
         self.image = image
         self.credentials = credentials
@@ -194,6 +210,7 @@ class ClaudeRunner:
         self.cleanup = cleanup
         self.blank_env = blanked_names(launcher_environ)
         self.name_prefix = name_prefix
+        self.telemetry = telemetry
         # Fail on a bad image, user or label now rather than at the first task.
         self.build_spec(ClaudeTask("validate"), pod_name="claude-code-validate")
 
@@ -209,7 +226,12 @@ class ClaudeRunner:
     ) -> PodSpec:
         """Return the hardened pod spec around ``command`` (shared with the worker)."""
         plan = self.credentials.plan() if self.credentials is not None else None
-        env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **self.env}  # noqa: S108
+        telemetry = self.telemetry.env() if self.telemetry is not None else {}
+        env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **telemetry, **self.env}  # noqa: S108
+        secret_env = {
+            **(plan.secret_env if plan else {}),
+            **(self.telemetry.secret_env() if self.telemetry is not None else {}),
+        }
         return PodSpec(
             self.image,
             command,
@@ -222,7 +244,7 @@ class ClaudeRunner:
             image_pull_policy=self.image_pull_policy,
             env=[EnvVar(k, v) for k, v in env.items()],
             blank_env=self.blank_env,
-            secret_env=dict(plan.secret_env) if plan else None,
+            secret_env=secret_env,
             secret_files=dict(plan.secret_files) if plan else None,
             image_pull_secrets=self.image_pull_secrets,
             labels=self.labels,

@@ -2,8 +2,9 @@
 
 * :class:`ClaudeTask`: the prompt and CLI options, rendered to an argv list (never a shell
   string).
-* :class:`ClaudeCredentials`: OAuth JSON, OAuth token or API key, as a value (per-run Secret
-  owned by the pod) or a reference to an existing Secret; never in a pod manifest.
+* :class:`ClaudeCredentials`: API key, bearer token, OAuth token or credentials file, a
+  credential-injecting proxy, Bedrock or Vertex; secrets as a value (per-run Secret owned by
+  the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
 * :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
@@ -34,6 +35,7 @@ from podrunner.claude.errors import (
     ClaudeTimeout,
 )
 from podrunner.claude.parse import StreamParser, extract_structured, parse_output
+from podrunner.claude.refresh import ClaudeCredentialsInUse, CredentialsNotWrittenBack
 from podrunner.claude.result import ClaudeResult, Usage
 from podrunner.claude.runner import ClaudeRunner
 from podrunner.claude.task import (
@@ -56,6 +58,7 @@ __all__ = [
     "ClaudeBudgetExceeded",
     "ClaudeCLINotFound",
     "ClaudeCredentials",
+    "ClaudeCredentialsInUse",
     "ClaudeError",
     "ClaudeExecutionError",
     "ClaudeMaxTurns",
@@ -65,6 +68,7 @@ __all__ = [
     "ClaudeTask",
     "ClaudeTimeout",
     "ClaudeWorker",
+    "CredentialsNotWrittenBack",
     "InlineCredentialsWarning",
     "StreamParser",
     "Telemetry",

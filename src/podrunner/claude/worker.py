@@ -52,6 +52,7 @@ from podrunner._time import format_rfc3339, parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
+from podrunner.claude.refresh import claim
 from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import (
@@ -68,7 +69,7 @@ from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build
 from podrunner.run import EXPIRES_ANNOTATION
 from podrunner.run.state import Phase, PodState, reduce
 from podrunner.run.watch import SharedWatch
-from podrunner.spec import CleanupPolicy, SecretRef
+from podrunner.spec import CleanupPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,10 +110,12 @@ def _digest(*parts: str) -> str:
 def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """Return the worker id a :class:`ClaudeWorker` uses when none is given.
 
-    With credentials, a digest of them (20 hex digits): of the value, or of the Secret name
-    and key of a :class:`~podrunner.SecretRef`. It is stable, so the same credentials find
-    their worker pod again from another process, and different credentials (different users)
-    get different ids and pod names. The digest is one-way; the value never leaves the process.
+    With credentials, a digest of them (20 hex digits): of the values, or of the Secret names
+    and keys of :class:`~podrunner.SecretRef` (:meth:`ClaudeCredentials.identity
+    <podrunner.claude.ClaudeCredentials.identity>`), and of their settings (region...). It
+    is stable, so the same credentials find their worker pod again from another process,
+    and different credentials (different users) get different ids and pod names. The digest
+    is one-way; the value never leaves the process.
     Without credentials there is nothing per-user to derive from: a new random id each call.
 
     Args:
@@ -123,10 +126,7 @@ def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """
     if credentials is None:
         return secrets.token_hex(10)
-    value = credentials.value
-    if isinstance(value, SecretRef):
-        return _digest("ref", credentials.kind, value.name, value.key)
-    return _digest("value", credentials.kind, value)
+    return _digest(*credentials.identity())
 
 
 class WorkerOwnershipError(RunError):
@@ -614,7 +614,7 @@ class ClaudeWorker:
             task = ClaudeTask(task)
         limit = self.exec_timeout if timeout is None else timeout
         command = self.command(task)  # refuses a task the credentials cannot run, first
-        with self._lock:
+        with self._lock, claim(self._pods.credentials):
             self._ensure_running()
             # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
             # once its time was up ran out of time, whatever the backend's words.

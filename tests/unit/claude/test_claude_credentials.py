@@ -131,6 +131,28 @@ LEAK_CASES: dict[str, dict[str, object]] = {
     "api_key": {"credentials": ClaudeCredentials.api_key(API_KEY)},
     "oauth_token": {"credentials": ClaudeCredentials.oauth_token(TOKEN)},
     "oauth_json": {"credentials": ClaudeCredentials.oauth_json(OAUTH)},
+    "auth_token": {
+        "credentials": ClaudeCredentials.auth_token(TOKEN, base_url="http://127.0.0.1:9")
+    },
+    "proxy_token": {"credentials": ClaudeCredentials.proxy("http://127.0.0.1:9", token=TOKEN)},
+    "bedrock_keys": {
+        "credentials": ClaudeCredentials.bedrock(
+            "us-east-1",
+            access_key_id="AKIA-LEAKCANARY",
+            secret_access_key="aws-LEAKCANARY-secret",
+            session_token="aws-LEAKCANARY-session",
+        )
+    },
+    "bedrock_api_key": {
+        "credentials": ClaudeCredentials.bedrock("us-east-1", api_key="bedrock-LEAKCANARY")
+    },
+    "vertex_service_account": {
+        "credentials": ClaudeCredentials.vertex(
+            "us-east5",
+            "my-project-123",
+            service_account_json=json.dumps({"private_key": "gcp-LEAKCANARY-key"}),
+        )
+    },
     "telemetry_headers": {
         "credentials": ClaudeCredentials.api_key(SecretRef("team-claude", "api-key")),
         "telemetry": Telemetry(

@@ -204,23 +204,6 @@ def test_stream_json_input_sends_a_user_message_on_stdin() -> None:
     assert ClaudeTask("plain").stdin() == "plain"
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    """A directory the pod's process can use (it may run as another user, uid 10001)."""
-    path = tmp_path / "shared"
-    path.mkdir()
-    for directory in (path, *path.parents):
-        if directory == Path("/tmp"):
-            break
-        directory.chmod(directory.stat().st_mode | 0o711)
-    path.chmod(0o777)
-    # The record file exists before the run: the local runtime maps a path under /tmp that
-    # does not exist on this machine into the pod's own /tmp.
-    (path / "record.jsonl").touch(mode=0o666)
-    (path / "record.jsonl").chmod(0o666)
-    return path
-
-
 def _runner(local_runner: PodRunner, standin: str, shared: Path, **kw: Any) -> ClaudeRunner:
     kw.setdefault("home", "/home/claude")  # an emptyDir: the local runtime gives it a directory
     return ClaudeRunner(

@@ -7,6 +7,8 @@
   the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
 * :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
+* :class:`SessionStore`: a volume where session transcripts outlive the pod (``resume``
+  in the next one).
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
   deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
@@ -38,6 +40,7 @@ from podrunner.claude.parse import StreamParser, extract_structured, parse_outpu
 from podrunner.claude.refresh import ClaudeCredentialsInUse, CredentialsNotWrittenBack
 from podrunner.claude.result import ClaudeResult, Usage
 from podrunner.claude.runner import ClaudeRunner
+from podrunner.claude.sessions import SessionInUse, SessionStore
 from podrunner.claude.task import (
     CHECKED_CLI_VERSION,
     EFFORT_LEVELS,
@@ -70,6 +73,8 @@ __all__ = [
     "ClaudeWorker",
     "CredentialsNotWrittenBack",
     "InlineCredentialsWarning",
+    "SessionInUse",
+    "SessionStore",
     "StreamParser",
     "Telemetry",
     "Usage",

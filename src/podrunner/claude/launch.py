@@ -10,6 +10,8 @@ What the script does, in order:
 1. ``cd`` into WORKDIR when it is not empty;
 2. when CREDS is not empty and ``$HOME/.claude/.credentials.json`` does not exist yet, copy
    CREDS there with mode 0600 (a worker keeps the copy the CLI may have refreshed since);
+   when ``$PODRUNNER_CLAUDE_SESSIONS`` names a session store, link
+   ``${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects`` (the transcripts) to it;
 3. ``exec`` the CLI, with PROMPT (a file) on standard input when it is not empty; with
    ``stdin:N`` the CLI gets exactly the first N bytes of the launcher's standard input (an
    exec's prompt). Counting bytes, rather than waiting for end-of-file, matters because some
@@ -51,6 +53,11 @@ podrunner_launch() {
   if [ -n "$creds" ] && [ ! -s "$HOME/.claude/.credentials.json" ]; then
     mkdir -p "$HOME/.claude" || exit 1
     (umask 077 && cat -- "$creds" > "$HOME/.claude/.credentials.json") || exit 1
+  fi
+  if [ -n "${PODRUNNER_CLAUDE_SESSIONS:-}" ]; then
+    config=${CLAUDE_CONFIG_DIR:-$HOME/.claude}
+    mkdir -p "$config" || exit 1
+    [ -e "$config/projects" ] || ln -s -- "$PODRUNNER_CLAUDE_SESSIONS" "$config/projects" || exit 1
   fi
   if [ -z "$collect" ]; then
     case $prompt in

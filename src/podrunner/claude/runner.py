@@ -44,6 +44,7 @@ from podrunner.claude.refresh import (
     warn_not_written,
     write_back,
 )
+from podrunner.claude.sessions import SESSIONS_ENV, SessionStore, claim_session
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
 from podrunner.claude.telemetry import Telemetry
 from podrunner.errors import REDACTED, RunTimeout, SpecError
@@ -142,9 +143,15 @@ def _managed_settings(value: Mapping[str, Any] | str | None) -> str | None:
 
 
 def _check_options(
-    credentials: object, telemetry: object, env: Mapping[str, str] | None, home: str
+    credentials: object,
+    telemetry: object,
+    env: Mapping[str, str] | None,
+    home: str,
+    sessions: object,
 ) -> None:
     """Refuse runner options of the wrong type or in conflict, before anything else."""
+    if sessions is not None and not isinstance(sessions, SessionStore):
+        raise SpecError("sessions", type(sessions).__name__, "must be a SessionStore")
     if credentials is not None and not isinstance(credentials, ClaudeCredentials):
         raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
     if telemetry is not None and not isinstance(telemetry, Telemetry):
@@ -195,10 +202,15 @@ class ClaudeRunner:
         name_prefix: Start of the pod names.
         telemetry: Where Claude Code sends its OpenTelemetry metrics and events
             (:class:`~podrunner.claude.Telemetry`); collector headers go through a Secret.
+        sessions: A :class:`~podrunner.claude.SessionStore` where session transcripts outlive
+            the pod, so a later task (in a new pod) can ``resume`` them.
         managed_settings: Settings the task cannot override (permissions, hooks, env...): a
             mapping or JSON text, delivered as :data:`MANAGED_SETTINGS_PATH` in the run's
             ConfigMap (so: no secrets in it). The directory replaces the image's own.
     """
+
+    collect_seconds: int = COLLECT_SECONDS
+    """With ``write_back`` credentials: how long a pod waits for its refreshed file."""
 
     def __init__(
         self,
@@ -229,8 +241,9 @@ class ClaudeRunner:
         name_prefix: str = "claude-code",
         telemetry: Telemetry | None = None,
         managed_settings: Mapping[str, Any] | str | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
-        _check_options(credentials, telemetry, env, home)
+        _check_options(credentials, telemetry, env, home, sessions)
         self.pod_runner = pod_runner
         self.image = image
         self.credentials = credentials
@@ -257,8 +270,7 @@ class ClaudeRunner:
         self.name_prefix = name_prefix
         self.telemetry = telemetry
         self.managed_settings = _managed_settings(managed_settings)
-        self.collect_seconds = COLLECT_SECONDS
-        """With ``write_back`` credentials: how long a pod waits for its refreshed file."""
+        self.sessions = sessions
         # Fail on a bad image, user or label now rather than at the first task.
         self.build_spec(ClaudeTask("validate"), pod_name="claude-code-validate")
 
@@ -276,6 +288,8 @@ class ClaudeRunner:
         plan = self.credentials.plan() if self.credentials is not None else None
         telemetry = self.telemetry.env() if self.telemetry is not None else {}
         plain = {**(plan.env if plan else {}), **telemetry}
+        if self.sessions is not None:
+            plain[SESSIONS_ENV] = self.sessions.mount_path
         env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **plain, **self.env}  # noqa: S108
         secret_env = {
             **(plan.secret_env if plan else {}),
@@ -303,6 +317,7 @@ class ClaudeRunner:
                 Volume.empty_dir("/tmp", self.tmp_size_limit),  # noqa: S108
                 *self.volumes,
                 *extra_volumes,
+                *([self.sessions.volume] if self.sessions is not None else []),
             ),
             node_selector=self.node_selector,
             tolerations=self.tolerations,
@@ -401,7 +416,7 @@ class ClaudeRunner:
             callbacks.append(on_log)
         if on_event is not None:
             callbacks.append(_line_events(on_event))
-        with claim(self.credentials):
+        with claim(self.credentials), claim_session(self.sessions, task):
             collector = None
             if self._writes_back():
                 # The pod's name is fixed up front: the collector execs into it mid-run.

@@ -54,6 +54,7 @@ from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.refresh import claim
 from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
+from podrunner.claude.sessions import claim_session
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import (
     AlreadyExists,
@@ -614,7 +615,11 @@ class ClaudeWorker:
             task = ClaudeTask(task)
         limit = self.exec_timeout if timeout is None else timeout
         command = self.command(task)  # refuses a task the credentials cannot run, first
-        with self._lock, claim(self._pods.credentials):
+        with (
+            self._lock,
+            claim(self._pods.credentials),
+            claim_session(self._pods.sessions, task),
+        ):
             self._ensure_running()
             # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
             # once its time was up ran out of time, whatever the backend's words.

@@ -22,6 +22,8 @@ Two rules follow:
   once, and stores the new JSON: in the referenced Secret (``write_back=True``, a patch of its
   key) or through the callable. The runner's own credentials then hold the new value, so its
   next run starts from it. Write-back needs ``pods/exec`` (and ``patch`` on the Secret).
+  A :class:`~podrunner.claude.ClaudeWorker` needs none of this for itself: its later tasks use
+  the copy refreshed in its pod's ``HOME``; write-back applies to ``ClaudeRunner`` runs.
 """
 
 from __future__ import annotations

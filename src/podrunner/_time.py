@@ -6,7 +6,13 @@ import datetime as dt
 import math
 import time
 
-__all__ = ["epoch_of", "format_rfc3339", "parse_rfc3339"]
+__all__ = [
+    "epoch_of",
+    "format_rfc3339",
+    "format_rfc3339_nano",
+    "parse_rfc3339",
+    "parse_rfc3339_nano",
+]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -18,6 +24,22 @@ def format_rfc3339(epoch: float) -> str:
     ``sinceTime`` and the expiry annotation need.
     """
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.floor(epoch)))
+
+
+def format_rfc3339_nano(epoch_ns: int, *, fixed: bool = False) -> str:
+    """Format nanoseconds since the epoch as Go's RFC3339Nano (``2026-01-01T00:00:00.5Z``).
+
+    Trailing zeros of the fraction are trimmed, and a zero fraction dropped, as the kubelet
+    writes log timestamps. ``fixed`` keeps all nine digits, as container runtimes write the
+    lines of CRI log files.
+    """
+    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fixed:
+        return f"{base}.{nanos:09d}Z"
+    if nanos:
+        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+    return base + "Z"
 
 
 def parse_rfc3339(text: str) -> tuple[int, int] | None:
@@ -49,6 +71,12 @@ def parse_rfc3339(text: str) -> tuple[int, int] | None:
     if when.tzinfo is None:
         return None
     return int((when - _EPOCH).total_seconds()), nanos
+
+
+def parse_rfc3339_nano(text: str) -> int | None:
+    """Parse an RFC 3339 time into nanoseconds since the epoch; ``None`` if it is not one."""
+    parsed = parse_rfc3339(text)
+    return None if parsed is None else parsed[0] * 1_000_000_000 + parsed[1]
 
 
 def epoch_of(text: str | None) -> float | None:

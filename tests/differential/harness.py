@@ -129,6 +129,13 @@ def _mutation(tag: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
 
 
 def _c0(spec: dict[str, Any]) -> dict[str, Any]:
+    """The first container, or a detached one when an earlier mutation emptied the list.
+
+    Mutations stack: "no containers" followed by any container mutation must still generate
+    a (refused) spec instead of crashing the generator.
+    """
+    if not spec["containers"]:
+        return {}
     container: dict[str, Any] = spec["containers"][0]
     return container
 
@@ -238,9 +245,10 @@ def _m5(rng: random.Random, spec: dict[str, Any]) -> None:
             {"containerPort": 80, "hostPort": 8080},
         )
     )
-    _c0(spec)["ports"] = [port]
+    container = _c0(spec)
+    container["ports"] = [port]
     if rng.random() < 0.15:
-        _c0(spec)["ports"].append(dict(port))
+        container["ports"].append(dict(port))
 
 
 @_mutation("tolerations")

@@ -167,3 +167,32 @@ def test_worker_ownership(kwok_runner: PodRunner) -> None:
     for kind, name in (("Pod", alice.name), ("Secret", f"{alice.name}-secrets")):
         with pytest.raises(NotFound):
             backend.get(kind, ns, name)
+
+
+def test_worker_recreate_and_replace(kwok_runner: PodRunner) -> None:
+    """On a real API server: recreate() watches the old pod go, a deleted pod is replaced.
+
+    The old pod's end and the new pod's start are both followed on watches (no polling).
+    """
+    backend = kwok_runner.backend
+    ns = kwok_runner.namespace
+    worker = ClaudeWorker(
+        kwok_runner,
+        image=IMAGE,
+        credentials=ClaudeCredentials.api_key(CANARY),
+        launcher_environ={},
+        start_timeout=60,
+    )
+    with worker:
+        first = worker.ensure_running()["metadata"]["uid"]
+        worker.recreate()
+        second = backend.get("Pod", ns, worker.name)
+        assert second["metadata"]["uid"] != first
+        assert second["status"]["phase"] == "Running"
+        backend.delete("Pod", ns, worker.name, grace_period_seconds=0)
+        third = worker.ensure_running()
+        assert third["metadata"]["uid"] not in (first, second["metadata"]["uid"])
+        assert worker.recreated == 3
+    for kind, name in (("Pod", worker.name), ("Secret", f"{worker.name}-secrets")):
+        with pytest.raises(NotFound):
+            backend.get(kind, ns, name)

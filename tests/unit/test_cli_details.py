@@ -136,10 +136,11 @@ def test_unreachable_api_server_is_one_line_naming_server_and_cause(tmp_path: Pa
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert errors == [
         f"podrunner: error: cannot reach the Kubernetes API server {server}: connection refused"
+        " (retried for 5s; --api-outage SECONDS waits longer)"
     ]
     for raw in ("MaxRetryError", "HTTPSConnectionPool", "NewConnectionError", "Errno"):
         assert raw not in proc.stderr
-    doc = json.loads(podrunner(*args, "-o", "json", "--", "true").stdout)
+    doc = json.loads(podrunner(*args, "--api-outage", "0", "-o", "json", "--", "true").stdout)
     assert doc["error"]["type"] == "BackendUnavailable"
     assert server in doc["error"]["message"]
 

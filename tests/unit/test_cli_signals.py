@@ -150,7 +150,7 @@ def test_a_second_signal_ends_a_slow_cleanup_at_once(run_tmp: Path) -> None:
         from podrunner.backends.fake import FakeCluster
         from podrunner.run import PodRunner
 
-        def make_runner(backend, kubeconfig, context, namespace):
+        def make_runner(backend, kubeconfig, context, namespace, **options):
             cluster = FakeCluster(runtime="local")
             cluster.fault(verb="delete", latency=600)  # an API server that stops answering
             return PodRunner(cluster.backend, namespace or "default")

@@ -8,19 +8,27 @@ variables, credentials from a Secret).
 
 Ownership: every worker has a ``worker_id`` (by default derived from its credentials, see
 :func:`default_worker_id`), written in the ``podrunner.dev/worker-id`` label of its pod and
-Secret, and the pod's default name is derived from it, so two users' workers never share a
-name. A worker only uses, deletes or replaces a pod it created, or one it proved its own: a
-podrunner pod with its worker id, reading its credentials from exactly the Secrets this worker
-would reference, and, when that is a per-run Secret, a Secret owned by that pod, with the same
-worker id and holding this worker's credentials. Anything else under its name raises
-:class:`WorkerOwnershipError` and is left alone, also by :meth:`ClaudeWorker.stop`.
+Secret, and the pod's default name is derived from it, so two users' workers never share a name.
+A worker only uses, deletes or replaces a pod it created, or one it proved its own: a pod a
+podrunner run started (it has a run-id label) with its worker id, reading its credentials from
+exactly the Secrets this worker would reference, and, when that is a per-run Secret, a Secret
+owned by that pod, with the same worker id and holding this worker's credentials. Anything else
+under its name raises :class:`WorkerOwnershipError` and is left alone, also by
+:meth:`ClaudeWorker.stop`.
 
-Before each task the worker checks the pod: missing, terminal or being deleted means it is
-deleted (with its per-run Secret) and created again; then it waits for ``Running`` up to
-``start_timeout``. Each task is one ``exec`` of the launcher with the prompt on standard input,
-so no prompt size limit applies and the prompt never shows in any manifest. The exit code comes
-from the exec status (the backend reads the API's ``Status`` object). A lock serialises tasks:
-the CLI's ``HOME`` (settings, sessions, credentials) is shared by everything running in the pod.
+Before each task the worker reads the pod: missing, ended or being deleted means it is deleted
+(with its per-run Secret) and created again. A pod that is not running yet is waited for through
+the run engine, up to ``start_timeout``: :meth:`RunHandle.wait_running
+<podrunner.RunHandle.wait_running>` follows it on the runner's shared watch, and the engine's
+rules turn what it sees into :class:`~podrunner.errors.ImagePullError`,
+:class:`~podrunner.errors.Unschedulable`, :class:`~podrunner.errors.ContainerConfigError` or
+:class:`~podrunner.errors.StartTimeout`. An old pod's delete is followed on a watch until the pod
+is gone (a new one cannot take the name before). Nothing polls.
+
+Each task is one ``exec`` of the launcher with the prompt on standard input, so no prompt size
+limit applies and the prompt never shows in any manifest. The exit code comes from the exec
+status (the backend reads the API's ``Status`` object). A lock serialises tasks: the CLI's
+``HOME`` (settings, sessions, credentials) is shared by everything running in the pod.
 
 Trade-offs against one pod per task: no pod start per task (seconds to tens of seconds saved),
 and sessions can be resumed; but state leaks between tasks (files in ``HOME`` and the working
@@ -44,22 +52,25 @@ from podrunner._time import format_rfc3339, parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
+from podrunner.claude.refresh import claim
 from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
+from podrunner.claude.sessions import claim_session
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
     BackendUnavailable,
     NotFound,
+    PodLost,
     RunError,
     SpecError,
     StartTimeout,
 )
 from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
 from podrunner.run import EXPIRES_ANNOTATION
-from podrunner.run.outcome import RunIdentity, fail_fast_error, is_fail_fast
-from podrunner.run.state import Phase, reduce
-from podrunner.spec import CleanupPolicy, SecretRef
+from podrunner.run.state import Phase, PodState, reduce
+from podrunner.run.watch import SharedWatch
+from podrunner.spec import CleanupPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,7 +78,7 @@ if TYPE_CHECKING:
     from podrunner.backends.base import Kind
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.claude.result import ClaudeResult
-    from podrunner.run import PodRunner
+    from podrunner.run import PodRunner, RunHandle
 
 __all__ = [
     "DEFAULT_NAME_PREFIX",
@@ -87,7 +98,8 @@ WORKER_ID_LABEL = "podrunner.dev/worker-id"
 DEFAULT_NAME_PREFIX = "claude-code-worker"
 """Start of a worker pod's default name; a digest of the worker id follows."""
 
-_POLL = 0.5
+# How long an old pod may take to go away after its delete (it ends at once on SIGTERM).
+_GONE_TIMEOUT = 30.0
 _DIGEST_DOMAIN = "podrunner.dev/worker-id/v1"
 
 
@@ -99,10 +111,12 @@ def _digest(*parts: str) -> str:
 def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """Return the worker id a :class:`ClaudeWorker` uses when none is given.
 
-    With credentials, a digest of them (20 hex digits): of the value, or of the Secret name
-    and key of a :class:`~podrunner.SecretRef`. It is stable, so the same credentials find
-    their worker pod again from another process, and different credentials (different users)
-    get different ids and pod names. The digest is one-way; the value never leaves the process.
+    With credentials, a digest of them (20 hex digits): of the values, or of the Secret names
+    and keys of :class:`~podrunner.SecretRef` (:meth:`ClaudeCredentials.identity
+    <podrunner.claude.ClaudeCredentials.identity>`), and of their settings (region...). It
+    is stable, so the same credentials find their worker pod again from another process,
+    and different credentials (different users) get different ids and pod names. The digest
+    is one-way; the value never leaves the process.
     Without credentials there is nothing per-user to derive from: a new random id each call.
 
     Args:
@@ -113,10 +127,7 @@ def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """
     if credentials is None:
         return secrets.token_hex(10)
-    value = credentials.value
-    if isinstance(value, SecretRef):
-        return _digest("ref", credentials.kind, value.name, value.key)
-    return _digest("value", credentials.kind, value)
+    return _digest(*credentials.identity())
 
 
 class WorkerOwnershipError(RunError):
@@ -275,18 +286,26 @@ class ClaudeWorker:
         with self._lock:
             return self._ensure_running()
 
-    def _ensure_running(self) -> dict[str, Any]:
-        pod = self._get("Pod", self.name)
-        if pod is not None:
-            self._claim(pod)
-            if self._unusable(pod):
-                self._delete_and_wait()
-                pod = None
-        if pod is None:
-            self._create()
-        pod = self._wait_running()
-        self._renew_expiry(pod)
-        return pod
+    def _ensure_running(self, *, fresh: bool = False) -> dict[str, Any]:
+        """Use the pod under the name, or make one (``fresh``: make one); wait until it runs.
+
+        Within ``start_timeout``, a pod that ended or is being deleted is replaced, and a pod
+        that went away while it started is looked up again.
+        """
+        clock = self.pod_runner.clock
+        deadline = clock.monotonic() + self.start_timeout
+        pod = None if fresh else self._get("Pod", self.name)
+        while True:
+            if pod is not None:
+                self._claim(pod)  # a pod swapped in under our name is checked like any other
+                state = reduce(pod, CLAUDE_CONTAINER)
+                if state.phase is Phase.RUNNING and not state.deleting:
+                    self._renew_expiry(pod)
+                    return pod
+                if self._unusable(pod, state):
+                    self._delete_and_wait()
+                    pod = None
+            pod = self._wait_running(pod, max(0.0, deadline - clock.monotonic()))
 
     def _renew_expiry(self, pod: Mapping[str, Any]) -> None:
         """Push the reap expiry of a pod in use forward, so ``reap`` only takes idle workers.
@@ -316,11 +335,14 @@ class ClaudeWorker:
                 self.pod_runner.api.patch(kind, self.namespace, name, patch)
 
     @staticmethod
-    def _unusable(pod: Mapping[str, Any]) -> bool:
-        if pod.get("metadata", {}).get("deletionTimestamp"):
-            return True
+    def _unusable(pod: Mapping[str, Any], state: PodState) -> bool:
+        """Whether the pod must be replaced: being deleted, ended, or its container ended.
+
+        A pod that will not start (image, scheduling, config) is not replaced: waiting for it
+        raises the engine's error for it.
+        """
         phase = (pod.get("status") or {}).get("phase")
-        return phase in ("Succeeded", "Failed", "Unknown")
+        return state.deleting or state.container_ran or phase in ("Succeeded", "Failed", "Unknown")
 
     def _get(self, kind: Kind, name: str) -> dict[str, Any] | None:
         try:
@@ -382,6 +404,8 @@ class ClaudeWorker:
                     what, f"Secret {self._secret_name} holds other credentials than this worker's"
                 )
             secret_uid = smeta.get("uid")
+        if not labels.get(RUN_ID_LABEL):
+            raise self._refuse(what, f"it has no {RUN_ID_LABEL} label")
         self._pod_uid = uid
         self._secret_uid = secret_uid
 
@@ -405,108 +429,137 @@ class ClaudeWorker:
         # Its pod is gone (the cluster would collect it soon): it holds only our own values.
         self._delete_owned("Secret", self._secret_name, meta.get("uid"))
 
-    def _create(self) -> None:
+    def _wait_running(self, pod: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
+        """Start a pod (``pod`` is ``None``) or follow ``pod`` until it runs or ends.
+
+        Returns:
+            The pod as last seen, or as found under the name again when it went away
+            (``None``: none is there now).
+        """
+        if pod is None:
+            try:
+                handle = self._create()
+            except AlreadyExists:
+                # Someone made an object under this name meanwhile: use it only if it is ours
+                # (the caller claims it).
+                found = self._get("Pod", self.name)
+                if found is None:
+                    raise
+                return found
+        else:
+            handle = self._attach(pod)
+        # The pod must outlive the handle: it was started, or attached, with cleanup NEVER, so
+        # closing the handle only ends its place on the shared watch.
+        with handle:
+            try:
+                return handle.wait_running(timeout)
+            except PodLost:
+                # Deleted or evicted before it ran: look again.
+                return self._get("Pod", self.name)
+
+    def _attach(self, pod: Mapping[str, Any]) -> RunHandle:
+        """A handle on ``pod`` (already claimed), found by its run id."""
+        run_id = pod["metadata"]["labels"][RUN_ID_LABEL]
+        handle = self.pod_runner.attach(
+            run_id, namespace=self.namespace, cleanup=CleanupPolicy.NEVER
+        )
+        if handle.pod_name != self.name:
+            handle.close()
+            raise self._refuse(
+                f"pod {self.namespace}/{self.name}",
+                f"another pod, {handle.pod_name}, carries its run id",
+            )
+        return handle
+
+    def _create(self) -> RunHandle:
+        """Start the worker pod (and its Secret) and remember their uids: they are ours."""
         self._clear_leftover_secret()
         # start() creates the Secret and the pod and makes the pod own the Secret; NEVER cleanup
-        # because the pod must outlive this call. Closing the handle only ends its watch.
-        try:
-            handle = self.pod_runner.start(self.spec, cleanup=CleanupPolicy.NEVER)
-        except AlreadyExists:
-            # Someone made an object under this name meanwhile: use it only if it is ours.
-            pod = self._get("Pod", self.name)
-            if pod is None:
-                raise
-            self._claim(pod)
-            return
-        handle.close()
+        # because the pod must outlive the handle.
+        handle = self.pod_runner.start(self.spec, cleanup=CleanupPolicy.NEVER)
         self.recreated += 1
+        try:
+            self._record_created(handle.run_id)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def _record_created(self, run_id: str) -> None:
+        """Record the uids of the pod and Secret carrying ``run_id`` (the ones just created)."""
         pod = self._get("Pod", self.name)
-        if pod is not None and (pod["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == (
-            handle.run_id
-        ):
+        if pod is not None and (pod["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == run_id:
             self._pod_uid = pod["metadata"].get("uid")
         if self._secret_name is not None:
             secret = self._get("Secret", self._secret_name)
             if (
                 secret is not None
-                and (secret["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == handle.run_id
+                and (secret["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == run_id
             ):
                 self._secret_uid = secret["metadata"].get("uid")
 
-    def _delete_owned(self, kind: Kind, name: str, uid: object) -> None:
-        """Delete ``kind/name`` if it is still the object with ``uid``.
+    def _delete_owned(self, kind: Kind, name: str, uid: object) -> dict[str, Any] | None:
+        """Delete ``kind/name`` if it is still the object with ``uid``; return it as it was read.
 
         The backend's delete takes no uid precondition, so this re-reads first: an object
-        made again under the name by someone else is left alone.
+        made again under the name by someone else is left alone (``None`` is returned).
         """
         current = self._get(kind, name)
         if current is None or uid is None or current["metadata"].get("uid") != uid:
-            return
+            return None
         self.pod_runner.api.delete_quietly(kind, self.namespace, name, grace=0)
+        return current
 
-    def _delete_own_objects(self) -> None:
+    def _delete_own_objects(self) -> dict[str, Any] | None:
+        """Delete this worker's pod and Secret; return the pod as read before its delete."""
+        pod = None
         if self._pod_uid is not None:
-            self._delete_owned("Pod", self.name, self._pod_uid)
+            pod = self._delete_owned("Pod", self.name, self._pod_uid)
         if self._secret_name is not None and self._secret_uid is not None:
             self._delete_owned("Secret", self._secret_name, self._secret_uid)
+        return pod
 
     def _delete_and_wait(self) -> None:
-        clock = self.pod_runner.clock
+        """Delete this worker's pod and Secret, then wait on a watch until the pod is gone."""
         uid = self._pod_uid
-        self._delete_own_objects()
+        deleted = self._delete_own_objects()
         self._pod_uid = self._secret_uid = None
-        deadline = clock.monotonic() + 30.0
-        while clock.monotonic() < deadline:
-            pod = self._get("Pod", self.name)
-            if pod is None or pod["metadata"].get("uid") != uid:
-                return
-            clock.sleep(_POLL)
+        if deleted is None:
+            return  # gone already, or no longer ours
+        # The engine's watch (resumes, relists on 410, rides out an outage), from the version
+        # read just before the delete, so the pod's DELETED event cannot be missed.
+        watch = SharedWatch(self.pod_runner.api, self.namespace)
+        sub = watch.subscribe(self.name, deleted["metadata"].get("resourceVersion"))
+        deadline = self.pod_runner.clock.monotonic() + _GONE_TIMEOUT
+        never = threading.Event()  # nothing cancels this wait but its deadline
+        try:
+            while events := watch.wait(sub, deadline, never):
+                for event in events:
+                    meta = event.object.get("metadata") or {}
+                    if event.type == "DELETED" or meta.get("uid") != uid:
+                        return  # gone (another pod under the name is claimed later)
+        finally:
+            watch.unsubscribe(sub)
+            watch.close()
         raise StartTimeout(
-            "the old worker pod was still terminating after 30s",
+            f"the old worker pod was still terminating after {_GONE_TIMEOUT:g}s",
             pod_name=self.name,
             namespace=self.namespace,
         )
-
-    def _wait_running(self) -> dict[str, Any]:
-        clock = self.pod_runner.clock
-        deadline = clock.monotonic() + self.start_timeout
-        while True:
-            pod = self._get("Pod", self.name)
-            if pod is not None:
-                self._claim(pod)  # a pod swapped in under our name is checked like any other
-                state = reduce(pod, CLAUDE_CONTAINER)
-                if state.phase is Phase.RUNNING and not state.deleting:
-                    return pod
-                # The engine's own fail-fast mapping, with the pod's events.
-                if is_fail_fast(state):
-                    run = RunIdentity(pod_name=self.name, namespace=self.namespace, run_id="")
-                    events = self.pod_runner.api.pod_events(self.namespace, self.name)
-                    raise fail_fast_error(state, run, events) or AssertionError(state)
-                if state.terminal:
-                    # Ended between our check and now (e.g. evicted): start over once more.
-                    self._delete_and_wait()
-                    self._create()
-            if clock.monotonic() >= deadline:
-                raise StartTimeout(
-                    f"the worker pod was not running within {self.start_timeout:g}s",
-                    pod_name=self.name,
-                    namespace=self.namespace,
-                )
-            clock.sleep(_POLL)
 
     def recreate(self) -> None:
         """Delete the pod and start a new one (picks up changed settings).
 
         Raises:
             WorkerOwnershipError: The pod under this name is not this worker's.
+            RunError: The new pod did not start, as :meth:`ensure_running` raises.
         """
         with self._lock:
             pod = self._get("Pod", self.name)
             if pod is not None:
                 self._claim(pod)
                 self._delete_and_wait()
-            self._create()
-            self._wait_running()
+            self._ensure_running(fresh=True)
 
     def stop(self) -> None:
         """Delete the worker pod and its Secret, if this object created or adopted them.
@@ -529,12 +582,15 @@ class ClaudeWorker:
 
     def command(self, task: ClaudeTask) -> list[str]:
         """Return the exec argv for ``task`` (the prompt itself goes on stdin)."""
-        plan = self._pods.credentials.plan() if self._pods.credentials is not None else None
+        credentials = self._pods.credentials
+        if credentials is not None:
+            credentials.check_task(task)
+        plan = credentials.plan() if credentials is not None else None
         return launcher_command(
             task.argv(self._pods.claude_path, prompt_on_stdin=True),
             working_dir=task.working_dir,
             credentials_file=plan.credentials_file if plan else "",
-            prompt_file=f"stdin:{task.prompt_bytes}",
+            prompt_file=f"stdin:{len(task.stdin().encode('utf-8'))}",
             shell_prefix=plan.shell_prefix if plan else "",
         )
 
@@ -558,7 +614,12 @@ class ClaudeWorker:
         if isinstance(task, str):
             task = ClaudeTask(task)
         limit = self.exec_timeout if timeout is None else timeout
-        with self._lock:
+        command = self.command(task)  # refuses a task the credentials cannot run, first
+        with (
+            self._lock,
+            claim(self._pods.credentials),
+            claim_session(self._pods.sessions, task),
+        ):
             self._ensure_running()
             # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
             # once its time was up ran out of time, whatever the backend's words.
@@ -568,8 +629,8 @@ class ClaudeWorker:
                     self.namespace,
                     self.name,
                     CLAUDE_CONTAINER,
-                    self.command(task),
-                    stdin=task.prompt.encode("utf-8"),
+                    command,
+                    stdin=task.stdin().encode("utf-8"),
                     timeout=limit,
                 )
             except (TimeoutError, BackendUnavailable) as exc:

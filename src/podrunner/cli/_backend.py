@@ -15,6 +15,7 @@ from podrunner.cli._group import EXIT_USAGE, F
 from podrunner.errors import ConfigError, SpecError
 
 __all__ = [
+    "API_OUTAGE",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "FAKE_KEEPS_NOTHING",
@@ -33,6 +34,12 @@ __all__ = [
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 FAKE_KEEPS_NOTHING = "the fake backend's pods live in this process and end with it"
+API_OUTAGE = 5.0
+"""Seconds a command keeps retrying an API server it cannot reach (``--api-outage``).
+
+Shorter than the SDK's ``RetryPolicy.outage`` (30 s, sized to ride out a control-plane
+restart under runs in flight): someone at a terminal wants to hear soon that it is down.
+"""
 
 
 def backend_options(func: F) -> F:
@@ -52,6 +59,18 @@ def backend_options(func: F) -> F:
             "--kubeconfig", metavar="PATH", help="Kubeconfig (default: the usual lookup)."
         ),
         click.option("--context", help="Kubeconfig context (default: the current one)."),
+        click.option(
+            "--api-outage",
+            type=click.FloatRange(min=0),
+            default=API_OUTAGE,
+            show_default=True,
+            metavar="SECONDS",
+            envvar="PODRUNNER_API_OUTAGE",
+            show_envvar=True,
+            help="Seconds to keep retrying an API server that cannot be reached or answers "
+            "502/503/504 before giving up (each request is first tried 5 times, about 3 s). "
+            "The SDK's default, 30, rides out a control-plane restart.",
+        ),
         click.option("--verbose", "-v", is_flag=True, help="Show details of errors."),
     ]
     for option in reversed(options):
@@ -67,16 +86,25 @@ def namespace_option(func: F) -> F:
 
 
 def make_runner(
-    backend: str, kubeconfig: str | None, context: str | None, namespace: str | None
+    backend: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    *,
+    api_outage: float = API_OUTAGE,
 ) -> Any:
-    """Build a PodRunner for the backend options (raises ConfigError for a bad kubeconfig)."""
-    from podrunner.run import PodRunner
+    """Build a PodRunner for the backend options (raises ConfigError for a bad kubeconfig).
 
+    ``api_outage`` is the runner's ``RetryPolicy.outage`` (``--api-outage``).
+    """
+    from podrunner.run import PodRunner, RetryPolicy
+
+    retry = RetryPolicy(outage=api_outage)
     if backend.lower() == "fake":
         from podrunner.backends.fake import FakeCluster
 
         cluster = FakeCluster(runtime="local")
-        return PodRunner(cluster.backend, namespace or "default")
+        return PodRunner(cluster.backend, namespace or "default", retry=retry)
     from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 
     config = (
@@ -84,7 +112,7 @@ def make_runner(
         if kubeconfig
         else ClusterConfig.default(context)
     )
-    return PodRunner(KubernetesBackend(config), namespace or config.namespace)
+    return PodRunner(KubernetesBackend(config), namespace or config.namespace, retry=retry)
 
 
 def close_runner(runner: Any) -> None:
@@ -166,6 +194,7 @@ def _connection_cause(exc: BaseException) -> str:
         return match.group(1).strip().lower()
     lowered = text.lower()
     for words, cause in (
+        ("connection refused", "connection refused"),
         ("timed out", "timed out"),
         ("timeout", "timed out"),
         ("certificate", "TLS certificate rejected"),
@@ -185,7 +214,11 @@ def error_text(exc: BaseException, runner: Any = None) -> str:
     if isinstance(exc, BackendUnavailable):
         server = _server_of(runner) if runner is not None else None
         where = f"the Kubernetes API server {server}" if server else "the Kubernetes API server"
-        return f"cannot reach {where}: {_connection_cause(exc)}"
+        text = f"cannot reach {where}: {_connection_cause(exc)}"
+        outage = getattr(getattr(runner, "retry", None), "outage", None)
+        if isinstance(outage, (int, float)):
+            text += f" (retried for {outage:g}s; --api-outage SECONDS waits longer)"
+        return text
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 

@@ -58,6 +58,7 @@ def claude(
     backend: str,
     kubeconfig: str | None,
     context: str | None,
+    api_outage: float,
     verbose: bool,
     namespace: str | None,
     output: str,
@@ -71,14 +72,7 @@ def claude(
     status: 0 success, 2 authentication, 3 budget or turn limit, 1 other; Ctrl-C, SIGTERM and
     SIGHUP delete the run and exit 130, 143 and 129.
     """
-    from podrunner.claude.cli import (
-        IMAGE_ENV,
-        cli_exit_code,
-        format_cli_answer,
-        format_cli_notes,
-        format_cli_result,
-        run_claude_cli,
-    )
+    from podrunner.claude.cli import IMAGE_ENV, cli_exit_code, run_claude_cli
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.signals import Terminated
 
@@ -97,7 +91,9 @@ def claude(
             err=True,
         )
     with run_errors(verbose, as_json=as_json) as errors:
-        runner = _backend.make_runner(backend, kubeconfig, context, namespace)
+        runner = _backend.make_runner(
+            backend, kubeconfig, context, namespace, api_outage=api_outage
+        )
         errors.runner = runner
         try:
             click.echo(describe_backend(backend, runner), err=True)
@@ -109,13 +105,20 @@ def claude(
                     say_stopped(stop, exc, what, cleanup_failure(exc), as_json=as_json)
         finally:
             close_runner(runner)
+    _print(result, as_json=as_json)
+    sys.exit(cli_exit_code(result))
+
+
+def _print(result: Any, *, as_json: bool) -> None:
+    """The answer on stdout and the notes (cost, session...) on stderr, or the JSON document."""
+    from podrunner.claude.cli import format_cli_answer, format_cli_notes, format_cli_result
+
     if as_json:
         click.echo(format_cli_result(result, output="json"))
-    else:
-        answer = format_cli_answer(result)
-        if answer:
-            click.echo(answer)
-        notes = format_cli_notes(result)
-        if notes:
-            click.echo(notes, err=True)
-    sys.exit(cli_exit_code(result))
+        return
+    answer = format_cli_answer(result)
+    if answer:
+        click.echo(answer)
+    notes = format_cli_notes(result)
+    if notes:
+        click.echo(notes, err=True)

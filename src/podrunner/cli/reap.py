@@ -32,13 +32,16 @@ def reap(
     backend: str,
     kubeconfig: str | None,
     context: str | None,
+    api_outage: float,
     verbose: bool,
     namespace: str | None,
     older_than: float | None,
 ) -> None:
     """Delete podrunner's pods, Secrets and ConfigMaps that outlived their runs."""
     with run_errors(verbose) as errors:
-        runner = _backend.make_runner(backend, kubeconfig, context, namespace)
+        runner = _backend.make_runner(
+            backend, kubeconfig, context, namespace, api_outage=api_outage
+        )
         errors.runner = runner
         try:
             click.echo(describe_backend(backend, runner), err=True)

@@ -93,6 +93,7 @@ def run(
     backend: str,
     kubeconfig: str | None,
     context: str | None,
+    api_outage: float,
     verbose: bool,
     timeout: float | None,
     cleanup: str,
@@ -109,7 +110,7 @@ def run(
     as_json = output == "json"
     with run_errors(verbose, as_json=as_json) as errors:
         spec = build_spec(command, **opts)
-        runner = _backend.make_runner(backend, kubeconfig, context, None)
+        runner = _backend.make_runner(backend, kubeconfig, context, None, api_outage=api_outage)
         errors.runner = runner
         try:
             click.echo(describe_backend(backend, runner, spec.namespace, spec), err=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from podrunner.backends.base import Clock, Hold, WatchEvent
-from podrunner.errors import BackendError, NotFound
+from podrunner.errors import BackendError, NotFound, StartTimeout
 from podrunner.run.core import (
     Action,
     DrainLogs,
@@ -31,7 +31,7 @@ from podrunner.run.core import (
 from podrunner.run.follow import LogFollower
 from podrunner.run.outcome import RunResult
 from podrunner.run.retry import RetryingBackend
-from podrunner.run.state import PodState
+from podrunner.run.state import Phase, PodState
 from podrunner.run.watch import Either, WatchRegistry
 
 if TYPE_CHECKING:
@@ -166,6 +166,82 @@ class RunHandle:
         if self._check:
             result.check()
         return result
+
+    def wait_running(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the main container runs; return the pod as it was then seen.
+
+        The run's rules apply as in :meth:`wait`: a pod that cannot start (its image cannot be
+        pulled, no node takes it, its container cannot be created), a pod that went away, a
+        cancel and the run's own deadlines end the run with their error, at once. ``timeout``
+        only bounds this wait: when it passes, the run goes on (wait for it, or cancel it).
+        A container that already ended (too fast to be seen running) returns too:
+        :attr:`state` is then terminal and :meth:`wait` gives the result.
+
+        Args:
+            timeout: Seconds to wait (``None``: as long as the run's deadlines allow).
+
+        Returns:
+            The pod (Kubernetes JSON), running or, when the container already ended, terminal.
+
+        Raises:
+            StartTimeout: Not running within ``timeout`` (the run is not stopped), or the run's
+                own scheduling or start deadline passed.
+            RunError: The run ended without running, as :meth:`wait` would raise.
+        """
+        if self._error is not None:
+            raise self._error
+        limit = None if timeout is None else self._clock.monotonic() + timeout
+        hold = self._clock.hold()  # as in wait(): a virtual clock jumps only while we block
+        try:
+            pod = self._until_running(limit)
+        except BaseException as exc:
+            self._error = exc  # the run is over: wait() raises the same
+            try:
+                self._finish(success=False)
+            except BackendError as cleanup_exc:
+                add_note(exc, f"cleanup also failed: {cleanup_exc}")
+            raise
+        finally:
+            hold.release()
+        if pod is not None:
+            return pod
+        assert timeout is not None  # only a bounded wait ends without the pod
+        state = self._core.state
+        raise StartTimeout(
+            f"the pod was not running within {timeout:g}s (state: {state})",
+            **self._core.run.context(state),
+            events=self._api.pod_events(self.namespace, self.pod_name),
+            logs=self._core.logs.text,
+        )
+
+    def _until_running(self, limit: float | None) -> dict[str, Any] | None:
+        """Drive the core until the container runs or ended (the pod), or ``limit`` (``None``)."""
+        core = self._core
+        refreshed = False
+        while True:
+            now = self._clock.monotonic()
+            action = core.next_action(now)
+            if isinstance(action, Fail):
+                raise action.error
+            if isinstance(action, Finish):
+                return dict(core.pod or {})  # it ran and ended before it was seen running
+            if not isinstance(action, WaitForPod):
+                self._perform(action)
+                continue
+            state = core.state
+            if state.phase is Phase.RUNNING and not state.deleting:
+                return dict(core.pod or {})
+            if limit is not None and now >= limit:
+                if refreshed:
+                    return None
+                # As for the run's deadlines: the pod's last event may still be on its way.
+                refreshed = True
+                self._refresh_state()
+                continue
+            deadline = action.deadline
+            if limit is not None and (deadline is None or limit < deadline):
+                deadline = limit
+            self._apply(self._watch.wait(self._sub, deadline, self._stop))
 
     def logs(self) -> Iterator[str]:
         """Follow the container's output line by line until it terminates.

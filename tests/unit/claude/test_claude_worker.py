@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from podrunner import SecretRef
+from podrunner import CleanupPolicy, SecretRef
 from podrunner.backends.base import ExecResult
 from podrunner.claude import (
     ClaudeAuthError,
@@ -21,7 +22,7 @@ from podrunner.claude import (
     WorkerOwnershipError,
 )
 from podrunner.claude.worker import SLEEP_LOOP, WORKER_ID_LABEL, default_worker_id
-from podrunner.errors import ImagePullError, SpecError, StartTimeout
+from podrunner.errors import ImagePullError, SpecError, StartTimeout, Unschedulable
 from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
@@ -189,6 +190,89 @@ def test_start_failures() -> None:
     slow = FakeCluster(start_delay=600)
     with pytest.raises(StartTimeout):
         _worker(slow, start_timeout=5).run("hi")
+
+
+def test_unschedulable_fails_fast() -> None:
+    """A pod no node takes raises the engine's Unschedulable, not a timeout."""
+    cluster = FakeCluster()
+    cluster.when(image=IMAGE).unschedulable(message="0/1 nodes are available: 1 Insufficient cpu.")
+    with pytest.raises(Unschedulable) as info:
+        _worker(cluster, start_timeout=3600).ensure_running()
+    assert "Insufficient cpu" in str(info.value)
+    assert cluster.clock.monotonic() < 60
+
+
+def test_start_is_watched_not_polled() -> None:
+    """Waiting for the pod costs the same few requests whether it starts in 1 s or 5 min."""
+    counts = []
+    for delay in (1.0, 300.0):
+        cluster = FakeCluster(start_delay=delay)
+        cluster.when(image=IMAGE).hang()
+        worker = _keyed(cluster, ALICE_KEY, start_timeout=600)
+        cluster.clear_actions()
+        worker.ensure_running()
+        counts.append(Counter(a.verb for a in cluster.actions))
+        cluster.clear_actions()
+        worker.recreate()  # the old pod's end is watched too
+        counts.append(Counter(a.verb for a in cluster.actions))
+    for quick, slow in ((counts[0], counts[2]), (counts[1], counts[3])):
+        assert slow["get"] == quick["get"]
+        assert slow["list"] == quick["list"] == 0
+        # The one watch stream is reopened each time the server ends it (every minute).
+        assert slow["watch"] <= quick["watch"] + 300 / 60
+    assert counts[2]["get"] <= 4  # the pod and its Secret: before, and once created
+
+
+def test_adopts_a_pod_that_is_still_starting() -> None:
+    """A pod another process just started is waited for, not replaced."""
+    cluster = FakeCluster(start_delay=60)
+    cluster.when(image=IMAGE).hang()
+    runner = PodRunner(cluster.backend)
+    first = _worker(cluster, credentials=ClaudeCredentials.api_key(ALICE_KEY))
+    runner.start(first.spec, cleanup=CleanupPolicy.NEVER).close()  # what another worker does
+    pods = _uids(cluster, "Pod")
+    later = _keyed(cluster, ALICE_KEY)
+    pod = later.ensure_running()
+    assert pod["status"]["phase"] == "Running"
+    assert later.recreated == 0
+    assert _uids(cluster, "Pod") == pods
+    assert cluster.clock.monotonic() >= 60
+    later.stop()
+    assert _uids(cluster, "Pod") == {}
+    assert _uids(cluster, "Secret") == {}
+
+
+def test_a_pod_deleted_while_it_starts_is_made_again() -> None:
+    """Someone deleting the pod before it runs: the worker sees it go and starts another."""
+    cluster = FakeCluster(start_delay=60)
+    cluster.when(image=IMAGE).hang()
+    worker = _worker(cluster)
+
+    # Virtual time stands still until the deleter sleeps (the worker alone cannot move it past
+    # 0 s), so the delete comes at 10 s, while the worker waits for its first pod (60 s).
+    hold = cluster.clock.hold(owned=False)
+
+    def delete_soon() -> None:
+        hold.adopt()
+        try:
+            for _ in range(10_000):  # real time: until the worker has created its pod
+                if worker.name in _uids(cluster, "Pod"):
+                    break
+                time.sleep(0.001)
+            cluster.clock.sleep(10)
+            cluster.backend.delete("Pod", "default", worker.name, grace_period_seconds=0)
+        finally:
+            hold.release()
+
+    deleter = threading.Thread(target=delete_soon)
+    deleter.start()
+    pod = worker.ensure_running()
+    deleter.join(10)
+    assert pod["status"]["phase"] == "Running"
+    assert worker.recreated == 2
+    assert cluster.clock.monotonic() >= 70
+    worker.stop()
+    assert _uids(cluster, "Pod") == {}
 
 
 def test_local_runtime_worker(tmp_path: Path) -> None:
@@ -403,6 +487,25 @@ def test_plain_pod_under_the_name_is_refused() -> None:
         _keyed(cluster, ALICE_KEY, name="job").run("hi")
     assert info.value.reason == f"it has no {WORKER_ID_LABEL} label"
     assert set(_uids(cluster, "Pod")) == {"web", "job"}
+
+
+def test_a_worker_labelled_pod_podrunner_did_not_start_is_refused() -> None:
+    """Labels alone do not make a pod the worker's: one no run started is left alone."""
+    cluster = _shared_cluster([])
+    worker = _worker(cluster, name="hand-made", worker_id="me")
+    labels = {"app.kubernetes.io/managed-by": "podrunner", WORKER_ID_LABEL: "me"}
+    cluster.backend.create(
+        {
+            "kind": "Pod",
+            "metadata": {"name": "hand-made", "labels": labels},
+            "spec": {"containers": [{"name": "claude-code", "image": IMAGE}]},
+        }
+    )
+    with pytest.raises(WorkerOwnershipError) as info:
+        worker.ensure_running()
+    assert info.value.reason == "it has no podrunner.dev/run-id label"
+    worker.stop()
+    assert set(_uids(cluster, "Pod")) == {"hand-made"}
 
 
 def test_foreign_secret_left_under_the_name_is_refused() -> None:

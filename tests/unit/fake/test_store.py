@@ -5,7 +5,7 @@ import re
 import pytest
 from fakepods import pod
 
-from podrunner.backends.fake import FakeCluster
+from podrunner.backends.fake import FakeCluster, VirtualClock
 from podrunner.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
 
 
@@ -460,3 +460,17 @@ def test_recreated_dependent_without_owner_survives_the_old_owner(cluster: FakeC
     cluster.backend.delete("Pod", "default", "a", grace_period_seconds=0)
     cluster.advance(120)
     assert _secret_exists(cluster)
+
+
+def test_clusters_at_different_times_stamp_their_own_time() -> None:
+    """Timestamps come from each cluster's own clock, interleaved or not."""
+    early = FakeCluster(clock=VirtualClock(start=1_767_225_600.0))
+    late = FakeCluster(clock=VirtualClock(start=1_798_761_600.0))
+    for i in range(3):
+        a = early.backend.create(pod(f"a{i}"))["metadata"]["creationTimestamp"]
+        b = late.backend.create(pod(f"b{i}"))["metadata"]["creationTimestamp"]
+        assert (a, b) == ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z")
+    early.advance(61)
+    assert early.backend.create(pod("c"))["metadata"]["creationTimestamp"] == (
+        "2026-01-01T00:01:01Z"
+    )

@@ -1,4 +1,4 @@
-"""JSON-tree helpers: fast copies, input normalisation, merge patch and timestamps.
+"""JSON-tree helpers: fast copies, input normalisation and merge patch.
 
 Stored objects are never mutated in place: every write builds a new top-level dict and shares
 unchanged subtrees with the previous version. Only what crosses the protocol is copied, with
@@ -8,23 +8,13 @@ several times faster than :func:`copy.deepcopy`.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from podrunner._jsoncopy import copy_tree
 
-__all__ = [
-    "copy_tree",
-    "format_rfc3339",
-    "format_rfc3339_nano",
-    "merge_patch",
-    "normalize",
-    "parse_rfc3339",
-]
+__all__ = ["NotJSON", "copy_tree", "merge_patch", "normalize"]
 
 
 _dict = dict
@@ -54,34 +44,42 @@ def normalize(value: Any) -> Any:
     if kind in _ATOMIC:
         return value
     if kind is _dict:
-        out = value.copy()
-        for key, item in value.items():
-            if type(key) is not str:
-                raise NotJSON(f"[{key!r}]", key)
-            if type(item) not in _ATOMIC:
-                try:
-                    out[key] = normalize(item)
-                except NotJSON as exc:
-                    raise NotJSON(f".{key}{exc.path}", exc.value) from None
-        return out
+        return _normalize_dict(value)
     if kind is _list or kind is tuple:
-        out_list = list(value)
-        for i, item in enumerate(out_list):
-            if type(item) not in _ATOMIC:
-                try:
-                    out_list[i] = normalize(item)
-                except NotJSON as exc:
-                    raise NotJSON(f"[{i}]{exc.path}", exc.value) from None
-        return out_list
+        return _normalize_list(value)
     if kind is float:
         if not math.isfinite(value):
             raise NotJSON("", value)
         return value
     if isinstance(value, Mapping):
-        return normalize(dict(value))
+        return _normalize_dict(dict(value))
     if isinstance(value, _SCALARS):  # str/int subclasses such as enums
         return value
     raise NotJSON("", value)
+
+
+def _normalize_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    out = value.copy()
+    for key, item in value.items():
+        if type(key) is not str:
+            raise NotJSON(f"[{key!r}]", key)
+        if type(item) not in _ATOMIC:
+            try:
+                out[key] = normalize(item)
+            except NotJSON as exc:
+                raise NotJSON(f".{key}{exc.path}", exc.value) from None
+    return out
+
+
+def _normalize_list(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    out = list(value)
+    for i, item in enumerate(out):
+        if type(item) not in _ATOMIC:
+            try:
+                out[i] = normalize(item)
+            except NotJSON as exc:
+                raise NotJSON(f"[{i}]{exc.path}", exc.value) from None
+    return out
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -95,53 +93,3 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
-
-
-_last_second = -1
-_last_text = ""
-
-
-def format_rfc3339(epoch: float) -> str:
-    """Format seconds since the epoch as the API server does (``2026-01-01T00:00:00Z``)."""
-    global _last_second, _last_text
-    second = int(epoch)
-    # Writes cluster around the same second; caching the text saves a strftime per write.
-    if second != _last_second:
-        _last_text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-        _last_second = second
-    return _last_text
-
-
-def format_rfc3339_nano(epoch_ns: int) -> str:
-    """Format nanoseconds since the epoch as Go's RFC3339Nano (trailing zeros trimmed)."""
-    seconds, nanos = divmod(epoch_ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if nanos:
-        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
-    return base + "Z"
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)"
-)
-
-
-def parse_rfc3339(text: str) -> int:
-    """Parse an RFC 3339 timestamp into nanoseconds since the epoch.
-
-    Raises:
-        ValueError: The text is not an RFC 3339 timestamp.
-    """
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise ValueError(f"parsing time {text!r} as RFC3339")
-    year, month, day, hour, minute, second, frac, zone = match.groups()
-    tz = dt.timezone.utc
-    if zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    stamp = dt.datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
-    )
-    nanos = int((frac or "").ljust(9, "0"))
-    return int(stamp.timestamp()) * 1_000_000_000 + nanos

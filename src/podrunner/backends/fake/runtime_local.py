@@ -3,18 +3,10 @@
 This is what the CLI uses when no cluster is configured, and what tests use to run real
 commands without Kubernetes. The image is ignored: the command must exist locally.
 
-**Files.** Each pod gets a private directory (under one per-process directory in the system
-temp dir) holding ``home/``, ``tmp/``, ``work/`` (the default working directory) and
-``volumes/<name>/``: Secret and ConfigMap volumes are written there (``items``, modes and
-``subPath`` honoured), emptyDirs are empty directories, a ``hostPath`` is the host path itself
-and any other volume (a PVC...) is an empty directory. A local process cannot see a mount at its
-``mountPath``, so paths are mapped, by one rule: **an argv element, an env value or the
-``workingDir`` that is a mount path, or starts with one followed by** ``/``, **is rewritten to
-the local directory** (the longest mount path wins). Paths inside longer strings (a shell
-script's body) are not rewritten. ``HOME`` is always a per-run directory: the mapped mount when
-the spec's ``HOME`` is one, else ``home/``. ``TMPDIR`` defaults to ``tmp/``. The directory is
-removed when the pod goes, when the cluster is closed, and at interpreter exit, whatever ended
-the run.
+**Files.** Each pod gets a private directory with its volumes; paths in the command, its
+environment and its working directory that name a mount are mapped there (see
+:mod:`~podrunner.backends.fake.localfiles`). The directory is removed when the pod goes, when
+the cluster is closed, and at interpreter exit, whatever ended the run.
 
 **Processes.** The command runs in its own session and process group. When the main process
 exits, the rest of its group is killed, as a pod's other processes end with its container;
@@ -40,13 +32,11 @@ Output becomes the container log, in chunks of whole lines, and the real exit co
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import logging
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import threading
@@ -55,12 +45,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from podrunner.backends.base import ExecResult
+from podrunner.backends.fake.localfiles import prepare_files, run_directory
 from podrunner.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from podrunner.backends.fake.kubelet import ContainerSim, Kubelet, PodSim
+    from podrunner.backends.fake.kubelet import Kubelet
+    from podrunner.backends.fake.podsim import ContainerSim, PodSim
 
 __all__ = [
     "DEFAULT_NON_ROOT_UID",
@@ -210,38 +202,38 @@ def unenforced_settings(pod: Mapping[str, Any], container: str | None = None) ->
     """
     pod_sc, *containers = _contexts(pod, container)
     found: list[str] = ["image (the command runs from this machine)"]
-    seen: set[str] = set()
-
-    def add(name: str) -> None:
-        if name not in seen:
-            seen.add(name)
-            found.append(name)
-
-    for key in ("seccompProfile", "seLinuxOptions", "appArmorProfile", "sysctls"):
-        if pod_sc.get(key):
-            add(key)
+    found += [key for key in _POD_UNENFORCED if pod_sc.get(key)]
     if os.geteuid() != 0:
-        for key in ("fsGroup", "supplementalGroups"):
-            if pod_sc.get(key) is not None:
-                add(f"{key} (needs root)")
+        found += [f"{key} (needs root)" for key in _NEED_ROOT if pod_sc.get(key) is not None]
     for c in containers:
-        sc = c.get("securityContext") or {}
-        if sc.get("readOnlyRootFilesystem"):
-            add("readOnlyRootFilesystem")
-        if sc.get("capabilities"):
-            add("capabilities")
-        if sc.get("allowPrivilegeEscalation") is False:
-            add("allowPrivilegeEscalation=false")
-        if sc.get("privileged"):
-            add("privileged")
-        for key in ("seccompProfile", "seLinuxOptions", "appArmorProfile", "procMount"):
-            if sc.get(key):
-                add(key)
-        if (c.get("resources") or {}).get("limits"):
-            add("resources.limits")
-        uid = _identity(pod_sc, sc)[0]
-        if uid is not None and uid != os.geteuid() and os.geteuid() != 0:
-            add(f"runAsUser {uid} (runs as uid {os.geteuid()})")
+        for name in _container_unenforced(pod_sc, c):
+            if name not in found:
+                found.append(name)
+    return found
+
+
+_POD_UNENFORCED = ("seccompProfile", "seLinuxOptions", "appArmorProfile", "sysctls")
+_NEED_ROOT = ("fsGroup", "supplementalGroups")
+_CONTAINER_UNENFORCED = ("seccompProfile", "seLinuxOptions", "appArmorProfile", "procMount")
+
+
+def _container_unenforced(pod_sc: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    sc = c.get("securityContext") or {}
+    found = []
+    if sc.get("readOnlyRootFilesystem"):
+        found.append("readOnlyRootFilesystem")
+    if sc.get("capabilities"):
+        found.append("capabilities")
+    if sc.get("allowPrivilegeEscalation") is False:
+        found.append("allowPrivilegeEscalation=false")
+    if sc.get("privileged"):
+        found.append("privileged")
+    found += [key for key in _CONTAINER_UNENFORCED if sc.get(key)]
+    if (c.get("resources") or {}).get("limits"):
+        found.append("resources.limits")
+    uid = _identity(pod_sc, sc)[0]
+    if uid is not None and uid != os.geteuid() and os.geteuid() != 0:
+        found.append(f"runAsUser {uid} (runs as uid {os.geteuid()})")
     return found
 
 
@@ -345,153 +337,46 @@ class LocalRuntime:
             ignore_run_as_user = os.environ.get(IGNORE_RUN_AS_USER_ENV, "") == "1"
         self.ignore_run_as_user = ignore_run_as_user
         self._runs: dict[tuple[str, str], _Run] = {}
+        self._claims: Path | None = None
+        self._claims_lock = threading.Lock()
 
-    # -- files and environment ------------------------------------------------------------
-
-    @staticmethod
-    def _tempdir(sim: PodSim) -> Path:
-        if sim.tempdir is None:
-            root = Path(tempfile.mkdtemp(prefix=f"{sim.name[:40]}-", dir=_LIVE.parent_dir()))
-            sim.tempdir = str(root)
-            for sub in ("home", "tmp", "work", "volumes"):
-                (root / sub).mkdir()
-        return Path(sim.tempdir)
+    def _claim_dir(self, namespace: str, claim: str) -> Path:
+        """The directory of one PVC of this runtime's cluster: it outlives the pods."""
+        with self._claims_lock:
+            if self._claims is None:
+                self._claims = Path(tempfile.mkdtemp(prefix="claims-", dir=_LIVE.parent_dir()))
+                self._claims.chmod(0o711)
+            path = self._claims / namespace / claim
+            if not path.is_dir():
+                path.mkdir(parents=True)
+                # Writable by whichever user a pod runs as, like a volume with an fsGroup.
+                path.chmod(0o777)
+                path.parent.chmod(0o711)
+            return path
 
     def _prepare(self, kubelet: Kubelet, sim: PodSim, c: ContainerSim) -> _Run:
         objects = kubelet.store.objects
         pod = objects["Pod"].get((sim.namespace, sim.name)) or {}
-        spec: dict[str, Any] = next(
-            (x for x in (pod.get("spec") or {}).get("containers") or [] if x.get("name") == c.name),
-            {},
-        )
-        root = self._tempdir(sim)
+        root = run_directory(sim, _LIVE.parent_dir)
         user = _resolve_user(pod, c.name, ignore=self.ignore_run_as_user)
-        mounts = self._write_volumes(kubelet, sim, pod, spec, root)
-
-        def local(value: str) -> str:
-            # A path that exists on this machine names the user's own file (a program under
-            # /tmp while the pod mounts an emptyDir there): only a path the pod alone
-            # would have is moved into the run's directory.
-            if os.path.lexists(value):
-                return value
-            return _map_path(value, mounts)
-
-        path = os.environ.get("PATH", "/usr/bin:/bin")
-        if user.uid is not None and user.uid != os.geteuid():
-            # The caller's PATH may list directories the command's user cannot search (under
-            # /root...): a command found there would fail with EACCES instead of running.
-            groups = {user.gid if user.gid is not None else user.uid, *(user.groups or [])}
-            path = ":".join(d for d in path.split(":") if _searchable(d, user.uid, groups))
-        env = {"PATH": path, "HOSTNAME": sim.name}
-        mapped: set[str] = set()
-
-        def data_of(kind: str, name: str) -> dict[str, str]:
-            obj = objects[kind].get((sim.namespace, name)) or {}
-            raw = obj.get("data") or {}
-            if kind == "Secret":
-                return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in raw.items()}
-            return dict(raw)
-
-        for source in spec.get("envFrom") or []:
-            prefix = source.get("prefix", "")
-            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
-                ref = source.get(field)
-                if ref:
-                    for key, value in data_of(kind, ref.get("name", "")).items():
-                        env[prefix + key] = value
-        for var in spec.get("env") or []:
-            name = str(var.get("name"))
-            if "value" in var:
-                value = str(var.get("value") or "")
-                env[name] = local(value)
-                if env[name] != value:
-                    mapped.add(name)
-                continue
-            source = var.get("valueFrom") or {}
-            for kind, field in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
-                ref = source.get(field)
-                if ref:
-                    found = data_of(kind, ref.get("name", "")).get(ref.get("key", ""))
-                    if found is not None:
-                        env[name] = found
-            field_ref = source.get("fieldRef")
-            if field_ref:
-                path = field_ref.get("fieldPath", "")
-                values = {
-                    "metadata.name": sim.name,
-                    "metadata.namespace": sim.namespace,
-                    "metadata.uid": sim.uid,
-                    "spec.nodeName": "fake-node-1",
-                    "status.podIP": sim.pod_ip or "",
-                    "status.hostIP": "127.0.0.1",
-                }
-                env[name] = values.get(path, "")
-        # HOME outside every mount would be a directory of the host: use the run's own.
-        if "HOME" not in mapped:
-            env["HOME"] = str(root / "home")
-        env.setdefault("TMPDIR", str(root / "tmp"))
-        argv = [local(a) for a in c.argv]
-        workdir = spec.get("workingDir")
-        cwd = Path(local(workdir)) if workdir and local(workdir) != workdir else root / "work"
-        if user.uid is not None and user.uid != os.geteuid():
-            _chown_tree(root, user.uid, user.gid if user.gid is not None else -1)
+        argv, env, cwd = prepare_files(
+            objects, pod, sim, c, root, user.uid, user.gid, user.groups, self._claim_dir
+        )
         return _Run(argv, env, cwd, user)
-
-    def _write_volumes(
-        self,
-        kubelet: Kubelet,
-        sim: PodSim,
-        pod: dict[str, Any],
-        spec: dict[str, Any],
-        root: Path,
-    ) -> dict[str, str]:
-        """Materialise the pod's volumes; return ``{mountPath: local path}`` for ``spec``."""
-        objects = kubelet.store.objects
-        places: dict[str, Path] = {}
-        for index, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
-            name = str(volume.get("name", ""))
-            target = root / "volumes" / str(index)
-            host = (volume.get("hostPath") or {}).get("path")
-            if host:
-                places[name] = Path(host)
-                continue
-            target.mkdir(exist_ok=True)
-            places[name] = target
-            for kind, field, key in (
-                ("Secret", "secret", "secretName"),
-                ("ConfigMap", "configMap", "name"),
-            ):
-                ref = volume.get(field)
-                if ref:
-                    obj = objects[kind].get((sim.namespace, ref.get(key, ""))) or {}
-                    _write_files(target, kind, obj, ref)
-        mounts: dict[str, str] = {}
-        for mount in spec.get("volumeMounts") or []:
-            place = places.get(str(mount.get("name", "")))
-            path = str(mount.get("mountPath", "")).rstrip("/")
-            if place is None or not path:
-                continue
-            sub = str(mount.get("subPath") or "")
-            local = _inside(place, sub) if sub else place
-            if local is not None:
-                mounts[path] = str(local)
-        return mounts
 
     # -- Runtime protocol -----------------------------------------------------------------
 
     def start(self, kubelet: Kubelet, sim: PodSim, c: ContainerSim) -> None:
         """Spawn the container's argv as a new session and follow it with threads."""
-        container_id = c.container_id
         clock = kubelet.clock
-        if not c.argv:
-            kubelet.write_log(c, b"the local runtime needs a command: the image is ignored\n")
-            clock.call_later(0.0, lambda: kubelet.container_exited(sim, c, 128, "StartError"))
-            return
 
         def fail(message: str) -> None:
             kubelet.write_log(c, message.encode() + b"\n")
             clock.call_later(0.0, lambda: kubelet.container_exited(sim, c, 128, "StartError"))
 
+        if not c.argv:
+            fail("the local runtime needs a command: the image is ignored")
+            return
         try:
             run = self._prepare(kubelet, sim, c)
         except OSError as exc:
@@ -514,69 +399,11 @@ class LocalRuntime:
                 **run.user.popen_args(),
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            who = run.user.uid
-            if who is not None and who != os.geteuid():
-                reason = (
-                    f"{reason} (the command runs as uid {who}, as the pod's securityContext "
-                    "asks; a program under a directory only its owner can enter, such as "
-                    "/root, is out of its reach: use one that uid can run, or a spec with "
-                    "run_as_user, e.g. --security baseline on the CLI)"
-                )
-            fail(f'exec: "{c.argv[0]}": {reason}')
+            fail(f'exec: "{c.argv[0]}": {_spawn_failure(exc, run.user)}')
             return
         _LIVE.add(proc)
         c.proc = proc
-
-        def pump(pipe: IO[bytes]) -> None:
-            # Whole lines in large chunks: one lock and one wake-up per chunk, not per line,
-            # and stdout and stderr never split each other's lines.
-            fd = pipe.fileno()
-            tail = b""
-            while True:
-                data = os.read(fd, _READ_SIZE)
-                if not data:
-                    break
-                cut = data.rfind(b"\n") + 1
-                if cut == 0 and len(tail) < _READ_SIZE:
-                    tail += data
-                    continue
-                block, tail = tail + data[:cut], data[cut:]
-                if not block:  # an over-long line: pass it on in pieces
-                    block, tail = tail, b""
-                with clock.lock:
-                    kubelet.write_log(c, block, container_id)
-            if tail:
-                with clock.lock:
-                    kubelet.write_log(c, tail, container_id)
-            pipe.close()
-
-        readers = [
-            threading.Thread(target=pump, args=(pipe,), daemon=True, name=f"log-{sim.name}")
-            for pipe in (proc.stdout, proc.stderr)
-            if pipe is not None
-        ]
-        for reader in readers:
-            reader.start()
-
-        def wait() -> None:
-            # Wait without reaping, so the group id cannot be reused before the rest of the
-            # group is killed: a pod's processes end with its main process.
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-            _signal(proc, signal.SIGKILL)
-            code = _exit_code(proc.wait())
-            _LIVE.discard(proc)
-            for reader in readers:
-                # A process that left the group (setsid) may hold the pipes open forever;
-                # the container has exited all the same.
-                reader.join(_DRAIN_SECONDS)
-            with clock.lock:
-                if c.container_id == container_id and c.running():
-                    kubelet.container_exited(sim, c, code)
-                clock.notify()
-
-        threading.Thread(target=wait, daemon=True, name=f"wait-{sim.name}").start()
+        _follow(kubelet, sim, c, proc)
 
     def _warn_unenforced(self, kubelet: Kubelet, sim: PodSim, c: ContainerSim) -> None:
         pod = kubelet.store.objects["Pod"].get((sim.namespace, sim.name))
@@ -589,7 +416,7 @@ class LocalRuntime:
         # INFO, not WARNING: the pod's Warning event and the CLI's banner are where users see
         # it; Python's last-resort handler would print a WARNING into the command's output.
         _log.info("pod %s/%s: %s", sim.namespace, sim.name, message)
-        kubelet._event(pod, "SecurityNotEnforced", message, warning=True, container=c.name)
+        kubelet.pods.event(pod, "SecurityNotEnforced", message, warning=True, container=c.name)
 
     def stop(self, sim: PodSim, c: ContainerSim, grace: float) -> None:
         """SIGTERM the process group now and SIGKILL it after ``grace`` seconds."""
@@ -671,72 +498,89 @@ class LocalRuntime:
         return ExecResult(_exit_code(proc.returncode), out, err)
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- following a process -----------------------------------------------------------------------
 
 
-def _map_path(value: str, mounts: Mapping[str, str]) -> str:
-    """Rewrite ``value`` if it is a mount path or lies under one (the longest wins)."""
-    best = ""
-    for path in mounts:
-        if len(path) > len(best) and (value == path or value.startswith(path + "/")):
-            best = path
-    return mounts[best] + value[len(best) :] if best else value
+def _spawn_failure(exc: BaseException, user: _User) -> str:
+    """Why the process could not start, with a hint when it was to run as another uid."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    who = user.uid
+    if who is not None and who != os.geteuid():
+        reason = (
+            f"{reason} (the command runs as uid {who}, as the pod's securityContext "
+            "asks; a program under a directory only its owner can enter, such as "
+            "/root, is out of its reach: use one that uid can run, or a spec with "
+            "run_as_user, e.g. --security baseline on the CLI)"
+        )
+    return reason
 
 
-def _inside(base: Path, relative: str) -> Path | None:
-    """``base / relative`` if it stays inside ``base`` (no ``..`` escape), else ``None``."""
-    target = (base / relative).resolve()
-    return target if target == base.resolve() or base.resolve() in target.parents else None
+def _follow(kubelet: Kubelet, sim: PodSim, c: ContainerSim, proc: subprocess.Popen[bytes]) -> None:
+    """Pump the process's output into the container's log and report its exit."""
+    container_id = c.container_id
+    readers = [
+        threading.Thread(
+            target=_pump, args=(kubelet, c, container_id, pipe), daemon=True, name=f"log-{sim.name}"
+        )
+        for pipe in (proc.stdout, proc.stderr)
+        if pipe is not None
+    ]
+    for reader in readers:
+        reader.start()
+    threading.Thread(
+        target=_wait,
+        args=(kubelet, sim, c, container_id, proc, readers),
+        daemon=True,
+        name=f"wait-{sim.name}",
+    ).start()
 
 
-def _write_files(target: Path, kind: str, obj: Mapping[str, Any], ref: Mapping[str, Any]) -> None:
-    data: dict[str, bytes] = {}
-    for key, value in (obj.get("data") or {}).items():
-        data[key] = base64.b64decode(value) if kind == "Secret" else str(value).encode()
-    for key, value in (obj.get("binaryData") or {}).items():
-        data[key] = base64.b64decode(value)
-    default_mode = ref.get("defaultMode", 0o644)
-    items = ref.get("items")
-    chosen = (
-        [(i.get("key", ""), i.get("path", ""), i.get("mode", default_mode)) for i in items]
-        if items
-        else [(k, k, default_mode) for k in data]
-    )
-    for key, path, mode in chosen:
-        if key not in data:
+def _pump(kubelet: Kubelet, c: ContainerSim, container_id: str, pipe: IO[bytes]) -> None:
+    # Whole lines in large chunks: one lock and one wake-up per chunk, not per line, and
+    # stdout and stderr never split each other's lines.
+    lock = kubelet.clock.lock
+    fd = pipe.fileno()
+    tail = b""
+    while True:
+        data = os.read(fd, _READ_SIZE)
+        if not data:
+            break
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(tail) < _READ_SIZE:
+            tail += data
             continue
-        file = _inside(target, str(path))
-        if file is None or file == target.resolve():
-            continue
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.unlink(missing_ok=True)  # a restart rewrites it; a 0400 file cannot be opened
-        file.write_bytes(data[key])
-        os.chmod(file, int(mode) & 0o777)
+        block, tail = tail + data[:cut], data[cut:]
+        if not block:  # an over-long line: pass it on in pieces
+            block, tail = tail, b""
+        with lock:
+            kubelet.write_log(c, block, container_id)
+    if tail:
+        with lock:
+            kubelet.write_log(c, tail, container_id)
+    pipe.close()
 
 
-def _searchable(directory: str, uid: int, gids: set[int]) -> bool:
-    """Whether ``uid`` (in groups ``gids``) can search ``directory`` and each of its parents."""
-    path = Path(directory)
-    if not path.is_absolute():
-        return False
-    for part in (path, *path.parents):
-        try:
-            st = part.stat()
-        except OSError:
-            return False
-        if st.st_uid == uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in gids:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return False
-    return True
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    os.chown(root, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+def _wait(
+    kubelet: Kubelet,
+    sim: PodSim,
+    c: ContainerSim,
+    container_id: str,
+    proc: subprocess.Popen[bytes],
+    readers: list[threading.Thread],
+) -> None:
+    # Wait without reaping, so the group id cannot be reused before the rest of the group
+    # is killed: a pod's processes end with its main process.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    _signal(proc, signal.SIGKILL)
+    code = _exit_code(proc.wait())
+    _LIVE.discard(proc)
+    for reader in readers:
+        # A process that left the group (setsid) may hold the pipes open forever; the
+        # container has exited all the same.
+        reader.join(_DRAIN_SECONDS)
+    clock = kubelet.clock
+    with clock.lock:
+        if c.container_id == container_id and c.running():
+            kubelet.container_exited(sim, c, code)
+        clock.notify()

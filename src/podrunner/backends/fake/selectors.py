@@ -17,7 +17,15 @@ from typing import Any
 from podrunner.backends.fake.validation import v as _validation
 from podrunner.errors import BadRequest
 
-__all__ = ["FIELD_GETTERS", "FieldSelector", "LabelSelector", "parse_field", "parse_label"]
+__all__ = [
+    "FIELD_GETTERS",
+    "FieldSelector",
+    "LabelSelector",
+    "matches",
+    "parse_field",
+    "parse_label",
+    "select",
+]
 
 Requirement = tuple[str, str, frozenset[str]]
 
@@ -81,6 +89,100 @@ def _check_text(what: str, selector: object) -> None:
 def _parse_label(selector: str) -> LabelSelector | None:
     if not selector.strip():
         return None
+    return _LabelParser(selector).parse()
+
+
+_SYMBOLS = ("=", "==", "!=", "(", ")", ",")
+
+
+class _LabelParser:
+    """The label selector grammar, parsed by recursive descent with the server's messages."""
+
+    def __init__(self, selector: str) -> None:
+        self.selector = selector
+        self.tokens = _tokens(selector)
+        self.i = 0
+
+    def parse(self) -> LabelSelector:
+        reqs = [self._requirement()]
+        while self.i < len(self.tokens):
+            tok = self.tokens[self.i]
+            if tok != ",":
+                raise self._bad(f"found '{tok}', expected: ',' or 'end of string'")
+            self.i += 1
+            reqs.append(self._requirement())
+        return LabelSelector(reqs)
+
+    def _bad(self, detail: str) -> BadRequest:
+        return _bad_label(self.selector, detail)
+
+    def _at_end_of_requirement(self) -> bool:
+        return self.i >= len(self.tokens) or self.tokens[self.i] == ","
+
+    def _need(self, what: str) -> str:
+        if self.i >= len(self.tokens):
+            raise self._bad(f"found '', expected: {what}")
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def _requirement(self) -> Requirement:
+        tok = self._need("identifier")
+        if tok == "!":
+            key = self._need("identifier")
+            _check_key(self.selector, key)
+            return (key, "!", frozenset())
+        if tok in _SYMBOLS:
+            raise self._bad(f"found '{tok}', expected: !, identifier")
+        _check_key(self.selector, tok)
+        if self._at_end_of_requirement():
+            return (tok, "exists", frozenset())
+        op = self._need("operator")
+        if op in ("=", "==", "!="):
+            return (tok, "notin" if op == "!=" else "in", frozenset([self._value()]))
+        if op in ("in", "notin"):
+            return (tok, op, self._values(tok, op))
+        raise self._bad(f"found '{op}', expected: in, notin, =, ==, !=, gt, lt")
+
+    def _value(self) -> str:
+        if self._at_end_of_requirement():
+            return ""  # "k=" selects an empty (or, for !=, non-empty) value
+        value = self._need("identifier")
+        if value in ("=", "==", "!=", "(", ")", "!"):
+            raise self._bad(f"found '{value}', expected: identifier")
+        _check_value(self.selector, value)
+        return value
+
+    def _values(self, key: str, op: str) -> frozenset[str]:
+        if self._need("(") != "(":
+            raise self._bad(f"found '{self.tokens[self.i - 1]}', expected: '('")
+        values: set[str] = set()
+        expect_value = True
+        while True:
+            tok = self._need("identifier or ')'")
+            if tok == ")":
+                if expect_value and values:
+                    values.add("")
+                break
+            if tok == ",":
+                if expect_value:
+                    values.add("")
+                expect_value = True
+                continue
+            if not expect_value:
+                raise self._bad(f"found '{tok}', expected: ',' or ')'")
+            _check_value(self.selector, tok)
+            values.add(tok)
+            expect_value = False
+        if not values:
+            raise self._bad(
+                f"{key}: Invalid value: \"{op}\": for 'in', 'notin' operators, "
+                "values set can't be empty"
+            )
+        return frozenset(values)
+
+
+def _tokens(selector: str) -> list[str]:
     tokens: list[str] = []
     pos = 0
     text = selector.rstrip()
@@ -90,80 +192,7 @@ def _parse_label(selector: str) -> LabelSelector | None:
             raise _bad_label(selector, f"found '{text[pos:]}'")
         tokens.append(match.group(1))
         pos = match.end()
-    reqs: list[Requirement] = []
-    i = 0
-
-    def need(what: str) -> str:
-        nonlocal i
-        if i >= len(tokens):
-            raise _bad_label(selector, f"found '', expected: {what}")
-        tok = tokens[i]
-        i += 1
-        return tok
-
-    while True:
-        tok = need("identifier")
-        if tok == "!":
-            key = need("identifier")
-            _check_key(selector, key)
-            reqs.append((key, "!", frozenset()))
-        else:
-            if tok in ("=", "==", "!=", "(", ")", ","):
-                raise _bad_label(selector, f"found '{tok}', expected: !, identifier")
-            key = tok
-            _check_key(selector, key)
-            if i >= len(tokens) or tokens[i] == ",":
-                reqs.append((key, "exists", frozenset()))
-            else:
-                op = need("operator")
-                if op in ("=", "==", "!="):
-                    if i >= len(tokens) or tokens[i] == ",":
-                        value = ""  # "k=" selects an empty (or, for !=, non-empty) value
-                    else:
-                        value = tokens[i]
-                        i += 1
-                        if value in ("=", "==", "!=", "(", ")", "!"):
-                            raise _bad_label(selector, f"found '{value}', expected: identifier")
-                        _check_value(selector, value)
-                    reqs.append((key, "notin" if op == "!=" else "in", frozenset([value])))
-                elif op in ("in", "notin"):
-                    if need("(") != "(":
-                        raise _bad_label(selector, f"found '{tokens[i - 1]}', expected: '('")
-                    values: set[str] = set()
-                    expect_value = True
-                    while True:
-                        tok = need("identifier or ')'")
-                        if tok == ")":
-                            if expect_value and values:
-                                values.add("")
-                            break
-                        if tok == ",":
-                            if expect_value:
-                                values.add("")
-                            expect_value = True
-                            continue
-                        if not expect_value:
-                            raise _bad_label(selector, f"found '{tok}', expected: ',' or ')'")
-                        _check_value(selector, tok)
-                        values.add(tok)
-                        expect_value = False
-                    if not values:
-                        raise _bad_label(
-                            selector,
-                            f"{key}: Invalid value: \"{op}\": for 'in', 'notin' operators, "
-                            "values set can't be empty",
-                        )
-                    reqs.append((key, op, frozenset(values)))
-                else:
-                    raise _bad_label(
-                        selector, f"found '{op}', expected: in, notin, =, ==, !=, gt, lt"
-                    )
-        if i >= len(tokens):
-            break
-        if tokens[i] != ",":
-            raise _bad_label(selector, f"found '{tokens[i]}', expected: ',' or 'end of string'")
-        i += 1
-    return LabelSelector(reqs)
+    return tokens
 
 
 def _check_key(selector: str, key: str) -> None:
@@ -314,3 +343,41 @@ def _unescape(value: str) -> str:
     if "\\" not in value:
         return value
     return re.sub(r"\\(.)", r"\1", value)
+
+
+# -- selecting ------------------------------------------------------------------------------
+
+
+def matches(
+    obj: dict[str, Any], labels: LabelSelector | None, fields: FieldSelector | None
+) -> bool:
+    """Return whether an object satisfies both selectors (``None`` selects everything)."""
+    if labels is not None and not labels.matches(obj["metadata"].get("labels")):
+        return False
+    return fields is None or fields.matches(obj)
+
+
+def select(
+    objects: dict[tuple[str | None, str], dict[str, Any]],
+    namespace: str | None,
+    labels: LabelSelector | None = None,
+    fields: FieldSelector | None = None,
+) -> list[dict[str, Any]]:
+    """Return the objects in ``namespace`` (``None``: all) that match, in name order."""
+    name = None if fields is None else fields.exact_name()
+    if name is not None and namespace is not None:
+        obj = objects.get((namespace, name))
+        candidates = [] if obj is None else [obj]
+    else:
+        candidates = [
+            obj
+            for (ns, _), obj in sorted(objects.items(), key=_sort_key)
+            if namespace is None or ns == namespace
+        ]
+    if labels is None and fields is None:
+        return candidates
+    return [o for o in candidates if matches(o, labels, fields)]
+
+
+def _sort_key(item: tuple[tuple[str | None, str], Any]) -> tuple[str, str]:
+    return (item[0][0] or "", item[0][1])

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
+from podrunner._time import format_rfc3339
 from podrunner.backends.fake._fastcopy import forget_spec
-from podrunner.backends.fake._json import format_rfc3339
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,8 +107,21 @@ class Store:
         self._sources: dict[tuple[str, str | None], dict[str, str]] = {}
         #: Called as ``gc_delete(kind, namespace, name)`` for orphaned dependents.
         self.gc_delete: Callable[[str, str | None, str], None] | None = None
+        self._stamp_second = -1
+        self._stamp_text = ""
         for name in ("default", "kube-system"):
-            self.write("Namespace", None, name, _namespace(name, self.uid(), clock.now()), "ADDED")
+            ns = namespace_object(name, self.uid(), self.timestamp(clock.now()))
+            self.write("Namespace", None, name, ns, "ADDED")
+
+    def timestamp(self, epoch: float) -> str:
+        """Return a clock time as RFC 3339 text (whole seconds), as the objects carry it."""
+        second = math.floor(epoch)
+        # Writes cluster around the same second: the text of the last one saves a strftime
+        # per write (one cluster, under its lock).
+        if second != self._stamp_second:
+            self._stamp_text = format_rfc3339(second)
+            self._stamp_second = second
+        return self._stamp_text
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -300,45 +314,14 @@ class Store:
         meta = involved["metadata"]
         uid = meta.get("uid")
         now = self.clock.now()
-        stamp = format_rfc3339(now)
+        stamp = self.timestamp(now)
         key = (uid, reason, message, component, field_path)
         existing = self.event_index.get(key)
-        if existing is not None:
-            old = self.objects["Event"].get(existing)
-            if old is not None:
-                new = dict(old)
-                new["metadata"] = dict(old["metadata"])
-                new["count"] = old.get("count", 1) + 1
-                new["lastTimestamp"] = stamp
-                self.write("Event", existing[0], existing[1], new, "MODIFIED", old)
-                self._lease(existing, key)
-                return
+        if existing is not None and self._count_again(existing, key, stamp):
+            return
         namespace = meta.get("namespace") or "default"
-        pod_name = meta["name"]
         self.event_seq += 1
-        name = f"{pod_name}.{int(now * 1e9) + self.event_seq:x}"
-        ref_key = (uid, meta.get("resourceVersion", ""), field_path)
-        ref = self._refs.get(ref_key)
-        if ref is None:
-            ref = {
-                "kind": involved.get("kind", "Pod"),
-                "namespace": namespace,
-                "name": pod_name,
-                "uid": uid or "",
-                "apiVersion": "v1",
-                "resourceVersion": ref_key[1],
-            }
-            if field_path:
-                ref["fieldPath"] = field_path
-            if len(self._refs) >= 64:
-                self._refs.clear()  # only the pod versions being recorded right now matter
-            self._refs[ref_key] = ref
-        source = self._sources.get((component, host))
-        if source is None:
-            source = {"component": component}
-            if host:
-                source["host"] = host
-            self._sources[(component, host)] = source
+        name = f"{meta['name']}.{int(now * 1e9) + self.event_seq:x}"
         event = {
             "kind": "Event",
             "apiVersion": "v1",
@@ -348,10 +331,10 @@ class Store:
                 "uid": self.uid(),
                 "creationTimestamp": stamp,
             },
-            "involvedObject": ref,
+            "involvedObject": self._reference(involved, namespace, field_path),
             "reason": reason,
             "message": message,
-            "source": source,
+            "source": self._source(component, host),
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
@@ -363,6 +346,52 @@ class Store:
         self.event_index[key] = where = (namespace, name)
         self.write("Event", namespace, name, event, "ADDED")
         self._lease(where, key)
+
+    def _count_again(self, where: Key, key: tuple[Any, ...], stamp: str) -> bool:
+        """Count one more occurrence of the Event at ``where``; ``False`` if it is gone."""
+        old = self.objects["Event"].get(where)
+        if old is None:
+            return False
+        new = dict(old)
+        new["metadata"] = dict(old["metadata"])
+        new["count"] = old.get("count", 1) + 1
+        new["lastTimestamp"] = stamp
+        self.write("Event", where[0], where[1], new, "MODIFIED", old)
+        self._lease(where, key)
+        return True
+
+    def _reference(
+        self, involved: dict[str, Any], namespace: str, field_path: str | None
+    ) -> dict[str, Any]:
+        """The ``involvedObject`` of an Event: shared by the Events about one pod version."""
+        meta = involved["metadata"]
+        uid = meta.get("uid")
+        ref_key = (uid, meta.get("resourceVersion", ""), field_path)
+        ref = self._refs.get(ref_key)
+        if ref is None:
+            ref = {
+                "kind": involved.get("kind", "Pod"),
+                "namespace": namespace,
+                "name": meta["name"],
+                "uid": uid or "",
+                "apiVersion": "v1",
+                "resourceVersion": ref_key[1],
+            }
+            if field_path:
+                ref["fieldPath"] = field_path
+            if len(self._refs) >= 64:
+                self._refs.clear()  # only the pod versions being recorded right now matter
+            self._refs[ref_key] = ref
+        return ref
+
+    def _source(self, component: str, host: str | None) -> dict[str, str]:
+        source = self._sources.get((component, host))
+        if source is None:
+            source = {"component": component}
+            if host:
+                source["host"] = host
+            self._sources[(component, host)] = source
+        return source
 
     def _lease(self, where: Key, index_key: tuple[Any, ...]) -> None:
         due = self.clock.monotonic() + self.event_ttl
@@ -414,21 +443,17 @@ def _root_ca_config_map(namespace: str, uid: str, created: str) -> dict[str, Any
     }
 
 
-def _namespace(name: str, uid: str, now: float) -> dict[str, Any]:
+def namespace_object(name: str, uid: str, created: str) -> dict[str, Any]:
+    """Return a new Namespace object as the API server would create it."""
     return {
         "kind": "Namespace",
         "apiVersion": "v1",
         "metadata": {
             "name": name,
             "uid": uid,
-            "creationTimestamp": format_rfc3339(now),
+            "creationTimestamp": created,
             "labels": {"kubernetes.io/metadata.name": name},
         },
         "spec": {"finalizers": ["kubernetes"]},
         "status": {"phase": "Active"},
     }
-
-
-def namespace_object(name: str, uid: str, now: float) -> dict[str, Any]:
-    """Return a new Namespace object as the API server would create it."""
-    return _namespace(name, uid, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime as _dt
 import json
 import shutil
 import threading
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podrunner._time import format_rfc3339_nano
 from podrunner.errors import BackendError, NotFound
 from podrunner.simulation import ANNOTATION_LOGS
 
@@ -25,12 +25,7 @@ def _logs_path(namespace: str, name: str) -> str:
     return f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs/{name}"
 
 
-def rfc3339_nano(moment: _dt.datetime | None = None) -> str:
-    moment = moment or _dt.datetime.now(_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
-
-
-def cri_log_lines(text: str, stream: str = "stdout", moment: _dt.datetime | None = None) -> str:
+def cri_log_lines(text: str, stream: str = "stdout", stamp_ns: int | None = None) -> str:
     """Format ``text`` as CRI container-log lines (what the kubelet's log reader accepts).
 
     Each line becomes ``<RFC3339Nano> <stream> F <line>``; a last line without a trailing
@@ -39,11 +34,11 @@ def cri_log_lines(text: str, stream: str = "stdout", moment: _dt.datetime | None
     Args:
         text: The log text.
         stream: ``stdout`` or ``stderr``.
-        moment: Timestamp for every line; default now (UTC).
+        stamp_ns: Timestamp for every line, in nanoseconds since the epoch; default now.
     """
     if not text:
         return ""
-    stamp = rfc3339_nano(moment)
+    stamp = format_rfc3339_nano(time.time_ns() if stamp_ns is None else stamp_ns, fixed=True)
     parts = text.split("\n")
     out: list[str] = []
     for i, part in enumerate(parts):

@@ -73,10 +73,10 @@ def _async_backend(request: pytest.FixtureRequest, backend_name: str) -> Iterato
     from aio_bridge import SyncOverAsync
 
     if backend_name == "fake-async":
-        from podrunner.backends.fake import FakeCluster, async_backend_of
+        from podrunner.backends.fake import FakeCluster
 
         cluster = FakeCluster()
-        bridge = SyncOverAsync(async_backend_of(cluster), cluster.clock)
+        bridge = SyncOverAsync(cluster.async_backend, cluster.clock)
     else:
         from podrunner.backends.base import RealClock
         from podrunner.backends.kubernetes.aio import AsyncKubernetesBackend

@@ -6,13 +6,13 @@ import asyncio
 
 from podrunner import AsyncBackend, AsyncPodRunner, AsyncRunHandle, PodSpec, RunResult
 from podrunner.backends.base import AsyncClock, AsyncStream, WatchEvent
-from podrunner.backends.fake import FakeCluster, async_backend_of
+from podrunner.backends.fake import FakeCluster
 from podrunner.backends.kubernetes import ClusterConfig
 from podrunner.errors import RunError
 
 
 async def use() -> None:
-    backend: AsyncBackend = async_backend_of(FakeCluster())
+    backend: AsyncBackend = FakeCluster().async_backend
     clock: AsyncClock = backend.clock
     await clock.sleep(1.0)
     stream: AsyncStream[WatchEvent] = await backend.watch("Pod", "default")

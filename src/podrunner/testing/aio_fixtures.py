@@ -46,9 +46,7 @@ def podrunner_async_backend(
     """The selected cluster for coroutines: the test's fake cluster, kwok, kind or a kubeconfig."""
     if podrunner_backend_name == "fake":
         fake: FakeCluster = request.getfixturevalue("podrunner_fake")
-        from podrunner.backends.fake import async_backend_of
-
-        return async_backend_of(fake)
+        return fake.async_backend
     from podrunner.backends.kubernetes.aio import AsyncKubernetesBackend
 
     # The sync backend of the session knows where the cluster is and who to be.

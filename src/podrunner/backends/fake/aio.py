@@ -5,7 +5,10 @@ through the sync :class:`~podrunner.backends.fake.cluster.FakeBackend` (its vali
 recorded action, its faults), so both kinds of callers see one cluster and the same answers.
 What differs is waiting: a watch or a followed log waits on the clock through the event loop's
 :class:`~podrunner.backends.fake.aio_clock.LoopAgent` instead of blocking a thread, so ten
-thousand runs on one loop need no thread at all.
+thousand runs on one loop need no thread at all. The streams are the sync backend's, driven
+step by step: the sync call opens the stream (checks, action, faults) and the async stream
+runs its feed (:class:`~podrunner.backends.fake.watch.WatchFeed`,
+:class:`~podrunner.backends.fake.podlogs.LogFeed`), whose steps never block.
 
 Calls that may block a thread run in a worker thread holding the clock (an exec, whose handler
 or local process may take time; any call while a latency fault is set, whose latency is a
@@ -15,92 +18,63 @@ wait on the clock); everything else runs inline, in the loop.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import collections
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from podrunner.backends._stream import StreamState
-from podrunner.backends.base import ExecResult, Kind, ObjectList, WatchEvent
-from podrunner.backends.fake._fastcopy import copy_object
-from podrunner.backends.fake._json import format_rfc3339_nano
 from podrunner.backends.fake.aio_clock import AsyncFakeClock
-from podrunner.backends.fake.cluster import FakeBackend, _has_more, _lines, _matches
-from podrunner.backends.fake.logs import split_inside_utf8
+from podrunner.backends.fake.podlogs import FakeLogStream
+from podrunner.backends.fake.watch import FakeWatchStream
 from podrunner.errors import BackendUnavailable
 
 if TYPE_CHECKING:
-    from podrunner.backends.fake.cluster import FakeCluster
-    from podrunner.backends.fake.logs import LogBuffer, Position
-    from podrunner.backends.fake.selectors import FieldSelector, LabelSelector
+    from podrunner.backends._stream import StreamState
+    from podrunner.backends.base import Backend, ExecResult, Kind, ObjectList, WatchEvent
+    from podrunner.backends.fake.clock import SchedulingClock
+    from podrunner.backends.fake.faults import FaultRule
+    from podrunner.backends.fake.podlogs import LogFeed
+    from podrunner.backends.fake.watch import WatchFeed
 
 __all__ = ["AsyncFakeBackend"]
 
 _T = TypeVar("_T")
 
 
-class _Opened:
-    """The arguments the sync backend would have started its stream generator with."""
-
-    __slots__ = ("args",)
-
-    def __init__(self, args: tuple[Any, ...]) -> None:
-        self.args = args
-
-
-class _Opener(FakeBackend):
-    """The sync backend, except that opening a stream returns its arguments.
-
-    ``watch`` and ``read_log`` validate, record the action and apply the faults as always;
-    the stream itself is then run by the async classes below.
-    """
-
-    def _stream(self, *args: Any) -> Any:
-        return _Opened(args)
-
-    def _log_stream(self, *args: Any) -> Any:
-        return _Opened(args)
-
-
 class AsyncFakeBackend:
-    """The :class:`~podrunner.backends.base.AsyncBackend` of a :class:`FakeCluster`.
+    """The :class:`~podrunner.backends.base.AsyncBackend` of a fake cluster.
+
+    Made by ``FakeCluster.async_backend``, which passes what this backend uses of the cluster.
 
     Args:
-        cluster: The fake cluster to serve.
+        calls: A sync backend of the cluster's own API server (the same actions, faults and
+            state), not ``cluster.backend``: what wraps that one (the pytest plugin's log
+            recorder) does not stand between this backend and the server.
+        clock: The cluster's clock.
+        faults: The cluster's fault rules (live: rules added later count).
     """
 
-    def __init__(self, cluster: FakeCluster) -> None:
-        self._cluster = cluster
-        self._sync = cluster.backend
-        self._opener = _Opener(cluster)
-        self._clock = AsyncFakeClock(cluster.clock)
+    def __init__(self, calls: Backend, clock: SchedulingClock, faults: Sequence[FaultRule]) -> None:
+        self._calls = calls
+        self._sync_clock = clock
+        self._faults = faults
+        self._clock = AsyncFakeClock(clock)
 
     @property
     def clock(self) -> AsyncFakeClock:
         """The cluster's clock, for coroutines."""
         return self._clock
 
-    @property
-    def cluster(self) -> FakeCluster:
-        """The cluster this backend talks to."""
-        return self._cluster
-
-    @property
-    def sync(self) -> FakeBackend:
-        """The cluster's sync backend (the same cluster)."""
-        return self._sync
-
     async def _call(self, fn: Callable[[], _T]) -> _T:
         """Run a sync call inline, or in a thread when a latency fault may make it wait."""
-        if not any(rule.latency > 0 for rule in self._cluster._faults):
+        if not any(rule.latency > 0 for rule in self._faults):
             return fn()
         return await self._in_thread(fn)
 
     async def _in_thread(self, fn: Callable[[], _T]) -> _T:
         # Held from now until the thread is done, as work queued for another thread: the
         # virtual clock must not jump before the thread counts itself.
-        hold = self._cluster.clock.hold(owned=False)
+        hold = self._sync_clock.hold(owned=False)
 
         def work() -> _T:
             hold.adopt()
@@ -119,11 +93,11 @@ class AsyncFakeBackend:
 
     async def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Create an object; see the backend protocol."""
-        return await self._call(partial(self._sync.create, manifest, dry_run=dry_run))
+        return await self._call(partial(self._calls.create, manifest, dry_run=dry_run))
 
     async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """Return a copy of one object."""
-        return await self._call(partial(self._sync.get, kind, namespace, name))
+        return await self._call(partial(self._calls.get, kind, namespace, name))
 
     async def list(
         self,
@@ -136,7 +110,7 @@ class AsyncFakeBackend:
         """List objects, filtered by selectors."""
         return await self._call(
             partial(
-                self._sync.list,
+                self._calls.list,
                 kind,
                 namespace,
                 label_selector=label_selector,
@@ -146,7 +120,7 @@ class AsyncFakeBackend:
 
     async def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an object; a stale resourceVersion is 409 Conflict."""
-        return await self._call(partial(self._sync.replace, manifest))
+        return await self._call(partial(self._calls.replace, manifest))
 
     async def patch(
         self,
@@ -159,7 +133,7 @@ class AsyncFakeBackend:
     ) -> dict[str, Any]:
         """Apply a JSON merge patch to an object or its status."""
         return await self._call(
-            partial(self._sync.patch, kind, namespace, name, patch, subresource=subresource)
+            partial(self._calls.patch, kind, namespace, name, patch, subresource=subresource)
         )
 
     async def delete(
@@ -173,7 +147,7 @@ class AsyncFakeBackend:
         """Delete an object: pods gracefully unless the grace period is 0."""
         await self._call(
             partial(
-                self._sync.delete, kind, namespace, name, grace_period_seconds=grace_period_seconds
+                self._calls.delete, kind, namespace, name, grace_period_seconds=grace_period_seconds
             )
         )
 
@@ -189,9 +163,9 @@ class AsyncFakeBackend:
         allow_bookmarks: bool = False,
     ) -> AsyncFakeWatch:
         """Open a stream of changes after ``resource_version`` (as the sync backend's)."""
-        opened = await self._call(
+        stream = await self._call(
             partial(
-                self._opener.watch,
+                self._calls.watch,
                 kind,
                 namespace,
                 label_selector=label_selector,
@@ -201,7 +175,8 @@ class AsyncFakeBackend:
                 allow_bookmarks=allow_bookmarks,
             )
         )
-        return AsyncFakeWatch(self._cluster, self._clock, *opened.gen.args)  # type: ignore[attr-defined]
+        assert isinstance(stream, FakeWatchStream)  # the fake's own backend
+        return AsyncFakeWatch(self._clock, stream.state, stream.feed)
 
     async def read_log(
         self,
@@ -218,9 +193,9 @@ class AsyncFakeBackend:
         previous: bool = False,
     ) -> AsyncFakeLog:
         """Open a container's log as a stream of byte chunks (as the sync backend's)."""
-        opened = await self._call(
+        stream = await self._call(
             partial(
-                self._opener.read_log,
+                self._calls.read_log,
                 namespace,
                 pod,
                 container,
@@ -233,7 +208,8 @@ class AsyncFakeBackend:
                 previous=previous,
             )
         )
-        return AsyncFakeLog(self._cluster, self._clock, *opened.gen.args)  # type: ignore[attr-defined]
+        assert isinstance(stream, FakeLogStream)  # the fake's own backend
+        return AsyncFakeLog(self._clock, stream.state, stream.feed)
 
     async def exec(
         self,
@@ -247,178 +223,64 @@ class AsyncFakeBackend:
     ) -> ExecResult:
         """Run ``argv`` in a running container (in a worker thread: handlers may block)."""
         return await self._in_thread(
-            partial(self._sync.exec, namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+            partial(self._calls.exec, namespace, pod, container, argv, stdin=stdin, timeout=timeout)
         )
 
     async def refresh_credentials(self) -> bool:
         """As the sync backend's: ``True`` once after each injected 401."""
-        return self._sync.refresh_credentials()
+        return self._calls.refresh_credentials()
 
     async def close(self) -> None:
         """Stop local processes; the in-memory state stays readable."""
-        self._sync.close()
+        self._calls.close()
 
 
 class _FakeStream:
     """What the two streams share: closing, and the wait on the cluster's clock."""
 
-    def __init__(self, cluster: FakeCluster, clock: AsyncFakeClock, handle: StreamState) -> None:
-        self._cluster = cluster
-        self._lock = cluster.clock.lock
+    def __init__(self, clock: AsyncFakeClock, handle: StreamState) -> None:
+        self._lock = clock.sync.lock
         self._clock = clock
         self._handle = handle
-        self._done = False
 
     async def aclose(self) -> None:
         """End the stream (a read waiting in another task ends too)."""
-        self._done = True
         if not self._handle.closed:
             self._handle.closed = True
             with self._lock:
-                self._cluster.clock.notify()
+                self._clock.sync.notify()
 
 
 class AsyncFakeWatch(_FakeStream):
     """A watch stream of the fake cluster, read by a coroutine (the sync stream's twin)."""
 
-    def __init__(
-        self,
-        cluster: FakeCluster,
-        clock: AsyncFakeClock,
-        handle: StreamState,
-        kind: str,
-        ns: str | None,
-        labels: LabelSelector | None,
-        fields: FieldSelector | None,
-        initial: builtins.list[dict[str, Any]],
-        cursor: int,
-        deadline: float | None,
-        bookmarks: bool,
-        limit: int | None,
-    ) -> None:
-        super().__init__(cluster, clock, handle)
-        self._store = cluster._store
-        self._kind, self._ns, self._labels, self._fields = kind, ns, labels, fields
-        self._cursor = cursor
-        self._deadline = deadline
-        self._bookmarks = bookmarks
-        self._limit = limit
-        self._sent = 0
-        self._queue: collections.deque[tuple[Any, dict[str, Any]]] = collections.deque(
-            ("ADDED", obj) for obj in initial
-        )
-        self._batch: builtins.list[tuple[Any, dict[str, Any]]] = []
-        self._lost = False
-        self._pinned = None if fields is None else fields.exact_name()
-        self._name_only = self._pinned is not None and labels is None and len(fields.terms) == 1  # type: ignore[union-attr]
+    def __init__(self, clock: AsyncFakeClock, handle: StreamState, feed: WatchFeed) -> None:
+        super().__init__(clock, handle)
+        self._feed = feed
 
     def __aiter__(self) -> AsyncFakeWatch:
         return self
 
     async def __anext__(self) -> WatchEvent:
+        feed = self._feed
         while True:
-            if self._queue and not self._handle.closed:
-                if self._limit is not None and self._sent >= self._limit:
-                    self._done = True
-                    raise StopAsyncIteration
-                typ, obj = self._queue.popleft()
-                self._sent += 1
-                return WatchEvent(typ, copy_object(obj))
-            if self._done or self._handle.closed:
-                self._done = True
+            event = feed.pop()
+            if event is not None:
+                return event
+            if feed.over:
                 raise StopAsyncIteration
-            await self._wait()
-
-    async def _wait(self) -> None:
-        got = await self._clock.block_until(self._collect, self._deadline, soft=True)
-        with self._lock:
-            events, self._batch = self._batch, []
-            rv_now = self._store.rv
-        if self._lost or self._handle.closed:
-            self._done = True
-            return
-        self._queue.extend(events)
-        if not got:
-            self._done = True
-            if self._bookmarks:
-                bookmark = {
-                    "kind": self._kind,
-                    "apiVersion": "v1",
-                    "metadata": {"resourceVersion": str(rv_now)},
-                }
-                self._queue.append(("BOOKMARK", bookmark))
-
-    def _collect(self) -> bool:
-        """Gather the history entries this watch sends (lock held): the sync stream's rule."""
-        if self._handle.closed:
-            return True
-        store = self._store
-        rv_now = store.rv
-        if rv_now <= self._cursor:
-            return False
-        if self._cursor + 1 < store.oldest():
-            self._lost = True  # fell out of the window: the server closes such a watcher
-            return True
-        labels, fields, pinned = self._labels, self._fields, self._pinned
-        filtered = labels is not None or fields is not None
-        batch = self._batch
-        for entry in store.hist[self._cursor + 1 - store.hist_base :]:
-            rv, ekind, ens, ename, typ, obj, prev = entry
-            if ekind != self._kind or (self._ns is not None and ens != self._ns):
-                continue
-            if pinned is not None and ename != pinned:
-                continue
-            if not filtered or self._name_only:
-                batch.append((typ, obj))
-                continue
-            now_ok = _matches(obj, labels, fields)
-            if typ in ("ADDED", "DELETED"):
-                if now_ok:
-                    batch.append((typ, obj))
-                continue
-            was_ok = prev is not None and _matches(prev, labels, fields)
-            if now_ok:
-                batch.append(("MODIFIED" if was_ok else "ADDED", obj))
-            elif was_ok and prev is not None:
-                gone = dict(prev)
-                gone["metadata"] = dict(prev["metadata"])
-                gone["metadata"]["resourceVersion"] = str(rv)
-                batch.append(("DELETED", gone))
-        self._cursor = rv_now
-        return bool(batch)
+            more = await self._clock.block_until(feed.collect, feed.deadline, soft=True)
+            with self._lock:
+                feed.gathered(more)
 
 
 class AsyncFakeLog(_FakeStream):
     """A container log of the fake cluster, read by a coroutine (the sync stream's twin)."""
 
-    def __init__(
-        self,
-        cluster: FakeCluster,
-        clock: AsyncFakeClock,
-        handle: StreamState,
-        buffer: LogBuffer,
-        follow: bool,
-        timestamps: bool,
-        since_ns: int | None,
-        tail_lines: int | None,
-        limit_bytes: int | None,
-        cut: int | None,
-        split: bool,
-        alive: Callable[[], bool] | None = None,
-    ) -> None:
-        super().__init__(cluster, clock, handle)
-        self._buffer = buffer
-        self._follow = follow
-        self._timestamps = timestamps
-        self._since = since_ns
-        self._tail = tail_lines
-        self._limit = limit_bytes
-        self._cut = cut
-        self._split = split
-        self._alive = alive
-        self._pos: Position | None = None
-        self._sent_bytes = 0
-        self._sent_lines = 0
+    def __init__(self, clock: AsyncFakeClock, handle: StreamState, feed: LogFeed) -> None:
+        super().__init__(clock, handle)
+        self._feed = feed
+        self._done = False
         # Chunks to hand out; an exception in it is raised when its turn comes.
         self._queue: collections.deque[bytes | BaseException] = collections.deque()
 
@@ -431,6 +293,7 @@ class AsyncFakeLog(_FakeStream):
                 item = self._queue.popleft()
                 if isinstance(item, BaseException):
                     self._done = True
+                    self._queue.clear()
                     raise item
                 return item
             if self._done or self._handle.closed:
@@ -439,71 +302,35 @@ class AsyncFakeLog(_FakeStream):
             await self._read()
 
     async def _read(self) -> None:
-        """One round of the sync stream's loop: wait (following), read, queue the pieces."""
-        buffer, handle = self._buffer, self._handle
-        if self._pos is None:
-            with self._lock:
-                self._pos = buffer.start(self._since, self._tail)
-        if self._follow:
-            pos = self._pos
-            await self._clock.block_until(partial(_has_more, buffer, pos, handle))
+        """One round of the sync stream's loop: wait (following), read, queue the chunks."""
+        feed = self._feed
+        if feed.follow:
+            await self._clock.block_until(feed.has_more)
         with self._lock:
-            if handle.closed:
-                self._done = True
-                return
-            closed = buffer.closed
-            pieces, self._pos = buffer.read(self._pos, whole_lines=self._follow and not closed)
-        if not self._queue_pieces(pieces):
+            pieces = feed.read()
+        if pieces is None or not self._queue_chunks(pieces):
             self._done = True
             return
-        if not self._follow or closed:
-            with self._lock:
-                more = self._follow and self._pos < buffer.end()
-            if more:
-                return
-            if self._alive is not None:
-                # An injected never-ending follow: silent until the pod is deleted.
-                alive = self._alive
-                await self._clock.block_until(lambda: handle.closed or not alive())
-            self._done = True
+        with self._lock:
+            again = feed.again()
+        if again:
+            return
+        if feed.alive is not None:
+            # An injected never-ending follow: silent until the pod is deleted.
+            await self._clock.block_until(feed.gone)
+        self._done = True
 
-    def _queue_pieces(self, pieces: builtins.list[tuple[int, bytes]]) -> bool:
-        """Queue the pieces as the sync stream yields them; ``False`` once the stream ends."""
-        per_line = self._cut is not None or self._split
-        for stamp, block in pieces:
-            prefix = format_rfc3339_nano(stamp).encode() + b" " if self._timestamps else b""
-            if not per_line:
-                data = block
-                if prefix:
-                    data = prefix + block.replace(b"\n", b"\n" + prefix)
-                    if block.endswith(b"\n"):
-                        data = data[: -len(prefix)]
-                if not self._put(data):
+    def _queue_chunks(self, pieces: list[tuple[int, bytes]]) -> bool:
+        """Queue what the sync stream would yield of ``pieces``; ``False`` once it ends."""
+        output = self._feed.output
+        queue = self._queue
+        try:
+            for stamp, block in pieces:
+                for chunk in output.chunks(stamp, block):
+                    queue.append(chunk)
+                if output.full:
                     return False
-                continue
-            for line in _lines(block):
-                if self._cut is not None and self._sent_lines >= self._cut:
-                    self._queue.append(
-                        BackendUnavailable(
-                            f"connection reset: log stream cut after {self._cut} lines "
-                            "(injected fault)"
-                        )
-                    )
-                    return True
-                self._sent_lines += 1
-                if not self._put(prefix + line):
-                    return False
-        return True
-
-    def _put(self, data: bytes) -> bool:
-        if self._limit is not None:
-            room = self._limit - self._sent_bytes
-            if room <= 0:
-                return False
-            data = data[:room]
-        self._sent_bytes += len(data)
-        if self._split:
-            self._queue.extend(split_inside_utf8(data))
-        else:
-            self._queue.append(data)
+        except BackendUnavailable as exc:  # an injected cut: raised after what came before
+            queue.append(exc)
+            return False
         return True

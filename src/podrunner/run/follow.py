@@ -42,6 +42,7 @@ class LogFollower:
         stopped: Callable[[], bool],
     ) -> None:
         self._api = api
+        self._clock = api.clock
         self._core = core
         self._refresh = refresh
         self._failed_elsewhere = failed_elsewhere
@@ -50,8 +51,8 @@ class LogFollower:
         self._collector_lock = threading.Lock()
         self._drain_lock = threading.Lock()  # one non-following read at a time
         self._thread: threading.Thread | None = None
-        self.done = threading.Event()
-        """Set when the follower thread ended (never set if it never started)."""
+        self.done = False
+        """Whether the follower thread ended (never true if it never started)."""
         self._abandoned = False  # set under the collector lock: the follower feeds no more
         self._stream: Iterator[bytes] | None = None  # the follower's open stream
         self.drained = False
@@ -105,7 +106,7 @@ class LogFollower:
                 return  # its stream was closed under it: nobody needs this read any more
             raise
         finally:
-            self.done.set()
+            self.done = True
 
     def _follow_until_done(self) -> None:
         policy = self._api.policy
@@ -119,7 +120,7 @@ class LogFollower:
                 return
             except BackendError as exc:
                 failures += 1
-                now = self._api.clock.monotonic()
+                now = self._clock.monotonic()
                 since = now if failures == 1 else since
                 # An outage is ridden out (RetryPolicy.outage); the final read completes the log.
                 if failures > policy.attempts * 4 and policy.exhausted(failures, exc, now - since):
@@ -133,7 +134,7 @@ class LogFollower:
             if self._core.state.terminal or self._core.gone:
                 self._drain_now()
                 return
-            self._api.clock.sleep(min(1.0, policy.backoff * max(1, failures)))
+            self._clock.sleep(min(1.0, policy.backoff * max(1, failures)))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -191,7 +192,8 @@ class LogFollower:
         api = self._api
         attempt = 0
         refreshed = False
-        since = api.clock.monotonic()
+        clock = self._clock
+        since = clock.monotonic()
         while True:
             try:
                 self._read(follow=False)
@@ -207,7 +209,7 @@ class LogFollower:
                 refreshed = True
             except BackendError as exc:
                 attempt += 1
-                if api.policy.exhausted(attempt, exc, api.clock.monotonic() - since):
+                if api.policy.exhausted(attempt, exc, clock.monotonic() - since):
                     return f"logs incomplete: {exc}"
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-                api.clock.sleep(delay or api.policy.delay(attempt))
+                clock.sleep(delay or api.policy.delay(attempt))

@@ -32,7 +32,7 @@ from podrunner.run.follow import LogFollower
 from podrunner.run.outcome import RunResult
 from podrunner.run.retry import RetryingBackend
 from podrunner.run.state import PodState
-from podrunner.run.watch import Either, WatchRegistry
+from podrunner.run.watch import Either, Flag, WatchRegistry
 
 if TYPE_CHECKING:
     from podrunner.manifest import Manifests
@@ -97,10 +97,11 @@ class RunHandle:
         self._core = core
         self._check = check
         self._on_state = None if callbacks.on_state is None else self._guarded(callbacks.on_state)
+        core.report_states = self._on_state is not None
         if callbacks.on_log is not None:
             core.logs.add_listener(self._guarded(callbacks.on_log))
             core.stream_logs = True
-        self._stop = threading.Event()  # cancel, or a callback raised in another thread
+        self._stop = Flag()  # cancel, or a callback raised in another thread
         self._lock = threading.Lock()
         self._watch = driver.watches.for_namespace(self.namespace)
         self._sub = self._watch.subscribe(self.pod_name, resource_version)
@@ -359,7 +360,7 @@ class _LogLines:
         follower: LogFollower,
         clock: Clock,
         *,
-        stopping: threading.Event,
+        stopping: Flag,
         wait_for_pod: Callable[[threading.Event], None],
         stop_waiting: Callable[..., None],
         failed_elsewhere: Callable[[BaseException], bool],
@@ -436,7 +437,7 @@ class _LogLines:
                 raise core.callback_error
             if self._failed:
                 raise self._failed[0]
-            if self._over.is_set() or (follower.done.is_set() and follower.drained):
+            if self._over.is_set() or (follower.done and follower.drained):
                 if not follower.drained and not self._stopping.is_set():
                     follower.drain()  # the rest arrives through _on_line
                 if pos == len(lines):

@@ -5,6 +5,11 @@ It reconnects from the last timestamp until the pod's status says the container 
 read when the run ends: a followed log may stay open after its container ended (kwok's never
 ends; a real kubelet can leave one open), so the follower is not waited for. The collector
 drops the lines it already has, so the output is exact whichever read got each line.
+
+The thread holds the backend's clock while it lives (:meth:`Clock.hold`): a virtual clock
+moves only while the follower itself waits on it (in a read, in a back-off), never while it
+works on what it read. A callback that raises on a line therefore stops the run before the
+pod's next moment, however long the callback takes and whichever thread runs first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from podrunner.backends._stream import closable_from_any_thread
+from podrunner.backends.base import Hold
 from podrunner.errors import BackendError, BadRequest, NotFound, TooManyRequests, Unauthorized
 from podrunner.run.core import RunCore
 from podrunner.run.retry import RetryingBackend
@@ -63,10 +69,19 @@ class LogFollower:
         with self._lock:
             if self._thread is not None:
                 return
+            # Taken here, adopted by the thread: time cannot jump before the thread runs.
+            hold = self._clock.hold(owned=False)
             self._thread = threading.Thread(
-                target=self._follow, name=f"podrunner-logs-{self._core.run.pod_name}", daemon=True
+                target=self._follow,
+                args=(hold,),
+                name=f"podrunner-logs-{self._core.run.pod_name}",
+                daemon=True,
             )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            hold.release()
+            raise
 
     def stop(self) -> None:
         """Stop following: the collector gets nothing more from it, and its stream is closed."""
@@ -96,10 +111,13 @@ class LogFollower:
 
     # -- the thread -------------------------------------------------------------------------
 
-    def _follow(self) -> None:
+    def _follow(self, hold: Hold) -> None:
+        hold.adopt()
         try:
             self._follow_until_done()
         except BaseException as exc:
+            # Still holding the clock: the run hears of a callback's error (failed_elsewhere
+            # wakes whoever waits on it) before time may move on.
             if self._failed_elsewhere(exc):
                 return
             if self._is_abandoned():
@@ -107,6 +125,7 @@ class LogFollower:
             raise
         finally:
             self.done = True
+            hold.release()
 
     def _follow_until_done(self) -> None:
         policy = self._api.policy
@@ -132,7 +151,9 @@ class LogFollower:
             if not self._core.state.terminal:
                 self._refresh()
             if self._core.state.terminal or self._core.gone:
-                self._drain_now()
+                # If the run is already completing the log, that read serves both: waiting
+                # for it on a lock, clock held, would stop the time that read may sleep on.
+                self._drain_now(wait=False)
                 return
             self._clock.sleep(min(1.0, policy.backoff * max(1, failures)))
 
@@ -181,12 +202,19 @@ class LogFollower:
             # A follow stream that ended may have been cut: its partial line comes again.
             collector.end_stream(complete=not follow)
 
-    def _drain_now(self) -> str:
-        """Read what the log has that the collector lacks; return a note if incomplete."""
-        with self._drain_lock:
+    def _drain_now(self, *, wait: bool = True) -> str:
+        """Read what the log has that the collector lacks; return a note if incomplete.
+
+        ``wait=False``: if another thread is completing the log, leave it to that thread.
+        """
+        if not self._drain_lock.acquire(blocking=wait):
+            return ""
+        try:
             if self.drained:
                 return ""
             return self._read_rest()
+        finally:
+            self._drain_lock.release()
 
     def _read_rest(self) -> str:
         api = self._api

@@ -394,9 +394,10 @@ class _LogLines:
             self._failed_elsewhere(exc)
             self._failed.append(exc)  # raised by the iterator, in its caller's thread
         finally:
-            hold.release()
             self._over.set()
             self._ready.set()
+            # Last: time may move on only once the iterator was told why this thread ended.
+            hold.release()
 
     def lines(self) -> Iterator[str]:
         """The lines, as :meth:`RunHandle.logs` documents them."""

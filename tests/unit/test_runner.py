@@ -477,6 +477,40 @@ def test_the_reader_role_goes_to_a_run_that_waits() -> None:
         fast.close()
 
 
+class _SlowWatch:
+    """A backend whose watch events reach the runner late (in real time, after the fake)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def watch(self, *args: Any, **kwargs: Any) -> Any:
+        stream = self._inner.watch(*args, **kwargs)
+
+        def late() -> Any:
+            for event in stream:
+                time.sleep(0.02)  # out of the fake, not yet with the runner
+                yield event
+
+        return late()
+
+
+def test_run_many_reader_holds_virtual_time_while_it_hands_out_events() -> None:
+    """Virtual time waits for run_many's reader between reading an event and delivering it.
+
+    Without its clock hold, the reader was outside the fake and unaccounted for there: the
+    consumer, waiting until the runs' deadline, saw everyone blocked and time jumped to it.
+    """
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs="ok\n", after=10)
+    runner = PodRunner(_SlowWatch(cluster.backend))
+    results = list(runner.run_many([SPEC.with_labels(i=str(i)) for i in range(2)], timeout=100))
+    assert all(isinstance(r, RunResult) and r.ok for r in results)
+    assert cluster.clock.monotonic() < 100
+
+
 def test_run_many_runs_concurrently_in_virtual_time(cluster: FakeCluster) -> None:
     """Concurrent runs overlap in virtual time as they would on a real cluster."""
     cluster.when(image="busybox:*").succeed(logs="ok\n", after=30)

@@ -234,7 +234,10 @@ class RunCore:
         if self._steps:
             return self._steps.pop(0)
         if self._verdict is not None:
-            self._final = self._verdict(now)
+            # A callback that raised while the run was ending (on a line of the final read)
+            # still stops it: its error, not the verdict, reaches the caller.
+            error = self.callback_error
+            self._final = self._verdict(now) if error is None else Fail(error)
             self._verdict = None
         if self._final is not None:
             return self._final

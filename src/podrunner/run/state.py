@@ -195,11 +195,13 @@ def _final(
 ) -> _Words | None:
     """The words of a run that is over; else ``None``."""
     pod_phase = status.get("phase") or "Pending"
+    terminated = state.get("terminated") or {}
+    if not terminated and pod_phase not in ("Succeeded", "Failed"):
+        return None  # under way, as most of a run's pods are: no branch below applies
     restart_policy = spec.get("restartPolicy") or "Always"
     # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
     # containers may show a misleading exit code (137) or nothing at all.
     pod_reason = status.get("reason") or ""
-    terminated = state.get("terminated") or {}
     if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
         exit_code = terminated.get("exitCode")
         if exit_code is None:

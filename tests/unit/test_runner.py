@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -369,6 +370,39 @@ def test_log_follower_is_stopped(
     for thread in follower_threads(result.pod_name):
         thread.join(30)  # a bound for a broken build only: it ends at once
         assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("how", ["run", "on_log", "on_state", "logs", "run_many"])
+def test_a_finished_run_is_freed_without_the_garbage_collector(
+    cluster: FakeCluster, runner: PodRunner, how: str
+) -> None:
+    """Once the caller lets go, a finished run's objects (its pods, its log) are freed at once.
+
+    A reference cycle between the run's parts kept every run in memory until the garbage
+    collector found it (which, with many runs, is most of what the collector does).
+    """
+    cluster.when(image="busybox:*").succeed(logs="a\nb\n", after=1.0)
+
+    def one_run() -> None:
+        if how == "run":
+            runner.run(SPEC)
+        elif how in ("on_log", "on_state"):
+            runner.run(SPEC, **{how: lambda _: None})
+        elif how == "logs":
+            with runner.start(SPEC) as handle:
+                assert list(handle.logs()) == ["a", "b"]
+                handle.wait()
+        else:
+            assert all(r.ok for r in runner.run_many([SPEC] * 3))  # type: ignore[union-attr]
+
+    one_run()  # whatever is made once (the shared watch, caches) is made now
+    gc.collect()
+    gc.disable()
+    try:
+        one_run()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_log_cap_keeps_tail(cluster: FakeCluster) -> None:

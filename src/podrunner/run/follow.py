@@ -93,6 +93,17 @@ class LogFollower:
         if closable_from_any_thread(stream):
             stream.close()  # type: ignore[union-attr]
 
+    def detach(self) -> None:
+        """Forget the run's callbacks: the run is over and the follower stopped.
+
+        They are methods of the run's handle, which holds this follower: kept, the two would
+        form a reference cycle, and each run's objects (its pods, its log) would stay in
+        memory until the garbage collector found them. A follower thread still winding down
+        finds nobody left to tell.
+        """
+        self._refresh = _nothing
+        self._failed_elsewhere = _not_a_callback_error
+
     def _is_abandoned(self) -> bool:
         """Whether the follower was told to stop (read from any thread)."""
         return self._abandoned
@@ -241,3 +252,11 @@ class LogFollower:
                     return f"logs incomplete: {exc}"
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
                 clock.sleep(delay or api.policy.delay(attempt))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _not_a_callback_error(exc: BaseException) -> bool:
+    return False

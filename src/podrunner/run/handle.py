@@ -8,6 +8,7 @@ rules (deadlines, fail fast, the verdict, what cleanup deletes) are the core's.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -292,10 +293,13 @@ class RunHandle:
 
     def _guarded(self, callback: Callable[[_A], None]) -> Callable[[_A], None]:
         """Wrap a user callback so that its exception stops the run and reaches the caller."""
-        core = self._core
+        # Weakly: the core's log collector holds the on_log wrapper, and a strong reference
+        # back would make every run with on_log a cycle only the garbage collector frees.
+        core_ref = weakref.ref(self._core)
 
         def call(arg: _A) -> None:
-            if core.callback_error is not None:
+            core = core_ref()
+            if core is None or core.callback_error is not None:
                 return  # the run is stopping because a callback raised: no more calls
             try:
                 callback(arg)
@@ -321,6 +325,7 @@ class RunHandle:
                 return
             self._cleaned = True
         self._follower.stop()
+        self._follower.detach()
         try:
             self._watch.unsubscribe(self._sub)
         finally:
@@ -419,6 +424,7 @@ class _LogLines:
         try:
             yield from self._yield_lines(clock)
         finally:
+            core.logs.remove_listener(self._on_line)  # (which would hold this object)
             self._stop.set()
             # The status thread may be blocked reading the shared stream.
             self._stop_waiting(interrupt=status.is_alive())

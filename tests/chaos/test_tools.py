@@ -252,3 +252,70 @@ def test_a_container_starts_only_once_kwok_serves_its_log(
         assert b"".join(admin.read_log(chaos_namespace, name, "c")) == b"one\ntwo\n"
     finally:
         admin.delete("Pod", chaos_namespace, name, grace_period_seconds=0)
+
+
+def test_a_stalled_answer_fails_after_one_read_timeout(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """A call whose answer stalls raises after its read timeout, once.
+
+    urllib3 used to resend a GET whose answer timed out, three times, under podrunner's own
+    retry policy: a stalled server held each call for four read timeouts (four minutes with
+    the default 60 s), past any run's deadline.
+    """
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(
+            ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)), request_timeout=(2.0, 2.0)
+        )
+        try:
+            backend.list("Pod", chaos_namespace)
+            proxy.stall()
+            began = time.monotonic()
+            with pytest.raises(BackendUnavailable):
+                backend.list("Pod", chaos_namespace)
+            assert time.monotonic() - began < 5  # 2 s; 8 s when urllib3 resent it
+            assert sum("/pods" in r for r in proxy.requests) == 2
+        finally:
+            proxy.unstall()
+            backend.close()
+
+
+def test_a_watch_gone_silent_fails_soon_after_its_server_timeout(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """A watch whose connection goes silent fails 5 s after the server should have ended it.
+
+    A run opens its watch for at most the rest of its deadline; a dead connection (a proxy
+    holding it open after the server went) then keeps the run at most 5 s past it (15 s before).
+    """
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+        stream = backend.watch("Pod", chaos_namespace, timeout_seconds=2)
+        failed: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for _ in stream:
+                    pass
+            except BackendUnavailable as exc:
+                failed.append(exc)
+
+        began = time.monotonic()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while proxy.open_connections(streaming_only=True) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.5)  # the answer's headers are through: the stream is silent
+            proxy.stall()  # the server's end of the stream, at 2 s, never arrives
+            reader.join(timeout=30)
+            took = time.monotonic() - began
+            assert failed, "the silent watch did not fail"
+            assert 2 + 5 - 1 < took < 2 + 5 + 3
+        finally:
+            proxy.unstall()
+            stream.close()  # type: ignore[attr-defined]  # a WatchStream
+            reader.join(timeout=10)
+            backend.close()

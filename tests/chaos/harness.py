@@ -124,6 +124,7 @@ class Outcome:
     watches_before: int = 0
     watches_after: int = 0
     peak_watches: int = 0
+    replayed: int = 0  # watch events of the pod delivered again after a reconnect
     streamed: list[str] = field(default_factory=list)  # lines given to on_log
     run_id: str | None = None
     pod: str | None = None
@@ -176,6 +177,8 @@ class Outcome:
             out.append(f"policy kept nothing of: {self.missing_kept}")
         if self.watches_after != self.watches_before:
             out.append(f"open watches {self.watches_before} -> {self.watches_after}")
+        if self.replayed:
+            out.append(f"the watch replayed {self.replayed} events (resume from the last version)")
         if self.peak_watches > 1:
             out.append(f"{self.peak_watches} watches open at once")
         return out
@@ -195,6 +198,7 @@ class PhaseBackend:
         self._lock = threading.Lock()
         self.pod: str | None = None
         self.progress: list[float] = []
+        self.versions: list[str] = []  # resourceVersions of the pod's watch events, in order
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -255,7 +259,9 @@ class PhaseBackend:
         def events() -> Iterator[WatchEvent]:
             for event in inner:
                 self._progressed()
-                if event.object.get("metadata", {}).get("name") == self.pod:
+                meta = event.object.get("metadata", {})
+                if meta.get("name") == self.pod:
+                    self.versions.append(meta.get("resourceVersion", ""))
                     self._observe(event.object)
                 yield event
 
@@ -415,6 +421,7 @@ def run_scenario(
             shared.leave()
         outcome.pod = phased.pod
         outcome.progress = phased.progress
+        outcome.replayed = len(phased.versions) - len(set(phased.versions))
         # One run keeps its shared stream open for the runner's next run, by design; closing
         # the runner must bring the count back to where it was, and faults must never have
         # left two streams open at once.
@@ -423,7 +430,8 @@ def run_scenario(
         outcome.watches_after = stats["open_streams"]
         outcome.peak_watches = stats["peak_open_streams"]
         backend.close()
-        outcome.requests = len(proxy.requests)
+        # Tries that met an unreachable server count too: they are what a retry loop costs.
+        outcome.requests = len(proxy.requests) + proxy.connections_failed
         proxy.stop()
     return outcome
 

@@ -108,6 +108,8 @@ class FaultProxy:
 
     Attributes:
         connections_opened: Client connections accepted so far.
+        connections_failed: Accepted client connections reset at once because the server
+            could not be reached (each a request the client tried: it never got to send it).
         requests: Request lines seen so far, in order (e.g. ``"GET /api/v1/...?watch=true"``).
     """
 
@@ -145,6 +147,7 @@ class FaultProxy:
         self._placeholder: socket.socket | None = None
         self.port = 0
         self.connections_opened = 0
+        self.connections_failed = 0
         self.requests: list[str] = []
 
     @classmethod
@@ -357,6 +360,7 @@ class FaultProxy:
                 server_hostname=self._up_host,
             )
         except OSError:
+            self.connections_failed += 1
             _Conn(writer, writer).abort()
             return
         conn = _Conn(writer, up_writer)

@@ -46,9 +46,10 @@ FAULTS = ("none", *PROXY_FAULTS, *CLUSTER_FAULTS)  # "none": the baseline
 READ_TIMEOUT = 5.0  # the chaos backend's read timeout; a stall lasts longer than this
 RUN_TIMEOUT = 60.0  # each run's own deadline
 HANG_MARGIN = 20.0  # a run that returns later than its deadline plus this hung
-# Requests one run may make under a fault (8 without one; a stream reset every 512 bytes for
-# 3 s costs up to about 25): a retry or reconnect loop without back-off makes hundreds.
-MAX_REQUESTS = 40
+# Requests one run may make under a fault, tries that met an unreachable server included (8
+# without a fault; about 25 at most through a 20 s API server restart, where urllib3 also
+# tries each connection 4 times): a loop riding out an outage without back-off makes hundreds.
+MAX_REQUESTS = 100
 DURATION = 3  # seconds each simulated container runs
 # Under control-plane faults containers run longer: a group's twelve runs wait at their phase
 # points for one shared fault, and the later ones to arrive must still find theirs in flight.

@@ -3,8 +3,10 @@
 Runs ``tests/chaos`` (every fault kind x run phase x cleanup policy, plus ``run_many`` with
 100 runs through two API server restarts) in a child pytest and returns what its last test
 writes: scenarios run and passed, runs lost, objects leaked, hangs, the recovery time from the
-API server being ready again to every in-flight run progressing (median, max), and the
-requests per run under each fault (``none``: 4 without faults, from ``bench_kwok``).
+API server answering ``/readyz`` again to every in-flight run progressing (median, max, and
+the slowest scenario), and the requests per run under each fault (median per fault, and the
+most any run made; ``none``: 8 without faults for a scenario's run, with its Secret and
+followed log; ``bench_kwok``'s plain run makes 4).
 
 ``python benchmarks/run.py chaos`` records them under ``chaos`` in ``results/latest.json``.
 Needs the control-plane binaries (``python -m podrunner.testing.controlplane build``).

@@ -15,6 +15,7 @@ __all__ = [
 ]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_DIGITS = "0123456789"
 
 
 def format_rfc3339(epoch: float) -> str:
@@ -56,14 +57,12 @@ def parse_rfc3339(text: str) -> tuple[int, int] | None:
     base, frac = text[:19], text[19:]
     nanos = 0
     if frac.startswith("."):
-        end = 1
-        while end < len(frac) and frac[end].isdigit():
-            end += 1
-        digits = frac[1:end]
+        rest = frac[1:].lstrip(_DIGITS)  # the zone after the fraction's digits
+        digits = frac[1 : len(frac) - len(rest)]
         if not digits or len(digits) > 9:
             return None
         nanos = int(digits.ljust(9, "0"))
-        frac = frac[end:]
+        frac = rest
     try:
         when = dt.datetime.fromisoformat(base + ("+00:00" if frac in ("Z", "z") else frac))
     except ValueError:

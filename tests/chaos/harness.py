@@ -46,10 +46,13 @@ FAULTS = ("none", *PROXY_FAULTS, *CLUSTER_FAULTS)  # "none": the baseline
 READ_TIMEOUT = 5.0  # the chaos backend's read timeout; a stall lasts longer than this
 RUN_TIMEOUT = 60.0  # each run's own deadline
 HANG_MARGIN = 20.0  # a run that returns later than its deadline plus this hung
+# Requests one run may make under a fault, tries that met an unreachable server included (8
+# without a fault; about 25 at most through a 20 s API server restart, where urllib3 also
+# tries each connection 4 times): a loop riding out an outage without back-off makes hundreds.
+MAX_REQUESTS = 100
 DURATION = 3  # seconds each simulated container runs
-# Under control-plane faults containers run longer: kwok serves logs from objects it learns
-# through a watch, which lags a few seconds behind an API server restart (a kubelet reads its
-# own files); a container that ended inside that lag would have no log to serve.
+# Under control-plane faults containers run longer: a group's twelve runs wait at their phase
+# points for one shared fault, and the later ones to arrive must still find theirs in flight.
 CLUSTER_DURATION = 7
 # When each phase's run starts, after the container-running ones, so that a shared fault
 # finds them all at their phase (seconds before the container's end).
@@ -122,6 +125,7 @@ class Outcome:
     watches_before: int = 0
     watches_after: int = 0
     peak_watches: int = 0
+    replayed: int = 0  # watch events of the pod delivered again after a reconnect
     streamed: list[str] = field(default_factory=list)  # lines given to on_log
     run_id: str | None = None
     pod: str | None = None
@@ -153,8 +157,10 @@ class Outcome:
         out = []
         sc = self.scenario
         if self.error is not None:
-            if not isinstance(self.error, PodrunnerError):
-                out.append(f"untyped error {type(self.error).__name__}: {self.error}")
+            # Every fault of the matrix clears within the run's deadline, so a typed error
+            # is a failure too: it would say the run failed when it could have succeeded.
+            kind = "typed" if isinstance(self.error, PodrunnerError) else "untyped"
+            out.append(f"{kind} error {type(self.error).__name__}: {self.error}")
         elif (self.exit_code, self.logs) != (sc.exit_code, sc.logs):
             out.append(
                 f"result differs: exit {self.exit_code} (want {sc.exit_code}), logs "
@@ -162,6 +168,8 @@ class Outcome:
             )
         elif self.streamed != sc.logs.splitlines():
             out.append(f"on_log lines differ: {self.streamed!r}")
+        if self.requests > MAX_REQUESTS:
+            out.append(f"{self.requests} requests (retries must stay bounded: {MAX_REQUESTS})")
         if self.seconds > RUN_TIMEOUT + HANG_MARGIN:
             out.append(f"hung: returned after {self.seconds:.1f} s")
         if self.leaked:
@@ -170,6 +178,8 @@ class Outcome:
             out.append(f"policy kept nothing of: {self.missing_kept}")
         if self.watches_after != self.watches_before:
             out.append(f"open watches {self.watches_before} -> {self.watches_after}")
+        if self.replayed:
+            out.append(f"the watch replayed {self.replayed} events (resume from the last version)")
         if self.peak_watches > 1:
             out.append(f"{self.peak_watches} watches open at once")
         return out
@@ -189,6 +199,7 @@ class PhaseBackend:
         self._lock = threading.Lock()
         self.pod: str | None = None
         self.progress: list[float] = []
+        self.versions: list[str] = []  # resourceVersions of the pod's watch events, in order
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -249,7 +260,9 @@ class PhaseBackend:
         def events() -> Iterator[WatchEvent]:
             for event in inner:
                 self._progressed()
-                if event.object.get("metadata", {}).get("name") == self.pod:
+                meta = event.object.get("metadata", {})
+                if meta.get("name") == self.pod:
+                    self.versions.append(meta.get("resourceVersion", ""))
                     self._observe(event.object)
                 yield event
 
@@ -322,7 +335,7 @@ class SharedFault:
             # The waiting runs go on as the component goes down: their next calls meet it.
             threading.Timer(0.2, self.released.set).start()
             self.cluster.restart(component, hard=hard, downtime=downtime, timeout=90)
-            self.ready_at = time.monotonic()
+            self.ready_at = self.cluster.api_ready_at or time.monotonic()
         except BaseException as exc:
             self.error = exc
         finally:
@@ -409,6 +422,7 @@ def run_scenario(
             shared.leave()
         outcome.pod = phased.pod
         outcome.progress = phased.progress
+        outcome.replayed = len(phased.versions) - len(set(phased.versions))
         # One run keeps its shared stream open for the runner's next run, by design; closing
         # the runner must bring the count back to where it was, and faults must never have
         # left two streams open at once.
@@ -417,7 +431,8 @@ def run_scenario(
         outcome.watches_after = stats["open_streams"]
         outcome.peak_watches = stats["peak_open_streams"]
         backend.close()
-        outcome.requests = len(proxy.requests)
+        # Tries that met an unreachable server count too: they are what a retry loop costs.
+        outcome.requests = len(proxy.requests) + proxy.connections_failed
         proxy.stop()
     return outcome
 

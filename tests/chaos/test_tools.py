@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from podrunner.backends.kubernetes import ClusterConfig, KubernetesBackend
 from podrunner.errors import BackendUnavailable
+from podrunner.testing.controlplane._logagent import LOGS_SERVED_LABEL
 from podrunner.testing.controlplane.faultproxy import FaultProxy
 from podrunner.testing.controlplane.faults import COMPONENTS
 from podrunner.testing.controlplane.kwok import KwokCluster
@@ -70,7 +72,16 @@ def test_pause_stalls_the_server_and_resume_recovers(cluster: KwokCluster) -> No
                 backend.list("Namespace", None)
         finally:
             cluster.resume("kube-apiserver")
-        assert backend.list("Namespace", None).items
+        # A thawed server catches up first (its etcd clients, its watch caches): on a loaded
+        # machine its first answers can take longer than this client's 1 s read timeout.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert backend.list("Namespace", None).items
+                break
+            except BackendUnavailable:
+                assert time.monotonic() < deadline, "no answer 30 s after resume"
+                time.sleep(0.5)
     finally:
         backend.close()
 
@@ -150,4 +161,161 @@ def test_proxy_loses_an_answer_after_the_server_acted(
             assert admin.get("ConfigMap", chaos_namespace, name)["metadata"]["name"] == name
             admin.delete("ConfigMap", chaos_namespace, name)
         finally:
+            backend.close()
+
+
+def test_proxy_ends_a_clients_stream_when_the_server_goes(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """A watch through the proxy breaks at once when the API server behind it is killed.
+
+    The proxy used to wait for both directions to end: the client, waiting for events, sent
+    nothing, so its watch stayed open and silent until its read timeout (75 s for a runner's
+    60 s watch), holding runs past their deadline after every API server restart.
+    """
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+        stream = backend.watch("Pod", chaos_namespace, timeout_seconds=60)
+        ended: list[float] = []
+
+        def read() -> None:
+            with contextlib.suppress(BackendUnavailable):
+                for _ in stream:
+                    pass
+            ended.append(time.monotonic())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while proxy.open_connections(streaming_only=True) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            killed = time.monotonic()
+            cluster.restart("kube-apiserver", hard=True)
+            reader.join(timeout=30)
+            assert ended, "the watch was still open 30 s after its server was killed"
+            assert ended[0] - killed < 5
+        finally:
+            stream.close()  # type: ignore[attr-defined]  # a WatchStream
+            reader.join(timeout=10)
+            backend.close()
+
+
+def test_a_container_starts_only_once_kwok_serves_its_log(
+    cluster: KwokCluster,
+    admin: KubernetesBackend,
+    chaos_namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pod waits in ContainerCreating while kwok would serve it an empty log.
+
+    After an API server restart kwok learns Logs objects seconds late; a container that ran
+    and ended meanwhile was served an empty log (run_many lost 14 runs' output that way).
+    Here kwok's lag is stood in for by the log agent not seeing it serve the log for 3 s.
+    """
+    agent = cluster._agent
+    assert agent is not None
+    name = f"gated-{uuid.uuid4().hex[:8]}"
+    released = threading.Event()
+    label = agent._label
+
+    def lagging(namespace: str, pod: str, uid: str, container: str) -> bool:
+        return label(namespace, pod, uid, container) if released.is_set() or pod != name else False
+
+    monkeypatch.setattr(agent, "_label", lagging)
+    admin.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": chaos_namespace,
+                "annotations": {
+                    "sim.podrunner.dev/logs": "one\ntwo\n",
+                    "sim.podrunner.dev/duration": "0",
+                },
+            },
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    try:
+        time.sleep(3)
+        pod = admin.get("Pod", chaos_namespace, name)
+        assert pod["status"].get("phase") == "Pending"
+        assert LOGS_SERVED_LABEL not in (pod["metadata"].get("labels") or {})
+        released.set()
+        deadline = time.monotonic() + 30
+        while admin.get("Pod", chaos_namespace, name)["status"].get("phase") != "Succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert b"".join(admin.read_log(chaos_namespace, name, "c")) == b"one\ntwo\n"
+    finally:
+        admin.delete("Pod", chaos_namespace, name, grace_period_seconds=0)
+
+
+def test_a_stalled_answer_fails_after_one_read_timeout(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """A call whose answer stalls raises after its read timeout, once.
+
+    urllib3 used to resend a GET whose answer timed out, three times, under podrunner's own
+    retry policy: a stalled server held each call for four read timeouts (four minutes with
+    the default 60 s), past any run's deadline.
+    """
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(
+            ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)), request_timeout=(2.0, 2.0)
+        )
+        try:
+            backend.list("Pod", chaos_namespace)
+            proxy.stall()
+            began = time.monotonic()
+            with pytest.raises(BackendUnavailable):
+                backend.list("Pod", chaos_namespace)
+            assert time.monotonic() - began < 5  # 2 s; 8 s when urllib3 resent it
+            assert sum("/pods" in r for r in proxy.requests) == 2
+        finally:
+            proxy.unstall()
+            backend.close()
+
+
+def test_a_watch_gone_silent_fails_soon_after_its_server_timeout(
+    cluster: KwokCluster, chaos_namespace: str
+) -> None:
+    """A watch whose connection goes silent fails 5 s after the server should have ended it.
+
+    A run opens its watch for at most the rest of its deadline; a dead connection (a proxy
+    holding it open after the server went) then keeps the run at most 5 s past it (15 s before).
+    """
+    with FaultProxy.for_kwok(cluster) as proxy:
+        backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
+        stream = backend.watch("Pod", chaos_namespace, timeout_seconds=2)
+        failed: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for _ in stream:
+                    pass
+            except BackendUnavailable as exc:
+                failed.append(exc)
+
+        began = time.monotonic()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 10
+            while proxy.open_connections(streaming_only=True) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(0.5)  # the answer's headers are through: the stream is silent
+            proxy.stall()  # the server's end of the stream, at 2 s, never arrives
+            reader.join(timeout=30)
+            took = time.monotonic() - began
+            assert failed, "the silent watch did not fail"
+            assert 2 + 5 - 1 < took < 2 + 5 + 3
+        finally:
+            proxy.unstall()
+            stream.close()  # type: ignore[attr-defined]  # a WatchStream
+            reader.join(timeout=10)
             backend.close()

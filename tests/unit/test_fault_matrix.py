@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -407,6 +408,56 @@ def test_callback_that_raises(entry: str, callback: str, error: type[BaseExcepti
         # An attached run knows only its pod; the cluster collects the Secret the pod owns.
         assert {name for name in managed(cluster) if name.startswith("Pod/")} == set()
     else:
+        assert managed(cluster) == set()
+
+
+def run_through(entry: str, runner: PodRunner, kwargs: dict[str, Any]) -> None:
+    """Run :data:`SPEC` (three times for run_many) through one of the entry points."""
+    if entry == "run":
+        runner.run(SPEC, **kwargs)
+    elif entry == "start-wait":
+        with runner.start(SPEC, **kwargs) as handle:
+            handle.wait()
+    elif entry == "logs":
+        with runner.start(SPEC, **kwargs) as handle:
+            for _ in handle.logs():
+                pass
+    elif entry == "run_many":
+        for _ in runner.run_many([SPEC] * 3, **kwargs):
+            pass
+    else:
+        first = runner.start(SPEC)
+        with runner.attach(first.run_id, **kwargs) as handle:
+            handle.wait()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("entry", CALLBACK_ENTRY_POINTS)
+@pytest.mark.parametrize("callback", ["on_log", "on_state"])
+def test_slow_callback_that_raises(entry: str, callback: str) -> None:
+    """A callback that takes its time before it raises still stops the run, in virtual time.
+
+    The callback sleeps in real time, so every other thread runs before the exception is
+    raised: the threads that wait on the fake's clock must not see everyone blocked and let
+    virtual time run to the pod's end (the container would run for an hour). The log
+    follower once did not hold the clock while it handled a line, so the clock jumped
+    during the callback and the callback's error was lost or came too late.
+    """
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs=LOGS, after=3600.0)
+    runner = PodRunner(cluster.backend)
+    calls: list[str] = []
+
+    def slowly_raising(arg: Any) -> None:
+        calls.append(str(arg))
+        time.sleep(0.05)  # the other threads run meanwhile
+        raise CallbackBoom("from the callback")
+
+    with pytest.raises(CallbackBoom, match="from the callback"):
+        run_through(entry, runner, {callback: slowly_raising})
+    assert 1 <= len(calls) <= (3 if entry == "run_many" else 1)
+    assert cluster.clock.monotonic() < 3600.0
+    if entry != "attach":
         assert managed(cluster) == set()
 
 

@@ -340,6 +340,18 @@ def test_a_callback_that_raised_after_the_pod_finished_kills_nothing() -> None:
     assert not run.we_deleted
 
 
+def test_a_callback_that_raised_during_the_final_read_stops_the_run() -> None:
+    """A line of the last log read whose callback raised (in another thread) ends the run."""
+    run = core()
+    run.pod_event(WatchEvent("MODIFIED", done(0)), 0.0)
+    assert run.next_action(1.0) == DrainLogs(best_effort=False)
+    run.callback_failed(KeyError("boom"))  # while the driver completed the log
+    run.logs_drained("")
+    verdict = run.next_action(1.0)
+    assert isinstance(verdict, Fail)
+    assert isinstance(verdict.error, KeyError)
+
+
 def test_a_result_carries_the_pods_own_times_and_identity() -> None:
     run = core()
     verdict = Driver(run).run([("pod", RUNNING), ("at", 99.0), ("pod", done(0))])

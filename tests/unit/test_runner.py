@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
@@ -371,6 +372,39 @@ def test_log_follower_is_stopped(
         assert not thread.is_alive()
 
 
+@pytest.mark.parametrize("how", ["run", "on_log", "on_state", "logs", "run_many"])
+def test_a_finished_run_is_freed_without_the_garbage_collector(
+    cluster: FakeCluster, runner: PodRunner, how: str
+) -> None:
+    """Once the caller lets go, a finished run's objects (its pods, its log) are freed at once.
+
+    A reference cycle between the run's parts kept every run in memory until the garbage
+    collector found it (which, with many runs, is most of what the collector does).
+    """
+    cluster.when(image="busybox:*").succeed(logs="a\nb\n", after=1.0)
+
+    def one_run() -> None:
+        if how == "run":
+            runner.run(SPEC)
+        elif how in ("on_log", "on_state"):
+            runner.run(SPEC, **{how: lambda _: None})
+        elif how == "logs":
+            with runner.start(SPEC) as handle:
+                assert list(handle.logs()) == ["a", "b"]
+                handle.wait()
+        else:
+            assert all(r.ok for r in runner.run_many([SPEC] * 3))  # type: ignore[union-attr]
+
+    one_run()  # whatever is made once (the shared watch, caches) is made now
+    gc.collect()
+    gc.disable()
+    try:
+        one_run()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_log_cap_keeps_tail(cluster: FakeCluster) -> None:
     """With a cap the result keeps the tail and says it was truncated."""
     cluster.when(image="busybox:*").succeed(logs="".join(f"{i:04d}\n" for i in range(1000)))
@@ -475,6 +509,40 @@ def test_the_reader_role_goes_to_a_run_that_waits() -> None:
         unwaited.close()
         slow.close()
         fast.close()
+
+
+class _SlowWatch:
+    """A backend whose watch events reach the runner late (in real time, after the fake)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def watch(self, *args: Any, **kwargs: Any) -> Any:
+        stream = self._inner.watch(*args, **kwargs)
+
+        def late() -> Any:
+            for event in stream:
+                time.sleep(0.02)  # out of the fake, not yet with the runner
+                yield event
+
+        return late()
+
+
+def test_run_many_reader_holds_virtual_time_while_it_hands_out_events() -> None:
+    """Virtual time waits for run_many's reader between reading an event and delivering it.
+
+    Without its clock hold, the reader was outside the fake and unaccounted for there: the
+    consumer, waiting until the runs' deadline, saw everyone blocked and time jumped to it.
+    """
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(logs="ok\n", after=10)
+    runner = PodRunner(_SlowWatch(cluster.backend))
+    results = list(runner.run_many([SPEC.with_labels(i=str(i)) for i in range(2)], timeout=100))
+    assert all(isinstance(r, RunResult) and r.ok for r in results)
+    assert cluster.clock.monotonic() < 100
 
 
 def test_run_many_runs_concurrently_in_virtual_time(cluster: FakeCluster) -> None:

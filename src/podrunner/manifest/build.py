@@ -219,10 +219,10 @@ def _env(spec: PodSpec, secret_name: str, secret_data: dict[str, str]) -> list[d
     """The container's environment; puts secret values in ``secret_data``."""
     # Blanked names first, then plain values, then secrets. An explicit entry for a blanked
     # name wins, so no name appears twice.
-    explicit = {e.name for e in spec.env} | set(spec.secret_env)
-    env: list[dict[str, Any]] = [
-        {"name": name, "value": ""} for name in spec.blank_env if name not in explicit
-    ]
+    env: list[dict[str, Any]] = []
+    if spec.blank_env:
+        explicit = {e.name for e in spec.env} | set(spec.secret_env)
+        env.extend({"name": name, "value": ""} for name in spec.blank_env if name not in explicit)
     env.extend(e.to_manifest() for e in spec.env)
     for index, (name, value) in enumerate(spec.secret_env.items()):
         if isinstance(value, SecretRef):

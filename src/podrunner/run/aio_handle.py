@@ -148,6 +148,7 @@ class AsyncRunHandle:
         self._core = core
         self._check = check
         self._on_state = callbacks.on_state
+        core.report_states = callbacks.on_state is not None  # nobody hears them otherwise
         self._on_log = callbacks.on_log
         self._backlog: collections.deque[str] = collections.deque()
         if callbacks.on_log is not None:
@@ -236,25 +237,28 @@ class AsyncRunHandle:
         core.stream_logs = True
         follower.ensure()
         pos = 0
-        while True:
-            batch = lines[pos:]
-            pos += len(batch)
-            for line in batch:
-                yield line
-            if batch:
-                continue
-            if core.callback_error is not None:
-                raise core.callback_error
-            over = core.state.terminal or core.gone or core.cancelled
-            if over or (follower.done and follower.drained):
-                if not follower.drained and not core.cancelled:
-                    await follower.drain()  # the rest arrives through on_line
-                if pos == len(lines):
-                    return
-                continue
-            future = asyncio.get_running_loop().create_future()
-            wake[:] = [future]
-            await self._wait_for_pod(None, future)
+        try:
+            while True:
+                batch = lines[pos:]
+                pos += len(batch)
+                for line in batch:
+                    yield line
+                if batch:
+                    continue
+                if core.callback_error is not None:
+                    raise core.callback_error
+                over = core.state.terminal or core.gone or core.cancelled
+                if over or (follower.done and follower.drained):
+                    if not follower.drained and not core.cancelled:
+                        await follower.drain()  # the rest arrives through on_line
+                    if pos == len(lines):
+                        return
+                    continue
+                future = asyncio.get_running_loop().create_future()
+                wake[:] = [future]
+                await self._wait_for_pod(None, future)
+        finally:
+            core.logs.remove_listener(on_line)  # (which would hold the lines read)
 
     def cancel(self) -> None:
         """Stop the run: its pod is deleted and :meth:`wait` raises ``RunCancelled``."""

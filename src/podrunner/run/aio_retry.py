@@ -92,13 +92,17 @@ class AsyncRetryingBackend:
             raise
 
     async def forget_lost_create(self, manifest: Mapping[str, Any], exc: BaseException) -> None:
-        """After a create failed with ``exc`` in an outage, delete what it may have made."""
+        """After a create failed with ``exc`` in an outage, delete what it may have made.
+
+        As the sync ``RetryingBackend.forget_lost_create``: the lookup is one attempt (the
+        outage budget is spent already); an object left behind expires for ``reap``.
+        """
         run_id = _run_id_of(manifest)
         if run_id is None or not _is_outage(exc):
             return
         meta = manifest["metadata"]
         try:
-            found = await self.get(manifest["kind"], meta.get("namespace"), meta["name"])
+            found = await self.inner.get(manifest["kind"], meta.get("namespace"), meta["name"])
             if _run_id_of(found) == run_id:
                 await self.delete_quietly(
                     manifest["kind"], meta["namespace"], meta["name"], grace=0

@@ -144,6 +144,7 @@ class RunCore:
         extras: ``(kind, name)`` of the objects created with the pod (its Secret, ConfigMap).
         log_limit_bytes: Keep at most this much output.
         stream_logs: Whether the log is followed as it comes (someone wants the lines).
+        report_states: Whether new states are reported (someone wants them).
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class RunCore:
         extras: tuple[tuple[Kind, str], ...] = (),
         log_limit_bytes: int | None = None,
         stream_logs: bool = False,
+        report_states: bool = True,
     ) -> None:
         self.run = run
         self.deadlines = deadlines
@@ -165,6 +167,7 @@ class RunCore:
         self.logs = LogCollector(max_bytes=log_limit_bytes)
         """The run's log; drivers feed it (under their own lock), the verdict reads it."""
         self.stream_logs = stream_logs
+        self.report_states = report_states
         self.state = _PENDING
         self.pod: Mapping[str, Any] | None = None
         self.gone = False
@@ -231,7 +234,10 @@ class RunCore:
         if self._steps:
             return self._steps.pop(0)
         if self._verdict is not None:
-            self._final = self._verdict(now)
+            # A callback that raised while the run was ending (on a line of the final read)
+            # still stops it: its error, not the verdict, reaches the caller.
+            error = self.callback_error
+            self._final = self._verdict(now) if error is None else Fail(error)
             self._verdict = None
         if self._final is not None:
             return self._final
@@ -294,7 +300,7 @@ class RunCore:
         prev, self._reported = self._reported, state
         self.state = state
         actions: list[Action] = []
-        if (
+        if self.report_states and (
             prev is None
             or state.phase is not prev.phase
             or state.reason is not prev.reason

@@ -5,6 +5,11 @@ It reconnects from the last timestamp until the pod's status says the container 
 read when the run ends: a followed log may stay open after its container ended (kwok's never
 ends; a real kubelet can leave one open), so the follower is not waited for. The collector
 drops the lines it already has, so the output is exact whichever read got each line.
+
+The thread holds the backend's clock while it lives (:meth:`Clock.hold`): a virtual clock
+moves only while the follower itself waits on it (in a read, in a back-off), never while it
+works on what it read. A callback that raises on a line therefore stops the run before the
+pod's next moment, however long the callback takes and whichever thread runs first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from podrunner.backends._stream import closable_from_any_thread
+from podrunner.backends.base import Hold
 from podrunner.errors import BackendError, BadRequest, NotFound, TooManyRequests, Unauthorized
 from podrunner.run.core import RunCore
 from podrunner.run.retry import RetryingBackend
@@ -42,6 +48,7 @@ class LogFollower:
         stopped: Callable[[], bool],
     ) -> None:
         self._api = api
+        self._clock = api.clock
         self._core = core
         self._refresh = refresh
         self._failed_elsewhere = failed_elsewhere
@@ -50,8 +57,8 @@ class LogFollower:
         self._collector_lock = threading.Lock()
         self._drain_lock = threading.Lock()  # one non-following read at a time
         self._thread: threading.Thread | None = None
-        self.done = threading.Event()
-        """Set when the follower thread ended (never set if it never started)."""
+        self.done = False
+        """Whether the follower thread ended (never true if it never started)."""
         self._abandoned = False  # set under the collector lock: the follower feeds no more
         self._stream: Iterator[bytes] | None = None  # the follower's open stream
         self.drained = False
@@ -62,10 +69,19 @@ class LogFollower:
         with self._lock:
             if self._thread is not None:
                 return
+            # Taken here, adopted by the thread: time cannot jump before the thread runs.
+            hold = self._clock.hold(owned=False)
             self._thread = threading.Thread(
-                target=self._follow, name=f"podrunner-logs-{self._core.run.pod_name}", daemon=True
+                target=self._follow,
+                args=(hold,),
+                name=f"podrunner-logs-{self._core.run.pod_name}",
+                daemon=True,
             )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            hold.release()
+            raise
 
     def stop(self) -> None:
         """Stop following: the collector gets nothing more from it, and its stream is closed."""
@@ -76,6 +92,17 @@ class LogFollower:
         # that another thread runs would fail in one of the two threads.
         if closable_from_any_thread(stream):
             stream.close()  # type: ignore[union-attr]
+
+    def detach(self) -> None:
+        """Forget the run's callbacks: the run is over and the follower stopped.
+
+        They are methods of the run's handle, which holds this follower: kept, the two would
+        form a reference cycle, and each run's objects (its pods, its log) would stay in
+        memory until the garbage collector found them. A follower thread still winding down
+        finds nobody left to tell.
+        """
+        self._refresh = _nothing
+        self._failed_elsewhere = _not_a_callback_error
 
     def _is_abandoned(self) -> bool:
         """Whether the follower was told to stop (read from any thread)."""
@@ -95,17 +122,21 @@ class LogFollower:
 
     # -- the thread -------------------------------------------------------------------------
 
-    def _follow(self) -> None:
+    def _follow(self, hold: Hold) -> None:
+        hold.adopt()
         try:
             self._follow_until_done()
         except BaseException as exc:
+            # Still holding the clock: the run hears of a callback's error (failed_elsewhere
+            # wakes whoever waits on it) before time may move on.
             if self._failed_elsewhere(exc):
                 return
             if self._is_abandoned():
                 return  # its stream was closed under it: nobody needs this read any more
             raise
         finally:
-            self.done.set()
+            self.done = True
+            hold.release()
 
     def _follow_until_done(self) -> None:
         policy = self._api.policy
@@ -119,7 +150,7 @@ class LogFollower:
                 return
             except BackendError as exc:
                 failures += 1
-                now = self._api.clock.monotonic()
+                now = self._clock.monotonic()
                 since = now if failures == 1 else since
                 # An outage is ridden out (RetryPolicy.outage); the final read completes the log.
                 if failures > policy.attempts * 4 and policy.exhausted(failures, exc, now - since):
@@ -131,9 +162,11 @@ class LogFollower:
             if not self._core.state.terminal:
                 self._refresh()
             if self._core.state.terminal or self._core.gone:
-                self._drain_now()
+                # If the run is already completing the log, that read serves both: waiting
+                # for it on a lock, clock held, would stop the time that read may sleep on.
+                self._drain_now(wait=False)
                 return
-            self._api.clock.sleep(min(1.0, policy.backoff * max(1, failures)))
+            self._clock.sleep(min(1.0, policy.backoff * max(1, failures)))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -180,18 +213,26 @@ class LogFollower:
             # A follow stream that ended may have been cut: its partial line comes again.
             collector.end_stream(complete=not follow)
 
-    def _drain_now(self) -> str:
-        """Read what the log has that the collector lacks; return a note if incomplete."""
-        with self._drain_lock:
+    def _drain_now(self, *, wait: bool = True) -> str:
+        """Read what the log has that the collector lacks; return a note if incomplete.
+
+        ``wait=False``: if another thread is completing the log, leave it to that thread.
+        """
+        if not self._drain_lock.acquire(blocking=wait):
+            return ""
+        try:
             if self.drained:
                 return ""
             return self._read_rest()
+        finally:
+            self._drain_lock.release()
 
     def _read_rest(self) -> str:
         api = self._api
         attempt = 0
         refreshed = False
-        since = api.clock.monotonic()
+        clock = self._clock
+        since = clock.monotonic()
         while True:
             try:
                 self._read(follow=False)
@@ -207,7 +248,15 @@ class LogFollower:
                 refreshed = True
             except BackendError as exc:
                 attempt += 1
-                if api.policy.exhausted(attempt, exc, api.clock.monotonic() - since):
+                if api.policy.exhausted(attempt, exc, clock.monotonic() - since):
                     return f"logs incomplete: {exc}"
                 delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-                api.clock.sleep(delay or api.policy.delay(attempt))
+                clock.sleep(delay or api.policy.delay(attempt))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _not_a_callback_error(exc: BaseException) -> bool:
+    return False

@@ -8,6 +8,7 @@ rules (deadlines, fail fast, the verdict, what cleanup deletes) are the core's.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,7 +33,7 @@ from podrunner.run.follow import LogFollower
 from podrunner.run.outcome import RunResult
 from podrunner.run.retry import RetryingBackend
 from podrunner.run.state import Phase, PodState
-from podrunner.run.watch import Either, WatchRegistry
+from podrunner.run.watch import Either, Flag, WatchRegistry
 
 if TYPE_CHECKING:
     from podrunner.manifest import Manifests
@@ -97,10 +98,11 @@ class RunHandle:
         self._core = core
         self._check = check
         self._on_state = None if callbacks.on_state is None else self._guarded(callbacks.on_state)
+        core.report_states = self._on_state is not None
         if callbacks.on_log is not None:
             core.logs.add_listener(self._guarded(callbacks.on_log))
             core.stream_logs = True
-        self._stop = threading.Event()  # cancel, or a callback raised in another thread
+        self._stop = Flag()  # cancel, or a callback raised in another thread
         self._lock = threading.Lock()
         self._watch = driver.watches.for_namespace(self.namespace)
         self._sub = self._watch.subscribe(self.pod_name, resource_version)
@@ -367,10 +369,13 @@ class RunHandle:
 
     def _guarded(self, callback: Callable[[_A], None]) -> Callable[[_A], None]:
         """Wrap a user callback so that its exception stops the run and reaches the caller."""
-        core = self._core
+        # Weakly: the core's log collector holds the on_log wrapper, and a strong reference
+        # back would make every run with on_log a cycle only the garbage collector frees.
+        core_ref = weakref.ref(self._core)
 
         def call(arg: _A) -> None:
-            if core.callback_error is not None:
+            core = core_ref()
+            if core is None or core.callback_error is not None:
                 return  # the run is stopping because a callback raised: no more calls
             try:
                 callback(arg)
@@ -396,6 +401,7 @@ class RunHandle:
                 return
             self._cleaned = True
         self._follower.stop()
+        self._follower.detach()
         try:
             self._watch.unsubscribe(self._sub)
         finally:
@@ -435,7 +441,7 @@ class _LogLines:
         follower: LogFollower,
         clock: Clock,
         *,
-        stopping: threading.Event,
+        stopping: Flag,
         wait_for_pod: Callable[[threading.Event], None],
         stop_waiting: Callable[..., None],
         failed_elsewhere: Callable[[BaseException], bool],
@@ -469,9 +475,10 @@ class _LogLines:
             self._failed_elsewhere(exc)
             self._failed.append(exc)  # raised by the iterator, in its caller's thread
         finally:
-            hold.release()
             self._over.set()
             self._ready.set()
+            # Last: time may move on only once the iterator was told why this thread ended.
+            hold.release()
 
     def lines(self) -> Iterator[str]:
         """The lines, as :meth:`RunHandle.logs` documents them."""
@@ -493,6 +500,7 @@ class _LogLines:
         try:
             yield from self._yield_lines(clock)
         finally:
+            core.logs.remove_listener(self._on_line)  # (which would hold this object)
             self._stop.set()
             # The status thread may be blocked reading the shared stream.
             self._stop_waiting(interrupt=status.is_alive())
@@ -512,7 +520,7 @@ class _LogLines:
                 raise core.callback_error
             if self._failed:
                 raise self._failed[0]
-            if self._over.is_set() or (follower.done.is_set() and follower.drained):
+            if self._over.is_set() or (follower.done and follower.drained):
                 if not follower.drained and not self._stopping.is_set():
                     follower.drain()  # the rest arrives through _on_line
                 if pos == len(lines):

@@ -71,6 +71,11 @@ class LogCollector:
         """Also call ``listener`` with each new line."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling ``listener``."""
+        # A new list: a thread feeding lines meanwhile goes on with the one it has.
+        self._listeners = [known for known in self._listeners if known != listener]
+
     @property
     def last_timestamp(self) -> tuple[int, int] | None:
         """Timestamp of the newest line kept, if any."""

@@ -241,15 +241,23 @@ class ManyRuns:
             return
         watch.listener = self._wake
         idle = Subscription("")
+        # The reader holds the clock while it lives, as a log follower does: time moves only
+        # while it waits, never between reading an event and handing it to its run.
+        hold = self._clock.hold(owned=False)
         thread = threading.Thread(
-            target=self._read, args=(watch, idle), daemon=True, name="podrunner-watch"
+            target=self._read, args=(watch, idle, hold), daemon=True, name="podrunner-watch"
         )
         self._readers[watch] = (idle, thread)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            hold.release()
+            raise
 
-    def _read(self, watch: SharedWatch, idle: Subscription) -> None:
+    def _read(self, watch: SharedWatch, idle: Subscription, hold: Hold) -> None:
         # Waits forever on a subscription no pod has: it leads the shared stream whenever
         # nobody else does, so every run's events keep flowing.
+        hold.adopt()
         try:
             while not self._stop.is_set():
                 watch.wait(idle, None, self._stop)
@@ -257,6 +265,8 @@ class ManyRuns:
             with self._lock:
                 self._reader_errors.append(exc)
             self._ready.set()
+        finally:
+            hold.release()
 
     # -- callbacks from other threads -------------------------------------------------------
 

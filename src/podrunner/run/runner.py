@@ -246,11 +246,12 @@ class PodRunner:
             stored = self.api.create(plan.pod, until=until)
             created.append(("Pod", plan.manifests.pod_name))
             creating = None
-            owner = {"metadata": {"ownerReferences": [owner_reference(stored)]}}
-            for extra in plan.extras:
-                # Owned by the pod: the cluster's garbage collector removes it with the pod
+            if plan.extras:
+                # Owned by the pod: the cluster's garbage collector removes them with the pod
                 # even if this process dies before its own cleanup.
-                self.api.patch(extra["kind"], plan.namespace, extra["metadata"]["name"], owner)
+                owner = {"metadata": {"ownerReferences": [owner_reference(stored)]}}
+                for extra in plan.extras:
+                    self.api.patch(extra["kind"], plan.namespace, extra["metadata"]["name"], owner)
         except BaseException as exc:
             if creating is not None:
                 self.api.forget_lost_create(creating, exc)

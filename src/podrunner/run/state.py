@@ -63,6 +63,9 @@ _CONFIG_WAITING = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 )
 
+_Words = tuple[Phase, "Reason | None", "int | None", str, str]
+"""What the cluster says of a run: phase, reason, exit code, message and detail (PodState's)."""
+
 
 @attrs.frozen
 class PodState:
@@ -120,21 +123,20 @@ _RAN_REASONS = frozenset(
 )
 
 
-# PodState is immutable, and a run's pods go through the same few states over and over: reduce
-# hands out one shared instance per distinct state instead of building each anew.
-def _main_status(pod: Mapping[str, Any], container: str | None) -> Mapping[str, Any]:
-    statuses = pod.get("status", {}).get("containerStatuses") or ()
+def _main_status(
+    status: Mapping[str, Any], spec: Mapping[str, Any], container: str | None
+) -> Mapping[str, Any]:
     if container is None:
-        containers = pod.get("spec", {}).get("containers") or ()
+        containers = spec.get("containers") or ()
         container = containers[0].get("name") if containers else None
-    for status in statuses:
-        if status.get("name") == container:
-            return status  # type: ignore[no-any-return]
+    for main in status.get("containerStatuses") or ():
+        if main.get("name") == container:
+            return main  # type: ignore[no-any-return]
     return {}
 
 
-def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    for cond in pod.get("status", {}).get("conditions") or ():
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    for cond in status.get("conditions") or ():
         if cond.get("type") == kind:
             return cond  # type: ignore[no-any-return]
     return {}
@@ -168,14 +170,17 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     """
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    main = _main_status(pod, container)
+    main = _main_status(status, spec, container)
     state = main.get("state") or {}
     last = main.get("lastState") or {}
-    fields = _final(status, spec, state, last)
-    if fields is None:
-        fields = _not_final(pod, status, state, last)
+    words = _final(status, spec, state, last) or _not_final(status, spec, state, last)
+    phase, reason, exit_code, message, detail = words
     return PodState(
-        **fields,
+        phase=phase,
+        reason=reason,
+        exit_code=exit_code,
+        message=message,
+        detail=detail,
         restart_count=int(main.get("restartCount") or 0),
         node_name=spec.get("nodeName") or None,
         deleting=bool(pod.get("metadata", {}).get("deletionTimestamp")),
@@ -187,21 +192,23 @@ def _final(
     spec: Mapping[str, Any],
     state: Mapping[str, Any],
     last: Mapping[str, Any],
-) -> dict[str, Any] | None:
-    """Phase, reason, exit code, message and detail of a run that is over; else ``None``."""
+) -> _Words | None:
+    """The words of a run that is over; else ``None``."""
     pod_phase = status.get("phase") or "Pending"
+    terminated = state.get("terminated") or {}
+    if not terminated and pod_phase not in ("Succeeded", "Failed"):
+        return None  # under way, as most of a run's pods are: no branch below applies
     restart_policy = spec.get("restartPolicy") or "Always"
     # The pod-level reason wins: Evicted and DeadlineExceeded are written there, and the
     # containers may show a misleading exit code (137) or nothing at all.
     pod_reason = status.get("reason") or ""
-    terminated = state.get("terminated") or {}
     if pod_phase == "Failed" and pod_reason in ("Evicted", "DeadlineExceeded"):
         exit_code = terminated.get("exitCode")
         if exit_code is None:
             exit_code = (last.get("terminated") or {}).get("exitCode")
         reason = Reason.EVICTED if pod_reason == "Evicted" else Reason.DEADLINE_EXCEEDED
         message = status.get("message") or ""
-        return _fields(Phase.FAILED, reason, exit_code, message, pod_reason)
+        return Phase.FAILED, reason, exit_code, message, pod_reason
     # The main container terminated for good: the result is known even if a sidecar keeps
     # the pod Running. With OnFailure a non-zero exit is restarted, so it is not final yet.
     if terminated and (
@@ -213,52 +220,40 @@ def _final(
         phase = Phase.SUCCEEDED if reason is Reason.COMPLETED else Phase.FAILED
         message = terminated.get("message") or ""
         detail = terminated.get("reason") or ""
-        return _fields(phase, reason, terminated.get("exitCode"), message, detail)
+        return phase, reason, terminated.get("exitCode"), message, detail
     if pod_phase in ("Succeeded", "Failed"):
         # Terminal phase without a terminated container state: the exit code is unknown.
         phase = Phase.SUCCEEDED if pod_phase == "Succeeded" else Phase.FAILED
         fallback = Reason.COMPLETED if phase is Phase.SUCCEEDED else Reason.UNKNOWN
         message = status.get("message") or "exit code was not reported by the cluster"
-        return _fields(phase, fallback, None, message, pod_reason)
+        return phase, fallback, None, message, pod_reason
     return None
 
 
 def _not_final(
-    pod: Mapping[str, Any],
     status: Mapping[str, Any],
+    spec: Mapping[str, Any],
     state: Mapping[str, Any],
     last: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Phase, reason and words of a run still under way (or about to fail fast)."""
+) -> _Words:
+    """The words of a run still under way (or about to fail fast)."""
     waiting = state.get("waiting") or {}
     waiting_reason = waiting.get("reason") or ""
     waiting_message = waiting.get("message") or ""
     if waiting_reason in _IMAGE_PULL_WAITING:
-        return _fields(Phase.FAILED, Reason.IMAGE_PULL_ERROR, None, waiting_message, waiting_reason)
+        return Phase.FAILED, Reason.IMAGE_PULL_ERROR, None, waiting_message, waiting_reason
     if waiting_reason in _CONFIG_WAITING:
-        return _fields(Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason)
+        return Phase.FAILED, Reason.CONFIG_ERROR, None, waiting_message, waiting_reason
     if waiting_reason == "CrashLoopBackOff":
         exit_code = (last.get("terminated") or {}).get("exitCode")
-        return _fields(Phase.FAILED, Reason.CRASH_LOOP, exit_code, waiting_message, waiting_reason)
-    scheduled = _condition(pod, "PodScheduled")
+        return Phase.FAILED, Reason.CRASH_LOOP, exit_code, waiting_message, waiting_reason
+    scheduled = _condition(status, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         message = scheduled.get("message") or ""
-        return _fields(Phase.FAILED, Reason.UNSCHEDULABLE, None, message, "Unschedulable")
+        return Phase.FAILED, Reason.UNSCHEDULABLE, None, message, "Unschedulable"
     if state.get("running") and status.get("phase") == "Running":
-        return _fields(Phase.RUNNING, None, None, "", "")
-    if (pod.get("spec") or {}).get("nodeName") or scheduled.get("status") == "True":
-        return _fields(Phase.SCHEDULED, None, None, waiting_message, waiting_reason)
+        return Phase.RUNNING, None, None, "", ""
+    if spec.get("nodeName") or scheduled.get("status") == "True":
+        return Phase.SCHEDULED, None, None, waiting_message, waiting_reason
     message = status.get("message") or ""
-    return _fields(Phase.PENDING, None, None, message, status.get("reason") or "")
-
-
-def _fields(
-    phase: Phase, reason: Reason | None, exit_code: int | None, message: str, detail: str
-) -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "reason": reason,
-        "exit_code": exit_code,
-        "message": message,
-        "detail": detail,
-    }
+    return Phase.PENDING, None, None, message, status.get("reason") or ""

@@ -29,7 +29,7 @@ from podrunner.errors import (
 from podrunner.manifest import MANAGED_SELECTOR
 from podrunner.run.retry import RetryingBackend
 
-__all__ = ["Either", "SharedWatch", "Subscription", "WatchRegistry"]
+__all__ = ["Either", "Flag", "SharedWatch", "Subscription", "WatchRegistry"]
 
 _MANAGED = MANAGED_SELECTOR
 # Watch streams in a row that end at once with nothing in them before the watch stops
@@ -39,6 +39,23 @@ _EMPTY_STREAMS_BEFORE_READ = 3
 
 class _Settable(Protocol):
     def is_set(self) -> bool: ...
+
+
+class Flag:
+    """A flag any thread sets and others check (nobody blocks on it, so no Event is needed)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Set the flag."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._set
 
 
 class Either:
@@ -87,6 +104,7 @@ class SharedWatch:
 
     def __init__(self, api: RetryingBackend, namespace: str) -> None:
         self._api = api
+        self._clock = api.clock
         self._namespace = namespace
         self._lock = threading.Lock()
         self._subs: dict[str, Subscription] = {}
@@ -235,13 +253,13 @@ class SharedWatch:
                     elif event.is_set():
                         event.clear()
                     self._blocked.add(sub)
-            remaining = None if deadline is None else deadline - self._api.clock.monotonic()
+            remaining = None if deadline is None else deadline - self._clock.monotonic()
             if cancel.is_set() or (remaining is not None and remaining <= 0):
                 self._stop_waiting(sub, lead)
                 return []
             if not lead:
                 assert event is not None  # made above for a follower
-                self._api.clock.wait(event, remaining)
+                self._clock.wait(event, remaining)
                 continue
             try:
                 self._pump(remaining)
@@ -296,7 +314,7 @@ class SharedWatch:
 
         An outage (no answer, 502/503/504) is retried until the policy's ``outage`` budget.
         """
-        now = self._api.clock.monotonic()
+        now = self._clock.monotonic()
         self._failures += 1
         if self._failures == 1:
             self._failing_since = now
@@ -306,7 +324,7 @@ class SharedWatch:
         if isinstance(exc, Gone) and self._failures == 1:
             return  # relist at once: that is the normal way to recover from 410
         delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-        self._api.clock.sleep(delay or self._api.policy.delay(self._failures))
+        self._clock.sleep(delay or self._api.policy.delay(self._failures))
 
     def _ended_empty(self) -> None:
         """A stream ended long before its timeout with no event: back off before the next.
@@ -319,7 +337,7 @@ class SharedWatch:
         if self._empty_streams >= _EMPTY_STREAMS_BEFORE_READ:
             self._rv = None
         delay = self._api.policy.delay(min(self._empty_streams, 16))
-        self._reopen_at = self._api.clock.monotonic() + delay
+        self._reopen_at = self._clock.monotonic() + delay
 
     def _open(self, remaining: float | None) -> Iterator[WatchEvent]:
         api = self._api
@@ -361,7 +379,7 @@ class SharedWatch:
             timeout_seconds=math.ceil(seconds),
             allow_bookmarks=True,
         )
-        self._stream_end = api.clock.monotonic() + math.ceil(seconds)
+        self._stream_end = self._clock.monotonic() + math.ceil(seconds)
         self._events_in_stream = 0
         self.streams_opened += 1
         self.open_streams += 1
@@ -400,7 +418,7 @@ class SharedWatch:
 
     def _prepare_stream(self, remaining: float | None) -> None:
         """Drop a stream that outlives the reader's deadline; wait out a pause before reopening."""
-        clock = self._api.clock
+        clock = self._clock
         # A stream opened by an earlier reader may outlive this reader's deadline; a new one
         # with a shorter server-side timeout keeps the deadline honest.
         if (
@@ -417,7 +435,7 @@ class SharedWatch:
         empty = (
             self._events_in_stream == 0
             and not self._interrupted
-            and self._api.clock.monotonic() < self._stream_end - 1
+            and self._clock.monotonic() < self._stream_end - 1
         )
         self._drop_stream()
         if empty:

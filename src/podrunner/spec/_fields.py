@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -44,6 +44,19 @@ class FrozenMap(Mapping[str, _V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+    # The dict's own views and lookups, rather than Mapping's generic ones built on the above.
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def keys(self) -> KeysView[str]:
+        return self._data.keys()
+
+    def items(self) -> ItemsView[str, _V]:
+        return self._data.items()
+
+    def values(self) -> ValuesView[_V]:
+        return self._data.values()
 
     def __hash__(self) -> int:
         if self._hash is None:

@@ -465,7 +465,9 @@ class AsyncKubernetesBackend:
         if timeout_seconds is not None:
             seconds = max(1, int(-(-timeout_seconds // 1)))  # the server takes whole seconds
             query.append(("timeoutSeconds", seconds))
-            read_timeout = seconds + 15.0  # the server ends the stream; this catches a dead one
+            # The server ends the stream; the margin (the sync backend's) catches a connection
+            # that died silently, so a watch does not outlive a run's deadline by more.
+            read_timeout = seconds + 5.0
         where = (kind, namespace, None)
         path = KubernetesBackend._path(kind, namespace)
         response = await self._send("GET", path, where, query=query, read_timeout=read_timeout)

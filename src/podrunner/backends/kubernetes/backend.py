@@ -83,6 +83,8 @@ __all__ = ["KubernetesBackend"]
 # Kinds with a status subresource in core/v1 (the others answer 404 for ``.../status``).
 _STATUS_SUBRESOURCE = frozenset({"Pod", "Namespace"})
 _MERGE_PATCH = "application/merge-patch+json"
+# Seconds a watch may stay silent past the timeout it asked the server for.
+_WATCH_READ_MARGIN = 5.0
 # ---------------------------------------------------------------------------------------------
 # The backend
 # ---------------------------------------------------------------------------------------------
@@ -142,9 +144,15 @@ class KubernetesBackend:
         if config.retries is None:
             # urllib3's default retries 429/503 answers itself, sleeping Retry-After in real
             # time behind the backend's clock; podrunner's RetryPolicy decides instead, from
-            # TooManyRequests.retry_after. Connection failures are still retried here.
+            # TooManyRequests.retry_after. Failures to connect are still retried here, but
+            # not reads: urllib3 resent a GET whose answer stalled, so a stalled server held
+            # a call for four read timeouts (four minutes by default), past any run deadline.
             config.retries = urllib3.util.Retry(
-                total=3, status=0, respect_retry_after_header=False, raise_on_status=False
+                total=3,
+                read=0,
+                status=0,
+                respect_retry_after_header=False,
+                raise_on_status=False,
             )
         return config
 
@@ -505,8 +513,10 @@ class KubernetesBackend:
         if timeout_seconds is not None:
             seconds = max(1, int(-(-timeout_seconds // 1)))  # the server takes whole seconds
             query.append(("timeoutSeconds", seconds))
-            # The server ends the stream itself; the margin only catches a dead connection.
-            read_timeout = seconds + 15.0
+            # The server ends the stream itself; the margin only catches a connection that
+            # died silently (a proxy that kept it open after the server went), so a watch
+            # opened for the rest of a run's deadline does not outlive it by more.
+            read_timeout = seconds + _WATCH_READ_MARGIN
         stream = WatchStream()
         opened: builtins.list[Any] = []
         stream.gen = self._watch(kind, namespace, query, read_timeout, stream.state, opened)

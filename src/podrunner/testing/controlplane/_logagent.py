@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podrunner._time import format_rfc3339_nano
-from podrunner.errors import BackendError, NotFound
+from podrunner.errors import BackendError, Invalid, NotFound
 from podrunner.simulation import ANNOTATION_LOGS
+from podrunner.testing.controlplane._stages import NO_LOGS_OBJECT_LINE
 
 if TYPE_CHECKING:
     from podrunner.backends.kubernetes import KubernetesBackend
 
-__all__ = ["LogAgent", "cri_log_lines"]
+__all__ = ["LOGS_SERVED_LABEL", "LogAgent", "cri_log_lines"]
+
+LOGS_SERVED_LABEL = "kwok.podrunner.dev/logs-served"
+"""Set on a pod once kwok serves its log; the pod's containers start only then (``pod.yaml``)."""
 
 
 def _logs_path(namespace: str, name: str) -> str:
@@ -56,6 +60,13 @@ class LogAgent:
     The ``Logs`` object is created when the pod appears; the annotated text is appended when a
     container starts (and again on each restart, after rotating the previous run's file), so
     ``follow`` streams opened early see it arrive.
+
+    kwok learns ``Logs`` objects through a watch of its own, which can lag many seconds behind
+    an API server restart (client-go backs off); meanwhile it serves the pod an empty log. A
+    kubelet's container log exists from the container's start, so once a pod is on the node
+    the agent reads its previous log until kwok no longer serves the "no Logs object" line
+    there (:data:`~podrunner.testing.controlplane._stages.NO_LOGS_OBJECT_LINE`), then labels
+    the pod with :data:`LOGS_SERVED_LABEL`, which the running stage waits for.
     """
 
     def __init__(self, api: KubernetesBackend, root: Path) -> None:
@@ -67,6 +78,9 @@ class LogAgent:
         self._watch: Any = None
         self._seen: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self._runs: dict[tuple[str, str], int] = {}  # (uid, container) -> restartCount written
+        self._registered: set[str] = set()  # uids whose Logs object the server took
+        self._bound: set[str] = set()  # uids seen on a node without the label
+        self._labelling: set[str] = set()  # uids labelled, or being labelled
         self._thread = threading.Thread(target=self._run, name="podrunner-kwok-logs", daemon=True)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             8, thread_name_prefix="podrunner-kwok-logs"
@@ -150,6 +164,8 @@ class LogAgent:
             # let logs land after a busy cluster's pods had already finished. The files are
             # written first (the text is known from the annotation), the objects in parallel.
             self._pool.submit(self._register_safely, namespace, name, uid, containers)
+        if containers and (pod.get("spec") or {}).get("nodeName"):
+            self._on_node(namespace, name, uid, containers[0], meta)
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             running = (status.get("state") or {}).get("running")
             if not running:
@@ -190,6 +206,11 @@ class LogAgent:
         while not self._stop.is_set():
             try:
                 if self._register(namespace, name, uid, containers):
+                    with self._lock:
+                        self._registered.add(uid)
+                        start = self._claim_labelling(uid)
+                    if start:
+                        self._label_safely(namespace, name, uid, containers[0])
                     return
             except Exception as exc:  # keep the agent alive; record for diagnostics
                 self.errors.append(f"apply Logs {namespace}/{name}: {type(exc).__name__}: {exc}")
@@ -197,6 +218,56 @@ class LogAgent:
                 if uid not in self._seen or time.monotonic() > deadline:
                     return
             self._stop.wait(0.5)
+
+    def _on_node(
+        self, namespace: str, name: str, uid: str, container: str, meta: dict[str, Any]
+    ) -> None:
+        """The pod is on the node: label it once kwok serves its log (if not yet labelled)."""
+        with self._lock:
+            if LOGS_SERVED_LABEL in (meta.get("labels") or {}):
+                self._labelling.add(uid)
+            self._bound.add(uid)
+            start = self._claim_labelling(uid)
+        if start:
+            self._pool.submit(self._label_safely, namespace, name, uid, container)
+
+    def _claim_labelling(self, uid: str) -> bool:
+        """Whether to label the pod now: registered, on a node, not labelled (lock held)."""
+        ready = uid in self._registered and uid in self._bound and uid in self._seen
+        if not ready or uid in self._labelling:
+            return False
+        self._labelling.add(uid)
+        return True
+
+    def _label_safely(self, namespace: str, name: str, uid: str, container: str) -> None:
+        """Label the pod with :data:`LOGS_SERVED_LABEL` once kwok serves its log (60 s bound)."""
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set():
+            try:
+                if self._label(namespace, name, uid, container):
+                    return
+            except (NotFound, Invalid):
+                return  # the pod is gone, or its name now belongs to another pod (uid differs)
+            except Exception as exc:  # keep the agent alive; record for diagnostics
+                self.errors.append(f"label {namespace}/{name}: {type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+            with self._lock:
+                if uid not in self._seen:
+                    return
+            if time.monotonic() > deadline:
+                self.errors.append(f"label {namespace}/{name}: kwok never served its log")
+                return
+            self._stop.wait(0.1)
+
+    def _label(self, namespace: str, name: str, uid: str, container: str) -> bool:
+        """Label the pod if kwok serves its log now; return whether it did."""
+        previous = b"".join(self.api.read_log(namespace, name, container, previous=True))
+        if NO_LOGS_OBJECT_LINE.encode() in previous:
+            return False
+        # The uid makes the patch fail (422) if the name now belongs to another pod.
+        label = {"metadata": {"uid": uid, "labels": {LOGS_SERVED_LABEL: "true"}}}
+        self.api.patch("Pod", namespace, name, label)
+        return True
 
     def _register(self, namespace: str, name: str, uid: str, containers: list[str]) -> bool:
         """Apply the pod's Logs object; return whether the server took it."""
@@ -241,6 +312,8 @@ class LogAgent:
             self._seen.pop(uid, None)
             for key in [k for k in self._runs if k[0] == uid]:
                 del self._runs[key]
+            for uids in (self._registered, self._bound, self._labelling):
+                uids.discard(uid)
             still_used = any(v == (namespace, name) for v in self._seen.values())
         if not still_used:
             path = _logs_path(namespace, name)
@@ -262,7 +335,8 @@ class LogAgent:
         with self._lock:
             if uid not in self._seen:
                 self._seen[uid] = (namespace, name)
-                self._register(namespace, name, uid, containers)
+                if self._register(namespace, name, uid, containers):
+                    self._registered.add(uid)
         targets = [container] if container else containers
         for target in targets:
             if target not in containers:

@@ -10,7 +10,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SEED_OBJECTS", "kwok_config", "node_manifest", "node_stages_yaml", "pod_stages"]
+__all__ = [
+    "NO_LOGS_OBJECT_FILE",
+    "NO_LOGS_OBJECT_LINE",
+    "SEED_OBJECTS",
+    "kwok_config",
+    "node_manifest",
+    "node_stages_yaml",
+    "pod_stages",
+]
 
 
 def _data(name: str) -> str:
@@ -59,7 +67,18 @@ def seed_object(name: str) -> dict[str, Any]:
     return doc
 
 
+#: The previous-log file kwok serves for a pod it has no Logs object for (next to the default
+#: empty log): its one line tells the log agent that kwok has not learned the pod's object yet.
+NO_LOGS_OBJECT_FILE = "no-logs-object.log"
+NO_LOGS_OBJECT_LINE = "podrunner: kwok has no Logs object for this pod"
+
+
 def kwok_config(exec_dir: Path, default_log: Path) -> list[dict[str, Any]]:
+    """The documents of kwok's ``--config``: the pod stages, local exec and default logs.
+
+    A pod kwok has no Logs object for is served ``default_log`` (empty) as its log, and the
+    :data:`NO_LOGS_OBJECT_FILE` beside it as its previous log.
+    """
     docs = pod_stages()
     docs.append(
         {
@@ -84,7 +103,12 @@ def kwok_config(exec_dir: Path, default_log: Path) -> list[dict[str, Any]]:
             "kind": "ClusterLogs",
             "metadata": {"name": "podrunner-empty-logs"},
             "spec": {
-                "logs": [{"logsFile": str(default_log), "previousLogsFile": str(default_log)}]
+                "logs": [
+                    {
+                        "logsFile": str(default_log),
+                        "previousLogsFile": str(default_log.with_name(NO_LOGS_OBJECT_FILE)),
+                    }
+                ]
             },
         }
     )

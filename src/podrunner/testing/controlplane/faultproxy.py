@@ -59,6 +59,15 @@ class _Conn:
         self.lose_response = False  # reset instead of forwarding the current response
         self.closed = False
 
+    def finish(self) -> None:
+        """Close both sides in order (TLS close and FIN): what was forwarded is still read."""
+        if self.closed:
+            return
+        self.closed = True
+        for writer in (self.client, self.upstream):
+            with contextlib.suppress(Exception):
+                writer.close()
+
     def abort(self) -> None:
         """Reset both sides: SO_LINGER 0 makes close() send RST, like a cut load balancer."""
         if self.closed:
@@ -99,6 +108,8 @@ class FaultProxy:
 
     Attributes:
         connections_opened: Client connections accepted so far.
+        connections_failed: Accepted client connections reset at once because the server
+            could not be reached (each a request the client tried: it never got to send it).
         requests: Request lines seen so far, in order (e.g. ``"GET /api/v1/...?watch=true"``).
     """
 
@@ -136,6 +147,7 @@ class FaultProxy:
         self._placeholder: socket.socket | None = None
         self.port = 0
         self.connections_opened = 0
+        self.connections_failed = 0
         self.requests: list[str] = []
 
     @classmethod
@@ -348,21 +360,28 @@ class FaultProxy:
                 server_hostname=self._up_host,
             )
         except OSError:
+            self.connections_failed += 1
             _Conn(writer, writer).abort()
             return
         conn = _Conn(writer, up_writer)
         if self._reset_after is not None:
             conn.reset_budget = self._reset_after[0]
         self._conns.add(conn)
+        sides = {
+            asyncio.ensure_future(self._requests(conn, reader, up_writer)),
+            asyncio.ensure_future(self._responses(conn, up_reader, writer)),
+        }
         try:
-            await asyncio.gather(
-                self._requests(conn, reader, up_writer),
-                self._responses(conn, up_reader, writer),
-                return_exceptions=True,
-            )
+            # Whichever side ends first ends the connection, as a load balancer's TCP proxy
+            # does: waiting for both kept a client's watch open, silent, after the API server
+            # behind it was killed (the client was waiting for the answer, so sent nothing).
+            await asyncio.wait(sides, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._conns.discard(conn)
-            conn.abort()
+            conn.abort()  # a side that failed (reset, TLS error): reset the other
+            for side in sides:
+                side.cancel()
+            await asyncio.gather(*sides, return_exceptions=True)
 
     async def _requests(
         self, conn: _Conn, reader: asyncio.StreamReader, out: asyncio.StreamWriter
@@ -416,8 +435,9 @@ class FaultProxy:
             data = await reader.read(_CHUNK)
             arrived = time.monotonic()
             if not data:
-                with contextlib.suppress(Exception):
-                    out.write_eof()
+                # The server closed: so does the proxy, with a FIN rather than a reset, so the
+                # client still reads every byte forwarded before it.
+                conn.finish()
                 return
             if conn.lose_response:
                 conn.abort()

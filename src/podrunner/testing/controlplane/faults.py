@@ -14,10 +14,10 @@ and when a restarted one counts as ready:
   endpoint), so ready means the process is still alive one second after it started and the
   API server is ready.
 
-After a restart of etcd, the API server or kwok, ready also means pod logs are served again: kwok
-serves them from ``Logs`` objects it learns through a watch, which lags a few seconds behind
-an API server restart (a real kubelet reads its own files and has no such lag). A probe pod
-with a log line is created and deleted for that.
+After a restart of etcd, the API server or kwok, ready also means kwok works again: a probe
+pod is created, and deleted once it runs and its log is served. kwok learns pods and ``Logs``
+objects through watches that lag seconds behind an API server restart (client-go backs off);
+a real kubelet reads its own files and has no such lag for logs.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from podrunner.testing.controlplane._procs import Proc
 
 __all__ = ["COMPONENTS", "component_index", "wait_ready"]
+
+_READYZ = "kube-apiserver /readyz"
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 """Names accepted by ``KwokCluster.restart``, ``pause`` and ``resume``."""
@@ -78,13 +80,17 @@ def _port_open(argv: Sequence[str], flag: str) -> bool:
         return True
 
 
-def wait_ready(api: KubernetesBackend | None, proc: Proc, *, deadline: float) -> None:
+def wait_ready(api: KubernetesBackend | None, proc: Proc, *, deadline: float) -> float | None:
     """Wait until a (re)started component is ready; see the module docs for what that means.
 
     Args:
         api: The cluster's admin client (``None``: only the process itself is checked).
         proc: The component's new process.
         deadline: ``time.monotonic()`` value after which to give up.
+
+    Returns:
+        When (``time.monotonic()``) the API server answered ``/readyz`` again (``None``
+        without ``api``): what clients see as the end of the outage, before kwok caught up.
 
     Raises:
         ClusterStartError: the process exited, or the deadline passed first.
@@ -100,9 +106,11 @@ def wait_ready(api: KubernetesBackend | None, proc: Proc, *, deadline: float) ->
     probe = f"podrunner-probe-logs-{secrets.token_hex(4)}"
     created: list[bool] = []
     if api is not None:
-        checks.append(("kube-apiserver /readyz", lambda: answers(api, "/readyz")))
+        checks.append((_READYZ, lambda: answers(api, "/readyz")))
         if proc.name in ("etcd", "kube-apiserver", "kwok"):
-            checks.append(("pod logs served", lambda: _logs_served(api, probe, created)))
+            checks.append(
+                ("a probe pod running, its log served", lambda: _logs_served(api, probe, created))
+            )
 
     def alive(check: Callable[[], bool]) -> Callable[[], bool]:
         def checked() -> bool:
@@ -115,9 +123,13 @@ def wait_ready(api: KubernetesBackend | None, proc: Proc, *, deadline: float) ->
 
         return checked
 
+    api_ready_at = None
     try:
         for what, check in checks:
             poll(alive(check), deadline=deadline, what=f"{proc.name} after a restart: {what}")
+            if what == _READYZ:
+                api_ready_at = time.monotonic()
+        return api_ready_at
     finally:
         if api is not None and proc.name in ("etcd", "kube-apiserver", "kwok"):
             with contextlib.suppress(BackendError):  # NotFound: the probe was never made
@@ -140,4 +152,7 @@ def _logs_served(api: KubernetesBackend, name: str, created: list[bool]) -> bool
         with contextlib.suppress(AlreadyExists):  # an earlier try landed, its answer lost
             api.create(manifest)
         created.append(True)
-    return b"probe" in b"".join(api.read_log("default", name, "probe"))
+    if b"probe" not in b"".join(api.read_log("default", name, "probe")):
+        return False
+    # Running too: kwok's pod controller, whose watch also lags a restart, plays stages again.
+    return bool(api.get("Pod", "default", name).get("status", {}).get("phase") == "Running")

@@ -66,10 +66,12 @@ from podrunner.testing.controlplane._common import (
     connect,
     poll,
 )
-from podrunner.testing.controlplane._logagent import LogAgent
+from podrunner.testing.controlplane._logagent import LogAgent, cri_log_lines
 from podrunner.testing.controlplane._pki import ec_private_key_pem
 from podrunner.testing.controlplane._procs import Proc, free_port
 from podrunner.testing.controlplane._stages import (
+    NO_LOGS_OBJECT_FILE,
+    NO_LOGS_OBJECT_LINE,
     SEED_OBJECTS,
     kwok_config,
     node_manifest,
@@ -185,6 +187,9 @@ class KwokCluster:
         self._procs: list[Proc] = []
         self._api: KubernetesBackend | None = None
         self._agent: LogAgent | None = None
+        self.api_ready_at: float | None = None
+        """When (``time.monotonic()``) the API server answered ``/readyz`` after the last
+        :meth:`restart`: the end of the outage for clients (kwok may still be catching up)."""
         self._server: str | None = None
         self._kubeconfig: Path | None = None
         self._token = secrets.token_hex(24)
@@ -318,6 +323,8 @@ class KwokCluster:
         tokens.write_text(f'{self._token},{_ADMIN_USER},{_ADMIN_USER},"system:masters"\n')
         tokens.chmod(0o600)
         (work / "pod-logs" / "empty.log").touch()
+        no_logs_object = work / "pod-logs" / NO_LOGS_OBJECT_FILE
+        no_logs_object.write_text(cri_log_lines(NO_LOGS_OBJECT_LINE + "\n"), encoding="utf-8")
         return pki
 
     def _start_etcd(self, ports: _Ports) -> None:
@@ -582,10 +589,26 @@ class KwokCluster:
         began = time.monotonic()
         old = self._procs[index]
         old.stop(hard=hard)
+        if component == "kwok":
+            self._release_node_lease()
         time.sleep(downtime)
         self._procs[index] = Proc(old.name, old.argv, old.log_path, old.env)
-        faults.wait_ready(self._api, self._procs[index], deadline=began + timeout)
+        self.api_ready_at = faults.wait_ready(
+            self._api, self._procs[index], deadline=began + timeout
+        )
         return time.monotonic() - began
+
+    def _release_node_lease(self) -> None:
+        """Delete the node's lease after kwok stopped.
+
+        A kubelet renews its own node lease after a restart; a new kwok holds another identity
+        and would leave pods alone until the old lease expires (40 s).
+        """
+        if self._api is None:
+            return
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
+        with contextlib.suppress(BackendError):  # NotFound, or the server is down: kwok waits
+            self._api.request("DELETE", path)
 
     def pause(self, component: str) -> None:
         """Freeze a component with SIGSTOP (a stalled server); :meth:`resume` thaws it."""

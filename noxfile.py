@@ -100,6 +100,8 @@ def integration(session: nox.Session) -> None:
         # The downstream-project test of the pytest plugin, on the same real cluster.
         "tests/unit/test_plugin.py::test_downstream_file_passes_on_kwok",
         "tests/unit/test_plugin.py::test_kwok_rules_report_and_skips",
+        # The async fixtures (pytest-asyncio and anyio) on the same real cluster.
+        "tests/unit/test_plugin_async.py::test_async_fixtures_on_kwok",
         f"--podrunner-backend={backend}",
         *args,
         env={k: v for k, v in env.items() if v},

@@ -76,6 +76,27 @@ _TARGETS = [
     ("fake", "virtual_hour_wall_ms", "ms", "< 1 ms", "virtual_hour_target_1ms_met"),
     ("fake", "construction_us", "µs", "< 50 µs", "construction_target_50us_met"),
     ("runner", "runs_per_s", "runs/s", ">= 5,000 runs/s", "runs_target_5000_met"),
+    (
+        "async",
+        "fake_10000_peak_kib_per_run",
+        "KiB/run",
+        "10,000 concurrent async runs on the fake: <= 20 KiB/run",
+        "fake_10000_memory_target_20kib_met",
+    ),
+    (
+        "async",
+        "kwok_1000_async_peak_threads",
+        "threads",
+        "1,000 concurrent async runs on kwok: <= 4 OS threads",
+        "kwok_1000_threads_target_4_met",
+    ),
+    (
+        "async",
+        "kwok_1000_async_requests_per_run",
+        "requests",
+        "<= 4 requests per run without a Secret",
+        "kwok_1000_requests_target_4_met",
+    ),
     ("runner", "virtual_hour_run_ms", "ms", "< 5 ms", "virtual_hour_target_5ms_met"),
     (
         "runner",
@@ -132,7 +153,22 @@ def _targets_table() -> str:
     return "\n".join(lines)
 
 
+def _async_transport_table() -> str:
+    """The async transports side by side (benchmarks/bench_async.py), from latest.json."""
+    path = Path(__file__).parent.parent / "benchmarks" / "results" / "latest.json"
+    figures = json.loads(path.read_text()).get("async", {}) if path.exists() else {}
+    rows = [(k, v) for k, v in figures.items() if k.startswith(("transport_", "kwok_1000_"))]
+    if not rows:
+        return "No async benchmark results recorded yet: run `python benchmarks/run.py async`."
+    lines = ["| figure | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    return "\n".join(lines)
+
+
 Path(__file__).parent.joinpath("_generated").mkdir(exist_ok=True)
+Path(__file__).parent.joinpath("_generated", "async-transport.md").write_text(
+    _async_transport_table() + "\n"
+)
 Path(__file__).parent.joinpath("_generated", "performance-targets.md").write_text(
     _targets_table() + "\n"
 )
@@ -144,11 +180,15 @@ Path(__file__).parent.joinpath("_generated", "performance-table.md").write_text(
 # build), so standard-library targets cannot resolve; internal classes that are not part of the
 # API reference, and the short names napoleon takes from "Returns:" prose, cannot either.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections|pathlib|threading|typing|types|time|os|signal|subprocess)(\..*)?"),
+    (
+        r"py:.*",
+        r"(asyncio|collections|pathlib|threading|typing|types|time|os|signal|subprocess)(\..*)?",
+    ),
     (r"py:.*", r"podrunner\.(backends|testing|spec|manifest|run)\..*"),
     (r"py:.*", r"podrunner\.(RunError|SpecError|errors\..*)"),
     (r"py:class", r"(FakeCluster|VirtualClock|RealTimeClock|Phase|The rule|The default namespace)"),
     (r"py:class", r"(Manifests|LogCallback|StateCallback|Source|kubernetes\..*)"),
     (r"py:class", r"(RunCore|Driver|Callbacks)"),
+    (r"py:class", r"(AsyncDriver|AsyncCallbacks|AsyncFakeBackend|AsyncStream)"),
     (r"py:attr", r"PodState\..*"),
 ]

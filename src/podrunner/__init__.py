@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from podrunner import errors
     from podrunner.backends.base import (
+        AsyncBackend,
         Backend,
     )
     from podrunner.backends.kubernetes import (
@@ -65,6 +66,9 @@ if TYPE_CHECKING:
         RunHandle,
         RunResult,
     )
+    from podrunner.run.aio_handle import AsyncRunHandle
+    from podrunner.run.aio_retry import AsyncRetryingBackend
+    from podrunner.run.aio_runner import AsyncPodRunner
     from podrunner.signals import (
         Terminated,
         stop_on_signals,
@@ -136,6 +140,10 @@ _LAZY = {
     "Backend": "podrunner.backends.base",
     "Phase": "podrunner.run",
     "PodRunner": "podrunner.run",
+    "AsyncPodRunner": "podrunner.run.aio_runner",
+    "AsyncRunHandle": "podrunner.run.aio_handle",
+    "AsyncRetryingBackend": "podrunner.run.aio_retry",
+    "AsyncBackend": "podrunner.backends.base",
     "PodState": "podrunner.run",
     "ReapReport": "podrunner.run",
     "Reason": "podrunner.run",
@@ -166,6 +174,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyExists",
+    "AsyncBackend",
+    "AsyncPodRunner",
+    "AsyncRetryingBackend",
+    "AsyncRunHandle",
     "Backend",
     "BackendError",
     "BackendUnavailable",

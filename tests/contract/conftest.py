@@ -2,7 +2,10 @@
 
 Every test runs on the fake (a fresh :class:`~podrunner.testing.FakeCluster` per test) and, when
 ``--podrunner-backend=kwok|kind|kubeconfig`` (or ``$PODRUNNER_BACKEND``) selects one, on that real
-API server too, in a fresh namespace deleted afterwards. The tests only touch the backend
+API server too, in a fresh namespace deleted afterwards. Each runs once more through the async
+backend of the same cluster (``fake-async``, ``kwok-async``...: ``FakeCluster.async_backend``
+and ``AsyncKubernetesBackend``, called through ``aio_bridge.SyncOverAsync``), so both kinds of
+backend are held to the same real server. The tests only touch the backend
 protocol, and they wait through ``backend.watch`` and ``backend.clock``, so on the fake's
 virtual clock a test that waits a minute of cluster time takes microseconds.
 
@@ -38,16 +41,19 @@ def _real_backend_name(config: pytest.Config) -> str | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``backend_name`` with the fake and the selected real server, if any."""
     if "backend_name" in metafunc.fixturenames:
-        names = ["fake"]
+        names = ["fake", "fake-async"]
         real = _real_backend_name(metafunc.config)
         if real:
-            names.append(real)
+            names += [real, f"{real}-async"]
         metafunc.parametrize("backend_name", names, scope="session")
 
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, backend_name: str) -> Iterator[Backend]:
     """The backend under test: a fresh fake cluster, or the session's real API server."""
+    if backend_name.endswith("-async"):
+        yield from _async_backend(request, backend_name)
+        return
     if backend_name == "fake":
         from podrunner.testing import FakeCluster
 
@@ -60,6 +66,27 @@ def backend(request: pytest.FixtureRequest, backend_name: str) -> Iterator[Backe
     # The plugin's fixture builds one KubernetesBackend per session (kwok/kind started once).
     real: Backend = request.getfixturevalue("podrunner_backend")
     yield real
+
+
+def _async_backend(request: pytest.FixtureRequest, backend_name: str) -> Iterator[Backend]:
+    """The async backend of the same cluster, called through the sync bridge."""
+    from aio_bridge import SyncOverAsync
+
+    if backend_name == "fake-async":
+        from podrunner.backends.fake import FakeCluster
+
+        cluster = FakeCluster()
+        bridge = SyncOverAsync(cluster.async_backend, cluster.clock)
+    else:
+        from podrunner.backends.base import RealClock
+        from podrunner.backends.kubernetes.aio import AsyncKubernetesBackend
+
+        sync: Any = request.getfixturevalue("podrunner_backend")
+        bridge = SyncOverAsync(AsyncKubernetesBackend(sync._cluster), RealClock())
+    try:
+        yield bridge  # type: ignore[misc]
+    finally:
+        bridge.close()
 
 
 def _wait_for_service_account(backend: Backend, namespace: str, timeout: float = 60.0) -> None:
@@ -101,8 +128,8 @@ class Kit:
 
     @property
     def is_fake(self) -> bool:
-        """Whether this is the fake parameter."""
-        return self.name == "fake"
+        """Whether this is a fake parameter (the fake's sync or async backend)."""
+        return self.name.startswith("fake")
 
     def fake_differs(self, reason: str) -> None:
         """Mark the test as a known fake/real difference (strict xfail on the fake only)."""
@@ -258,8 +285,9 @@ def kit(request: pytest.FixtureRequest, backend: Backend, backend_name: str) -> 
         }
     )
     try:
-        if backend_name != "fake":
-            _wait_for_service_account(backend, namespace)
+        if not backend_name.startswith("fake"):
+            # The ServiceAccount is read with the official client of the sync backend.
+            _wait_for_service_account(request.getfixturevalue("podrunner_backend"), namespace)
         yield Kit(backend, namespace, backend_name, request)
     finally:
         with contextlib.suppress(NotFound):

@@ -269,7 +269,9 @@ def test_doc_test_files_pass_on_kwok(pytester: pytest.Pytester) -> None:
     """The test files of the README and the guides pass unchanged with --podrunner-backend=kwok."""
     files = {b.test_module: b.code for b in TEST_FILES}
     assert "test_my_job" in files, "the README's pytest example is a test file"
-    tests = sum(code.count("\ndef test_") for code in files.values())
+    tests = sum(
+        code.count("\ndef test_") + code.count("\nasync def test_") for code in files.values()
+    )
     with pytest.MonkeyPatch.context() as mp:
         # pytester gives the inner run a fresh HOME: point it at the binaries already built.
         mp.setenv("PODRUNNER_CONTROLPLANE_BIN", str(KWOK_BIN_DIR))

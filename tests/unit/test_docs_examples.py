@@ -38,7 +38,9 @@ def test_page_test_files_pass_on_the_fake(page: Path, pytester: pytest.Pytester)
     files = {b.test_module: b.code for b in blocks(page) if b.where == "test-file"}
     pytester.makepyfile(**files)
     result = pytester.runpytest_subprocess("-p", "no:kmock", "-p", "no:cacheprovider")
-    tests = sum(code.count("\ndef test_") for code in files.values())
+    tests = sum(
+        code.count("\ndef test_") + code.count("\nasync def test_") for code in files.values()
+    )
     result.assert_outcomes(passed=tests)
 
 

@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "KINDS",
     "PLURALS",
+    "AsyncBackend",
+    "AsyncClock",
+    "AsyncStream",
     "Backend",
     "Clock",
     "ExecResult",
     "Hold",
     "Kind",
     "ObjectList",
+    "RealAsyncClock",
     "RealClock",
     "WatchEvent",
     "WatchEventType",
@@ -299,4 +306,201 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections and threads."""
+        ...
+
+
+# -- the async twin ---------------------------------------------------------------------------
+#
+# asyncio is imported where it is used: `import podrunner` and the sync runner never load it.
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+@runtime_checkable
+class AsyncClock(Protocol):
+    """Time as an async backend sees it: :class:`Clock` for coroutines.
+
+    A fake backend's virtual clock jumps forward only when every task of the event loop that
+    waits on it is blocked, so an hour-long run awaited in a test takes milliseconds.
+    """
+
+    def now(self) -> float:
+        """Return wall-clock time in seconds since the epoch (UTC)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Return a monotonic time in seconds, for measuring durations and deadlines."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait for ``seconds`` of this clock."""
+        ...
+
+    async def wait(self, future: asyncio.Future[Any], timeout: float | None = None) -> bool:
+        """Wait until ``future`` is done or ``timeout`` seconds of this clock have passed.
+
+        The future is never cancelled by the timeout (it may be shared by several waits).
+
+        Returns:
+            Whether the future is done.
+        """
+        ...
+
+
+class RealAsyncClock:
+    """The machine's clock for coroutines: :func:`asyncio.sleep` and real timeouts."""
+
+    def now(self) -> float:
+        """Return :func:`time.time`."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Return :func:`time.monotonic`."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep with :func:`asyncio.sleep` (yields to the loop even for 0)."""
+        import asyncio
+
+        await asyncio.sleep(max(seconds, 0.0))
+
+    async def wait(self, future: asyncio.Future[Any], timeout: float | None = None) -> bool:
+        """Wait on the future with a real timeout; the future is left alone."""
+        import asyncio
+
+        if not future.done():
+            await asyncio.wait((future,), timeout=None if timeout is None else max(timeout, 0.0))
+        return future.done()
+
+
+@runtime_checkable
+class AsyncStream(Protocol[_T_co]):
+    """A watch or log stream of an :class:`AsyncBackend`: async-iterate it, then close it.
+
+    Cancelling the task that awaits ``__anext__`` is how a reader is interrupted; ``aclose``
+    releases the connection (idempotent).
+    """
+
+    def __aiter__(self) -> AsyncIterator[_T_co]: ...
+
+    async def __anext__(self) -> _T_co: ...
+
+    async def aclose(self) -> None:
+        """Release the stream's connection."""
+        ...
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """:class:`Backend` for coroutines: the same methods, the same JSON and the same errors.
+
+    Methods are coroutines; ``watch`` and ``read_log`` are coroutines that open the stream
+    (errors at opening, such as ``Gone``, are raised there) and return an :class:`AsyncStream`.
+    """
+
+    @property
+    def clock(self) -> AsyncClock:
+        """The clock runs on this backend must use for waiting and deadlines."""
+        ...
+
+    async def create(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create an object; ``metadata.generateName`` is honoured. Returns the stored object."""
+        ...
+
+    async def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        """Return one object, or raise :class:`~podrunner.errors.NotFound`."""
+        ...
+
+    async def list(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ObjectList:
+        """List objects (``namespace=None`` lists across namespaces for namespaced kinds)."""
+        ...
+
+    async def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace an object; a stale ``metadata.resourceVersion`` raises ``Conflict``."""
+        ...
+
+    async def patch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch (RFC 7386) to an object or its ``status`` subresource."""
+        ...
+
+    async def delete(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+    ) -> None:
+        """Delete an object (gracefully for pods unless the grace period is 0)."""
+        ...
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: float | None = None,
+        allow_bookmarks: bool = False,
+    ) -> AsyncStream[WatchEvent]:
+        """Open a stream of changes after ``resource_version`` (see :meth:`Backend.watch`).
+
+        Raises:
+            Gone: ``resource_version`` is older than the server's history.
+        """
+        ...
+
+    async def read_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        *,
+        follow: bool = False,
+        timestamps: bool = False,
+        since_time: str | None = None,
+        since_seconds: int | None = None,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+        previous: bool = False,
+    ) -> AsyncStream[bytes]:
+        """Open a container's log as a stream of raw byte chunks (see :meth:`Backend.read_log`)."""
+        ...
+
+    async def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in a running container and return its exit code and output."""
+        ...
+
+    async def refresh_credentials(self) -> bool:
+        """Reload credentials after a 401; return whether anything changed."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...

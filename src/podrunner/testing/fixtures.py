@@ -371,8 +371,9 @@ def podrunner_backend_name(request: pytest.FixtureRequest) -> str:
                 "scripted with @pytest.mark.podrunner(script=...): fake and kwok only, "
                 f"not {chosen}"
             )
-        if "podrunner_runner" not in request.fixturenames:
-            # The script's rules reach kwok through podrunner_runner only.
+        runners = ("podrunner_runner", "podrunner_async_runner")
+        if not any(name in request.fixturenames for name in runners):
+            # The script's rules reach kwok through the runner fixtures only.
             pytest.skip(
                 "scripted with @pytest.mark.podrunner(script=...) without podrunner_runner: "
                 "fake only"

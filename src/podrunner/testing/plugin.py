@@ -30,6 +30,7 @@ from podrunner.testing._options import (
     selected_backend,
     settings,
 )
+from podrunner.testing.aio_fixtures import podrunner_async_backend, podrunner_async_runner
 from podrunner.testing.fixtures import (
     CALL_FAILED,
     TRACKED,
@@ -55,6 +56,8 @@ __all__ = [
     "MarkerOptions",
     "Settings",
     "marker_options",
+    "podrunner_async_backend",
+    "podrunner_async_runner",
     "podrunner_backend",
     "podrunner_backend_name",
     "podrunner_fake",

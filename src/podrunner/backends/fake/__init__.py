@@ -1,7 +1,8 @@
 """The in-memory fake cluster: a Kubernetes API server, scheduler and kubelet in one process.
 
 ``FakeCluster`` is what tests build; its ``backend`` implements
-:class:`~podrunner.backends.base.Backend`. See ``docs/fake-cluster.md``.
+:class:`~podrunner.backends.base.Backend` and its ``async_backend``
+:class:`~podrunner.backends.base.AsyncBackend`. See ``docs/fake-cluster.md``.
 """
 
 from __future__ import annotations

@@ -98,6 +98,9 @@ class SchedulingClock:
         self._epoch = 0
         self._ncancelled = 0
         self._sleepers = 0  # threads inside cond.wait: notify_all is skipped when there are none
+        # Called (lock held) on every notify: event loops whose tasks wait on this clock
+        # (podrunner.backends.fake.aio_clock) re-check their waiters.
+        self._listeners: list[Callable[[], None]] = []
 
     # -- Clock protocol -------------------------------------------------------------------
 
@@ -148,12 +151,26 @@ class SchedulingClock:
     def notify(self) -> None:
         """Tell waiters that state changed (call with the lock held)."""
         self._epoch += 1
+        if self._listeners:
+            for listener in self._listeners:
+                listener()
         if self._waiters:
             for waiter in self._waiters:
                 waiter.blocked = False
             self._blocked = 0
             if self._sleepers:
                 self.cond.notify_all()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (with the lock held) whenever waiters are notified."""
+        with self.lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener`` (no-op if it is not registered)."""
+        with self.lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def fire_due(self) -> None:
         """Run the timers that are due now (the real clock applies transitions lazily)."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from podrunner.backends.base import PLURALS, ExecResult, Kind, ObjectList, WatchEvent
+from podrunner.backends.base import PLURALS, ExecResult, Kind, ObjectList
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._fastcopy import copy_object
 from podrunner.backends.fake.apiserver import (
@@ -29,11 +29,14 @@ from podrunner.backends.fake.apiserver import (
 from podrunner.backends.fake.clock import RealTimeClock, SchedulingClock, VirtualClock
 from podrunner.backends.fake.faults import FaultRule
 from podrunner.backends.fake.podexec import prepare_exec
-from podrunner.backends.fake.podlogs import open_log
+from podrunner.backends.fake.podlogs import FakeLogStream, open_log
 from podrunner.backends.fake.scripting import Rule
 from podrunner.backends.fake.selectors import parse_field, parse_label, select
-from podrunner.backends.fake.watch import open_watch
+from podrunner.backends.fake.watch import FakeWatchStream, open_watch
 from podrunner.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from podrunner.backends.fake.aio import AsyncFakeBackend
 
 __all__ = ["Action", "FakeBackend", "FakeCluster"]
 
@@ -145,6 +148,7 @@ class FakeCluster:
         self._rules = api.rules
         self._faults = api.faults
         self._backend = FakeBackend(self, api)
+        self._async_backend: AsyncFakeBackend | None = None
 
     # -- public surface -------------------------------------------------------------------
 
@@ -152,6 +156,22 @@ class FakeCluster:
     def backend(self) -> FakeBackend:
         """The :class:`~podrunner.backends.base.Backend` to hand to a runner."""
         return self._backend
+
+    @property
+    def async_backend(self) -> AsyncFakeBackend:
+        """The :class:`~podrunner.backends.base.AsyncBackend` to hand to an ``AsyncPodRunner``.
+
+        The same store, scripting, faults and clock as :attr:`backend`. Made on first use, so
+        that the sync fake never imports :mod:`asyncio`.
+        """
+        found = self._async_backend
+        if found is None:
+            from podrunner.backends.fake.aio import AsyncFakeBackend
+
+            calls = FakeBackend(self, self._api)
+            found = AsyncFakeBackend(calls, self._clock, self._faults)
+            self._async_backend = found
+        return found
 
     @property
     def clock(self) -> SchedulingClock:
@@ -490,7 +510,7 @@ class FakeBackend:
         resource_version: str | None = None,
         timeout_seconds: float | None = None,
         allow_bookmarks: bool = False,
-    ) -> Iterator[WatchEvent]:
+    ) -> FakeWatchStream:
         """Stream changes after ``resource_version``; see the backend protocol.
 
         With no version (or ``"0"``) the stream starts with a synthetic ``ADDED`` event per
@@ -527,7 +547,7 @@ class FakeBackend:
         tail_lines: int | None = None,
         limit_bytes: int | None = None,
         previous: bool = False,
-    ) -> Iterator[bytes]:
+    ) -> FakeLogStream:
         """Stream a container's log as byte chunks; see the backend protocol."""
         api = self._api
         with self._lock:

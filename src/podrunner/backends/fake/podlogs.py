@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from podrunner.backends.fake.faults import FaultRule
     from podrunner.backends.fake.podsim import ContainerSim, PodSims
 
-__all__ = ["open_log"]
+__all__ = ["FakeLogStream", "LogFeed", "open_log"]
 
 _PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 
@@ -44,7 +44,7 @@ def open_log(
     limit_bytes: int | None,
     previous: bool,
     fault: FaultRule | None,
-) -> InterruptibleStream[bytes]:
+) -> FakeLogStream:
     """Check a log request on a stored pod (lock held) and return its lazy stream.
 
     Raises:
@@ -63,10 +63,11 @@ def open_log(
     if follow and fault is not None and fault.follow_never_ends:
         alive = partial(_same_pod, pods.store.objects["Pod"], pod)
     # Closable from any thread, as the real backend's: a followed log may never end.
-    stream: InterruptibleStream[bytes] = InterruptibleStream()
-    start = (since_ns, tail_lines)
-    output = _Output(timestamps, limit_bytes, fault)
-    stream.gen = _log_stream(clock, stream.state, buffer, follow, start, output, alive)
+    stream = FakeLogStream()
+    output = Output(timestamps, limit_bytes, fault)
+    feed = LogFeed(stream.state, buffer, follow, (since_ns, tail_lines), output, alive)
+    stream.feed = feed
+    stream.gen = _log_stream(feed, clock)
     stream.interrupt = partial(wake, clock)
     return stream
 
@@ -143,48 +144,106 @@ def _same_pod(pods: dict[tuple[str | None, str], dict[str, Any]], obj: dict[str,
     return current is not None and current["metadata"].get("uid") == meta.get("uid")
 
 
-def _has_more(buffer: LogBuffer, pos: Position, handle: StreamState) -> bool:
-    return buffer.has_more(pos) or handle.closed
+class LogFeed:
+    """One log request's progress through its buffer, in non-blocking steps.
+
+    Both readers drive it, the sync stream's generator and the async fake's stream
+    (:class:`~podrunner.backends.fake.aio.AsyncFakeLog`): when following, wait on the clock
+    until :meth:`has_more`; :meth:`read` the next pieces (lock held) and send what
+    ``output.chunks`` makes of each, ending once ``output.full``; then read again while
+    :meth:`again` (lock held). Otherwise the stream ends, after a wait until :meth:`gone`
+    when :attr:`alive` is set.
+
+    Attributes:
+        follow: The request follows the log.
+        output: What is sent of each piece.
+        alive: Set by a never-ending-follow fault: whether the pod is still there.
+    """
+
+    __slots__ = ("alive", "buffer", "ended", "follow", "handle", "output", "pos", "start")
+
+    def __init__(
+        self,
+        handle: StreamState,
+        buffer: LogBuffer,
+        follow: bool,
+        start: tuple[int | None, int | None],
+        output: Output,
+        alive: Callable[[], bool] | None,
+    ) -> None:
+        self.handle = handle
+        self.buffer = buffer
+        self.follow = follow
+        self.start = start
+        self.output = output
+        self.alive = alive
+        # Where the next read starts; placed (sinceTime, tailLines) at the first read.
+        self.pos: Position | None = None
+        self.ended = False  # the container instance ended: its log is complete
+
+    def has_more(self) -> bool:
+        """The follower's wait predicate (lock held): news, or the stream was closed."""
+        pos = self.pos
+        return pos is None or self.buffer.has_more(pos) or self.handle.closed
+
+    def read(self) -> list[tuple[int, bytes]] | None:
+        """The next pieces as ``(stamp, block)`` (lock held); ``None``: the stream was closed."""
+        if self.handle.closed:
+            return None
+        buffer = self.buffer
+        pos = self.pos
+        if pos is None:
+            pos = buffer.start(*self.start)
+        self.ended = buffer.closed
+        # A follower holds back a partial line until it is complete.
+        pieces, self.pos = buffer.read(pos, whole_lines=self.follow and not self.ended)
+        return pieces
+
+    def again(self) -> bool:
+        """Whether to read on (lock held): a live follow, or a follow with more to read."""
+        if not self.follow:
+            return False
+        return not self.ended or (self.pos is not None and self.pos < self.buffer.end())
+
+    def gone(self) -> bool:
+        """The never-ending follow's wait predicate (lock held): closed, or the pod is gone."""
+        return self.handle.closed or self.alive is None or not self.alive()
 
 
-def _log_stream(
-    clock: SchedulingClock,
-    handle: StreamState,
-    buffer: LogBuffer,
-    follow: bool,
-    start: tuple[int | None, int | None],
-    output: _Output,
-    alive: Callable[[], bool] | None,
-) -> Generator[bytes, None, None]:
+class FakeLogStream(InterruptibleStream[bytes]):
+    """The fake's log stream; its :attr:`feed` is what an async reader drives instead."""
+
+    __slots__ = ("feed",)
+
+    feed: LogFeed
+
+
+def _log_stream(feed: LogFeed, clock: SchedulingClock) -> Generator[bytes, None, None]:
     lock = clock.lock
-    with lock:
-        pos = buffer.start(*start)
+    output = feed.output
     while True:
         with lock:
-            if follow:
-                clock.block_until(partial(_has_more, buffer, pos, handle))
-            if handle.closed:
-                return
-            closed = buffer.closed
-            # A follower holds back a partial line until it is complete.
-            pieces, pos = buffer.read(pos, whole_lines=follow and not closed)
+            if feed.follow:
+                clock.block_until(feed.has_more)
+            pieces = feed.read()
+        if pieces is None:
+            return
         for stamp, block in pieces:
             yield from output.chunks(stamp, block)
             if output.full:
                 return
-        if not follow or closed:
+        with lock:
+            again = feed.again()
+        if again:
+            continue
+        if feed.alive is not None:
+            # An injected never-ending follow: silent until the pod is deleted.
             with lock:
-                more = follow and pos < buffer.end()
-            if more:
-                continue
-            if alive is not None:
-                # An injected never-ending follow: silent until the pod is deleted.
-                with lock:
-                    clock.block_until(lambda: handle.closed or not alive())
-            return
+                clock.block_until(feed.gone)
+        return
 
 
-class _Output:
+class Output:
     """What one log request makes of the blocks: timestamps, its byte limit, faults."""
 
     __slots__ = ("cut", "full", "limit", "per_line", "sent_bytes", "sent_lines", "split", "stamps")

@@ -9,7 +9,8 @@ when asked), when the watcher falls out of the window, or when it is closed from
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import collections
+from collections.abc import Callable, Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from podrunner.backends.fake.clock import SchedulingClock
     from podrunner.backends.fake.store import Entry, Store
 
-__all__ = ["open_watch", "wake"]
+__all__ = ["FakeWatchStream", "WatchFeed", "open_watch", "wake"]
 
 
 def open_watch(
@@ -44,7 +45,7 @@ def open_watch(
     timeout_seconds: float | None,
     allow_bookmarks: bool,
     limit: int | None,
-) -> WatchStream:
+) -> FakeWatchStream:
     """Start a watch (lock held): check the request now, stream lazily.
 
     Args:
@@ -83,9 +84,10 @@ def open_watch(
     deadline = None
     if timeout_seconds is not None:
         deadline = clock.monotonic() + float(timeout_seconds)
-    stream = WatchStream()
+    stream = FakeWatchStream()
     watcher = _Watcher(store, stream.state, kind, namespace, labels, fields, cursor)
-    stream.gen = _events(watcher, initial, deadline, allow_bookmarks, limit)
+    stream.feed = feed = WatchFeed(watcher, initial, deadline, allow_bookmarks, limit)
+    stream.gen = _events(feed, clock)
     stream.interrupt = partial(wake, clock)
     return stream
 
@@ -189,36 +191,91 @@ class _Watcher:
         return events
 
 
-def _events(
-    watcher: _Watcher,
-    initial: list[dict[str, Any]],
-    deadline: float | None,
-    bookmarks: bool,
-    limit: int | None,
-) -> Generator[WatchEvent, None, None]:
-    store = watcher.store
-    clock = store.clock
-    handle = watcher.handle
-    sent = 0
-    events: list[tuple[Any, dict[str, Any]]] = [("ADDED", obj) for obj in initial]
-    more = True
-    rv_now = store.rv
-    while True:
-        for typ, obj in events:
-            if limit is not None and sent >= limit:
-                return
-            yield WatchEvent(typ, copy_object(obj))
-            sent += 1
-        if not more:
-            if bookmarks:
-                meta = {"resourceVersion": str(rv_now)}
-                yield WatchEvent(
-                    "BOOKMARK", {"kind": watcher.kind, "apiVersion": "v1", "metadata": meta}
+class WatchFeed:
+    """One watch's progress: the events ready to send, and the non-blocking step to get more.
+
+    Both readers drive it, the sync stream's generator and the async fake's stream
+    (:class:`~podrunner.backends.fake.aio.AsyncFakeWatch`): send what :meth:`pop` returns;
+    when it returns ``None`` and the feed is not :attr:`over`, wait on the clock until
+    :attr:`collect` is true or :attr:`deadline` passes, then pass the wait's result to
+    :meth:`gathered` (lock held).
+
+    Attributes:
+        collect: The wait's predicate (lock held): ``True`` on news or the stream's end.
+        deadline: The server-side timeout on the clock's monotonic time, or ``None``.
+        over: No more waiting: the stream ends once :meth:`pop` has nothing left.
+    """
+
+    __slots__ = ("bookmarks", "collect", "deadline", "limit", "over", "queue", "sent", "watcher")
+
+    def __init__(
+        self,
+        watcher: _Watcher,
+        initial: list[dict[str, Any]],
+        deadline: float | None,
+        bookmarks: bool,
+        limit: int | None,
+    ) -> None:
+        self.watcher = watcher
+        self.collect: Callable[[], bool] = watcher.collect
+        self.deadline = deadline
+        self.bookmarks = bookmarks
+        self.limit = limit
+        self.sent = 0
+        self.over = False
+        self.queue: collections.deque[tuple[Any, dict[str, Any]]] = collections.deque(
+            ("ADDED", obj) for obj in initial
+        )
+
+    def pop(self) -> WatchEvent | None:
+        """The next event to send, or ``None`` when none is ready (or the stream ended)."""
+        queue = self.queue
+        if not queue:
+            return None
+        typ, obj = queue[0]
+        if self.watcher.handle.closed or (
+            # An injected cut: the events stop (a timeout's bookmark still comes).
+            typ != "BOOKMARK" and self.limit is not None and self.sent >= self.limit
+        ):
+            self.over = True
+            queue.clear()
+            return None
+        queue.popleft()
+        self.sent += 1
+        return WatchEvent(typ, copy_object(obj))
+
+    def gathered(self, more: bool) -> None:
+        """Queue what the wait gathered (lock held); ``more`` is what the wait returned."""
+        watcher = self.watcher
+        events = watcher.take()
+        if watcher.lost or watcher.handle.closed:
+            self.over = True
+            return
+        self.queue.extend(events)
+        if not more:  # the server-side timeout
+            self.over = True
+            if self.bookmarks:
+                meta = {"resourceVersion": str(watcher.store.rv)}
+                self.queue.append(
+                    ("BOOKMARK", {"kind": watcher.kind, "apiVersion": "v1", "metadata": meta})
                 )
+
+
+class FakeWatchStream(WatchStream):
+    """The fake's watch stream; its :attr:`feed` is what an async reader drives instead."""
+
+    __slots__ = ("feed",)
+
+    feed: WatchFeed
+
+
+def _events(feed: WatchFeed, clock: SchedulingClock) -> Generator[WatchEvent, None, None]:
+    while True:
+        event = feed.pop()
+        if event is not None:
+            yield event
+        elif feed.over:
             return
-        with clock.lock:
-            more = clock.block_until(watcher.collect, deadline, soft=True)
-            events = watcher.take()
-            rv_now = store.rv
-        if watcher.lost or handle.closed:
-            return
+        else:
+            with clock.lock:
+                feed.gathered(clock.block_until(feed.collect, feed.deadline, soft=True))

@@ -1,0 +1,44 @@
+"""Typing example of the async API; checked by ``mypy --strict``, never run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from podrunner import AsyncBackend, AsyncPodRunner, AsyncRunHandle, PodSpec, RunResult
+from podrunner.backends.base import AsyncClock, AsyncStream, WatchEvent
+from podrunner.backends.fake import FakeCluster
+from podrunner.backends.kubernetes import ClusterConfig
+from podrunner.errors import RunError
+
+
+async def use() -> None:
+    backend: AsyncBackend = FakeCluster().async_backend
+    clock: AsyncClock = backend.clock
+    await clock.sleep(1.0)
+    stream: AsyncStream[WatchEvent] = await backend.watch("Pod", "default")
+    async for event in stream:
+        assert event.type
+    await stream.aclose()
+
+    async def on_log(line: str) -> None:
+        print(line)
+
+    runner = AsyncPodRunner(backend, namespace="default")
+    spec = PodSpec(image="busybox:1.36", command=["true"])
+    result: RunResult = await runner.run(spec, timeout=60, on_log=on_log)
+    async with runner.start(spec) as handle:
+        lines: list[str] = [line async for line in handle.logs()]
+        result = await handle.wait()
+    started: AsyncRunHandle = await runner.start(spec, on_log=print)
+    started.cancel()
+    await started.close()
+    outcomes: list[RunResult | RunError] = await runner.run_many([spec], max_parallel=4)
+    attached: AsyncRunHandle = await runner.attach("run-id")
+    await attached.close()
+    async with AsyncPodRunner.connect(ClusterConfig.in_cluster()) as real:
+        await real.reap(older_than=3600)
+    print(result, lines, outcomes)
+
+
+if __name__ == "__main__":
+    asyncio.run(use())

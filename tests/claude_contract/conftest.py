@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import pytest
+from contract_util import Cli, loopback_only
 
 from podrunner.claude import ClaudeCredentials, ClaudeRunner, ClaudeWorker
 from podrunner.run import PodRunner
@@ -38,29 +38,6 @@ REAL_CLI_ENV = "PODRUNNER_REAL_CLAUDE"
 STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 IMAGE = "example.com/claude-code:2.1.332"
 API_KEY = "sk-ant-api03-contract-0000000000"
-
-
-@attrs.frozen
-class Cli:
-    """One Claude Code CLI under test."""
-
-    name: str
-    path: str
-    version: str
-
-    @property
-    def real(self) -> bool:
-        return self.name == "real"
-
-
-def loopback_only() -> tuple[bool, str]:
-    """Whether this process's network namespace has no interface but ``lo`` and no route."""
-    with open("/proc/self/net/dev", encoding="ascii") as fh:
-        names = {line.split(":", 1)[0].strip() for line in fh.readlines()[2:]}
-    with open("/proc/self/net/route", encoding="ascii") as fh:
-        routes = [line for line in fh.readlines()[1:] if line.strip()]
-    ok = names <= {"lo"} and not routes
-    return ok, f"interfaces {sorted(names)}, {len(routes)} IPv4 routes"
 
 
 def _reachable(binary: str, tmp: Path) -> str:

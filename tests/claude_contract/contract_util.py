@@ -1,8 +1,10 @@
-"""Helpers of the Claude contract tier: what a CLI sent to the Messages API stand-in."""
+"""Helpers of the Claude contract tier: the CLI under test, and what it sent to the API."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 if TYPE_CHECKING:
     from podrunner.testing.messages_api import RecordedRequest
@@ -52,3 +54,26 @@ def tool_names(request: RecordedRequest) -> list[str]:
     """The names of the tools the request offers the model."""
     tools = request.body.get("tools") if isinstance(request.body, dict) else None
     return [str(t.get("name")) for t in tools or [] if isinstance(t, dict)]
+
+
+@attrs.frozen
+class Cli:
+    """One Claude Code CLI under test."""
+
+    name: str
+    path: str
+    version: str
+
+    @property
+    def real(self) -> bool:
+        return self.name == "real"
+
+
+def loopback_only() -> tuple[bool, str]:
+    """Whether this process's network namespace has no interface but ``lo`` and no route."""
+    with open("/proc/self/net/dev", encoding="ascii") as fh:
+        names = {line.split(":", 1)[0].strip() for line in fh.readlines()[2:]}
+    with open("/proc/self/net/route", encoding="ascii") as fh:
+        routes = [line for line in fh.readlines()[1:] if line.strip()]
+    ok = names <= {"lo"} and not routes
+    return ok, f"interfaces {sorted(names)}, {len(routes)} IPv4 routes"

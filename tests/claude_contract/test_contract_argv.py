@@ -14,7 +14,7 @@ from podrunner.testing.messages_api import Reply
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import Cli
+    from contract_util import Cli
 
     from podrunner.claude import ClaudeRunner
     from podrunner.testing.messages_api import FakeMessagesAPI, RecordedRequest

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import loopback_only
+from contract_util import loopback_only
 
 from podrunner.claude import ClaudeExecutionError, ClaudeTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from conftest import Cli
+    from contract_util import Cli
 
     from podrunner.claude import ClaudeRunner
 

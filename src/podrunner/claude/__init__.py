@@ -2,9 +2,13 @@
 
 * :class:`ClaudeTask`: the prompt and CLI options, rendered to an argv list (never a shell
   string).
-* :class:`ClaudeCredentials`: OAuth JSON, OAuth token or API key, as a value (per-run Secret
-  owned by the pod) or a reference to an existing Secret; never in a pod manifest.
+* :class:`ClaudeCredentials`: API key, bearer token, OAuth token or credentials file, a
+  credential-injecting proxy, Bedrock or Vertex; secrets as a value (per-run Secret owned by
+  the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
+* :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
+* :class:`SessionStore`: a volume where session transcripts outlive the pod (``resume``
+  in the next one).
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
   deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
@@ -33,18 +37,31 @@ from podrunner.claude.errors import (
     ClaudeTimeout,
 )
 from podrunner.claude.parse import StreamParser, extract_structured, parse_output
+from podrunner.claude.refresh import ClaudeCredentialsInUse, CredentialsNotWrittenBack
 from podrunner.claude.result import ClaudeResult, Usage
 from podrunner.claude.runner import ClaudeRunner
-from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
+from podrunner.claude.sessions import SessionInUse, SessionStore
+from podrunner.claude.task import (
+    CHECKED_CLI_VERSION,
+    EFFORT_LEVELS,
+    PROMPT_STDIN_THRESHOLD,
+    SETTING_SOURCES,
+    ClaudeTask,
+)
+from podrunner.claude.telemetry import Telemetry
 from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 __all__ = [
+    "CHECKED_CLI_VERSION",
+    "EFFORT_LEVELS",
     "PROMPT_STDIN_THRESHOLD",
+    "SETTING_SOURCES",
     "ClaudeAPIError",
     "ClaudeAuthError",
     "ClaudeBudgetExceeded",
     "ClaudeCLINotFound",
     "ClaudeCredentials",
+    "ClaudeCredentialsInUse",
     "ClaudeError",
     "ClaudeExecutionError",
     "ClaudeMaxTurns",
@@ -54,8 +71,12 @@ __all__ = [
     "ClaudeTask",
     "ClaudeTimeout",
     "ClaudeWorker",
+    "CredentialsNotWrittenBack",
     "InlineCredentialsWarning",
+    "SessionInUse",
+    "SessionStore",
     "StreamParser",
+    "Telemetry",
     "Usage",
     "WorkerOwnershipError",
     "cli_exit_code",

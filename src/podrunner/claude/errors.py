@@ -12,6 +12,8 @@ The tree::
         ├── ClaudeOutputError            no result line, unparseable output, missing structured
         │                                output
         ├── ClaudeCLINotFound            the image has no ``claude`` executable (exit 127)
+        ├── ClaudeCredentialsInUse       a rotating OAuth login is in use by another run
+        │                                (podrunner.claude.refresh)
         └── ClaudeTimeout (TimeoutError) the task ran out of time; .logs holds partial output
 
 Each error keeps the CLI's own words in :attr:`ClaudeError.cli_message` and, when the CLI got far

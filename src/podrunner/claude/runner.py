@@ -26,17 +26,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from podrunner.claude._checks import json_text
 from podrunner.claude.credentials import ClaudeCredentials
 from podrunner.claude.errors import ClaudeExecutionError, ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
+from podrunner.claude.refresh import (
+    COLLECT_SECONDS,
+    CredentialsCollector,
+    claim,
+    warn_not_written,
+    write_back,
+)
+from podrunner.claude.sessions import SESSIONS_ENV, SessionStore, claim_session
 from podrunner.claude.task import PROMPT_STDIN_THRESHOLD, ClaudeTask
-from podrunner.errors import RunTimeout, SpecError
+from podrunner.claude.telemetry import Telemetry
+from podrunner.errors import REDACTED, RunTimeout, SpecError
+from podrunner.manifest import generate_pod_name
 from podrunner.run import PodRunner, RunResult
 from podrunner.run.state import Reason
 from podrunner.spec import (
@@ -58,6 +70,7 @@ __all__ = [
     "CLAUDE_CONTAINER",
     "DEFAULT_HOME",
     "DEFAULT_USER",
+    "MANAGED_SETTINGS_PATH",
     "PROMPT_MOUNT",
     "ClaudeRunner",
     "EventCallback",
@@ -69,6 +82,8 @@ CLAUDE_COMPONENT = "claude-runner"
 DEFAULT_HOME = "/home/claude"
 DEFAULT_USER = 10001
 PROMPT_MOUNT = "/var/run/podrunner/claude-prompt"
+MANAGED_SETTINGS_PATH = "/etc/claude-code/managed-settings.json"
+"""Where Claude Code on Linux reads managed (policy) settings, which nothing can override."""
 PROMPT_KEY = "prompt"
 _MAX_CONFIG_MAP_PROMPT = 1_000_000  # a ConfigMap holds at most 1 MiB, metadata included
 _DEFAULT_ENV = {
@@ -106,6 +121,55 @@ def _line_events(on_event: EventCallback) -> Callable[[str], None]:
     return on_line
 
 
+# Variable names that hold credentials: they do not belong in a ConfigMap.
+_SECRET_NAME_RE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+def _managed_settings(value: Mapping[str, Any] | str | None) -> str | None:
+    if value is None:
+        return None
+    text, parsed = json_text("managed_settings", value, must_be_object=True, secret=False)
+    assert parsed is not None  # must_be_object
+    env = parsed.get("env")
+    for name in env if isinstance(env, dict) else ():
+        if _SECRET_NAME_RE.search(name):
+            raise SpecError(
+                f"managed_settings.env[{name}]",
+                REDACTED,
+                "looks like a credential; managed settings go into a ConfigMap, which is not "
+                "secret: pass credentials as ClaudeCredentials",
+            )
+    return text
+
+
+def _check_options(
+    credentials: object,
+    telemetry: object,
+    env: Mapping[str, str] | None,
+    home: str,
+    sessions: object,
+) -> None:
+    """Refuse runner options of the wrong type or in conflict, before anything else."""
+    if sessions is not None and not isinstance(sessions, SessionStore):
+        raise SpecError("sessions", type(sessions).__name__, "must be a SessionStore")
+    if credentials is not None and not isinstance(credentials, ClaudeCredentials):
+        raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
+    if telemetry is not None and not isinstance(telemetry, Telemetry):
+        raise SpecError("telemetry", type(telemetry).__name__, "must be a Telemetry")
+    sources = {
+        "credentials": credentials.plan().env if credentials is not None else {},
+        "telemetry": telemetry.env() if telemetry is not None else {},
+    }
+    for source, names in sources.items():
+        for name in names:
+            if name in (env or {}):
+                raise SpecError(
+                    f"env[{name}]", (env or {})[name], f"is set by {source}; set it once"
+                )
+    if not home.startswith("/"):
+        raise SpecError("home", home, "must be an absolute path")
+
+
 class ClaudeRunner:
     """Runs Claude Code tasks, each in a fresh pod, through a :class:`~podrunner.PodRunner`.
 
@@ -136,7 +200,17 @@ class ClaudeRunner:
         launcher_environ: The environment whose ``CLAUDE*`` names are blanked; default
             :data:`os.environ`.
         name_prefix: Start of the pod names.
+        telemetry: Where Claude Code sends its OpenTelemetry metrics and events
+            (:class:`~podrunner.claude.Telemetry`); collector headers go through a Secret.
+        sessions: A :class:`~podrunner.claude.SessionStore` where session transcripts outlive
+            the pod, so a later task (in a new pod) can ``resume`` them.
+        managed_settings: Settings the task cannot override (permissions, hooks, env...): a
+            mapping or JSON text, delivered as :data:`MANAGED_SETTINGS_PATH` in the run's
+            ConfigMap (so: no secrets in it). The directory replaces the image's own.
     """
+
+    collect_seconds: int = COLLECT_SECONDS
+    """With ``write_back`` credentials: how long a pod waits for its refreshed file."""
 
     def __init__(
         self,
@@ -165,11 +239,11 @@ class ClaudeRunner:
         cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
         launcher_environ: Mapping[str, str] | None = None,
         name_prefix: str = "claude-code",
+        telemetry: Telemetry | None = None,
+        managed_settings: Mapping[str, Any] | str | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
-        if credentials is not None and not isinstance(credentials, ClaudeCredentials):
-            raise SpecError("credentials", type(credentials).__name__, "must be ClaudeCredentials")
-        if not home.startswith("/"):
-            raise SpecError("home", home, "must be an absolute path")
+        _check_options(credentials, telemetry, env, home, sessions)
         self.pod_runner = pod_runner
         self.image = image
         self.credentials = credentials
@@ -194,6 +268,9 @@ class ClaudeRunner:
         self.cleanup = cleanup
         self.blank_env = blanked_names(launcher_environ)
         self.name_prefix = name_prefix
+        self.telemetry = telemetry
+        self.managed_settings = _managed_settings(managed_settings)
+        self.sessions = sessions
         # Fail on a bad image, user or label now rather than at the first task.
         self.build_spec(ClaudeTask("validate"), pod_name="claude-code-validate")
 
@@ -209,7 +286,15 @@ class ClaudeRunner:
     ) -> PodSpec:
         """Return the hardened pod spec around ``command`` (shared with the worker)."""
         plan = self.credentials.plan() if self.credentials is not None else None
-        env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **self.env}  # noqa: S108
+        telemetry = self.telemetry.env() if self.telemetry is not None else {}
+        plain = {**(plan.env if plan else {}), **telemetry}
+        if self.sessions is not None:
+            plain[SESSIONS_ENV] = self.sessions.mount_path
+        env = {"HOME": self.home, "TMPDIR": "/tmp", **_DEFAULT_ENV, **plain, **self.env}  # noqa: S108
+        secret_env = {
+            **(plan.secret_env if plan else {}),
+            **(self.telemetry.secret_env() if self.telemetry is not None else {}),
+        }
         return PodSpec(
             self.image,
             command,
@@ -222,7 +307,7 @@ class ClaudeRunner:
             image_pull_policy=self.image_pull_policy,
             env=[EnvVar(k, v) for k, v in env.items()],
             blank_env=self.blank_env,
-            secret_env=dict(plan.secret_env) if plan else None,
+            secret_env=secret_env,
             secret_files=dict(plan.secret_files) if plan else None,
             image_pull_secrets=self.image_pull_secrets,
             labels=self.labels,
@@ -232,6 +317,7 @@ class ClaudeRunner:
                 Volume.empty_dir("/tmp", self.tmp_size_limit),  # noqa: S108
                 *self.volumes,
                 *extra_volumes,
+                *([self.sessions.volume] if self.sessions is not None else []),
             ),
             node_selector=self.node_selector,
             tolerations=self.tolerations,
@@ -242,6 +328,9 @@ class ClaudeRunner:
             run_as_group=self.run_as_user,
             fs_group=self.run_as_user,
             read_only_root_filesystem=True,
+            files=None
+            if self.managed_settings is None
+            else {MANAGED_SETTINGS_PATH: self.managed_settings},
         )
 
     def build_spec(
@@ -261,13 +350,18 @@ class ClaudeRunner:
             pod_name: Exact pod name; generated from ``name_prefix`` by default.
 
         Raises:
-            SpecError: The prompt is larger than a ConfigMap holds.
+            SpecError: The prompt is larger than a ConfigMap holds, or the task cannot work
+                with the runner's credentials (``bare`` with OAuth).
         """
+        if self.credentials is not None:
+            self.credentials.check_task(task)
         stdin = task.prompt_on_stdin(self.prompt_stdin_threshold)
-        if stdin and task.prompt_bytes > _MAX_CONFIG_MAP_PROMPT:
+        content = task.stdin() if stdin else ""
+        size = len(content.encode("utf-8"))
+        if size > _MAX_CONFIG_MAP_PROMPT:
             raise SpecError(
                 "prompt",
-                f"<{task.prompt_bytes} bytes>",
+                f"<{size} bytes>",
                 f"must be at most {_MAX_CONFIG_MAP_PROMPT} bytes (a ConfigMap holds 1 MiB); "
                 "mount large inputs as files and refer to them in the prompt",
             )
@@ -279,9 +373,10 @@ class ClaudeRunner:
             credentials_file=plan.credentials_file if plan else "",
             prompt_file=prompt_file if stdin else "",
             shell_prefix=plan.shell_prefix if plan else "",
+            collect_seconds=self.collect_seconds if self._writes_back() else None,
         )
         spec = self.base_spec(command, pod_name=pod_name)
-        return spec.with_files({prompt_file: task.prompt}) if stdin else spec
+        return spec.with_files({prompt_file: content}) if stdin else spec
 
     # -- running -------------------------------------------------------------------------------
 
@@ -316,24 +411,59 @@ class ClaudeRunner:
         if isinstance(task, str):
             task = ClaudeTask(task)
         limit = self.timeout if timeout is None else timeout
-        spec = self.build_spec(task)
         callbacks: list[Callable[[str], None]] = []
         if on_log is not None:
             callbacks.append(on_log)
         if on_event is not None:
             callbacks.append(_line_events(on_event))
-        line_cb = _fan_out(callbacks) if callbacks else None
-        handle = self.pod_runner.start(spec, timeout=limit, on_log=line_cb, cleanup=self.cleanup)
+        with claim(self.credentials), claim_session(self.sessions, task):
+            collector = None
+            if self._writes_back():
+                # The pod's name is fixed up front: the collector execs into it mid-run.
+                name = generate_pod_name(self.name_prefix)
+                namespace = self.namespace or self.pod_runner.namespace
+                collector = CredentialsCollector(
+                    self.pod_runner.api, namespace, name, CLAUDE_CONTAINER
+                )
+                callbacks.append(collector.on_line)
+            spec = self.build_spec(task, pod_name=None if collector is None else collector.pod)
+            run = self._wait(spec, limit, _fan_out(callbacks) if callbacks else None)
+            if collector is not None:
+                self._store_refreshed(collector)
+        return self._finish(task, run, check=check)
+
+    def _wait(
+        self, spec: PodSpec, limit: float | None, on_log: Callable[[str], None] | None
+    ) -> RunResult:
+        handle = self.pod_runner.start(spec, timeout=limit, on_log=on_log, cleanup=self.cleanup)
         with handle:
             try:
-                run = handle.wait()
+                return handle.wait()
             except RunTimeout as exc:
                 raise ClaudeTimeout(
                     f"the Claude task did not finish within {limit:g}s",
                     logs=exc.logs,
                     cli_message="\n".join(exc.logs.splitlines()[-20:]),
                 ) from exc
-        return self._finish(task, run, check=check)
+
+    def _writes_back(self) -> bool:
+        creds = self.credentials
+        return creds is not None and creds.write_back is not False and not creds.inline
+
+    def _store_refreshed(self, collector: CredentialsCollector) -> None:
+        """Write back what the collector got (the CLI refreshed its file), or warn."""
+        if not collector.finish():
+            return  # the CLI did not refresh anything
+        if collector.collected is None:
+            warn_not_written(collector.pod, collector.problem or "nothing was collected")
+            return
+        assert self.credentials is not None  # _writes_back() held
+        try:
+            self.credentials = write_back(
+                self.credentials, collector.collected, self.pod_runner.api, collector.namespace
+            )
+        except Exception as exc:  # a failed store is reported, not raised
+            warn_not_written(collector.pod, f"storing it failed: {type(exc).__name__}")
 
     def _finish(self, task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:
         result = parse_output(

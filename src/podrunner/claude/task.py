@@ -2,24 +2,44 @@
 
 A :class:`ClaudeTask` renders to an **argv list**, never to a shell string: the prompt and every
 option value travel as separate ``execve`` arguments, so no character of them is ever read by a
-shell. The flags are those of Claude Code's print mode (``claude -p``), as its CLI reference
-documents them:
+shell. The flags are those of Claude Code's print mode (``claude -p``); each option was checked
+against the CLI's own ``--help`` and argument parser, version :data:`CHECKED_CLI_VERSION`:
 
 * ``--output-format json`` prints one result object at the end; ``stream-json`` prints one JSON
   event per line and, in print mode, requires ``--verbose`` (rendered automatically).
-* ``--model``, ``--system-prompt`` (replaces the default prompt), ``--append-system-prompt``
-  (adds to it), ``--allowedTools`` / ``--disallowedTools`` (comma-separated rules such as
-  ``Bash(git diff:*)``), ``--max-turns``, ``--max-budget-usd`` (print mode only; checked between
-  turns, so one turn can overshoot it), ``--mcp-config`` (a file or a JSON string),
-  ``--strict-mcp-config``, ``--permission-mode`` (``default``, ``acceptEdits``, ``plan``,
-  ``auto``, ``dontAsk``, ``bypassPermissions``), ``--json-schema`` (the answer then arrives in
-  the result's ``structured_output``), ``--session-id`` (a UUID), ``--resume`` and
-  ``--fork-session``.
+  ``--input-format stream-json`` reads the prompt as JSON user messages on standard input and
+  requires ``stream-json`` output.
+* ``--model`` and ``--fallback-model`` (models tried in order when the main one is overloaded
+  or unavailable; sent comma-separated), ``--effort`` (``low`` to ``max``).
+* ``--system-prompt`` (replaces the default prompt), ``--append-system-prompt`` (adds to it),
+  and their ``-file`` variants, which read the text from a file in the container.
+* ``--allowedTools`` / ``--disallowedTools`` (comma-separated rules such as
+  ``Bash(git diff:*)``), ``--tools`` (which built-in tools exist at all: none, ``default`` or
+  names), ``--permission-mode`` (``default``, ``acceptEdits``, ``plan``, ``auto``,
+  ``dontAsk``, ``bypassPermissions``), ``--permission-prompt-tool`` (an MCP tool that answers
+  permission prompts in print mode).
+* ``--max-turns``, ``--max-budget-usd`` (print mode only; checked between turns, so one turn
+  can overshoot it).
+* ``--mcp-config`` (a file or a JSON string), ``--strict-mcp-config``, ``--settings`` (a
+  settings file or JSON string), ``--setting-sources`` (which of the ``user``, ``project`` and
+  ``local`` settings files load; managed settings and ``--settings`` always do), ``--agents``
+  (subagents as JSON, or a file), ``--add-dir`` (more directories the tools may use),
+  ``--bare`` (no hooks, plugins, auto-memory or ``CLAUDE.md`` discovery; only
+  ``ANTHROPIC_API_KEY``-style credentials are read).
+* ``--json-schema`` (the answer then arrives in the result's ``structured_output``),
+  ``--session-id`` (a UUID), ``--resume``, ``--fork-session``, ``--no-session-persistence``.
 
 Every option with a value is rendered as one ``--flag=value`` argument, so a value that starts
 with ``-`` (a system prompt such as ``"- be brief"``) is never read as a flag of its own;
 session ids (``session_id``, ``resume``) must be UUIDs. Tool rules are checked as the CLI parses
-them (see :func:`split_tool_rules`): one rule per entry.
+them (see :func:`split_tool_rules`): one rule per entry. Paths in the container (``add_dirs``,
+the ``*_file`` options, a ``settings`` or ``agents`` file) must be absolute.
+
+The CLI accepts several things silently that never do what was meant, so they are refused
+here: ``--tools Bash(git:*)`` (a rule, not a name: no tool at all), ``--tools default,Bash``
+(``default`` is dropped), an unknown ``--effort`` (ignored with a warning), both a prompt and
+its ``-file`` variant (one of them is ignored), and ``extra_args`` that repeat a flag an option
+already renders (the last one wins).
 
 The prompt comes last, after ``--``. Several of the CLI's options take a variable number of
 values (``--allowedTools``, ``--mcp-config``), so a prompt placed after them would be swallowed
@@ -28,7 +48,8 @@ from being read as a flag.
 
 A prompt larger than :data:`PROMPT_STDIN_THRESHOLD` bytes is not put on the command line (the
 kernel's ``ARG_MAX`` and the pod manifest size both cap it): it is piped to the CLI's standard
-input instead, which ``claude -p`` reads as the prompt.
+input instead, which ``claude -p`` reads as the prompt. With ``input_format="stream-json"``
+the prompt always goes to standard input, as one JSON user message (:meth:`ClaudeTask.stdin`).
 """
 
 from __future__ import annotations
@@ -41,61 +62,68 @@ from typing import Any, Literal
 
 import attrs
 
-from podrunner.errors import REDACTED, SpecError, kind_of
+from podrunner.claude._checks import (
+    MAX_JSON_DEPTH,
+    absolute_path,
+    choice,
+    flag,
+    json_text,
+    sequence,
+    split_tool_rules,
+    text,
+    tool_rules,
+)
+from podrunner.errors import REDACTED, SpecError
 from podrunner.spec import MAX_ARG_BYTES
 
 __all__ = [
+    "CHECKED_CLI_VERSION",
+    "EFFORT_LEVELS",
+    "INPUT_FORMATS",
     "MAX_JSON_DEPTH",
     "PERMISSION_MODES",
     "PROMPT_STDIN_THRESHOLD",
+    "SETTING_SOURCES",
     "ClaudeTask",
+    "InputFormat",
     "OutputFormat",
     "split_tool_rules",
 ]
+
+CHECKED_CLI_VERSION = "2.1.332"
+"""The Claude Code version whose flags and refusals the options were checked against."""
 
 PROMPT_STDIN_THRESHOLD = 100_000
 """Prompts larger than this many UTF-8 bytes go through standard input, not the argv."""
 
 OutputFormat = Literal["json", "stream-json"]
+InputFormat = Literal["text", "stream-json"]
+
+INPUT_FORMATS: tuple[str, ...] = ("text", "stream-json")
+"""The values ``--input-format`` accepts."""
 
 PERMISSION_MODES: frozenset[str] = frozenset(
     {"default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions"}
 )
 """The values ``--permission-mode`` accepts (Claude Code CLI reference)."""
 
+EFFORT_LEVELS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
+"""The values ``--effort`` accepts; the CLI ignores any other with a warning."""
+
+SETTING_SOURCES: tuple[str, ...] = ("user", "project", "local")
+"""The values ``--setting-sources`` accepts (managed settings always load)."""
+
 _BYPASS = "bypassPermissions"
+# Fields whose values may carry tokens: never shown in errors, shown by size in repr.
+_SECRET_FIELDS = frozenset({"mcp_config", "settings"})
 
 
-def _text(field: str, value: object, *, allow_empty: bool = False, secret: bool = False) -> str:
-    shown: object = REDACTED if secret else value
-    if not isinstance(value, str):
-        raise SpecError(field, shown, f"must be a string, not {kind_of(value)}")
-    if not allow_empty and not value.strip():
-        raise SpecError(field, shown, "must not be empty")
-    if "\x00" in value:
-        # execve cannot carry a NUL; refusing it here beats a confusing failure in the pod.
-        raise SpecError(field, shown, "must not contain NUL characters (\\x00)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise SpecError(
-            field,
-            shown,
-            "must be valid Unicode: it holds a lone surrogate, which UTF-8 cannot encode",
-        ) from None
-    return value
+def _optional_text(field: str, value: object) -> str | None:
+    return None if value is None else text(field, value)
 
 
-def _model(value: str | None) -> str | None:
-    return None if value is None else _text("model", value)
-
-
-def _system_prompt(value: str | None) -> str | None:
-    return None if value is None else _text("system_prompt", value)
-
-
-def _append_system_prompt(value: str | None) -> str | None:
-    return None if value is None else _text("append_system_prompt", value)
+def _optional_path(field: str, value: object) -> str | None:
+    return None if value is None else absolute_path(field, value)
 
 
 # The canonical text form the CLI prints and accepts (uuid.UUID would also take braces, URNs and
@@ -103,33 +131,29 @@ def _append_system_prompt(value: str | None) -> str | None:
 _UUID_RE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-
-
-def _uuid(field: str, value: object) -> str:
-    text = _text(field, value)
-    if not _UUID_RE.fullmatch(text):
-        # A session id reaches the CLI's argv: anything else (a flag such as
-        # --dangerously-skip-permissions, a search term) must not get there.
-        raise SpecError(field, text, "must be a session id: a UUID such as " + _EXAMPLE_UUID)
-    return text
-
-
 _EXAMPLE_UUID = "123e4567-e89b-12d3-a456-426614174000"
 
 
-def _resume(value: str | None) -> str | None:
-    return None if value is None else _uuid("resume", value)
+def _optional_uuid(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    checked = text(field, value)
+    if not _UUID_RE.fullmatch(checked):
+        # A session id reaches the CLI's argv: anything else (a flag such as
+        # --dangerously-skip-permissions, a search term) must not get there.
+        raise SpecError(field, checked, "must be a session id: a UUID such as " + _EXAMPLE_UUID)
+    return checked
 
 
-def _session_id(value: str | None) -> str | None:
-    return None if value is None else _uuid("session_id", value)
+def _switch(field: str, value: object) -> bool:
+    return flag(field, value)
 
 
 def _prompt(value: str) -> str:
-    return _text("prompt", value)
+    return text("prompt", value)
 
 
-def _output_format(value: str) -> OutputFormat:
+def _output_format(value: object) -> OutputFormat:
     if isinstance(value, str):
         if value == "json":
             return "json"
@@ -138,75 +162,16 @@ def _output_format(value: str) -> OutputFormat:
     raise SpecError("output_format", value, "must be 'json' or 'stream-json'")
 
 
-# One permission rule: a tool name, optionally followed by one parenthesised specifier.
-_TOOL_RULE_RE = re.compile(r"[^\s,()]+(\([^()]*\))?")
-
-
-def split_tool_rules(text: str) -> list[str]:
-    """Split an ``--allowedTools`` value into rules the way the Claude Code CLI does.
-
-    The CLI reads one argument as a list: commas and spaces separate rules, except inside
-    parentheses, so ``"Bash(git diff:*),Write"`` is two rules and ``"Bash(git diff:*)"`` one.
-
-    Args:
-        text: One ``--allowedTools`` or ``--disallowedTools`` value.
-
-    Returns:
-        The rules, stripped, in order.
-    """
-    rules: list[str] = []
-    current: list[str] = []
-    in_parens = False
-    for char in text:
-        if char == "(":
-            in_parens = True
-        elif char == ")":
-            in_parens = False
-        elif char in ", " and not in_parens:
-            if "".join(current).strip():
-                rules.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    if "".join(current).strip():
-        rules.append("".join(current).strip())
-    return rules
-
-
-def _tools(field: str, value: Iterable[str] | str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    raw: object = value
-    if isinstance(raw, str):
-        items: tuple[object, ...] = (raw,)
-    elif isinstance(raw, Iterable) and not isinstance(raw, (bytes, Mapping)):
-        items = tuple(raw)
-    else:
-        raise SpecError(field, raw, f"must be a sequence of tool rules, not {kind_of(raw)}")
-    for i, item in enumerate(items):
-        rule = _text(f"{field}[{i}]", item)
-        if not _TOOL_RULE_RE.fullmatch(rule):
-            rules = split_tool_rules(rule)
-            if len(rules) > 1:
-                # Claude Code would read several rules here: "Bash(git diff:*),Write" allows
-                # Write too. One entry, one rule, so what is allowed is what is listed.
-                reason = f"holds {len(rules)} rules ({', '.join(rules)}); give one rule per entry"
-            else:
-                reason = (
-                    "must be one tool rule: a tool name, optionally followed by one "
-                    "specifier in parentheses without nested parentheses, e.g. "
-                    "'Bash(git diff:*)'"
-                )
-            raise SpecError(f"{field}[{i}]", rule, reason)
-    return items  # type: ignore[return-value]  # each item checked to be a str above
+def _input_format(value: object) -> InputFormat:
+    return "stream-json" if choice("input_format", value, INPUT_FORMATS) != "text" else "text"
 
 
 def _allowed_tools(value: Iterable[str] | str | None) -> tuple[str, ...]:
-    return _tools("allowed_tools", value)
+    return tool_rules("allowed_tools", value)
 
 
 def _disallowed_tools(value: Iterable[str] | str | None) -> tuple[str, ...]:
-    return _tools("disallowed_tools", value)
+    return tool_rules("disallowed_tools", value)
 
 
 def _max_turns(value: object) -> int | None:
@@ -234,146 +199,246 @@ def _budget(value: float | None) -> float | None:
 def _permission_mode(value: object) -> str | None:
     if value is None:
         return None
-    # Checked as a string first: an unhashable value ({}) cannot be looked up in a set.
-    if not isinstance(value, str) or value not in PERMISSION_MODES:
-        allowed = ", ".join(sorted(PERMISSION_MODES))
-        raise SpecError("permission_mode", value, f"must be one of {allowed}")
-    return value
+    return choice("permission_mode", value, sorted(PERMISSION_MODES))
 
 
-def _flag(field: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(field, value, f"must be True or False, not {kind_of(value)}")
-    return value
-
-
-def _allow_bypass(value: bool) -> bool:
-    return _flag("dangerously_allow_bypass", value)
-
-
-def _strict_mcp(value: bool) -> bool:
-    return _flag("strict_mcp_config", value)
-
-
-def _fork(value: bool) -> bool:
-    return _flag("fork_session", value)
-
-
-MAX_JSON_DEPTH = 64
-"""How deeply a ``json_schema`` or ``mcp_config`` may nest (objects and arrays)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _json_problem(tree: object) -> tuple[str, object, str] | None:
-    """Find the first value of ``tree`` that is not plain, finite JSON: (path, value, rule)."""
-    stack: list[tuple[object, str, int]] = [(tree, "", 0)]
-    while stack:
-        node, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return path, node, f"nests deeper than {MAX_JSON_DEPTH} levels"
-        if isinstance(node, Mapping):
-            for key, item in node.items():
-                if not isinstance(key, str):
-                    return path, key, f"object keys must be strings, not {kind_of(key)}"
-                stack.append((key, f"{path}[{json.dumps(key)}]", depth + 1))
-                stack.append((item, f"{path}[{json.dumps(key)}]", depth + 1))
-        elif isinstance(node, (list, tuple)):
-            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
-        elif isinstance(node, str):
-            try:
-                node.encode("utf-8")
-            except UnicodeEncodeError:
-                return path, node, "holds a lone surrogate, which UTF-8 cannot encode"
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                return path, node, "NaN and infinities are not valid JSON"
-        elif node is not None and not isinstance(node, (bool, int)):
-            return path, node, f"{kind_of(node)} is not a JSON value"
-    return None
-
-
-def _json_text(field: str, value: object, *, must_be_object: bool, secret: bool) -> str:
-    # An MCP config may carry tokens (server env, headers): its values are never echoed.
-    def fail(path: str, shown: object, rule: str) -> SpecError:
-        return SpecError(f"{field}{path}", REDACTED if secret else shown, rule)
-
-    if isinstance(value, Mapping):
-        problem = _json_problem(value)
-        if problem is not None:
-            raise fail(*problem)
-        # Compact and key-ordered: the argv (and so the pod manifest) is stable for one task.
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    text = _text(field, value, secret=secret)
-    if must_be_object or text.lstrip().startswith(("{", "[")):
-        try:
-            parsed = json.loads(text, parse_constant=_reject_constant)
-        except RecursionError:
-            raise fail("", f"<{len(text)} characters>", "nests too deeply") from None
-        except ValueError as exc:
-            raise fail("", text[:200], f"must be a JSON object: {exc}") from None
-        if not isinstance(parsed, dict):
-            raise fail("", text[:200], f"must be a JSON object, not {kind_of(parsed)}")
-        problem = _json_problem(parsed)
-        if problem is not None:
-            raise fail(*problem)
-    return text
+def _effort(value: object) -> str | None:
+    return None if value is None else choice("effort", value, EFFORT_LEVELS)
 
 
 def _json_schema(value: Mapping[str, Any] | str | None) -> str | None:
     if value is None:
         return None
-    return _json_text("json_schema", value, must_be_object=True, secret=False)
+    return json_text("json_schema", value, must_be_object=True, secret=False)[0]
 
 
-def _mcp_config(value: Mapping[str, Any] | str | None) -> str | None:
-    # A string is a file path or a JSON document; the CLI accepts both for --mcp-config.
+def _config(field: str, value: object) -> str | None:
+    # A string is a file path or a JSON document; the CLI accepts both for these flags.
     if value is None:
         return None
-    return _json_text("mcp_config", value, must_be_object=False, secret=True)
+    rendered, parsed = json_text(field, value, must_be_object=False, secret=True)
+    if parsed is None and field != "mcp_config":
+        absolute_path(field, rendered)
+    return rendered
 
 
-def _mcp_repr(value: str | None) -> str:
+# One named converter per field (the attrs plugin of mypy needs named functions).
+
+
+def _model(value: object) -> str | None:
+    return _optional_text("model", value)
+
+
+def _system_prompt(value: object) -> str | None:
+    return _optional_text("system_prompt", value)
+
+
+def _append_system_prompt(value: object) -> str | None:
+    return _optional_text("append_system_prompt", value)
+
+
+def _dangerously_allow_bypass(value: object) -> bool:
+    return _switch("dangerously_allow_bypass", value)
+
+
+def _mcp_config(value: object) -> str | None:
+    return _config("mcp_config", value)
+
+
+def _strict_mcp_config(value: object) -> bool:
+    return _switch("strict_mcp_config", value)
+
+
+def _session_id(value: object) -> str | None:
+    return _optional_uuid("session_id", value)
+
+
+def _resume(value: object) -> str | None:
+    return _optional_uuid("resume", value)
+
+
+def _fork_session(value: object) -> bool:
+    return _switch("fork_session", value)
+
+
+def _working_dir(value: object) -> str | None:
+    return _optional_path("working_dir", value)
+
+
+def _system_prompt_file(value: object) -> str | None:
+    return _optional_path("system_prompt_file", value)
+
+
+def _append_system_prompt_file(value: object) -> str | None:
+    return _optional_path("append_system_prompt_file", value)
+
+
+def _settings(value: object) -> str | None:
+    return _config("settings", value)
+
+
+def _bare(value: object) -> bool:
+    return _switch("bare", value)
+
+
+def _no_session_persistence(value: object) -> bool:
+    return _switch("no_session_persistence", value)
+
+
+def _size_repr(value: str | None) -> str:
     return "None" if value is None else f"<{len(value)} characters>"
 
 
-def _working_dir(value: str | None) -> str | None:
+def _agents(value: Mapping[str, Any] | str | None) -> str | None:
     if value is None:
         return None
-    path = _text("working_dir", value)
-    if not path.startswith("/"):
-        raise SpecError("working_dir", path, "must be an absolute path")
-    return path
+    rendered, parsed = json_text("agents", value, must_be_object=False, secret=False)
+    if parsed is None:
+        return absolute_path("agents", rendered)  # with --print, a file holding the JSON
+    for name, agent in parsed.items():
+        if not name.strip():
+            raise SpecError("agents", name, "agent names must not be empty")
+        if not isinstance(agent, dict):
+            raise SpecError(f"agents[{name!r}]", agent, "must be an object")
+        for key in ("description", "prompt"):
+            # The CLI refuses the whole task without these: "Invalid --agents configuration".
+            if not isinstance(agent.get(key), str) or not agent[key].strip():
+                raise SpecError(f"agents[{name!r}].{key}", agent.get(key), "must be a text")
+    return rendered
+
+
+def _names(field: str, value: object, what: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for i, item in enumerate(sequence(field, value, what)):
+        name = text(f"{field}[{i}]", item)
+        if name in names:
+            raise SpecError(f"{field}[{i}]", name, "is listed twice")
+        names.append(name)
+    return tuple(names)
+
+
+_MODEL_RE = re.compile(r"[^\s,]+")
+
+
+def _fallback_model(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    models = _names("fallback_model", value, "model names")
+    for i, model in enumerate(models):
+        if not _MODEL_RE.fullmatch(model):
+            # The chain is sent comma-separated: "a,b" would be two models.
+            raise SpecError(
+                f"fallback_model[{i}]", model, "must be one model name (no commas or spaces)"
+            )
+    return models
+
+
+_TOOL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _tools(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and not value:
+        return ()  # the CLI's own spelling of "no built-in tools"
+    names = _names("tools", value, "tool names")
+    for i, name in enumerate(names):
+        if not _TOOL_NAME_RE.fullmatch(name):
+            # The CLI silently drops what is not a tool name: "Bash(git:*)" means no Bash.
+            raise SpecError(
+                f"tools[{i}]",
+                name,
+                "must be one built-in tool name such as 'Bash' (rules with parentheses "
+                "belong in allowed_tools; several names are several entries)",
+            )
+    if "default" in names and len(names) > 1:
+        raise SpecError("tools", list(names), "'default' must be the only entry (the CLI drops it)")
+    return names
+
+
+def _setting_sources(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = _names("setting_sources", value, "setting sources")
+    for i, name in enumerate(names):
+        choice(f"setting_sources[{i}]", name, SETTING_SOURCES)
+    return names
+
+
+def _add_dirs(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    dirs = _names("add_dirs", value, "directories")
+    return tuple(absolute_path(f"add_dirs[{i}]", d) for i, d in enumerate(dirs))
+
+
+_MCP_TOOL_RE = re.compile(r"mcp__[A-Za-z0-9_-]+__[A-Za-z0-9_-]+")
+
+
+def _permission_prompt_tool(value: object) -> str | None:
+    if value is None:
+        return None
+    name = text("permission_prompt_tool", value)
+    if not _MCP_TOOL_RE.fullmatch(name):
+        raise SpecError(
+            "permission_prompt_tool",
+            name,
+            "must be an MCP tool name, mcp__<server>__<tool> (e.g. mcp__approver__check)",
+        )
+    return name
 
 
 def _extra_args(value: Iterable[str]) -> tuple[str, ...]:
     raw: object = value
     if isinstance(raw, str):
         raise SpecError("extra_args", raw, "must be a sequence of strings, not one string")
-    if not isinstance(raw, Iterable) or isinstance(raw, (bytes, Mapping)):
-        raise SpecError("extra_args", raw, f"must be a sequence of strings, not {kind_of(raw)}")
-    return tuple(_text(f"extra_args[{i}]", item, allow_empty=True) for i, item in enumerate(raw))
+    items = sequence("extra_args", raw, "strings")
+    return tuple(text(f"extra_args[{i}]", item, allow_empty=True) for i, item in enumerate(items))
+
+
+# Flags the CLI reads as one another (aliases, and a prompt with its -file variant).
+_SAME_FLAG = {
+    "--print": "-p",
+    "--allowed-tools": "--allowedTools",
+    "--disallowed-tools": "--disallowedTools",
+    "-r": "--resume",
+    "--system-prompt-file": "--system-prompt",
+    "--append-system-prompt-file": "--append-system-prompt",
+}
+
+
+def _flag_name(arg: str) -> str | None:
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    name = arg.split("=", 1)[0]
+    return _SAME_FLAG.get(name, name)
 
 
 @attrs.frozen
 class ClaudeTask:
     """One Claude Code task: the prompt and the CLI options to run it with.
 
-    Only the prompt is required; everything else is keyword-only. Values are validated on
-    construction and the object is immutable (use :meth:`replace` for a variant).
+    Only the prompt is required; everything else is keyword-only and named after its flag
+    (``fallback_model`` is ``--fallback-model``). Values are validated on construction and the
+    object is immutable (use :meth:`replace` for a variant).
 
     Attributes:
         prompt: What to ask. Any text: it never passes through a shell.
         model: Model alias (``sonnet``, ``opus``) or full model id.
+        fallback_model: Models tried, in order, when the main one is overloaded or
+            unavailable (one name per entry; a single string is one model).
+        effort: Reasoning effort, one of :data:`EFFORT_LEVELS`.
         output_format: ``"json"`` (default) or ``"stream-json"`` (keeps every event; adds
             ``--verbose``).
+        input_format: ``"text"`` (default) or ``"stream-json"``: the prompt is sent on
+            standard input as one JSON user message (needs ``output_format="stream-json"``).
         system_prompt: Replaces Claude Code's default system prompt.
+        system_prompt_file: A file in the container whose text replaces the default system
+            prompt (instead of ``system_prompt``).
         append_system_prompt: Appended to the default system prompt.
+        append_system_prompt_file: A file in the container whose text is appended (instead of
+            ``append_system_prompt``).
         allowed_tools: Tool rules allowed without asking, e.g. ``"Read"``,
             ``"Bash(git diff:*)"``.
         disallowed_tools: Tool rules removed from the model's reach.
+        tools: The built-in tools that exist at all: ``None`` (the CLI's default set), ``()``
+            or ``""`` for none, ``("default",)``, or names such as ``("Read", "Grep")``.
         max_turns: Stop after this many agentic turns (subtype ``error_max_turns``).
         max_budget_usd: Stop once this many dollars are spent (subtype
             ``error_max_budget_usd``).
@@ -381,16 +446,29 @@ class ClaudeTask:
             ``dangerously_allow_bypass=True``.
         dangerously_allow_bypass: The explicit opt-in for ``bypassPermissions``: every tool
             call is then approved. Only sensible in a pod that has nothing worth protecting.
+        permission_prompt_tool: An MCP tool (``mcp__<server>__<tool>``) that answers the
+            permission prompts nobody can answer in print mode.
         json_schema: A JSON Schema (mapping or JSON text) the answer must follow; the answer
             arrives in :attr:`ClaudeResult.structured <podrunner.claude.ClaudeResult.structured>`.
         mcp_config: MCP servers: a mapping (sent as JSON text) or a path/JSON string.
         strict_mcp_config: Use only the servers of ``mcp_config``, ignoring other settings.
+        settings: More settings: a mapping (sent as JSON text), JSON text, or an absolute
+            path to a settings file in the container. Never shown in errors or ``repr``.
+        setting_sources: Which settings files load: a subset of :data:`SETTING_SOURCES`
+            (``()`` for none). Managed settings and ``settings`` always load.
+        agents: Subagents: a mapping of name to ``{"description": ..., "prompt": ...}`` (plus
+            optional ``tools``, ``model``...), JSON text, or an absolute path to such a file.
+        add_dirs: More absolute directories the tools may read and edit.
+        bare: Minimal mode: no hooks, plugins, auto-memory or ``CLAUDE.md`` discovery. The
+            CLI then reads only API-key style credentials (no OAuth).
         session_id: Run under this session id (a UUID), so a later task can resume it.
         resume: Resume this earlier session.
         fork_session: With ``resume``: continue in a new session instead of extending it.
+        no_session_persistence: Do not save the session (it cannot be resumed).
         working_dir: Absolute directory the CLI runs in.
         extra_args: Further CLI arguments, passed verbatim before the prompt (an escape hatch
-            for flags this class does not model).
+            for flags this class does not model). A flag that an option above already renders
+            is refused: the CLI would silently keep only one of the two.
     """
 
     prompt: str = attrs.field(converter=_prompt)
@@ -412,20 +490,61 @@ class ClaudeTask:
         default=None, kw_only=True, converter=_permission_mode
     )
     dangerously_allow_bypass: bool = attrs.field(
-        default=False, kw_only=True, converter=_allow_bypass
+        default=False, kw_only=True, converter=_dangerously_allow_bypass
     )
     json_schema: str | None = attrs.field(default=None, kw_only=True, converter=_json_schema)
     mcp_config: str | None = attrs.field(
-        default=None, kw_only=True, converter=_mcp_config, repr=_mcp_repr
+        default=None, kw_only=True, converter=_mcp_config, repr=_size_repr
     )
-    strict_mcp_config: bool = attrs.field(default=False, kw_only=True, converter=_strict_mcp)
+    strict_mcp_config: bool = attrs.field(default=False, kw_only=True, converter=_strict_mcp_config)
     session_id: str | None = attrs.field(default=None, kw_only=True, converter=_session_id)
     resume: str | None = attrs.field(default=None, kw_only=True, converter=_resume)
-    fork_session: bool = attrs.field(default=False, kw_only=True, converter=_fork)
+    fork_session: bool = attrs.field(default=False, kw_only=True, converter=_fork_session)
     working_dir: str | None = attrs.field(default=None, kw_only=True, converter=_working_dir)
+    fallback_model: tuple[str, ...] = attrs.field(
+        default=(), kw_only=True, converter=_fallback_model
+    )
+    effort: str | None = attrs.field(default=None, kw_only=True, converter=_effort)
+    input_format: InputFormat = attrs.field(default="text", kw_only=True, converter=_input_format)
+    system_prompt_file: str | None = attrs.field(
+        default=None, kw_only=True, converter=_system_prompt_file
+    )
+    append_system_prompt_file: str | None = attrs.field(
+        default=None, kw_only=True, converter=_append_system_prompt_file
+    )
+    tools: tuple[str, ...] | None = attrs.field(default=None, kw_only=True, converter=_tools)
+    permission_prompt_tool: str | None = attrs.field(
+        default=None, kw_only=True, converter=_permission_prompt_tool
+    )
+    settings: str | None = attrs.field(
+        default=None, kw_only=True, converter=_settings, repr=_size_repr
+    )
+    setting_sources: tuple[str, ...] | None = attrs.field(
+        default=None, kw_only=True, converter=_setting_sources
+    )
+    agents: str | None = attrs.field(default=None, kw_only=True, converter=_agents, repr=_size_repr)
+    add_dirs: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_add_dirs)
+    bare: bool = attrs.field(default=False, kw_only=True, converter=_bare)
+    no_session_persistence: bool = attrs.field(
+        default=False, kw_only=True, converter=_no_session_persistence
+    )
     extra_args: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_extra_args)
 
     def __attrs_post_init__(self) -> None:
+        self._check_combinations()
+        rendered = self._rendered()
+        for field, arg in rendered:
+            size = len(arg.encode("utf-8"))
+            if size > MAX_ARG_BYTES:
+                raise SpecError(
+                    field,
+                    REDACTED if field in _SECRET_FIELDS else arg,
+                    f"renders to a {size}-byte argument; execve takes at most {MAX_ARG_BYTES} "
+                    "bytes per argument (MAX_ARG_STRLEN)",
+                )
+        self._check_extra_args(rendered)
+
+    def _check_combinations(self) -> None:
         if self.permission_mode == _BYPASS and not self.dangerously_allow_bypass:
             raise SpecError(
                 "permission_mode",
@@ -442,14 +561,37 @@ class ClaudeTask:
             )
         if self.strict_mcp_config and self.mcp_config is None:
             raise SpecError("strict_mcp_config", True, "needs mcp_config")
-        for field, arg in self._rendered():
-            size = len(arg.encode("utf-8"))
-            if size > MAX_ARG_BYTES:
+        for inline, from_file in (
+            ("system_prompt", "system_prompt_file"),
+            ("append_system_prompt", "append_system_prompt_file"),
+        ):
+            if getattr(self, inline) is not None and getattr(self, from_file) is not None:
                 raise SpecError(
-                    field,
-                    REDACTED if field == "mcp_config" else arg,
-                    f"renders to a {size}-byte argument; execve takes at most {MAX_ARG_BYTES} "
-                    "bytes per argument (MAX_ARG_STRLEN)",
+                    from_file,
+                    getattr(self, from_file),
+                    f"give {inline} or {from_file}, not both (the CLI would ignore one)",
+                )
+        if self.input_format == "stream-json" and self.output_format != "stream-json":
+            raise SpecError(
+                "input_format",
+                "stream-json",
+                "needs output_format='stream-json' (the CLI refuses it otherwise)",
+            )
+
+    def _check_extra_args(self, rendered: list[tuple[str, str]]) -> None:
+        owners: dict[str, str] = {}
+        for field, arg in rendered:
+            name = _flag_name(arg)
+            if name is not None and not field.startswith("extra_args"):
+                owners.setdefault(name, field)
+        for i, arg in enumerate(self.extra_args):
+            name = _flag_name(arg)
+            if name is not None and name in owners:
+                raise SpecError(
+                    f"extra_args[{i}]",
+                    arg,
+                    f"repeats a flag the {owners[name]} option already renders; set it once "
+                    "(the CLI would keep only one of the two)",
                 )
 
     # -- rendering -----------------------------------------------------------------------------
@@ -462,12 +604,27 @@ class ClaudeTask:
     def prompt_on_stdin(self, threshold: int = PROMPT_STDIN_THRESHOLD) -> bool:
         """Whether the prompt is too large for the argv and must be piped to stdin.
 
+        Always true with ``input_format="stream-json"``.
+
         Args:
             threshold: Largest prompt, in UTF-8 bytes, kept on the command line. A larger
                 value than :data:`~podrunner.spec.MAX_ARG_BYTES` is lowered to it: the
                 kernel refuses a longer argument.
         """
+        if self.input_format == "stream-json":
+            return True
         return self.prompt_bytes > min(threshold, MAX_ARG_BYTES)
+
+    def stdin(self) -> str:
+        """Return what the CLI reads on standard input when the prompt is sent there.
+
+        The prompt itself, or with ``input_format="stream-json"`` one JSON line holding a
+        user message with the prompt as its content.
+        """
+        if self.input_format == "stream-json":
+            message = {"type": "user", "message": {"role": "user", "content": self.prompt}}
+            return json.dumps(message, ensure_ascii=False) + "\n"
+        return self.prompt
 
     def _rendered(self) -> list[tuple[str, str]]:
         """The options with the field each comes from, for size checks and :meth:`options`."""
@@ -476,35 +633,55 @@ class ClaudeTask:
         out = [("output_format", "-p"), ("output_format", f"--output-format={self.output_format}")]
         if self.output_format == "stream-json":
             out.append(("output_format", "--verbose"))  # print mode refuses stream-json without
+        if self.input_format != "text":
+            out.append(("input_format", f"--input-format={self.input_format}"))
+        out += [(field, f"{flag}={value}") for field, flag, value in self._values()]
+        switches = (
+            ("strict_mcp_config", "--strict-mcp-config", self.strict_mcp_config),
+            ("fork_session", "--fork-session", self.fork_session),
+            ("bare", "--bare", self.bare),
+            ("no_session_persistence", "--no-session-persistence", self.no_session_persistence),
+        )
+        out += [(field, flag) for field, flag, on in switches if on]
+        out += [(f"add_dirs[{i}]", f"--add-dir={path}") for i, path in enumerate(self.add_dirs)]
+        out += [(f"extra_args[{i}]", arg) for i, arg in enumerate(self.extra_args)]
+        return out
+
+    def _values(self) -> list[tuple[str, str, str]]:
+        """``(field, flag, value)`` of every option with a value that is set, in argv order."""
+
+        def joined(items: tuple[str, ...] | None) -> str | None:
+            return None if items is None else ",".join(items)
+
+        budget = None if self.max_budget_usd is None else _money(self.max_budget_usd)
         valued: list[tuple[str, str, str | None]] = [
             ("model", "--model", self.model),
             ("system_prompt", "--system-prompt", self.system_prompt),
             ("append_system_prompt", "--append-system-prompt", self.append_system_prompt),
-            ("allowed_tools", "--allowedTools", ",".join(self.allowed_tools) or None),
-            ("disallowed_tools", "--disallowedTools", ",".join(self.disallowed_tools) or None),
+            ("allowed_tools", "--allowedTools", joined(self.allowed_tools) or None),
+            ("disallowed_tools", "--disallowedTools", joined(self.disallowed_tools) or None),
             ("max_turns", "--max-turns", None if self.max_turns is None else str(self.max_turns)),
-            (
-                "max_budget_usd",
-                "--max-budget-usd",
-                None if self.max_budget_usd is None else _money(self.max_budget_usd),
-            ),
+            ("max_budget_usd", "--max-budget-usd", budget),
             ("mcp_config", "--mcp-config", self.mcp_config),
-        ]
-        out += [(field, f"{flag}={value}") for field, flag, value in valued if value is not None]
-        if self.strict_mcp_config:
-            out.append(("strict_mcp_config", "--strict-mcp-config"))
-        for field, flag, value in (
             ("permission_mode", "--permission-mode", self.permission_mode),
             ("json_schema", "--json-schema", self.json_schema),
             ("session_id", "--session-id", self.session_id),
             ("resume", "--resume", self.resume),
-        ):
-            if value is not None:
-                out.append((field, f"{flag}={value}"))
-        if self.fork_session:
-            out.append(("fork_session", "--fork-session"))
-        out += [(f"extra_args[{i}]", arg) for i, arg in enumerate(self.extra_args)]
-        return out
+            ("fallback_model", "--fallback-model", joined(self.fallback_model) or None),
+            ("effort", "--effort", self.effort),
+            ("system_prompt_file", "--system-prompt-file", self.system_prompt_file),
+            (
+                "append_system_prompt_file",
+                "--append-system-prompt-file",
+                self.append_system_prompt_file,
+            ),
+            ("tools", "--tools", joined(self.tools)),
+            ("permission_prompt_tool", "--permission-prompt-tool", self.permission_prompt_tool),
+            ("settings", "--settings", self.settings),
+            ("setting_sources", "--setting-sources", joined(self.setting_sources)),
+            ("agents", "--agents", self.agents),
+        ]
+        return [(field, flag, value) for field, flag, value in valued if value is not None]
 
     def options(self) -> list[str]:
         """Return the CLI options (everything between ``claude`` and the prompt).
@@ -521,13 +698,14 @@ class ClaudeTask:
         Args:
             claude_path: The executable (a name on ``PATH`` or an absolute path).
             prompt_on_stdin: Leave the prompt out (it is piped to stdin). Default: only when
-                the prompt exceeds :data:`PROMPT_STDIN_THRESHOLD`.
+                the prompt exceeds :data:`PROMPT_STDIN_THRESHOLD`, and always with
+                ``input_format="stream-json"``.
 
         Returns:
             The argv list, ready for ``execve``; no shell quoting is involved.
         """
-        _text("claude_path", claude_path)
-        if prompt_on_stdin is None:
+        text("claude_path", claude_path)
+        if prompt_on_stdin is None or self.input_format == "stream-json":
             prompt_on_stdin = self.prompt_on_stdin()
         argv = [claude_path, *self.options()]
         if not prompt_on_stdin:
@@ -553,5 +731,5 @@ class ClaudeTask:
 
 def _money(value: float) -> str:
     # "0.5", not "0.50000000001": repr() is the shortest text that round-trips.
-    text = repr(value)
-    return text[:-2] if text.endswith(".0") else text
+    shown = repr(value)
+    return shown[:-2] if shown.endswith(".0") else shown

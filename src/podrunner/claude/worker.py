@@ -52,7 +52,9 @@ from podrunner._time import format_rfc3339, parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
+from podrunner.claude.refresh import claim
 from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
+from podrunner.claude.sessions import claim_session
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import (
     AlreadyExists,
@@ -68,7 +70,7 @@ from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build
 from podrunner.run import EXPIRES_ANNOTATION
 from podrunner.run.state import Phase, PodState, reduce
 from podrunner.run.watch import SharedWatch
-from podrunner.spec import CleanupPolicy, SecretRef
+from podrunner.spec import CleanupPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,10 +111,12 @@ def _digest(*parts: str) -> str:
 def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """Return the worker id a :class:`ClaudeWorker` uses when none is given.
 
-    With credentials, a digest of them (20 hex digits): of the value, or of the Secret name
-    and key of a :class:`~podrunner.SecretRef`. It is stable, so the same credentials find
-    their worker pod again from another process, and different credentials (different users)
-    get different ids and pod names. The digest is one-way; the value never leaves the process.
+    With credentials, a digest of them (20 hex digits): of the values, or of the Secret names
+    and keys of :class:`~podrunner.SecretRef` (:meth:`ClaudeCredentials.identity
+    <podrunner.claude.ClaudeCredentials.identity>`), and of their settings (region...). It
+    is stable, so the same credentials find their worker pod again from another process,
+    and different credentials (different users) get different ids and pod names. The digest
+    is one-way; the value never leaves the process.
     Without credentials there is nothing per-user to derive from: a new random id each call.
 
     Args:
@@ -123,10 +127,7 @@ def default_worker_id(credentials: ClaudeCredentials | None) -> str:
     """
     if credentials is None:
         return secrets.token_hex(10)
-    value = credentials.value
-    if isinstance(value, SecretRef):
-        return _digest("ref", credentials.kind, value.name, value.key)
-    return _digest("value", credentials.kind, value)
+    return _digest(*credentials.identity())
 
 
 class WorkerOwnershipError(RunError):
@@ -581,12 +582,15 @@ class ClaudeWorker:
 
     def command(self, task: ClaudeTask) -> list[str]:
         """Return the exec argv for ``task`` (the prompt itself goes on stdin)."""
-        plan = self._pods.credentials.plan() if self._pods.credentials is not None else None
+        credentials = self._pods.credentials
+        if credentials is not None:
+            credentials.check_task(task)
+        plan = credentials.plan() if credentials is not None else None
         return launcher_command(
             task.argv(self._pods.claude_path, prompt_on_stdin=True),
             working_dir=task.working_dir,
             credentials_file=plan.credentials_file if plan else "",
-            prompt_file=f"stdin:{task.prompt_bytes}",
+            prompt_file=f"stdin:{len(task.stdin().encode('utf-8'))}",
             shell_prefix=plan.shell_prefix if plan else "",
         )
 
@@ -610,7 +614,12 @@ class ClaudeWorker:
         if isinstance(task, str):
             task = ClaudeTask(task)
         limit = self.exec_timeout if timeout is None else timeout
-        with self._lock:
+        command = self.command(task)  # refuses a task the credentials cannot run, first
+        with (
+            self._lock,
+            claim(self._pods.credentials),
+            claim_session(self._pods.sessions, task),
+        ):
             self._ensure_running()
             # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
             # once its time was up ran out of time, whatever the backend's words.
@@ -620,8 +629,8 @@ class ClaudeWorker:
                     self.namespace,
                     self.name,
                     CLAUDE_CONTAINER,
-                    self.command(task),
-                    stdin=task.prompt.encode("utf-8"),
+                    command,
+                    stdin=task.stdin().encode("utf-8"),
                     timeout=limit,
                 )
             except (TimeoutError, BackendUnavailable) as exc:

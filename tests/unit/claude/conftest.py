@@ -47,3 +47,23 @@ def claude_runner(local_runner: PodRunner, standin: str, tmp_path: Path) -> Clau
         launcher_environ={},
         timeout=60,
     )
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    """A host directory the pod's process can use: it may run as another user (uid 10001).
+
+    A path that exists on this machine is left as it is by the local runtime, so files here
+    are seen by the CLI under the same path; ``record.jsonl`` is ready for
+    ``CLAUDE_STANDIN_RECORD``.
+    """
+    path = tmp_path / "shared"
+    path.mkdir()
+    for directory in (path, *path.parents):
+        if directory == Path("/tmp"):
+            break
+        directory.chmod(directory.stat().st_mode | 0o711)
+    path.chmod(0o777)
+    (path / "record.jsonl").touch()
+    (path / "record.jsonl").chmod(0o666)
+    return path

@@ -7,15 +7,23 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
-from podrunner.claude import ClaudeCredentials, ClaudeRunner, ClaudeTask, InlineCredentialsWarning
+from podrunner.claude import (
+    ClaudeCredentials,
+    ClaudeRunner,
+    ClaudeTask,
+    InlineCredentialsWarning,
+    Telemetry,
+)
 from podrunner.claude.credentials import CREDENTIALS_MOUNT
 from podrunner.errors import SpecError
 from podrunner.manifest import build_manifests
 from podrunner.run import PodRunner
 from podrunner.spec import SecretRef
 from podrunner.testing import FakeCluster
+from podrunner.testing.messages_api import FakeMessagesAPI
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,6 +33,7 @@ TOKEN = "sk-ant-oat01-LEAKCANARY-token-0123456789"
 OAUTH = json.dumps(
     {"claudeAiOauth": {"accessToken": "LEAKCANARY-access", "refreshToken": "LEAKCANARY-rt"}}
 )
+OTLP_TOKEN = "otlp-LEAKCANARY-collector-0123"
 CANARIES = ("LEAKCANARY",)
 
 
@@ -119,38 +128,84 @@ def test_no_value_in_pod_manifest_or_repr(credentials: ClaudeCredentials) -> Non
             assert canary not in text
 
 
-@pytest.mark.parametrize(
-    "credentials",
-    [
-        ClaudeCredentials.api_key(API_KEY),
-        ClaudeCredentials.oauth_token(TOKEN),
-        ClaudeCredentials.oauth_json(OAUTH),
-    ],
-    ids=["api_key", "oauth_token", "oauth_json"],
-)
+# Every way a secret value can be handed to a ClaudeRunner: the leak scan covers each.
+LEAK_CASES: dict[str, dict[str, object]] = {
+    "api_key": {"credentials": ClaudeCredentials.api_key(API_KEY)},
+    "oauth_token": {"credentials": ClaudeCredentials.oauth_token(TOKEN)},
+    "oauth_json": {"credentials": ClaudeCredentials.oauth_json(OAUTH)},
+    "auth_token": {
+        "credentials": ClaudeCredentials.auth_token(TOKEN, base_url="http://127.0.0.1:9")
+    },
+    "proxy_token": {"credentials": ClaudeCredentials.proxy("http://127.0.0.1:9", token=TOKEN)},
+    "bedrock_keys": {
+        "credentials": ClaudeCredentials.bedrock(
+            "us-east-1",
+            access_key_id="AKIA-LEAKCANARY",
+            secret_access_key="aws-LEAKCANARY-secret",
+            session_token="aws-LEAKCANARY-session",
+        )
+    },
+    "bedrock_api_key": {
+        "credentials": ClaudeCredentials.bedrock("us-east-1", api_key="bedrock-LEAKCANARY")
+    },
+    "vertex_service_account": {
+        "credentials": ClaudeCredentials.vertex(
+            "us-east5",
+            "my-project-123",
+            service_account_json=json.dumps({"private_key": "gcp-LEAKCANARY-key"}),
+        )
+    },
+    "telemetry_headers": {
+        "credentials": ClaudeCredentials.api_key(SecretRef("team-claude", "api-key")),
+        "telemetry": Telemetry(
+            "http://127.0.0.1:4317", headers={"Authorization": f"Bearer {OTLP_TOKEN}"}
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(LEAK_CASES), ids=list(LEAK_CASES))
 def test_no_value_in_anything_written_during_a_run(
-    credentials: ClaudeCredentials, standin: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    case: str, standin: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A whole run on the fake: only the Secret holds the value; pods, logs, results do not."""
     caplog.set_level(logging.DEBUG)
+    options = LEAK_CASES[case]
+    credentials = options["credentials"]
+    assert isinstance(credentials, ClaudeCredentials)
     cluster = FakeCluster(runtime="local")
+    if isinstance(credentials.value, SecretRef):
+        cluster.backend.create(
+            {
+                "kind": "Secret",
+                "metadata": {"name": credentials.value.name},
+                "stringData": {credentials.value.key: "sk-ant-not-a-canary"},
+            }
+        )
     pod_runner = PodRunner(cluster.backend)
-    runner = ClaudeRunner(
-        pod_runner,
-        image="example.com/claude-code:2",
-        credentials=credentials,
-        claude_path=standin,
-        home=str(tmp_path / "home"),
-        launcher_environ={},
-        env={"CLAUDE_STANDIN_REQUIRE_AUTH": "1"},
-        timeout=60,
-    )
-    result = runner.run(ClaudeTask("#tool-use check", output_format="stream-json"), check=False)
+    with FakeMessagesAPI() as api:
+        if credentials.base_url is not None:
+            # A gateway: the stand-in, like the CLI, sends the token to it (a local one here).
+            options = {**options, "credentials": attrs.evolve(credentials, base_url=api.url)}
+        runner = ClaudeRunner(
+            pod_runner,
+            image="example.com/claude-code:2",
+            claude_path=standin,
+            home=str(tmp_path / "home"),
+            launcher_environ={},
+            env={"CLAUDE_STANDIN_REQUIRE_AUTH": "1"},
+            timeout=60,
+            **options,  # type: ignore[arg-type]
+        )
+        task = ClaudeTask("#tool-use check", output_format="stream-json")
+        result = runner.run(task, check=False)
+    written_api = [json.dumps(r.headers) + json.dumps(r.body) for r in api.requests]
     # The local runtime writes secret volumes under its own directory, not at the mount path,
     # so the OAuth file cannot be found there (the launcher tests cover that copy); the scan
     # still covers everything the failed run wrote.
     assert result.ok or credentials.kind == "oauth_json"
     written: list[str] = [result.text, repr(result), json.dumps(result.to_dict())]
+    written += [repr(runner.credentials), repr(runner.telemetry), str(result.error)]
     written += [json.dumps(e) for e in result.events]
     assert result.run is not None
     written.append(result.run.logs)
@@ -164,11 +219,13 @@ def test_no_value_in_anything_written_during_a_run(
     written += [json.dumps(p) for p in versions]
     written += [json.dumps(c) for c in cluster.config_maps()]
     written += [json.dumps(e) for e in cluster.events()]
+    written += written_api
     for text in written:
         for canary in CANARIES:
             assert canary not in text
     # The control: the value did travel, in the run's Secret and nowhere else.
-    (secret_name,) = {a.name for a in cluster.actions if a.verb == "create" and a.kind == "Secret"}
+    created = {a.name for a in cluster.actions if a.verb == "create" and a.kind == "Secret"}
+    (secret_name,) = created - {getattr(credentials.value, "name", None)}
     assert secret_name is not None
     secrets = cluster.history("Secret", result.run.namespace, secret_name)
     decoded = [

@@ -283,6 +283,19 @@ FIELDS = [
     "fork_session",
     "working_dir",
     "extra_args",
+    "fallback_model",
+    "effort",
+    "input_format",
+    "system_prompt_file",
+    "append_system_prompt_file",
+    "tools",
+    "permission_prompt_tool",
+    "settings",
+    "setting_sources",
+    "agents",
+    "add_dirs",
+    "bare",
+    "no_session_persistence",
 ]
 
 

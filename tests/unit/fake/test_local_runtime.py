@@ -134,3 +134,29 @@ def test_missing_command_fails(local: FakeCluster) -> None:
     )
     pod = _wait_phase(local, "a", ("Failed",))
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "StartError"
+
+
+def test_a_pvc_outlives_its_pods(local: FakeCluster) -> None:
+    """What one pod writes to a PVC the next pod reads; another claim or cluster is empty."""
+
+    def run(name: str, claim: str, cluster: FakeCluster) -> str:
+        script = 'cat "$1/f" 2>/dev/null; echo "$2" >> "$1/f"'
+        cluster.backend.create(
+            _pod(
+                name,
+                ["sh", "-c", script, "sh", "/data", name],
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": claim}}],
+                container={"volumeMounts": [{"name": "d", "mountPath": "/data"}]},
+            )
+        )
+        _wait_phase(cluster, name, ("Succeeded",))
+        return b"".join(cluster.backend.read_log("default", name)).decode()
+
+    assert run("a", "store", local) == ""
+    assert run("b", "store", local) == "a\n"
+    assert run("c", "other", local) == ""
+    elsewhere = FakeCluster(runtime="local")
+    try:
+        assert run("d", "store", elsewhere) == ""
+    finally:
+        elsewhere.backend.close()

@@ -1,16 +1,17 @@
 """The files and environment of a container that the local runtime runs as a process.
 
-Each pod gets a private directory (under one per-process directory in the system
-temp dir) holding ``home/``, ``tmp/``, ``work/`` (the default working directory) and
-``volumes/<name>/``: Secret and ConfigMap volumes are written there (``items``, modes and
-``subPath`` honoured), emptyDirs are empty directories, a ``hostPath`` is the host path itself
-and any other volume (a PVC...) is an empty directory. A local process cannot see a mount at its
+Each pod gets a private directory (under one per-process directory in the system temp dir) holding
+``home/``, ``tmp/``, ``work/`` (the default working directory) and ``volumes/<name>/``: Secret and
+ConfigMap volumes are written there (``items``, modes and ``subPath`` honoured), emptyDirs are
+empty directories, a ``hostPath`` is the host path itself, a PVC is one directory per claim and
+namespace that outlives the pods using it (as a bound volume does; it goes when the process exits),
+and any other volume is an empty directory. A local process cannot see a mount at its
 ``mountPath``, so paths are mapped, by one rule: **an argv element, an env value or the
-``workingDir`` that is a mount path, or starts with one followed by** ``/``, **is rewritten to
-the local directory** (the longest mount path wins). Paths inside longer strings (a shell
-script's body) are not rewritten. ``HOME`` is always a per-run directory: the mapped mount when
-the spec's ``HOME`` is one, else ``home/``. ``TMPDIR`` defaults to ``tmp/``. The local runtime
-removes the directory when the pod goes.
+``workingDir`` that is a mount path, or starts with one followed by** ``/``, **is rewritten to the
+local directory** (the longest mount path wins). Paths inside longer strings (a shell script's
+body) are not rewritten. ``HOME`` is always a per-run directory: the mapped mount when the spec's
+``HOME`` is one, else ``home/``. ``TMPDIR`` defaults to ``tmp/``. The local runtime removes the
+directory when the pod goes.
 """
 
 from __future__ import annotations
@@ -54,17 +55,19 @@ def prepare_files(
     uid: int | None,
     gid: int | None,
     groups: list[int] | None,
+    claims: Callable[[str, str], Path] | None = None,
 ) -> tuple[list[str], dict[str, str], Path]:
     """Write the pod's volumes under ``root``; return the container's argv, env and cwd.
 
     ``uid``, ``gid`` and ``groups`` are who the process runs as (``None``: the caller): the
-    directory is given to that user, and ``PATH`` keeps only what it can search.
+    directory is given to that user, and ``PATH`` keeps only what it can search. ``claims``
+    gives the directory of a PVC (namespace, claim name); without it a PVC is empty per pod.
     """
     spec: dict[str, Any] = next(
         (x for x in (pod.get("spec") or {}).get("containers") or [] if x.get("name") == c.name),
         {},
     )
-    mounts = _write_volumes(objects, sim, pod, spec, root)
+    mounts = _write_volumes(objects, sim, pod, spec, root, claims)
     local = partial(_local_path, mounts)
     env = {"PATH": _search_path(uid, gid, groups), "HOSTNAME": sim.name}
     mapped = _environment(env, objects, sim, spec, local)
@@ -86,6 +89,7 @@ def _write_volumes(
     pod: dict[str, Any],
     spec: dict[str, Any],
     root: Path,
+    claims: Callable[[str, str], Path] | None = None,
 ) -> dict[str, str]:
     """Materialise the pod's volumes; return ``{mountPath: local path}`` for ``spec``."""
     places: dict[str, Path] = {}
@@ -95,6 +99,10 @@ def _write_volumes(
         host = (volume.get("hostPath") or {}).get("path")
         if host:
             places[name] = Path(host)
+            continue
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim and claims is not None:
+            places[name] = claims(sim.namespace, str(claim))
             continue
         target.mkdir(exist_ok=True)
         places[name] = target

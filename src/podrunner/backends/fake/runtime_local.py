@@ -337,13 +337,31 @@ class LocalRuntime:
             ignore_run_as_user = os.environ.get(IGNORE_RUN_AS_USER_ENV, "") == "1"
         self.ignore_run_as_user = ignore_run_as_user
         self._runs: dict[tuple[str, str], _Run] = {}
+        self._claims: Path | None = None
+        self._claims_lock = threading.Lock()
+
+    def _claim_dir(self, namespace: str, claim: str) -> Path:
+        """The directory of one PVC of this runtime's cluster: it outlives the pods."""
+        with self._claims_lock:
+            if self._claims is None:
+                self._claims = Path(tempfile.mkdtemp(prefix="claims-", dir=_LIVE.parent_dir()))
+                self._claims.chmod(0o711)
+            path = self._claims / namespace / claim
+            if not path.is_dir():
+                path.mkdir(parents=True)
+                # Writable by whichever user a pod runs as, like a volume with an fsGroup.
+                path.chmod(0o777)
+                path.parent.chmod(0o711)
+            return path
 
     def _prepare(self, kubelet: Kubelet, sim: PodSim, c: ContainerSim) -> _Run:
         objects = kubelet.store.objects
         pod = objects["Pod"].get((sim.namespace, sim.name)) or {}
         root = run_directory(sim, _LIVE.parent_dir)
         user = _resolve_user(pod, c.name, ignore=self.ignore_run_as_user)
-        argv, env, cwd = prepare_files(objects, pod, sim, c, root, user.uid, user.gid, user.groups)
+        argv, env, cwd = prepare_files(
+            objects, pod, sim, c, root, user.uid, user.gid, user.groups, self._claim_dir
+        )
         return _Run(argv, env, cwd, user)
 
     # -- Runtime protocol -----------------------------------------------------------------

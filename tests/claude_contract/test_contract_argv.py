@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +15,7 @@ from podrunner.claude import ClaudeExecutionError, ClaudeTask
 from podrunner.testing.messages_api import Reply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from contract_util import Cli
 
@@ -44,6 +47,13 @@ def _tools(present: tuple[str, ...] = (), absent: tuple[str, ...] = ()) -> Calla
         names = tool_names(request)
         assert set(present) <= set(names), names
         assert not set(absent) & set(names), names
+
+    return check
+
+
+def _user_says(prompt: str) -> Callable[[RecordedRequest], None]:
+    def check(request: RecordedRequest) -> None:
+        assert prompt in texts(request, "user")
 
     return check
 
@@ -81,24 +91,27 @@ ACCEPTED: dict[str, tuple[dict[str, Any], Callable[[RecordedRequest], None]]] = 
         {"permission_mode": "bypassPermissions", "dangerously_allow_bypass": True},
         _nothing,
     ),
-    # Options of today's CLI that ClaudeTask does not model yet, through extra_args.
-    "effort": ({"extra_args": ["--effort=high"]}, _nothing),
-    "fallback model": ({"extra_args": ["--fallback-model=haiku"]}, _nothing),
-    "tools": ({"extra_args": ["--tools=Read"]}, _tools(("Read",), ("Bash",))),
-    "settings json": (
-        {"extra_args": ['--settings={"model":"haiku"}']},
-        _sent_model("claude-haiku-5-5"),
+    "effort": ({"effort": "high"}, _nothing),
+    "fallback model": ({"fallback_model": "haiku"}, _nothing),
+    "fallback models": ({"fallback_model": ["haiku", "sonnet"]}, _nothing),
+    "tools": ({"tools": ["Read"]}, _tools(("Read",), ("Bash",))),
+    "no tools": ({"tools": []}, _tools((), ("Bash", "Read", "Write"))),
+    "default tools": ({"tools": ["default"]}, _tools(("Bash", "Read"))),
+    "settings json": ({"settings": {"model": "haiku"}}, _sent_model("claude-haiku-5-5")),
+    "setting sources": ({"setting_sources": ["user", "project"]}, _nothing),
+    "no setting sources": ({"setting_sources": []}, _nothing),
+    "agents": ({"agents": AGENTS}, _nothing),
+    "add dirs": ({"add_dirs": ["/tmp", "/var/tmp"]}, _nothing),
+    "bare": ({"bare": True}, _nothing),
+    "no session persistence": ({"no_session_persistence": True}, _nothing),
+    "permission prompt tool": ({"permission_prompt_tool": "mcp__perm__ask"}, _nothing),
+    "stream-json input": (
+        {"input_format": "stream-json", "output_format": "stream-json"},
+        _user_says("Check the options."),
     ),
-    "setting sources": ({"extra_args": ["--setting-sources=user,project"]}, _nothing),
-    "agents": ({"extra_args": ["--agents=" + json.dumps(AGENTS)]}, _nothing),
-    "add dir": ({"extra_args": ["--add-dir=/tmp"]}, _nothing),
-    "no session persistence": ({"extra_args": ["--no-session-persistence"]}, _nothing),
-    "permission prompt tool": (
-        {"extra_args": ["--permission-prompt-tool=mcp__perm__ask"]},
-        _nothing,
-    ),
+    "extra args": ({"extra_args": ["--disable-slash-commands"]}, _nothing),
 }
-MODES = ["default", "acceptEdits", "plan", "auto", "dontAsk"]
+MODES = ["default", "manual", "acceptEdits", "plan", "auto", "dontAsk"]
 
 
 @pytest.mark.parametrize("name", list(ACCEPTED))
@@ -117,6 +130,49 @@ def test_rendered_options_are_accepted(
     assert result.ok, result.error
     assert result.text == ('{"verdict":"ok"}' if "json_schema" in options else ANSWER)
     assert result.session_id
+    check(api.message_requests[0])
+
+
+@pytest.fixture
+def readable() -> Iterator[Path]:
+    """A directory of option files the pod's user (uid 10001) can read."""
+    path = Path(tempfile.mkdtemp(prefix="podrunner-claude-options-"))
+    path.chmod(0o755)
+    (path / "system.md").write_text("You are terse. SYSFILEMARK\n")
+    (path / "append.md").write_text("APPENDFILEMARK\n")
+    (path / "settings.json").write_text(json.dumps({"model": "haiku"}))
+    (path / "agents.json").write_text(json.dumps(AGENTS))
+    for child in path.iterdir():
+        child.chmod(0o644)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# (task options naming files in `readable`, what the first API request must show)
+FILE_OPTIONS: dict[str, tuple[dict[str, str], Callable[[RecordedRequest], None]]] = {
+    "system prompt file": ({"system_prompt_file": "system.md"}, _in_system("SYSFILEMARK")),
+    "append system prompt file": (
+        {"append_system_prompt_file": "append.md"},
+        _in_system("APPENDFILEMARK"),
+    ),
+    "settings file": ({"settings": "settings.json"}, _sent_model("claude-haiku-5-5")),
+    "agents file": ({"agents": "agents.json"}, _nothing),
+}
+
+
+@pytest.mark.parametrize("name", list(FILE_OPTIONS))
+def test_options_naming_files_are_accepted(
+    name: str, readable: Path, runner: ClaudeRunner, api: FakeMessagesAPI
+) -> None:
+    """The options that take a file path: the CLI reads the file the task names."""
+    options, check = FILE_OPTIONS[name]
+    api.script(Reply.text(ANSWER))
+    paths = {key: str(readable / value) for key, value in options.items()}
+    result = runner.run(ClaudeTask("Check the options.", **paths))
+    assert result.ok, result.error
+    assert result.text == ANSWER
     check(api.message_requests[0])
 
 

@@ -96,6 +96,27 @@ def test_no_credentials(make_runner: Callable[..., ClaudeRunner], api: FakeMessa
     assert api.message_requests == []
 
 
+@pytest.mark.parametrize("bare", [True, False], ids=["bare", "control"])
+def test_bare_reads_no_oauth_login(
+    bare: bool, make_runner: Callable[..., ClaudeRunner], api: FakeMessagesAPI
+) -> None:
+    """--bare ignores an OAuth token: not logged in, no API call (without it, the token is sent).
+
+    The runner refuses ``bare`` with OAuth credentials; this is the CLI behaviour behind that.
+    """
+    token = {"CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-contract-bare"}
+    runner = make_runner(credentials=None, env=token)
+    api.script(Reply.text("Accepted."))
+    result = runner.run(ClaudeTask("hi", bare=bare), check=False)
+    if bare:
+        assert isinstance(result.error, ClaudeAuthError)
+        assert "Not logged in" in result.error.cli_message
+        assert api.message_requests == []
+    else:
+        assert result.text == "Accepted."
+        assert api.message_requests[0].headers["authorization"] == "<redacted>"
+
+
 def test_expired_oauth_token(
     make_runner: Callable[..., ClaudeRunner], api: FakeMessagesAPI
 ) -> None:

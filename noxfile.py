@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -18,6 +20,8 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+CLAUDE_CODE_VERSION = "2.1.332"
+"""The Claude Code release the Claude contract tier checks podrunner against (npm)."""
 
 
 def install(session: nox.Session, *groups: str, editable: bool = True) -> None:
@@ -130,3 +134,48 @@ def chaos(session: nox.Session) -> None:
     install(session, "tests")
     session.run("python", "-m", "podrunner.testing.controlplane", "build")
     session.run("pytest", "tests/chaos", *session.posargs)
+
+
+def _claude_works(binary: Path) -> bool:
+    """Whether ``binary --version`` prints the pinned version."""
+    try:
+        done = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError:
+        return False
+    return done.returncode == 0 and done.stdout.startswith(CLAUDE_CODE_VERSION)
+
+
+@nox.session
+def claude_contract(session: nox.Session) -> None:
+    """The Claude contract tier on the stand-in CLI and on the real Claude Code CLI.
+
+    Installs ``@anthropic-ai/claude-code`` (:data:`CLAUDE_CODE_VERSION`, with npm) once under
+    ``~/.cache/podrunner/claude-code/<version>``, then runs ``tests/claude_contract`` in a new
+    network namespace with only loopback up (``unshare --net``, as root), so the real CLI can
+    reach the local Messages API stand-in and nothing else.
+    """
+    install(session, "tests")
+    prefix = Path.home() / ".cache" / "podrunner" / "claude-code" / CLAUDE_CODE_VERSION
+    binary = prefix / "node_modules" / ".bin" / "claude"
+    if not _claude_works(binary):
+        session.run(
+            "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+            f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}",
+            external=True,
+        )  # fmt: skip
+    if not _claude_works(binary):
+        # With install scripts off (npm's ignore-scripts) bin/claude.exe is a stub; the
+        # package's postinstall links the native binary from its platform package, offline.
+        script = prefix / "node_modules" / "@anthropic-ai" / "claude-code" / "install.cjs"
+        session.run("node", str(script), external=True)
+    # A new network namespace takes root here (a user namespace would map the pod's uid away).
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("ip")):
+        session.error("claude_contract runs as root with unshare and ip (a network namespace)")
+    session.run(
+        "unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+        "pytest", "tests/claude_contract", "-p", "no:cacheprovider", *session.posargs,
+        env={"PODRUNNER_REAL_CLAUDE": str(binary)},
+        external=True,
+    )  # fmt: skip

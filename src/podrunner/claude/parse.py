@@ -9,7 +9,10 @@ The CLI's two machine formats (Claude Code's headless and Agent SDK documentatio
   (``error_max_turns``, ``error_max_budget_usd``, ``error_during_execution``,
   ``error_max_structured_output_retries``) carry an ``errors`` list instead of ``result``. A
   failed API call comes back as subtype ``success`` with ``is_error: true`` and the message in
-  ``result`` (``api_error_status`` holds the HTTP status when the CLI knows it).
+  ``result`` (``api_error_status`` holds the HTTP status when the CLI knows it,
+  ``api_error_type`` the API's error type, and ``api_error: "connection_failed"`` marks an
+  unreachable API). Keys come in any order: Claude Code 2.1.332 writes ``"type": "result"``
+  near the end of the object. With ``--verbose`` the whole run is one JSON array of events.
 * ``--output-format stream-json --verbose``: one JSON event per line: a ``system``/``init``
   event (``session_id``, ``model``, ``tools``, ``mcp_servers``, ``permissionMode``...),
   ``assistant`` and ``user`` events wrapping API messages (text, ``tool_use`` and
@@ -57,11 +60,15 @@ __all__ = [
 EXIT_NOT_FOUND = 127
 """The shell's exit code for "command not found"."""
 
-_RESULT_START = re.compile(r'\{\s*"type"\s*:\s*"result"')
+_RESULT_TYPE = re.compile(r'"type"\s*:\s*"result"')
+# Where to look for a result object inside noise: each "{" up to this many (a hostile line of
+# braces must not cost quadratic time).
+_MAX_OBJECT_STARTS = 64
 _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\r?\n(.*?)```", re.DOTALL)
 _API_STATUS = re.compile(r"API Error:\s*(\d{3})")
 _AUTH_MARKERS = (
     "invalid api key",
+    "failed to authenticate",
     "please run /login",
     "authentication_error",
     "authentication_failed",
@@ -71,6 +78,10 @@ _AUTH_MARKERS = (
     "not logged in",
     "oauth token has been revoked",
 )
+
+# The API's error types that mean the credentials were refused (2.1.332 reports them in the
+# result's "api_error_type"; a 403 reads "Failed to authenticate").
+_AUTH_ERROR_TYPES = frozenset({"authentication_error", "permission_error"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,6 +111,12 @@ def split_lines(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
         if obj is not None:
             events.append(obj)
             continue
+        if stripped.startswith("["):
+            # json with --verbose prints every event and the result as one array.
+            array = _loads_array(stripped)
+            if array is not None:
+                events.extend(array)
+                continue
         embedded = _embedded_result(stripped)
         if embedded is not None:
             # A warning printed without a newline, then the result object on the same line.
@@ -122,29 +139,51 @@ def _loads_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _embedded_result(line: str) -> tuple[str, dict[str, Any]] | None:
-    match = _RESULT_START.search(line)
-    if match is None:
-        return None
+def _loads_array(text: str) -> list[dict[str, Any]] | None:
     try:
-        value, _ = json.JSONDecoder().raw_decode(line, match.start())
+        value = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(value, dict):
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return value
+    return None
+
+
+def _result_at(text: str, starts: Iterable[int]) -> tuple[int, dict[str, Any]] | None:
+    """The first result object that starts at one of ``starts``.
+
+    Its key order is free: the real CLI writes ``"type": "result"`` near the end.
+    """
+    decoder = json.JSONDecoder()
+    for count, start in enumerate(starts):
+        if count >= _MAX_OBJECT_STARTS:
+            break
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.get("type") == "result":
+            return start, value
+    return None
+
+
+def _embedded_result(line: str) -> tuple[str, dict[str, Any]] | None:
+    if _RESULT_TYPE.search(line) is None:
         return None
-    return line[: match.start()], value
+    found = _result_at(line, (i for i, char in enumerate(line) if char == "{"))
+    if found is None:
+        return None
+    start, value = found
+    return line[:start], value
 
 
 def _whole_document(text: str) -> dict[str, Any] | None:
-    # A pretty-printed result spans several lines; find it where a result object starts.
-    for match in _RESULT_START.finditer(text):
-        try:
-            value, _ = json.JSONDecoder().raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+    # A pretty-printed result spans several lines: it starts with a "{" that opens a line.
+    if _RESULT_TYPE.search(text) is None:
+        return None
+    starts = (m.end() - 1 for m in re.finditer(r"^[ \t]*\{", text, re.MULTILINE))
+    found = _result_at(text, starts)
+    return None if found is None else found[1]
 
 
 class StreamParser:
@@ -478,6 +517,7 @@ def _from_result(
             status = int(found.group(1)) if found else None
         if (
             status == 401
+            or raw.get("api_error_type") in _AUTH_ERROR_TYPES
             or _is_auth(message)
             or _assistant_error(events) == "authentication_failed"
         ):

@@ -103,9 +103,10 @@ INPUT_FORMATS: tuple[str, ...] = ("text", "stream-json")
 """The values ``--input-format`` accepts."""
 
 PERMISSION_MODES: frozenset[str] = frozenset(
-    {"default", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions"}
+    {"default", "manual", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions"}
 )
-"""The values ``--permission-mode`` accepts (Claude Code CLI reference)."""
+"""The values ``--permission-mode`` accepts (Claude Code 2.1.332 lists ``manual`` and still takes
+``default``, the same mode)."""
 
 EFFORT_LEVELS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
 """The values ``--effort`` accepts; the CLI ignores any other with a warning."""

@@ -20,8 +20,10 @@ from podrunner.manifest import build_manifests
 from podrunner.run import PodRunner
 from podrunner.spec import SecretRef
 from podrunner.testing import FakeCluster
+from podrunner.testing.messages_api import FakeMessagesAPI
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 IMAGE = "example.com/claude-code:2"
@@ -206,29 +208,40 @@ def _local(shared: Path, standin: str, credentials: ClaudeCredentials, **kw: Any
 @pytest.mark.parametrize(
     ("credentials", "source"),
     [
+        (lambda url: ClaudeCredentials.auth_token("tok", base_url=url), "ANTHROPIC_AUTH_TOKEN"),
+        (ClaudeCredentials.proxy, "ANTHROPIC_AUTH_TOKEN"),
         (
-            ClaudeCredentials.auth_token("tok", base_url="http://127.0.0.1:9"),
-            "ANTHROPIC_AUTH_TOKEN",
-        ),
-        (ClaudeCredentials.proxy("http://127.0.0.1:9"), "ANTHROPIC_AUTH_TOKEN"),
-        (
-            ClaudeCredentials.bedrock("us-east-1", access_key_id="a", secret_access_key="b"),
+            lambda url: ClaudeCredentials.bedrock(
+                "us-east-1", access_key_id="a", secret_access_key="b"
+            ),
             "bedrock (access key)",
         ),
-        (ClaudeCredentials.bedrock("us-east-1", api_key="bedrock-key"), "bedrock (api key)"),
         (
-            ClaudeCredentials.vertex("us-east5", "my-project-123", service_account_json=SA_JSON),
+            lambda url: ClaudeCredentials.bedrock("us-east-1", api_key="bedrock-key"),
+            "bedrock (api key)",
+        ),
+        (
+            lambda url: ClaudeCredentials.vertex(
+                "us-east5", "my-project-123", service_account_json=SA_JSON
+            ),
             "vertex (service account)",
         ),
     ],
     ids=["auth_token", "proxy", "bedrock_keys", "bedrock_api_key", "vertex_file"],
 )
 def test_the_cli_in_the_pod_finds_its_credentials(
-    credentials: ClaudeCredentials, source: str, shared: Path, standin: str
+    credentials: Callable[[str], ClaudeCredentials], source: str, shared: Path, standin: str
 ) -> None:
-    """On the local runtime the stand-in authenticates with each mode, as the CLI would."""
-    result = _local(shared, standin, credentials).run(ClaudeTask("hi"))
-    assert result.ok
+    """On the local runtime the stand-in authenticates with each mode, as the CLI would.
+
+    A gateway URL is a local Messages API: the stand-in (like the CLI) talks to it, with the
+    bearer token as ``Authorization``.
+    """
+    with FakeMessagesAPI() as api:
+        result = _local(shared, standin, credentials(api.url)).run(ClaudeTask("hi"))
+        assert result.ok, result.error
+        bearer = [r for r in api.message_requests if "authorization" in r.headers]
+        assert len(bearer) == (1 if source == "ANTHROPIC_AUTH_TOKEN" else 0)
     seen = json.loads((shared / "record.jsonl").read_text().splitlines()[-1])
     assert seen["credentials"] == [source]
 

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 from podrunner.claude import (
@@ -22,6 +23,7 @@ from podrunner.manifest import build_manifests
 from podrunner.run import PodRunner
 from podrunner.spec import SecretRef
 from podrunner.testing import FakeCluster
+from podrunner.testing.messages_api import FakeMessagesAPI
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -181,17 +183,23 @@ def test_no_value_in_anything_written_during_a_run(
             }
         )
     pod_runner = PodRunner(cluster.backend)
-    runner = ClaudeRunner(
-        pod_runner,
-        image="example.com/claude-code:2",
-        claude_path=standin,
-        home=str(tmp_path / "home"),
-        launcher_environ={},
-        env={"CLAUDE_STANDIN_REQUIRE_AUTH": "1"},
-        timeout=60,
-        **options,  # type: ignore[arg-type]
-    )
-    result = runner.run(ClaudeTask("#tool-use check", output_format="stream-json"), check=False)
+    with FakeMessagesAPI() as api:
+        if credentials.base_url is not None:
+            # A gateway: the stand-in, like the CLI, sends the token to it (a local one here).
+            options = {**options, "credentials": attrs.evolve(credentials, base_url=api.url)}
+        runner = ClaudeRunner(
+            pod_runner,
+            image="example.com/claude-code:2",
+            claude_path=standin,
+            home=str(tmp_path / "home"),
+            launcher_environ={},
+            env={"CLAUDE_STANDIN_REQUIRE_AUTH": "1"},
+            timeout=60,
+            **options,  # type: ignore[arg-type]
+        )
+        task = ClaudeTask("#tool-use check", output_format="stream-json")
+        result = runner.run(task, check=False)
+    written_api = [json.dumps(r.headers) + json.dumps(r.body) for r in api.requests]
     # The local runtime writes secret volumes under its own directory, not at the mount path,
     # so the OAuth file cannot be found there (the launcher tests cover that copy); the scan
     # still covers everything the failed run wrote.
@@ -211,6 +219,7 @@ def test_no_value_in_anything_written_during_a_run(
     written += [json.dumps(p) for p in versions]
     written += [json.dumps(c) for c in cluster.config_maps()]
     written += [json.dumps(e) for e in cluster.events()]
+    written += written_api
     for text in written:
         for canary in CANARIES:
             assert canary not in text

@@ -101,7 +101,7 @@ def test_end_to_end_json(claude_runner: ClaudeRunner) -> None:
     assert result.text.startswith("You asked (9 bytes")
     assert result.cost_usd == pytest.approx(0.0123)
     assert result.session_id
-    assert result.model == "claude-sonnet-4-5-20250929"
+    assert result.model == "claude-sonnet-5-5"  # 2.1.332 maps the alias so
     assert result.usage.output_tokens == 57
     assert result.run is not None
     assert result.run.exit_code == 0

@@ -6,6 +6,8 @@
   credential-injecting proxy, Bedrock or Vertex; secrets as a value (per-run Secret owned by
   the pod) or a reference to an existing Secret; never in a pod manifest.
 * :class:`ClaudeRunner`: one task per ephemeral, hardened pod.
+* :class:`AsyncClaudeRunner`: the same for coroutines, on an ``AsyncPodRunner`` (loaded on
+  first use, so ``import podrunner.claude`` does not import :mod:`asyncio`).
 * :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
 * :class:`SessionStore`: a volume where session transcripts outlive the pod (``resume``
   in the next one).
@@ -16,6 +18,8 @@
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from podrunner.claude.cli import (
     cli_exit_code,
@@ -51,11 +55,15 @@ from podrunner.claude.task import (
 from podrunner.claude.telemetry import Telemetry
 from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
+if TYPE_CHECKING:
+    from podrunner.claude.aio_runner import AsyncClaudeRunner
+
 __all__ = [
     "CHECKED_CLI_VERSION",
     "EFFORT_LEVELS",
     "PROMPT_STDIN_THRESHOLD",
     "SETTING_SOURCES",
+    "AsyncClaudeRunner",
     "ClaudeAPIError",
     "ClaudeAuthError",
     "ClaudeBudgetExceeded",
@@ -87,3 +95,12 @@ __all__ = [
     "parse_output",
     "run_claude_cli",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AsyncClaudeRunner":  # the async runner imports asyncio: only when asked for
+        from podrunner.claude.aio_runner import AsyncClaudeRunner
+
+        globals()[name] = AsyncClaudeRunner
+        return AsyncClaudeRunner
+    raise AttributeError(f"module 'podrunner.claude' has no attribute {name!r}")

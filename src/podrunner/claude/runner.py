@@ -28,7 +28,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -72,9 +72,14 @@ __all__ = [
     "DEFAULT_USER",
     "MANAGED_SETTINGS_PATH",
     "PROMPT_MOUNT",
+    "ClaudePods",
     "ClaudeRunner",
     "EventCallback",
     "blanked_names",
+    "claude_result",
+    "json_event",
+    "line_events",
+    "timeout_error",
 ]
 
 CLAUDE_CONTAINER = "claude-code"
@@ -106,17 +111,25 @@ def blanked_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(sorted(name for name in env if name.startswith("CLAUDE")))
 
 
-def _line_events(on_event: EventCallback) -> Callable[[str], None]:
+def json_event(line: str) -> dict[str, Any] | None:
+    """Return the JSON object on an output line (a stream-json event), or ``None``."""
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def line_events(on_event: Callable[[dict[str, Any]], object]) -> Callable[[str], None]:
+    """Return an ``on_log`` callback handing each JSON object line to ``on_event``."""
+
     def on_line(line: str) -> None:
-        text = line.strip()
-        if not text.startswith("{"):
-            return
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return
-        if isinstance(value, dict):
-            on_event(value)
+        event = json_event(line)
+        if event is not None:
+            on_event(event)
 
     return on_line
 
@@ -170,43 +183,15 @@ def _check_options(
         raise SpecError("home", home, "must be an absolute path")
 
 
-class ClaudeRunner:
-    """Runs Claude Code tasks, each in a fresh pod, through a :class:`~podrunner.PodRunner`.
+_R = TypeVar("_R")
 
-    Args:
-        pod_runner: The runner (and so the cluster and default namespace) to use.
-        image: An image with the ``claude`` CLI and ``sh``.
-        credentials: How the CLI authenticates; ``None`` relies on the image.
-        resources: CPU and memory for the container.
-        namespace: Namespace; default: the runner's.
-        claude_path: The CLI executable in the image.
-        home: ``HOME`` of the container, an emptyDir.
-        home_size_limit: Size cap of the ``HOME`` emptyDir.
-        tmp_size_limit: Size cap of the ``/tmp`` emptyDir.
-        run_as_user: Non-root UID (also the GID and fsGroup, so the emptyDirs are writable).
-        image_pull_policy: When to pull the image.
-        image_pull_secrets: Registry Secrets.
-        service_account: Service account (its token is not mounted).
-        node_selector: Node labels the pod requires.
-        tolerations: Taints the pod tolerates.
-        labels: Extra pod labels.
-        annotations: Extra pod annotations (simulation annotations included).
-        env: Extra plain variables (they win over the defaults and the blanking).
-        volumes: Extra volumes, e.g. a PVC with the repository to work on.
-        timeout: Default seconds per task (``None``: no limit).
-        prompt_stdin_threshold: Prompts above this many bytes go through a ConfigMap and stdin
-            (0 sends every prompt that way, keeping prompts out of the pod manifest).
-        cleanup: What to delete after each task.
-        launcher_environ: The environment whose ``CLAUDE*`` names are blanked; default
-            :data:`os.environ`.
-        name_prefix: Start of the pod names.
-        telemetry: Where Claude Code sends its OpenTelemetry metrics and events
-            (:class:`~podrunner.claude.Telemetry`); collector headers go through a Secret.
-        sessions: A :class:`~podrunner.claude.SessionStore` where session transcripts outlive
-            the pod, so a later task (in a new pod) can ``resume`` them.
-        managed_settings: Settings the task cannot override (permissions, hooks, env...): a
-            mapping or JSON text, delivered as :data:`MANAGED_SETTINGS_PATH` in the run's
-            ConfigMap (so: no secrets in it). The directory replaces the image's own.
+
+class ClaudePods(Generic[_R]):
+    """The settings of a Claude runner and the pods they make (no running).
+
+    :class:`ClaudeRunner` and :class:`~podrunner.claude.AsyncClaudeRunner` share it, so a
+    task gets the same pod whichever runs it. ``pod_runner`` is the runner that runs them;
+    the other arguments are :class:`ClaudeRunner`'s.
     """
 
     collect_seconds: int = COLLECT_SECONDS
@@ -214,7 +199,7 @@ class ClaudeRunner:
 
     def __init__(
         self,
-        pod_runner: PodRunner,
+        pod_runner: _R,
         *,
         image: str,
         credentials: ClaudeCredentials | None = None,
@@ -378,6 +363,50 @@ class ClaudeRunner:
         spec = self.base_spec(command, pod_name=pod_name)
         return spec.with_files({prompt_file: content}) if stdin else spec
 
+    def _writes_back(self) -> bool:
+        creds = self.credentials
+        return creds is not None and creds.write_back is not False and not creds.inline
+
+
+class ClaudeRunner(ClaudePods[PodRunner]):
+    """Runs Claude Code tasks, each in a fresh pod, through a :class:`~podrunner.PodRunner`.
+
+    Args:
+        pod_runner: The runner (and so the cluster and default namespace) to use.
+        image: An image with the ``claude`` CLI and ``sh``.
+        credentials: How the CLI authenticates; ``None`` relies on the image.
+        resources: CPU and memory for the container.
+        namespace: Namespace; default: the runner's.
+        claude_path: The CLI executable in the image.
+        home: ``HOME`` of the container, an emptyDir.
+        home_size_limit: Size cap of the ``HOME`` emptyDir.
+        tmp_size_limit: Size cap of the ``/tmp`` emptyDir.
+        run_as_user: Non-root UID (also the GID and fsGroup, so the emptyDirs are writable).
+        image_pull_policy: When to pull the image.
+        image_pull_secrets: Registry Secrets.
+        service_account: Service account (its token is not mounted).
+        node_selector: Node labels the pod requires.
+        tolerations: Taints the pod tolerates.
+        labels: Extra pod labels.
+        annotations: Extra pod annotations (simulation annotations included).
+        env: Extra plain variables (they win over the defaults and the blanking).
+        volumes: Extra volumes, e.g. a PVC with the repository to work on.
+        timeout: Default seconds per task (``None``: no limit).
+        prompt_stdin_threshold: Prompts above this many bytes go through a ConfigMap and stdin
+            (0 sends every prompt that way, keeping prompts out of the pod manifest).
+        cleanup: What to delete after each task.
+        launcher_environ: The environment whose ``CLAUDE*`` names are blanked; default
+            :data:`os.environ`.
+        name_prefix: Start of the pod names.
+        telemetry: Where Claude Code sends its OpenTelemetry metrics and events
+            (:class:`~podrunner.claude.Telemetry`); collector headers go through a Secret.
+        sessions: A :class:`~podrunner.claude.SessionStore` where session transcripts outlive
+            the pod, so a later task (in a new pod) can ``resume`` them.
+        managed_settings: Settings the task cannot override (permissions, hooks, env...): a
+            mapping or JSON text, delivered as :data:`MANAGED_SETTINGS_PATH` in the run's
+            ConfigMap (so: no secrets in it). The directory replaces the image's own.
+    """
+
     # -- running -------------------------------------------------------------------------------
 
     def run(
@@ -415,7 +444,7 @@ class ClaudeRunner:
         if on_log is not None:
             callbacks.append(on_log)
         if on_event is not None:
-            callbacks.append(_line_events(on_event))
+            callbacks.append(line_events(on_event))
         with claim(self.credentials), claim_session(self.sessions, task):
             collector = None
             if self._writes_back():
@@ -430,7 +459,7 @@ class ClaudeRunner:
             run = self._wait(spec, limit, _fan_out(callbacks) if callbacks else None)
             if collector is not None:
                 self._store_refreshed(collector)
-        return self._finish(task, run, check=check)
+        return claude_result(task, run, check=check)
 
     def _wait(
         self, spec: PodSpec, limit: float | None, on_log: Callable[[str], None] | None
@@ -440,15 +469,7 @@ class ClaudeRunner:
             try:
                 return handle.wait()
             except RunTimeout as exc:
-                raise ClaudeTimeout(
-                    f"the Claude task did not finish within {limit:g}s",
-                    logs=exc.logs,
-                    cli_message="\n".join(exc.logs.splitlines()[-20:]),
-                ) from exc
-
-    def _writes_back(self) -> bool:
-        creds = self.credentials
-        return creds is not None and creds.write_back is not False and not creds.inline
+                raise timeout_error(exc, limit) from exc
 
     def _store_refreshed(self, collector: CredentialsCollector) -> None:
         """Write back what the collector got (the CLI refreshed its file), or warn."""
@@ -465,37 +486,6 @@ class ClaudeRunner:
         except Exception as exc:  # a failed store is reported, not raised
             warn_not_written(collector.pod, f"storing it failed: {type(exc).__name__}")
 
-    def _finish(self, task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:
-        result = parse_output(
-            run.logs,
-            exit_code=run.exit_code,
-            keep_events=task.output_format == "stream-json",
-            expect_structured=task.structured_expected,
-            max_turns=task.max_turns,
-            max_budget_usd=task.max_budget_usd,
-        )
-        error = result.error
-        if result.raw is None and run.reason in (Reason.OOM_KILLED, Reason.DEADLINE_EXCEEDED):
-            # The kill explains the missing result better than "no result line" does.
-            if run.reason is Reason.OOM_KILLED:
-                error = ClaudeExecutionError(
-                    "the claude container was OOMKilled; raise its memory limit",
-                    exit_code=run.exit_code,
-                    cli_message=run.logs[-2000:],
-                )
-            else:
-                error = ClaudeTimeout(
-                    "the pod reached its activeDeadlineSeconds",
-                    logs=run.logs,
-                    exit_code=run.exit_code,
-                )
-        result = attrs.evolve(result, run=run, error=error)
-        if error is not None:
-            error.result = result
-            if check:
-                raise error
-        return result
-
 
 def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
     def on_line(line: str) -> None:
@@ -503,3 +493,49 @@ def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
             callback(line)
 
     return on_line
+
+
+def claude_result(task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:
+    """Parse a finished run of ``task`` into its result, classifying how it failed.
+
+    Raises:
+        ClaudeError: With ``check=True``, how the task failed.
+    """
+    result = parse_output(
+        run.logs,
+        exit_code=run.exit_code,
+        keep_events=task.output_format == "stream-json",
+        expect_structured=task.structured_expected,
+        max_turns=task.max_turns,
+        max_budget_usd=task.max_budget_usd,
+    )
+    error = result.error
+    if result.raw is None and run.reason in (Reason.OOM_KILLED, Reason.DEADLINE_EXCEEDED):
+        # The kill explains the missing result better than "no result line" does.
+        if run.reason is Reason.OOM_KILLED:
+            error = ClaudeExecutionError(
+                "the claude container was OOMKilled; raise its memory limit",
+                exit_code=run.exit_code,
+                cli_message=run.logs[-2000:],
+            )
+        else:
+            error = ClaudeTimeout(
+                "the pod reached its activeDeadlineSeconds",
+                logs=run.logs,
+                exit_code=run.exit_code,
+            )
+    result = attrs.evolve(result, run=run, error=error)
+    if error is not None:
+        error.result = result
+        if check:
+            raise error
+    return result
+
+
+def timeout_error(exc: RunTimeout, limit: float | None) -> ClaudeTimeout:
+    """The :class:`ClaudeTimeout` for a run that ran out of its ``limit`` seconds."""
+    return ClaudeTimeout(
+        f"the Claude task did not finish within {limit:g}s",
+        logs=exc.logs,
+        cli_message="\n".join(exc.logs.splitlines()[-20:]),
+    )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from podrunner.backends.base import AsyncClock, WatchEvent
-from podrunner.errors import BackendError, NotFound
+from podrunner.errors import BackendError, NotFound, StartTimeout
 from podrunner.run.aio_follow import AsyncLogFollower
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncSubscription, AsyncWatchRegistry
@@ -42,7 +42,7 @@ from podrunner.run.core import (
 )
 from podrunner.run.handle import add_note
 from podrunner.run.outcome import RunResult
-from podrunner.run.state import PodState
+from podrunner.run.state import Phase, PodState
 
 if TYPE_CHECKING:
     from podrunner.manifest import Manifests
@@ -216,6 +216,46 @@ class AsyncRunHandle:
             result.check()
         return result
 
+    async def wait_running(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait until the main container runs; return the pod as it was then seen.
+
+        As :meth:`RunHandle.wait_running <podrunner.RunHandle.wait_running>`: a pod that
+        cannot start, went away or was cancelled, and the run's own deadlines end the run with
+        their error, at once. ``timeout`` only bounds this wait: when it passes, the run goes
+        on. A container that already ended returns too (:attr:`state` is then terminal).
+
+        Args:
+            timeout: Seconds to wait (``None``: as long as the run's deadlines allow).
+
+        Returns:
+            The pod (Kubernetes JSON), running or, when the container already ended, terminal.
+
+        Raises:
+            StartTimeout: Not running within ``timeout`` (the run is not stopped), or the run's
+                own scheduling or start deadline passed.
+            RunError: The run ended without running, as :meth:`wait` would raise.
+            asyncio.CancelledError: The awaiting task was cancelled; the run was cleaned up.
+        """
+        if self._error is not None:
+            raise self._error
+        limit = None if timeout is None else self._clock.monotonic() + timeout
+        try:
+            pod = await self._until_running(limit)
+        except BaseException as exc:
+            self._error = error = exc  # the run is over: wait() raises the same
+            await shielded(lambda: self._finish_after(error))
+            raise
+        if pod is not None:
+            return pod
+        assert timeout is not None  # only a bounded wait ends without the pod
+        state = self._core.state
+        raise StartTimeout(
+            f"the pod was not running within {timeout:g}s (state: {state})",
+            **self._core.run.context(state),
+            events=await self._api.pod_events(self.namespace, self.pod_name),
+            logs=self._core.logs.text,
+        )
+
     async def logs(self) -> AsyncIterator[str]:
         """Follow the container's output line by line until it terminates.
 
@@ -290,6 +330,35 @@ class AsyncRunHandle:
                 raise action.error
             else:
                 await self._perform(action)
+
+    async def _until_running(self, limit: float | None) -> dict[str, Any] | None:
+        """Drive the core until the container runs or ended (the pod), or ``limit`` (``None``)."""
+        core = self._core
+        refreshed = False
+        while True:
+            now = self._clock.monotonic()
+            action = core.next_action(now)
+            if isinstance(action, Fail):
+                raise action.error
+            if isinstance(action, Finish):
+                return dict(core.pod or {})  # it ran and ended before it was seen running
+            if not isinstance(action, WaitForPod):
+                await self._perform(action)
+                continue
+            state = core.state
+            if state.phase is Phase.RUNNING and not state.deleting:
+                return dict(core.pod or {})
+            if limit is not None and now >= limit:
+                if refreshed:
+                    return None
+                # As for the run's deadlines: the pod's last event may still be on its way.
+                refreshed = True
+                await self._refresh_state()
+                continue
+            deadline = action.deadline
+            if limit is not None and (deadline is None or limit < deadline):
+                deadline = limit
+            await self._wait_for_pod(deadline)
 
     async def _wait_for_pod(
         self, deadline: float | None, future: asyncio.Future[Any] | None = None

@@ -169,6 +169,23 @@ def _service_account(value: str | None) -> str | None:
     return sa
 
 
+def _class_name(field: str, value: str | None) -> str | None:
+    # Both names are object names (DNS-1123 subdomains), checked as the API server does.
+    if value is None:
+        return None
+    name = _require_str(field, value)
+    _check(field, name, v.dns1123_subdomain_error(name))
+    return name
+
+
+def _runtime_class_name(value: str | None) -> str | None:
+    return _class_name("runtime_class_name", value)
+
+
+def _priority_class_name(value: str | None) -> str | None:
+    return _class_name("priority_class_name", value)
+
+
 def _restart_policy(value: str) -> str:
     policy = _require_str("restart_policy", value)
     _check("restart_policy", policy, v.restart_policy_error(policy))
@@ -455,8 +472,12 @@ class PodSpec:
         name: Exact pod name (a DNS-1123 label). Default: generated from ``name_prefix``.
         name_prefix: Start of a generated name; sanitised, never rejected.
         namespace: Namespace; default: the runner's.
-        resources: CPU and memory limits and requests.
+        resources: CPU and memory limits and requests, extended resources (GPUs).
         service_account: Service account name.
+        runtime_class_name: The RuntimeClass the pod runs with (``"gvisor"``, ``"kata"``);
+            it must exist in the cluster, or the create is refused (403).
+        priority_class_name: The PriorityClass of the pod; it must exist in the cluster, or
+            the create is refused (403).
         restart_policy: ``"Never"`` (default), ``"OnFailure"`` or ``"Always"``.
         image_pull_policy: When to pull the image.
         env: Plain variables, in order; a mapping or :class:`EnvVar` items.
@@ -496,6 +517,12 @@ class PodSpec:
     resources: Resources = attrs.field(factory=Resources, kw_only=True, converter=_resources)
     service_account: str | None = attrs.field(
         default=None, kw_only=True, converter=_service_account
+    )
+    runtime_class_name: str | None = attrs.field(
+        default=None, kw_only=True, converter=_runtime_class_name
+    )
+    priority_class_name: str | None = attrs.field(
+        default=None, kw_only=True, converter=_priority_class_name
     )
     restart_policy: str = attrs.field(default="Never", kw_only=True, converter=_restart_policy)
     image_pull_policy: ImagePullPolicy = attrs.field(
@@ -736,6 +763,14 @@ class PodSpec:
     def with_image_pull_secrets(self, *names: str) -> PodSpec:
         """Return a copy with these registry Secrets appended."""
         return attrs.evolve(self, image_pull_secrets=(*self.image_pull_secrets, *names))
+
+    def with_runtime_class(self, name: str | None) -> PodSpec:
+        """Return a copy running with this RuntimeClass (``"gvisor"``), or the default."""
+        return attrs.evolve(self, runtime_class_name=name)
+
+    def with_priority_class(self, name: str | None) -> PodSpec:
+        """Return a copy with this PriorityClass, or none."""
+        return attrs.evolve(self, priority_class_name=name)
 
     def with_security(self, security: SecurityProfile | str) -> PodSpec:
         """Return a copy built for another Pod Security Standard."""

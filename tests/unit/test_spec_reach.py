@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podrunner import PodRunner, PodSpec, Resources, SpecError
+from podrunner import NodeAffinity, NodeRequirement, PodRunner, PodSpec, Resources, SpecError
 from podrunner.errors import Forbidden, Invalid
 from podrunner.manifest import build_manifests
 from podrunner.testing import FakeCluster
@@ -217,3 +217,102 @@ def test_priority_class_refusals_agree_with_the_fake(name: str) -> None:
     assert _spec_refuses(priority_class_name=name) == _fake_refuses(
         lambda spec: spec.update(priorityClassName=name)
     )
+
+
+# -- node affinity -----------------------------------------------------------------------------
+
+
+ZONE = NodeRequirement("topology.kubernetes.io/zone", "In", ["eu-west-1a", "eu-west-1b"])
+NO_SPOT = NodeRequirement("node.example.com/spot", "DoesNotExist")
+
+
+def test_node_affinity_renders_required_terms() -> None:
+    spec = SPEC.with_node_affinity(
+        NodeAffinity([[ZONE, NO_SPOT], [NodeRequirement("cores", "Gt", ["16"])]])
+    )
+    affinity = build_manifests(spec).pod["spec"]["affinity"]
+    assert affinity == {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "topology.kubernetes.io/zone",
+                                "operator": "In",
+                                "values": ["eu-west-1a", "eu-west-1b"],
+                            },
+                            {"key": "node.example.com/spot", "operator": "DoesNotExist"},
+                        ]
+                    },
+                    {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["16"]}]},
+                ]
+            }
+        }
+    }
+    assert NodeAffinity.require(ZONE, NO_SPOT).required == ((ZONE, NO_SPOT),)
+    assert "affinity" not in build_manifests(spec.with_node_affinity(None)).pod["spec"]
+
+
+BAD_REQUIREMENTS: list[tuple[tuple[Any, ...], str, str]] = [
+    (("Bad Key", "In", ["a"]), "node_affinity.key", "name part must consist"),
+    (("", "Exists"), "node_affinity.key", "name part must be non-empty"),
+    (("zone", "in", ["a"]), "node_affinity.operator", "must be one of 'In', 'NotIn'"),
+    (("zone", "In", []), "node_affinity.values", "must be specified when `operator` is 'In'"),
+    (("zone", "NotIn"), "node_affinity.values", "must be specified when `operator` is 'In'"),
+    (("zone", "Exists", ["a"]), "node_affinity.values", "may not be specified"),
+    (("zone", "DoesNotExist", ["a"]), "node_affinity.values", "may not be specified"),
+    (("cores", "Gt", ["1", "2"]), "node_affinity.values", "single value"),
+    (("cores", "Lt", []), "node_affinity.values", "single value"),
+    (("cores", "Gt", ["many"]), "node_affinity.values", "64-bit integer"),
+    (("cores", "Lt", [str(2**63)]), "node_affinity.values", "64-bit integer"),
+    (("zone", "In", ["a b"]), "node_affinity.values[0]", "a valid label must be"),
+    (("zone", "In", ["x" * 64]), "node_affinity.values[0]", "no more than 63"),
+    (("zone", "In", "a"), "node_affinity.values", "not a single string"),
+    ((3, "In", ["a"]), "node_affinity.key", "must be a string"),
+]
+
+
+@pytest.mark.parametrize(("args", "field", "rule"), BAD_REQUIREMENTS)
+def test_bad_node_requirements_are_refused(args: tuple[Any, ...], field: str, rule: str) -> None:
+    with pytest.raises(SpecError) as info:
+        NodeRequirement(*args)
+    assert info.value.field == field
+    assert rule in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("terms", "rule"),
+    [
+        ([], "at least one node selector term"),
+        ([[]], "a term must hold at least one NodeRequirement"),
+        ([ZONE, NO_SPOT], "use NodeAffinity.require(...) for a single term"),
+        ([["zone"]], "must be a NodeRequirement, not a string"),
+        ("zone", "must be a sequence of terms"),
+        (None, "must be a sequence of terms"),
+    ],
+)
+def test_bad_node_affinity_terms_are_refused(terms: Any, rule: str) -> None:
+    with pytest.raises(SpecError) as info:
+        NodeAffinity(terms)
+    assert info.value.field == "node_affinity"
+    assert rule in info.value.rule
+
+
+def test_node_affinity_must_be_a_node_affinity() -> None:
+    with pytest.raises(SpecError, match="must be a NodeAffinity, not a mapping"):
+        SPEC.replace(node_affinity={"nodeAffinity": {}})
+
+
+def test_a_run_on_the_fake_carries_the_node_affinity() -> None:
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").succeed(after=1.0)
+    seen: dict[str, Any] = {}
+
+    def on_state(_: object) -> None:
+        for pod in cluster.backend.list("Pod", "default").items:
+            seen["affinity"] = pod["spec"].get("affinity")
+
+    spec = SPEC.with_node_affinity(NodeAffinity.require(ZONE))
+    assert PodRunner(cluster.backend).run(spec, on_state=on_state).exit_code == 0
+    assert seen["affinity"] == NodeAffinity.require(ZONE).to_manifest()

@@ -311,6 +311,8 @@ def _pod_spec(
         pod_spec["securityContext"] = pod_security
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.node_affinity is not None:
+        pod_spec["affinity"] = spec.node_affinity.to_manifest()
     if spec.tolerations:
         pod_spec["tolerations"] = [t.to_manifest() for t in spec.tolerations]
     if spec.image_pull_secrets:

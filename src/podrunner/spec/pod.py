@@ -45,6 +45,7 @@ from podrunner.spec._fields import (
     _str_tuple,
     _text,
 )
+from podrunner.spec.affinity import NodeAffinity
 from podrunner.spec.values import (
     EnvVar,
     ImagePullPolicy,
@@ -394,6 +395,12 @@ def _node_selector(value: Mapping[str, str] | None) -> FrozenMap[str]:
     return selector
 
 
+def _node_affinity(value: NodeAffinity | None) -> NodeAffinity | None:
+    if value is None or isinstance(value, NodeAffinity):
+        return value
+    raise SpecError("node_affinity", value, f"must be a NodeAffinity, not {kind_of(value)}")
+
+
 def _tolerations(value: Iterable[Toleration]) -> tuple[Toleration, ...]:
     if not isinstance(value, Iterable):
         raise SpecError("tolerations", value, "must be a sequence of Toleration")
@@ -495,6 +502,7 @@ class PodSpec:
         volumes: Volumes, mounted in order as ``vol-0``, ``vol-1``...
         working_dir: Absolute working directory of the container.
         node_selector: Node labels the pod requires.
+        node_affinity: Node label expressions the pod requires (``In``, ``NotIn``...).
         tolerations: Taints the pod tolerates.
         active_deadline_seconds: Server-side kill after this many seconds, even if the client
             is gone.
@@ -550,6 +558,9 @@ class PodSpec:
     working_dir: str | None = attrs.field(default=None, kw_only=True, converter=_working_dir)
     node_selector: FrozenMap[str] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_node_selector
+    )
+    node_affinity: NodeAffinity | None = attrs.field(
+        default=None, kw_only=True, converter=_node_affinity
     )
     tolerations: tuple[Toleration, ...] = attrs.field(
         default=(), kw_only=True, converter=_tolerations
@@ -759,6 +770,10 @@ class PodSpec:
     def with_node_selector(self, selector: Mapping[str, str] | None = None, **more: str) -> PodSpec:
         """Return a copy with these node-selector entries added."""
         return attrs.evolve(self, node_selector={**self.node_selector, **(selector or {}), **more})
+
+    def with_node_affinity(self, affinity: NodeAffinity | None) -> PodSpec:
+        """Return a copy with this node affinity (replacing any), or none."""
+        return attrs.evolve(self, node_affinity=affinity)
 
     def with_image_pull_secrets(self, *names: str) -> PodSpec:
         """Return a copy with these registry Secrets appended."""

@@ -49,6 +49,7 @@ __all__ = [
     "label_value_error",
     "parse_quantity",
     "quantity_error",
+    "resource_name_error",
     "restart_policy_error",
 ]
 
@@ -62,6 +63,7 @@ SECRET_DATA_SIZE_LIMIT = 1024 * 1024
 MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 """The API server's limit on a write request's body (413 above it)."""
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_NATIVE_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL_MSG = (
@@ -385,6 +387,31 @@ def restart_policy_error(policy: str) -> str | None:
     if not policy:
         return "Required value"
     return "supported values: " + ", ".join(f'"{p}"' for p in RESTART_POLICIES)
+
+
+def resource_name_error(name: str) -> str | None:
+    """Check a container resource name (``validateContainerResourceName``).
+
+    A qualified name; without a domain it must be a standard resource (``cpu``, ``memory``,
+    ``ephemeral-storage``, ``hugepages-*``); ``kubernetes.io/`` and ``requests.`` names are
+    not container resources.
+
+    Args:
+        name: The candidate name, e.g. ``nvidia.com/gpu``.
+
+    Returns:
+        ``None`` when valid, else the API server's message.
+    """
+    error = label_key_error(name)
+    if error:
+        return error
+    if "/" not in name:
+        if name in _NATIVE_RESOURCES or name.startswith("hugepages-"):
+            return None
+        return "must be a standard resource for containers"
+    if name.startswith(("kubernetes.io/", "requests.")):
+        return "must be a standard resource for containers"
+    return None
 
 
 @_cached

@@ -302,11 +302,17 @@ def _pod_spec(
     if spec.service_account:
         pod_spec["serviceAccountName"] = spec.service_account
     pod_spec["automountServiceAccountToken"] = spec.automount_service_account_token
+    if spec.runtime_class_name is not None:
+        pod_spec["runtimeClassName"] = spec.runtime_class_name
+    if spec.priority_class_name is not None:
+        pod_spec["priorityClassName"] = spec.priority_class_name
     pod_security = _pod_security(spec, has_secret_files=bool(spec.secret_files))
     if pod_security:
         pod_spec["securityContext"] = pod_security
     if spec.node_selector:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.node_affinity is not None:
+        pod_spec["affinity"] = spec.node_affinity.to_manifest()
     if spec.tolerations:
         pod_spec["tolerations"] = [t.to_manifest() for t in spec.tolerations]
     if spec.image_pull_secrets:

@@ -1,12 +1,14 @@
 """What to run: the validated, immutable :class:`PodSpec` and its value types (pure data).
 
 ``values`` holds the value types (enums, Resources, SecretRef, EnvVar, Volume, Deadlines,
-Toleration), ``pod`` the PodSpec and its size limits, ``_fields`` the shared converters.
+Toleration), ``affinity`` node affinity, ``pod`` the PodSpec and its size limits, ``_fields``
+the shared converters.
 """
 
 from __future__ import annotations
 
 from podrunner.spec._fields import FrozenMap, SecretMap, SecretRef
+from podrunner.spec.affinity import NodeAffinity, NodeRequirement
 from podrunner.spec.pod import (
     MAX_ARG_BYTES,
     MAX_EXEC_BYTES,
@@ -40,6 +42,8 @@ __all__ = [
     "EnvVar",
     "FrozenMap",
     "ImagePullPolicy",
+    "NodeAffinity",
+    "NodeRequirement",
     "PodSpec",
     "Resources",
     "SecretMap",

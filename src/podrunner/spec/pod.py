@@ -45,6 +45,7 @@ from podrunner.spec._fields import (
     _str_tuple,
     _text,
 )
+from podrunner.spec.affinity import NodeAffinity
 from podrunner.spec.values import (
     EnvVar,
     ImagePullPolicy,
@@ -167,6 +168,23 @@ def _service_account(value: str | None) -> str | None:
     sa = _require_str("service_account", value)
     _check("service_account", sa, v.dns1123_subdomain_error(sa))
     return sa
+
+
+def _class_name(field: str, value: str | None) -> str | None:
+    # Both names are object names (DNS-1123 subdomains), checked as the API server does.
+    if value is None:
+        return None
+    name = _require_str(field, value)
+    _check(field, name, v.dns1123_subdomain_error(name))
+    return name
+
+
+def _runtime_class_name(value: str | None) -> str | None:
+    return _class_name("runtime_class_name", value)
+
+
+def _priority_class_name(value: str | None) -> str | None:
+    return _class_name("priority_class_name", value)
 
 
 def _restart_policy(value: str) -> str:
@@ -377,6 +395,12 @@ def _node_selector(value: Mapping[str, str] | None) -> FrozenMap[str]:
     return selector
 
 
+def _node_affinity(value: NodeAffinity | None) -> NodeAffinity | None:
+    if value is None or isinstance(value, NodeAffinity):
+        return value
+    raise SpecError("node_affinity", value, f"must be a NodeAffinity, not {kind_of(value)}")
+
+
 def _tolerations(value: Iterable[Toleration]) -> tuple[Toleration, ...]:
     if not isinstance(value, Iterable):
         raise SpecError("tolerations", value, "must be a sequence of Toleration")
@@ -455,8 +479,12 @@ class PodSpec:
         name: Exact pod name (a DNS-1123 label). Default: generated from ``name_prefix``.
         name_prefix: Start of a generated name; sanitised, never rejected.
         namespace: Namespace; default: the runner's.
-        resources: CPU and memory limits and requests.
+        resources: CPU and memory limits and requests, extended resources (GPUs).
         service_account: Service account name.
+        runtime_class_name: The RuntimeClass the pod runs with (``"gvisor"``, ``"kata"``);
+            it must exist in the cluster, or the create is refused (403).
+        priority_class_name: The PriorityClass of the pod; it must exist in the cluster, or
+            the create is refused (403).
         restart_policy: ``"Never"`` (default), ``"OnFailure"`` or ``"Always"``.
         image_pull_policy: When to pull the image.
         env: Plain variables, in order; a mapping or :class:`EnvVar` items.
@@ -474,6 +502,7 @@ class PodSpec:
         volumes: Volumes, mounted in order as ``vol-0``, ``vol-1``...
         working_dir: Absolute working directory of the container.
         node_selector: Node labels the pod requires.
+        node_affinity: Node label expressions the pod requires (``In``, ``NotIn``...).
         tolerations: Taints the pod tolerates.
         active_deadline_seconds: Server-side kill after this many seconds, even if the client
             is gone.
@@ -496,6 +525,12 @@ class PodSpec:
     resources: Resources = attrs.field(factory=Resources, kw_only=True, converter=_resources)
     service_account: str | None = attrs.field(
         default=None, kw_only=True, converter=_service_account
+    )
+    runtime_class_name: str | None = attrs.field(
+        default=None, kw_only=True, converter=_runtime_class_name
+    )
+    priority_class_name: str | None = attrs.field(
+        default=None, kw_only=True, converter=_priority_class_name
     )
     restart_policy: str = attrs.field(default="Never", kw_only=True, converter=_restart_policy)
     image_pull_policy: ImagePullPolicy = attrs.field(
@@ -523,6 +558,9 @@ class PodSpec:
     working_dir: str | None = attrs.field(default=None, kw_only=True, converter=_working_dir)
     node_selector: FrozenMap[str] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_node_selector
+    )
+    node_affinity: NodeAffinity | None = attrs.field(
+        default=None, kw_only=True, converter=_node_affinity
     )
     tolerations: tuple[Toleration, ...] = attrs.field(
         default=(), kw_only=True, converter=_tolerations
@@ -733,9 +771,21 @@ class PodSpec:
         """Return a copy with these node-selector entries added."""
         return attrs.evolve(self, node_selector={**self.node_selector, **(selector or {}), **more})
 
+    def with_node_affinity(self, affinity: NodeAffinity | None) -> PodSpec:
+        """Return a copy with this node affinity (replacing any), or none."""
+        return attrs.evolve(self, node_affinity=affinity)
+
     def with_image_pull_secrets(self, *names: str) -> PodSpec:
         """Return a copy with these registry Secrets appended."""
         return attrs.evolve(self, image_pull_secrets=(*self.image_pull_secrets, *names))
+
+    def with_runtime_class(self, name: str | None) -> PodSpec:
+        """Return a copy running with this RuntimeClass (``"gvisor"``), or the default."""
+        return attrs.evolve(self, runtime_class_name=name)
+
+    def with_priority_class(self, name: str | None) -> PodSpec:
+        """Return a copy with this PriorityClass, or none."""
+        return attrs.evolve(self, priority_class_name=name)
 
     def with_security(self, security: SecurityProfile | str) -> PodSpec:
         """Return a copy built for another Pod Security Standard."""

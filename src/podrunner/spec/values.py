@@ -11,10 +11,12 @@ import attrs
 from podrunner import _validation as v
 from podrunner.errors import SpecError, kind_of
 from podrunner.spec._fields import (
+    FrozenMap,
     SecretRef,
     _absolute_path,
     _bool,
     _check,
+    _mapping,
     _optional_int,
     _quantity,
     _require_str,
@@ -103,26 +105,59 @@ def _memory_request(value: str | float | None) -> str | None:
     return _quantity("resources.memory_request", value)
 
 
+def _extended(value: object) -> FrozenMap[str]:
+    items = _mapping("resources.extended", {} if value is None else value)
+    out: dict[str, str] = {}
+    for name, amount in items.items():
+        field = f"resources.extended[{name}]"
+        _require_str("resources.extended", name)
+        _check("resources.extended", name, v.resource_name_error(name))
+        if "/" not in name or name.startswith("kubernetes.io/"):
+            raise SpecError(
+                "resources.extended",
+                name,
+                "must be an extended resource: a domain-qualified name outside kubernetes.io "
+                "(e.g. 'nvidia.com/gpu'); set cpu and memory with the other fields",
+            )
+        quantity = _quantity(field, amount)
+        if quantity is None:
+            raise SpecError(field, amount, "must be a whole amount, such as 1 or '2'")
+        # The server does not overcommit extended resources: whole units only.
+        if v.parse_quantity(quantity) % 1 != 0:
+            raise SpecError(field, quantity, "must be an integer")
+        out[name] = quantity
+    if isinstance(value, FrozenMap) and out == dict(value.items()):
+        return value  # idempotent under attrs.evolve
+    return FrozenMap(out)
+
+
 @attrs.frozen
 class Resources:
-    """CPU and memory limits and requests, as Kubernetes quantities.
+    """CPU and memory limits and requests, as Kubernetes quantities; extended resources.
 
     CPU is in cores (``"500m"``, ``"2"``), memory in bytes (``"512Mi"``, ``"1.5Gi"``,
     ``"1e9"``). Numbers are accepted and turned into strings. A request above its limit is
     rejected, as the API server would. Empty ``Resources()`` sets nothing (the namespace's
     defaults apply).
 
+    Extended resources (``extended={"nvidia.com/gpu": 1}``) are whole units the server never
+    overcommits: each amount must be an integer and becomes both the limit and the request
+    (the server requires them equal), so one number says it.
+
     Attributes:
         cpu_limit: CPU limit.
         memory_limit: Memory limit; the container is OOM-killed above it.
         cpu_request: CPU the scheduler reserves.
         memory_request: Memory the scheduler reserves.
+        extended: Extended resource name (a domain-qualified name such as
+            ``nvidia.com/gpu``) -> whole amount, set as both limit and request.
     """
 
     cpu_limit: str | None = attrs.field(default=None, converter=_cpu_limit)
     memory_limit: str | None = attrs.field(default=None, converter=_memory_limit)
     cpu_request: str | None = attrs.field(default=None, converter=_cpu_request)
     memory_request: str | None = attrs.field(default=None, converter=_memory_request)
+    extended: FrozenMap[str] = attrs.field(factory=FrozenMap, kw_only=True, converter=_extended)
 
     def __attrs_post_init__(self) -> None:
         for resource, request, limit in (
@@ -147,6 +182,8 @@ class Resources:
         requests = {
             k: q for k, q in (("cpu", self.cpu_request), ("memory", self.memory_request)) if q
         }
+        limits.update(self.extended)
+        requests.update(self.extended)
         if limits:
             out["limits"] = limits
         if requests:

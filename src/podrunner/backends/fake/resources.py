@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from podrunner import _validation
+from podrunner._validation import resource_name_error
 from podrunner.backends.fake.field_errors import Errors, expect
 from podrunner.backends.fake.memo import Memo, v
 from podrunner.backends.fake.quantities import canonical_quantity, decode_quantity
@@ -17,25 +17,10 @@ from podrunner.errors import StatusCause
 
 __all__ = ["check_resources", "is_extended", "qos_class", "resource_name_error"]
 
-_NATIVE_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
 _QOS_RESOURCES = ("cpu", "memory")
 
 #: Checked resources by field path and value: (the canonical resources, their causes).
 _MEMO: Memo[tuple[Any, ...], tuple[dict[str, Any], list[StatusCause]]] = Memo(4096)
-
-
-def resource_name_error(name: str) -> str | None:
-    """validateContainerResourceName: a qualified name, and a standard one without a domain."""
-    error = _validation.label_key_error(name)
-    if error:
-        return error
-    if "/" not in name:
-        if name in _NATIVE_RESOURCES or name.startswith("hugepages-"):
-            return None
-        return "must be a standard resource for containers"
-    if name.startswith(("kubernetes.io/", "requests.")):
-        return "must be a standard resource for containers"
-    return None
 
 
 def is_extended(name: str) -> bool:

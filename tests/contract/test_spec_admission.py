@@ -355,3 +355,14 @@ def test_podrunner_size_rule_is_stricter_than_the_server(kit: Kit) -> None:
     with pytest.raises(SpecError):
         PodSpec("busybox:1.36", argv, namespace=kit.namespace)
     assert server_accepts(kit, _raw_with_command(kit, argv))
+
+
+def test_a_pod_naming_a_missing_runtime_class_is_refused(kit: Kit) -> None:
+    """RuntimeClass admission (on by default): a class that does not exist is a 403."""
+    kit.fake_differs("has no RuntimeClass objects and no RuntimeClass admission")
+    pod = kit.pod_manifest("rc")
+    pod["spec"]["runtimeClassName"] = "no-such-class"
+    with pytest.raises(BackendError) as info:
+        kit.backend.create(pod, dry_run=True)
+    assert info.value.status == 403
+    assert 'RuntimeClass "no-such-class" not found' in str(info.value)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from childsignals import default_stop_signals
 
 STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "claude"
 
@@ -140,6 +141,7 @@ def test_ctrl_c_deletes_the_run_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        preexec_fn=default_stop_signals,
     )  # fmt: skip
     assert proc.stdout is not None
     assert proc.stdout.readline() == "started\n"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import pytest
+from childsignals import default_stop_signals
 
 import podrunner
 from podrunner.signals import Terminated, stop_on_signals
@@ -72,13 +73,6 @@ def _gone(pid: int) -> bool:
     return True
 
 
-def _default_stop_signals() -> None:
-    # Under `nohup` (or a CI runner that ignores SIGHUP) the child would inherit SIG_IGN, and
-    # the CLI rightly keeps an ignored signal ignored: the tests want a plain terminal's child.
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
-
-
 _STARTED: list[subprocess.Popen[str]] = []
 
 
@@ -101,7 +95,7 @@ def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        preexec_fn=_default_stop_signals,  # only signal calls: safe with threads
+        preexec_fn=default_stop_signals,
     )
     _STARTED.append(proc)
     return proc

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from podrunner._threads import start_quiet
 from podrunner.claude.errors import ClaudeError
 from podrunner.spec import SecretRef
 
@@ -138,7 +139,7 @@ class CredentialsCollector:
         if self._thread is None and line.startswith(REFRESHED_MARKER):
             self._thread = threading.Thread(target=self._collect, name="podrunner-claude-creds")
             self._thread.daemon = True
-            self._thread.start()
+            start_quiet(self._thread)
 
     def _collect(self) -> None:
         try:

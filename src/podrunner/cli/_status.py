@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from podrunner._threads import start_quiet
 from podrunner.cli._backend import error_dict
 from podrunner.cli._group import quiet_broken_pipe
 
@@ -186,7 +187,7 @@ class StatusLine:
 
             self._console = Console(file=sys.stderr, force_terminal=True, highlight=False)
             self._thread = threading.Thread(target=self._loop, daemon=True, name="status-line")
-            self._thread.start()
+            start_quiet(self._thread)
 
     def elapsed(self) -> float:
         """Seconds since the run started."""

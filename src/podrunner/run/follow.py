@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
+from podrunner._threads import start_quiet
 from podrunner.backends._stream import closable_from_any_thread
 from podrunner.backends.base import Hold
 from podrunner.errors import BackendError, BadRequest, NotFound, TooManyRequests, Unauthorized
@@ -78,7 +79,7 @@ class LogFollower:
                 daemon=True,
             )
         try:
-            self._thread.start()
+            start_quiet(self._thread)
         except BaseException:
             hold.release()
             raise

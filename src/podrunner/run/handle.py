@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from podrunner._threads import start_quiet
 from podrunner.backends.base import Clock, Hold, WatchEvent
 from podrunner.errors import BackendError, NotFound, StartTimeout
 from podrunner.run.core import (
@@ -496,7 +497,7 @@ class _LogLines:
             name=f"podrunner-status-{core.run.pod_name}",
             daemon=True,
         )
-        status.start()
+        start_quiet(status)
         try:
             yield from self._yield_lines(clock)
         finally:

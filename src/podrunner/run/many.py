@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from podrunner._threads import block_stop_signals, start_quiet
 from podrunner.backends.base import Clock, Hold
 from podrunner.errors import BackendError, RunError
 from podrunner.run.handle import READER_JOIN_SECONDS, RunHandle, add_note
@@ -43,7 +44,9 @@ class _Workers:
     def __init__(self, clock: Clock, size: int) -> None:
         self._clock = clock
         self._size = size
-        self._pool = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="podrunner-run")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            size, thread_name_prefix="podrunner-run", initializer=block_stop_signals
+        )
         self._lock = threading.Lock()
         self._busy = 0
         self._backlog: collections.deque[tuple[Callable[[], Any], _Future[Any]]] = (
@@ -249,7 +252,7 @@ class ManyRuns:
         )
         self._readers[watch] = (idle, thread)
         try:
-            thread.start()
+            start_quiet(thread)
         except BaseException:
             hold.release()
             raise

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from podrunner._threads import start_quiet
 from podrunner.backends.base import ExecResult
 from podrunner.backends.fake.localfiles import prepare_files, run_directory
 from podrunner.errors import BackendUnavailable
@@ -429,7 +430,7 @@ class LocalRuntime:
         _signal(proc, signal.SIGTERM)
         timer = threading.Timer(grace, _kill_if_running, args=(proc,))
         timer.daemon = True
-        timer.start()
+        start_quiet(timer)
 
     def cleanup(self, sim: PodSim) -> None:
         """Kill every remaining process of the pod and remove its temporary directory."""
@@ -526,13 +527,15 @@ def _follow(kubelet: Kubelet, sim: PodSim, c: ContainerSim, proc: subprocess.Pop
         if pipe is not None
     ]
     for reader in readers:
-        reader.start()
-    threading.Thread(
-        target=_wait,
-        args=(kubelet, sim, c, container_id, proc, readers),
-        daemon=True,
-        name=f"wait-{sim.name}",
-    ).start()
+        start_quiet(reader)
+    start_quiet(
+        threading.Thread(
+            target=_wait,
+            args=(kubelet, sim, c, container_id, proc, readers),
+            daemon=True,
+            name=f"wait-{sim.name}",
+        )
+    )
 
 
 def _pump(kubelet: Kubelet, c: ContainerSim, container_id: str, pipe: IO[bytes]) -> None:

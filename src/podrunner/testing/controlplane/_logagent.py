@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from podrunner._threads import block_stop_signals, start_quiet
 from podrunner._time import format_rfc3339_nano
 from podrunner.errors import BackendError, Invalid, NotFound
 from podrunner.simulation import ANNOTATION_LOGS
@@ -83,12 +84,12 @@ class LogAgent:
         self._labelling: set[str] = set()  # uids labelled, or being labelled
         self._thread = threading.Thread(target=self._run, name="podrunner-kwok-logs", daemon=True)
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            8, thread_name_prefix="podrunner-kwok-logs"
+            8, thread_name_prefix="podrunner-kwok-logs", initializer=block_stop_signals
         )
         self.errors: list[str] = []
 
     def start(self) -> None:
-        self._thread.start()
+        start_quiet(self._thread)
 
     def stop(self) -> None:
         self._stop.set()

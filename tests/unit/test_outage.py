@@ -77,20 +77,6 @@ def test_the_outage_is_bounded(cluster: FakeCluster) -> None:
     assert leftovers(cluster) == []
 
 
-def test_a_server_down_for_every_call_fails_within_one_outage_budget(
-    cluster: FakeCluster,
-) -> None:
-    """The lost-create lookup after the budget ran out is one attempt, not a second budget."""
-    plain = PodSpec(image="busybox:1.36", command=["true"])
-    cluster.fault(verb="create", kind="Pod", connection_error=True)
-    cluster.fault(verb="get", connection_error=True)
-    runner = PodRunner(cluster.backend, retry=RetryPolicy(outage=10.0))
-    before = cluster.clock.monotonic()
-    with pytest.raises(BackendUnavailable):
-        runner.run(plain, timeout=600)
-    assert cluster.clock.monotonic() - before < 10.0 + 2 * runner.retry.max_backoff
-
-
 def test_a_refusal_is_not_an_outage(cluster: FakeCluster) -> None:
     """A 500 is the server's answer, not its absence: only the attempts are spent on it."""
     rule = cluster.fault(verb="create", kind="Pod", status=500)

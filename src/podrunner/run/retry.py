@@ -182,18 +182,16 @@ class RetryingBackend:
 
         A create whose retries ran out in an outage may have landed with its answer lost.
         The object of that name is deleted only if it carries the manifest's run-id label
-        (another run's object of the same name is left alone). Best effort, one attempt: the
-        outage budget is already spent, and waiting it out a second time would double the
-        time to the error. If the server stays unreachable the object keeps its expiry
-        annotation, so ``PodRunner.reap`` removes it later. Does nothing after any other
-        error, or for a manifest with no run id.
+        (another run's object of the same name is left alone). Best effort: if the server
+        stays unreachable the object keeps its expiry annotation, so ``PodRunner.reap``
+        removes it later. Does nothing after any other error, or for a manifest with no run id.
         """
         run_id = _run_id_of(manifest)
         if run_id is None or not _is_outage(exc):
             return
         meta = manifest["metadata"]
         try:
-            found = self.inner.get(manifest["kind"], meta.get("namespace"), meta["name"])
+            found = self.get(manifest["kind"], meta.get("namespace"), meta["name"])
             if _run_id_of(found) == run_id:
                 self.delete_quietly(manifest["kind"], meta["namespace"], meta["name"], grace=0)
         except BackendError:

@@ -93,7 +93,8 @@ def test_proxy_resets_only_streaming_connections(
     with FaultProxy.for_kwok(cluster) as proxy:
         backend = KubernetesBackend(ClusterConfig.from_kubeconfig_file(str(proxy.kubeconfig)))
         try:
-            backend.list("Pod", chaos_namespace)
+            # No request before the watch: a kept-alive idle connection in this client's pool
+            # could take the watch's retry unseen by connections_opened below.
             stream = backend.watch("Pod", chaos_namespace, timeout_seconds=30)
             # The request is sent when iteration starts: read in a thread, which blocks.
             errors: list[BaseException] = []

@@ -94,15 +94,16 @@ class AsyncRetryingBackend:
     async def forget_lost_create(self, manifest: Mapping[str, Any], exc: BaseException) -> None:
         """After a create failed with ``exc`` in an outage, delete what it may have made.
 
-        As the sync ``RetryingBackend.forget_lost_create``: the lookup is one attempt (the
-        outage budget is spent already); an object left behind expires for ``reap``.
+        As the sync ``RetryingBackend.forget_lost_create``: the lookup rides out the outage
+        like any call (an outage past the run's deadline must not leave the pod behind); an
+        object left behind when the server stays down expires for ``reap``.
         """
         run_id = _run_id_of(manifest)
         if run_id is None or not _is_outage(exc):
             return
         meta = manifest["metadata"]
         try:
-            found = await self.inner.get(manifest["kind"], meta.get("namespace"), meta["name"])
+            found = await self.get(manifest["kind"], meta.get("namespace"), meta["name"])
             if _run_id_of(found) == run_id:
                 await self.delete_quietly(
                     manifest["kind"], meta["namespace"], meta["name"], grace=0

@@ -18,9 +18,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from podrunner._time import epoch_of
 from podrunner.backends.base import AsyncBackend, AsyncClock, Kind
 from podrunner.errors import NotFound, RunError
 from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, build_manifests, owner_reference
@@ -35,18 +32,15 @@ from podrunner.run.aio_handle import (
 )
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncWatchRegistry
-from podrunner.run.core import RunCore
-from podrunner.run.outcome import ReapReport, RunIdentity, RunResult
+from podrunner.run.outcome import ReapReport, RunResult
 from podrunner.run.retry import RetryPolicy, _run_id_of
-from podrunner.run.runner import _due
+from podrunner.run.runner import _due, core_for_plan, core_for_pod, with_timeout
 from podrunner.spec import CleanupPolicy, Deadlines, PodSpec
 
 if TYPE_CHECKING:
     from podrunner.backends.kubernetes import ClusterConfig
 
 __all__ = ["AsyncPodRunner", "StartingRun"]
-
-_NO_DEADLINES = Deadlines()
 
 
 class StartingRun:
@@ -237,9 +231,7 @@ class AsyncPodRunner:
         callbacks: AsyncCallbacks,
         run_id: str | None,
     ) -> AsyncRunHandle:
-        deadlines = deadlines or _NO_DEADLINES
-        if timeout is not None:
-            deadlines = attrs.evolve(deadlines, total=timeout)
+        deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
             build_manifests(spec, run_id=run_id),
             namespace=spec.namespace or self.namespace,
@@ -253,18 +245,8 @@ class AsyncPodRunner:
             plan, None if deadlines.total is None else started + deadlines.total
         )
         manifests = plan.manifests
-        core = RunCore(
-            RunIdentity(
-                pod_name=manifests.pod_name,
-                namespace=plan.namespace,
-                run_id=manifests.run_id,
-                container=plan.pod["spec"]["containers"][0]["name"],
-            ),
-            deadlines=deadlines,
-            cleanup=cleanup,
-            created_at=started,
-            extras=tuple((extra["kind"], extra["metadata"]["name"]) for extra in plan.extras),
-            log_limit_bytes=self.log_limit_bytes,
+        core = core_for_plan(
+            plan, deadlines, cleanup, started=started, log_limit_bytes=self.log_limit_bytes
         )
         handle = AsyncRunHandle(
             self._driver, core, callbacks=callbacks, manifests=manifests, check=check
@@ -400,22 +382,14 @@ class AsyncPodRunner:
         if not listed.items:
             raise NotFound(f"no pod with run id {run_id!r}", kind="Pod", namespace=namespace)
         pod = listed.items[0]
-        meta = pod["metadata"]
-        started = self.clock.monotonic()
-        created = epoch_of(meta.get("creationTimestamp"))
-        if timeout is None and created is not None:
-            # Without a new budget, durations count from the pod's creation, not from now.
-            started -= max(0.0, self.clock.now() - created)
-        core = RunCore(
-            RunIdentity(
-                pod_name=meta["name"],
-                namespace=namespace,
-                run_id=run_id,
-                container=pod["spec"]["containers"][0]["name"],
-            ),
-            deadlines=Deadlines(total=timeout),
-            cleanup=cleanup,
-            created_at=started,
+        core = core_for_pod(
+            pod,
+            namespace,
+            run_id,
+            timeout,
+            cleanup,
+            monotonic=self.clock.monotonic(),
+            now=self.clock.now(),
             log_limit_bytes=self.log_limit_bytes,
         )
         handle = AsyncRunHandle(

@@ -185,9 +185,7 @@ class PodRunner:
         The arguments are those of :meth:`run`. If creation fails, whatever was created is
         deleted before the error propagates.
         """
-        deadlines = deadlines or _NO_DEADLINES
-        if timeout is not None:
-            deadlines = attrs.evolve(deadlines, total=timeout)
+        deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
             build_manifests(spec, run_id=run_id),
             namespace=spec.namespace or self.namespace,
@@ -200,18 +198,8 @@ class PodRunner:
         # An outage is retried for RetryPolicy.outage, but not past the run's own deadline.
         stored = self._create(plan, None if deadlines.total is None else started + deadlines.total)
         manifests = plan.manifests
-        core = RunCore(
-            RunIdentity(
-                pod_name=manifests.pod_name,
-                namespace=plan.namespace,
-                run_id=manifests.run_id,
-                container=plan.pod["spec"]["containers"][0]["name"],
-            ),
-            deadlines=deadlines,
-            cleanup=cleanup,
-            created_at=started,
-            extras=tuple((extra["kind"], extra["metadata"]["name"]) for extra in plan.extras),
-            log_limit_bytes=self.log_limit_bytes,
+        core = core_for_plan(
+            plan, deadlines, cleanup, started=started, log_limit_bytes=self.log_limit_bytes
         )
         try:
             return RunHandle(
@@ -319,22 +307,14 @@ class PodRunner:
         if not listed.items:
             raise NotFound(f"no pod with run id {run_id!r}", kind="Pod", namespace=namespace)
         pod = listed.items[0]
-        meta = pod["metadata"]
-        started = self.clock.monotonic()
-        created = epoch_of(meta.get("creationTimestamp"))
-        if timeout is None and created is not None:
-            # Without a new budget, durations count from the pod's creation, not from now.
-            started -= max(0.0, self.clock.now() - created)
-        core = RunCore(
-            RunIdentity(
-                pod_name=meta["name"],
-                namespace=namespace,
-                run_id=run_id,
-                container=pod["spec"]["containers"][0]["name"],
-            ),
-            deadlines=Deadlines(total=timeout),
-            cleanup=cleanup,
-            created_at=started,
+        core = core_for_pod(
+            pod,
+            namespace,
+            run_id,
+            timeout,
+            cleanup,
+            monotonic=self.clock.monotonic(),
+            now=self.clock.now(),
             log_limit_bytes=self.log_limit_bytes,
         )
         return RunHandle(
@@ -376,6 +356,69 @@ class PodRunner:
     def watch_stats(self) -> dict[str, int]:
         """Counters of the shared watches: streams opened, open now and the peak."""
         return self._driver.watches.stats()
+
+
+def with_timeout(deadlines: Deadlines | None, timeout: float | None) -> Deadlines:
+    """The run's deadlines: ``timeout``, when given, is the total."""
+    deadlines = deadlines or _NO_DEADLINES
+    return deadlines if timeout is None else attrs.evolve(deadlines, total=timeout)
+
+
+def core_for_plan(
+    plan: RunPlan,
+    deadlines: Deadlines,
+    cleanup: CleanupPolicy,
+    *,
+    started: float,
+    log_limit_bytes: int | None,
+) -> RunCore:
+    """The core of a run whose objects ``plan`` created at monotonic time ``started``."""
+    manifests = plan.manifests
+    return RunCore(
+        RunIdentity(
+            pod_name=manifests.pod_name,
+            namespace=plan.namespace,
+            run_id=manifests.run_id,
+            container=plan.pod["spec"]["containers"][0]["name"],
+        ),
+        deadlines=deadlines,
+        cleanup=cleanup,
+        created_at=started,
+        extras=tuple((extra["kind"], extra["metadata"]["name"]) for extra in plan.extras),
+        log_limit_bytes=log_limit_bytes,
+    )
+
+
+def core_for_pod(
+    pod: dict[str, Any],
+    namespace: str,
+    run_id: str,
+    timeout: float | None,
+    cleanup: CleanupPolicy,
+    *,
+    monotonic: float,
+    now: float,
+    log_limit_bytes: int | None,
+) -> RunCore:
+    """The core of a run picked up by ``attach`` from its pod, found in ``namespace``."""
+    meta = pod["metadata"]
+    started = monotonic
+    created = epoch_of(meta.get("creationTimestamp"))
+    if timeout is None and created is not None:
+        # Without a new budget, durations count from the pod's creation, not from now.
+        started -= max(0.0, now - created)
+    return RunCore(
+        RunIdentity(
+            pod_name=meta["name"],
+            namespace=namespace,
+            run_id=run_id,
+            container=pod["spec"]["containers"][0]["name"],
+        ),
+        deadlines=Deadlines(total=timeout),
+        cleanup=cleanup,
+        created_at=started,
+        log_limit_bytes=log_limit_bytes,
+    )
 
 
 def _due(meta: dict[str, Any], now: float, older_than: float | None) -> bool:

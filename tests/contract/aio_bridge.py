@@ -75,6 +75,9 @@ class SyncOverAsync:
 
     def close(self) -> None:
         self.run(self.inner.close())
+        # aiohttp's TLS transports finish closing on later loop turns (its docs advise a short
+        # wait before the loop stops); stopped at once, one was collected unclosed mid-test.
+        self.run(asyncio.sleep(0.25))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

@@ -74,10 +74,8 @@ class SyncOverAsync:
         return self.run(self.inner.refresh_credentials())
 
     def close(self) -> None:
+        # The backend's close ends every connection itself: the loop may stop right after.
         self.run(self.inner.close())
-        # aiohttp's TLS transports finish closing on later loop turns (its docs advise a short
-        # wait before the loop stops); stopped at once, one was collected unclosed mid-test.
-        self.run(asyncio.sleep(0.25))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import io
 import json
+import socket
 import ssl
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -137,7 +138,7 @@ class AsyncKubernetesBackend:
     def _session(self) -> aiohttp.ClientSession:
         """The connection pool, made in the running loop on first use."""
         if self._client is None or self._client.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl)
+            connector = _Connector(limit=self._pool_size, ssl=self._ssl)
             self._client = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(
@@ -180,7 +181,7 @@ class AsyncKubernetesBackend:
             self._ssl = _ssl_context(fresh)
             old, self._client = self._client, None
             if old is not None:
-                await old.close()
+                await _close_session(old)
         return changed
 
     def _load_fresh(self) -> Any:
@@ -197,7 +198,7 @@ class AsyncKubernetesBackend:
         if keeper is not None and keeper is not asyncio.current_task():
             keeper.cancel()
         if self._client is not None:
-            await self._client.close()
+            await _close_session(self._client)
 
     def _bind(self) -> None:
         """On first use, make sure the pool is closed in its loop, at the latest when it ends.
@@ -695,3 +696,45 @@ class HttpStream(Generic[_T]):
             self._response.release()  # read to the end: the connection is reused
         else:
             self._response.close()  # a half-read body would poison the connection
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector, remembering each connection's socket for :func:`_close_session`."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.sockets: dict[int, Any] = {}
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        transport = connection.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is not None:
+            if len(self.sockets) > 2 * (self.limit or 100):
+                self.sockets = {k: s for k, s in self.sockets.items() if s.fileno() != -1}
+            self.sockets[id(sock)] = sock
+        return connection
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    """Close a pool and end every connection it opened, even the ones already closing.
+
+    A connection closed earlier can still be "closing" when the pool closes: a large body the
+    server refused (413) keeps unsent bytes the server no longer reads, and on CPython before
+    3.12.8 its TLS layer can no longer be aborted (cpython#118960). Left alone it is collected
+    unclosed after the loop ends (a ResourceWarning and a socket held until then); shutting
+    its socket down makes the pending write fail and the transport finish closing at once.
+    """
+    connector = session.connector
+    await session.close()
+    if not isinstance(connector, _Connector):
+        return
+    stragglers = [s for s in connector.sockets.values() if s.fileno() != -1]
+    connector.sockets.clear()
+    for sock in stragglers:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.0
+    while any(s.fileno() != -1 for s in stragglers) and loop.time() < deadline:
+        await asyncio.sleep(0.005)

@@ -70,6 +70,9 @@ class SyncOverAsync:
     ) -> ExecResult:
         return self.run(self.inner.exec(namespace, pod, container, argv, **kw))
 
+    def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        return self.run(self.inner.request(method, path, **kw))  # type: ignore[attr-defined]
+
     def refresh_credentials(self) -> bool:
         return self.run(self.inner.refresh_credentials())
 

@@ -251,3 +251,25 @@ def test_spec_reach_validation_matches_the_api_server(
             event(f"podrunner stricter by design: {reason}")
             return
     assert (ours is not None) == theirs, (raw, manifest)
+
+
+def test_a_pod_with_a_patch_is_admitted_as_built(classes_kit: Kit) -> None:
+    """The escape hatch's output is a pod the API server admits, patched fields kept."""
+    spec = PodSpec(
+        image="busybox:1.36",
+        command=["true"],
+        namespace=classes_kit.namespace,
+        secret_env={"TOKEN": "x"},
+        pod_patch={
+            "metadata": {"labels": {"team": "ml"}},
+            "spec": {
+                "dnsConfig": {"options": [{"name": "ndots", "value": "2"}]},
+                "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["api.internal"]}],
+                "priorityClassName": CLASS,
+            },
+        },
+    )
+    stored = classes_kit.backend.create(build_manifests(spec).pod, dry_run=True)
+    assert stored["spec"]["hostAliases"] == [{"ip": "127.0.0.1", "hostnames": ["api.internal"]}]
+    assert stored["spec"]["priorityClassName"] == CLASS
+    assert stored["metadata"]["labels"]["team"] == "ml"

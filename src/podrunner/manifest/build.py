@@ -25,7 +25,9 @@ import attrs
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError
 from podrunner.manifest.naming import generate_pod_name, new_run_id
+from podrunner.manifest.patch import patch_pod
 from podrunner.spec import SecretRef, SecurityProfile
+from podrunner.spec.patch import thaw_patch
 
 if TYPE_CHECKING:
     from podrunner.spec import PodSpec
@@ -201,6 +203,19 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
         "metadata": metadata,
         "spec": _pod_spec(spec, _container(spec, env, mounts), volumes),
     }
+    if spec.pod_patch is not None:
+        managed = {k: labels[k] for k in (MANAGED_BY_LABEL, COMPONENT_LABEL, RUN_ID_LABEL)}
+        pod = patch_pod(
+            pod,
+            thaw_patch(spec.pod_patch),
+            managed_labels=managed,
+            container=spec.container_name,
+            wired=frozenset(
+                vol["name"]
+                for vol in volumes
+                if vol["name"].startswith((SECRET_VOLUME_NAME, FILES_VOLUME_NAME))
+            ),
+        )
     secret: dict[str, Any] | None = None
     if secret_data:
         secret = {

@@ -46,6 +46,7 @@ from podrunner.spec._fields import (
     _text,
 )
 from podrunner.spec.affinity import NodeAffinity
+from podrunner.spec.patch import freeze_patch
 from podrunner.spec.values import (
     EnvVar,
     ImagePullPolicy,
@@ -515,6 +516,9 @@ class PodSpec:
         read_only_root_filesystem: Mount the image's filesystem read-only.
         automount_service_account_token: Mount the service account token (off by default).
         stdin: Keep the container's stdin open for an attach.
+        pod_patch: A JSON merge patch applied to the built pod, for fields PodSpec has no
+            option for; it may not touch the pod's identity, managed labels or Secret wiring
+            (see the spec guide).
     """
 
     image: str = attrs.field(converter=_image)
@@ -583,6 +587,9 @@ class PodSpec:
         default=False, kw_only=True, converter=_automount
     )
     stdin: bool = attrs.field(default=False, kw_only=True, converter=_stdin)
+    pod_patch: FrozenMap[Any] | None = attrs.field(
+        default=None, kw_only=True, converter=freeze_patch
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.name is not None and self.name_prefix is not None:

@@ -27,10 +27,18 @@ from podrunner.errors import (
     Conflict,
     NotFound,
     ServerError,
-    TooManyRequests,
     Unauthorized,
 )
-from podrunner.run.retry import _HANDLED, _RETRIED, RetryPolicy, _is_outage, _run_id_of
+from podrunner.run.retry import (
+    _HANDLED,
+    _RETRIED,
+    RetryPolicy,
+    _event_lines,
+    _events_selector,
+    _is_outage,
+    _Retries,
+    _run_id_of,
+)
 
 __all__ = ["AsyncRetryingBackend"]
 
@@ -232,23 +240,10 @@ class AsyncRetryingBackend:
     async def pod_events(self, namespace: str, pod: str) -> builtins.list[str]:
         """The pod's events, oldest first, as ``"Reason: message"`` (best effort: ``[]``)."""
         try:
-            listed = await self.list(
-                "Event",
-                namespace,
-                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod}",
-            )
+            listed = await self.list("Event", namespace, field_selector=_events_selector(pod))
         except BackendError:
             return []
-        items = sorted(
-            listed.items,
-            key=lambda e: (
-                e.get("lastTimestamp")
-                or e.get("eventTime")
-                or e.get("metadata", {}).get("creationTimestamp")
-                or ""
-            ),
-        )
-        return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in items]
+        return _event_lines(listed.items)
 
     async def call(
         self,
@@ -276,24 +271,16 @@ class AsyncRetryingBackend:
         until: float | None,
     ) -> _T:
         """The retry loop of :meth:`call` (:meth:`RetryingBackend._retrying`, awaited)."""
-        attempt = 0
-        refreshed = False
-        since = self.clock.monotonic()
+        retries = _Retries(self.policy, self.clock.monotonic(), until)
         while True:
-            if isinstance(exc, Unauthorized):
-                if refreshed or not await self.inner.refresh_credentials():
+            wait = retries.after(exc, self.clock.monotonic())
+            if wait is None:
+                if not await self.inner.refresh_credentials():
                     raise exc
-                refreshed = True
             else:
-                attempt += 1
-                now = self.clock.monotonic()
-                past = until is not None and now >= until and attempt >= self.policy.attempts
-                if past or self.policy.exhausted(attempt, exc, now - since):
-                    raise exc
                 if on_retry is not None:
                     on_retry(exc)
-                delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-                await self.clock.sleep(delay or self.policy.delay(attempt))
+                await self.clock.sleep(wait)
             try:
                 return await fn()
             except Unauthorized as again:

@@ -50,6 +50,53 @@ def _run_id_of(obj: Mapping[str, Any]) -> str | None:
     return run_id if isinstance(run_id, str) else None
 
 
+def _events_selector(pod: str) -> str:
+    """The field selector of a pod's Events."""
+    return f"involvedObject.kind=Pod,involvedObject.name={pod}"
+
+
+def _event_lines(items: Sequence[Mapping[str, Any]]) -> builtins.list[str]:
+    """Events oldest first, as ``"Reason: message"``."""
+
+    def when(event: Mapping[str, Any]) -> str:
+        meta = event.get("metadata") or {}
+        stamp = event.get("lastTimestamp") or event.get("eventTime")
+        return str(stamp or meta.get("creationTimestamp") or "")
+
+    return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in sorted(items, key=when)]
+
+
+class _Retries:
+    """What one call does after each failure: the retry rule both wrappers drive (no I/O).
+
+    :meth:`after` answers the seconds to wait before trying again, or ``None`` for "refresh the
+    credentials, then try again" (a 401, once per call), and raises the error when the call
+    must fail: attempts spent (an outage gets the policy's ``outage`` budget, but never past
+    ``until`` once the attempts are spent).
+    """
+
+    def __init__(self, policy: RetryPolicy, since: float, until: float | None) -> None:
+        self.policy = policy
+        self.since = since
+        self.until = until
+        self.attempt = 0
+        self.refreshed = False
+
+    def after(self, exc: BackendError, now: float) -> float | None:
+        if isinstance(exc, Unauthorized):
+            if self.refreshed:
+                raise exc
+            self.refreshed = True
+            return None
+        self.attempt += 1
+        spent = self.attempt >= self.policy.attempts
+        past = self.until is not None and now >= self.until and spent
+        if past or self.policy.exhausted(self.attempt, exc, now - self.since):
+            raise exc
+        delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
+        return delay or self.policy.delay(self.attempt)
+
+
 @attrs.frozen
 class RetryPolicy:
     """When and how API calls are retried.
@@ -316,23 +363,10 @@ class RetryingBackend:
     def pod_events(self, namespace: str, pod: str) -> builtins.list[str]:
         """The pod's events, oldest first, as ``"Reason: message"`` (best effort: ``[]``)."""
         try:
-            listed = self.list(
-                "Event",
-                namespace,
-                field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod}",
-            )
+            listed = self.list("Event", namespace, field_selector=_events_selector(pod))
         except BackendError:
             return []
-        items = sorted(
-            listed.items,
-            key=lambda e: (
-                e.get("lastTimestamp")
-                or e.get("eventTime")
-                or e.get("metadata", {}).get("creationTimestamp")
-                or ""
-            ),
-        )
-        return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in items]
+        return _event_lines(listed.items)
 
     def call(
         self,
@@ -365,24 +399,16 @@ class RetryingBackend:
         until: float | None,
     ) -> _T:
         """The retry loop of :meth:`call`, entered with the first attempt's error."""
-        attempt = 0
-        refreshed = False
-        since = self.clock.monotonic()
+        retries = _Retries(self.policy, self.clock.monotonic(), until)
         while True:
-            if isinstance(exc, Unauthorized):
-                if refreshed or not self.inner.refresh_credentials():
+            wait = retries.after(exc, self.clock.monotonic())
+            if wait is None:
+                if not self.inner.refresh_credentials():
                     raise exc
-                refreshed = True
             else:
-                attempt += 1
-                now = self.clock.monotonic()
-                past = until is not None and now >= until and attempt >= self.policy.attempts
-                if past or self.policy.exhausted(attempt, exc, now - since):
-                    raise exc
                 if on_retry is not None:
                     on_retry(exc)
-                delay = exc.retry_after if isinstance(exc, TooManyRequests) else None
-                self.clock.sleep(delay or self.policy.delay(attempt))
+                self.clock.sleep(wait)
             try:
                 return fn()
             except Unauthorized as again:

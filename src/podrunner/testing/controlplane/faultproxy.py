@@ -136,7 +136,12 @@ class FaultProxy:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="podrunner-faultproxy", daemon=True
         )
-        self._server: asyncio.Server | None = None
+        # Our own accept loop rather than asyncio.Server: before Python 3.12, a connection
+        # accepted just before Server.close() fails to attach to the closed server and its
+        # socket is dropped unclosed (a refuse() could leak one); here each accepted socket
+        # belongs to a task that closes it whatever happens.
+        self._listener: socket.socket | None = None
+        self._unserved: set[socket.socket] = set()
         self._conns: set[_Conn] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -145,6 +150,7 @@ class FaultProxy:
         self._refuse_handle: asyncio.TimerHandle | None = None
         self._lose: tuple[str, str] | None = None
         self._placeholder: socket.socket | None = None
+        self._stopping = False
         self.port = 0
         self.connections_opened = 0
         self.connections_failed = 0
@@ -186,6 +192,7 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
+            self._loop.run_until_complete(self._finish())
             self._loop.close()
         if self._kubeconfig is not None:
             self._kubeconfig.unlink(missing_ok=True)
@@ -280,7 +287,9 @@ class FaultProxy:
         if self._refuse_handle is not None:
             self._refuse_handle.cancel()
             self._refuse_handle = None
-        if self._server is not None:
+        if self._stopping:
+            return  # a reopen timer that fired as the proxy stopped: stay closed
+        if self._listener is not None:
             return
         sock = self._placeholder
         self._placeholder = None
@@ -288,15 +297,47 @@ class FaultProxy:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((LOOPBACK, self.port))
-        self._server = await asyncio.start_server(
-            self._handle, sock=sock, ssl=self._server_ctx, ssl_handshake_timeout=10
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        sock.listen(128)
+        sock.setblocking(False)
+        self._listener = sock
+        self.port = sock.getsockname()[1]
+        self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        # A plain callback, not an awaited accept: a cancelled await could drop a socket it
+        # had just accepted. Each one is in _unserved until its task takes it.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # the listener was closed under us
+            conn.setblocking(False)
+            self._unserved.add(conn)
+            self._loop.create_task(self._serve(conn))
+
+    async def _serve(self, conn: socket.socket) -> None:
+        """TLS on an accepted socket, then :meth:`_handle`; the socket is closed on failure."""
+        self._unserved.discard(conn)
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await self._loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=self._server_ctx, ssl_handshake_timeout=10
+            )
+        except (OSError, asyncio.TimeoutError):
+            conn.close()  # a failed handshake ends this connection only
+            return
+        except BaseException:
+            conn.close()  # the proxy is stopping
+            raise
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        await self._handle(reader, writer)
 
     async def _refuse(self, seconds: float | None) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._listener is not None:
+            self._close_listener()
             # Keep the port bound but not listening: a connection is refused (RST), and no
             # other socket can take the port meanwhile (it is an ephemeral one).
             placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -312,14 +353,10 @@ class FaultProxy:
             self._refuse_handle = self._loop.call_later(seconds, reopen)
 
     async def _shutdown(self) -> None:
+        self._stopping = True
         if self._refuse_handle is not None:
             self._refuse_handle.cancel()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        if self._placeholder is not None:
-            self._placeholder.close()
-            self._placeholder = None
+        self._close_listener()
         for conn in list(self._conns):
             conn.abort()
         current = asyncio.current_task()
@@ -328,6 +365,8 @@ class FaultProxy:
             # Aborted connections end their tasks; cancelling them instead makes asyncio's
             # stream callback log the CancelledError.
             await asyncio.wait(tasks, timeout=2)
+        # A reopen that was under way when the proxy stopped may have listened meanwhile.
+        self._close_listener()
         # Connections still in their TLS handshake belong to no task yet: abort every
         # transport the loop still has, so none is left for the garbage collector to warn of.
         transports = getattr(self._loop, "_transports", {})
@@ -335,6 +374,36 @@ class FaultProxy:
             if transport is not None and not transport.is_closing():
                 transport.abort()
         await asyncio.sleep(0.05)
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # Unregistered before the close, so the fd cannot be reused while still watched.
+            self._loop.remove_reader(listener.fileno())
+            listener.close()
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+
+    async def _finish(self) -> None:
+        """After the loop stopped: end what is left, so no accepted socket outlives the proxy.
+
+        A connection accepted just before the listener closed has a task that creates its
+        transport on a later loop turn; unrun, its socket is collected unclosed.
+        """
+        for _ in range(3):
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for transport in list(getattr(self._loop, "_transports", {}).values()):
+                if transport is not None and not transport.is_closing():
+                    transport.abort()
+            for conn in list(self._unserved):  # accepted, but its task never ran
+                conn.close()
+            self._unserved.clear()
+            await asyncio.sleep(0.01)
 
     async def _count(self, streaming_only: bool) -> int:
         return sum(1 for c in self._conns if c.streaming or not streaming_only)

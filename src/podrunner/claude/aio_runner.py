@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from podrunner.claude.refresh import claim
@@ -84,7 +84,7 @@ class AsyncClaudeRunner(ClaudePods[AsyncPodRunner]):
         *,
         timeout: float | None = None,
         check: bool = True,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Run ``task`` and yield its JSON events as they arrive (use ``stream-json``).
 
         The arguments, the events and the end of the stream are those of

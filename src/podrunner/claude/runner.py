@@ -28,7 +28,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -462,7 +462,7 @@ class ClaudeRunner(ClaudePods[PodRunner]):
         *,
         timeout: float | None = None,
         check: bool = True,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Generator[dict[str, Any], None, None]:
         """Run ``task`` and yield its JSON events as they arrive (use ``stream-json``).
 
         The events are those ``on_event`` gets, each once and in order, also across a

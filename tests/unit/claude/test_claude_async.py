@@ -179,7 +179,7 @@ async def test_leaving_a_stream_early_deletes_the_pod(
     async for event in stream:
         assert event["type"] == "system"
         break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert leftovers(cluster) == []
 
 

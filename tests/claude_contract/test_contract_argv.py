@@ -109,6 +109,10 @@ ACCEPTED: dict[str, tuple[dict[str, Any], Callable[[RecordedRequest], None]]] = 
         {"input_format": "stream-json", "output_format": "stream-json"},
         _user_says("Check the options."),
     ),
+    "partial messages": (
+        {"include_partial_messages": True, "output_format": "stream-json"},
+        _nothing,
+    ),
     "extra args": ({"extra_args": ["--disable-slash-commands"]}, _nothing),
 }
 MODES = ["default", "manual", "acceptEdits", "plan", "auto", "dontAsk"]

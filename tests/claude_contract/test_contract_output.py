@@ -136,3 +136,60 @@ def test_tools_offered(runner: ClaudeRunner, api: FakeMessagesAPI) -> None:
     """The default tool set includes the ones these tests drive."""
     runner.run(ClaudeTask("hi"))
     assert {"Bash", "Read", "Write"} <= set(tool_names(api.message_requests[0]))
+
+
+def _partial_shape(event: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An event of a partial-messages run, without ids, times and the init's details."""
+    if event["type"] != "stream_event":
+        blocks = [b["type"] for b in (event.get("message") or {}).get("content") or []]
+        return (event["type"], event.get("subtype"), blocks)
+    inner = dict(event["event"])
+    inner.pop("message", None)  # message_start: ids and usage, checked below
+    block = inner.get("content_block")
+    if isinstance(block, dict) and "id" in block:
+        inner["content_block"] = {**block, "id": "<id>"}
+    return ("stream_event", inner)
+
+
+def test_partial_messages(runner: ClaudeRunner, api: FakeMessagesAPI) -> None:
+    """--include-partial-messages: the API's stream, wrapped as stream_event, live and in order.
+
+    Each block's assistant event comes right before its content_block_stop; ping is dropped;
+    the result (text, turns, cost) is the same as without the flag.
+    """
+    api.script(
+        Reply.tool_use("Bash", {"command": "echo hi", "description": "Say hi"}, text="Checking."),
+        Reply.text("It printed hi."),
+    )
+    task = ClaudeTask(
+        "Run echo",
+        output_format="stream-json",
+        include_partial_messages=True,
+        allowed_tools=["Bash(echo:*)"],
+    )
+    events = list(runner.stream(task))
+    shapes = [_partial_shape(e) for e in events]
+    turn = [
+        ("system", "status", []),
+        ("stream_event", {"type": "message_start"}),
+        ("stream_event", {"type": "content_block_start", "index": 0,
+                          "content_block": {"type": "text", "text": ""}}),
+    ]  # fmt: skip
+    assert shapes[1:4] == turn
+    assert ("assistant", None, ["tool_use"]) in shapes
+    assert shapes[-1] == ("result", "success", [])
+    assert all(s[1] != {"type": "ping"} for s in shapes)
+    for i, event in enumerate(events):
+        if event["type"] == "assistant":
+            assert shapes[i + 1][1]["type"] == "content_block_stop"
+    wrapped = [e for e in events if e["type"] == "stream_event"]
+    assert {tuple(e)[:5] for e in wrapped} == {
+        ("type", "event", "session_id", "parent_tool_use_id", "uuid")
+    }
+    assert all(e["api_message_id"] == e["event"]["message"]["id"] for e in wrapped
+               if e["event"]["type"] == "message_start")  # fmt: skip
+    last = max(i for i, e in enumerate(wrapped) if e["event"]["type"] == "message_start")
+    deltas = [e["event"].get("delta") or {} for e in wrapped[last:]]
+    assert "".join(d.get("text", "") for d in deltas) == "It printed hi."
+    result = events[-1]
+    assert (result["result"], result["num_turns"]) == ("It printed hi.", 2)

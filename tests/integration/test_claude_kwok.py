@@ -59,9 +59,9 @@ def _needs_kwok() -> None:
         pytest.skip("kwok control-plane binaries are missing and Go is not installed to build them")
 
 
-def _sim(sample: str, exit_code: int) -> dict[str, str]:
+def _sim(sample: str, exit_code: int, path: Path = SAMPLES) -> dict[str, str]:
     return {
-        "sim.podrunner.dev/logs": (SAMPLES / sample).read_text(),
+        "sim.podrunner.dev/logs": (path / sample).read_text(),
         "sim.podrunner.dev/exit-code": str(exit_code),
         "sim.podrunner.dev/duration": "1",
     }
@@ -100,6 +100,27 @@ def test_ephemeral_budget_error(kwok_runner: PodRunner) -> None:
     with pytest.raises(ClaudeBudgetExceeded) as info:
         runner.run(ClaudeTask("refactor", max_budget_usd=0.05))
     assert info.value.spent_usd == pytest.approx(0.07)
+
+
+def test_ephemeral_stream_of_partial_messages(kwok_runner: PodRunner) -> None:
+    """ClaudeRunner.stream() on a real API server: each recorded event once, in order.
+
+    The output is 2.1.332's with partial messages; the run then ends cleanly, its pod gone.
+    """
+    recorded = FIXTURES / "real-2.1.332"
+    runner = ClaudeRunner(
+        kwok_runner,
+        image=IMAGE,
+        annotations=_sim("partial_messages.jsonl", 0, recorded),
+        launcher_environ={},
+        timeout=60,
+    )
+    task = ClaudeTask("run echo hi", output_format="stream-json", include_partial_messages=True)
+    events = list(runner.stream(task))
+    lines = (recorded / "partial_messages.jsonl").read_text().splitlines()
+    assert events == [json.loads(line) for line in lines]
+    assert {"stream_event", "assistant", "result"} <= {e["type"] for e in events}
+    assert kwok_runner.backend.list("Pod", kwok_runner.namespace).items == []
 
 
 def test_worker_exec(kwok_runner: PodRunner, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,7 @@ from podrunner import (
     generate_pod_name,
 )
 from podrunner._validation import parse_quantity, quantity_error
+from podrunner.claude import ClaudeRunner, ClaudeTask
 from podrunner.manifest import MANAGED_SELECTOR, owner_reference
 from podrunner.manifest.naming import new_run_id, sanitize_label_value
 
@@ -106,3 +108,11 @@ def engine(backend: Backend) -> tuple[Phase | None, Reason | None]:
     report: ReapReport = runner.reap()
     del report
     return result.state.phase, result.reason
+
+
+def claude_events(pods: PodRunner) -> list[str]:
+    """ClaudeRunner.stream() yields plain dicts, and contextlib.closing() takes the stream."""
+    claude = ClaudeRunner(pods, image="example.com/claude-code:2")
+    task = ClaudeTask("hi", output_format="stream-json", include_partial_messages=True)
+    with contextlib.closing(claude.stream(task, timeout=60)) as events:
+        return [str(event["type"]) for event in events]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from podrunner import AsyncBackend, AsyncPodRunner, AsyncRunHandle, PodSpec, RunResult
 from podrunner.backends.base import AsyncClock, AsyncStream, WatchEvent
 from podrunner.backends.fake import FakeCluster
 from podrunner.backends.kubernetes import ClusterConfig
+from podrunner.claude import AsyncClaudeRunner, ClaudeTask
 from podrunner.errors import RunError
 
 
@@ -42,3 +44,11 @@ async def use() -> None:
 
 if __name__ == "__main__":
     asyncio.run(use())
+
+
+async def claude_events(pods: AsyncPodRunner) -> list[str]:
+    """AsyncClaudeRunner.stream() is an async generator: contextlib.aclosing() takes it."""
+    claude = AsyncClaudeRunner(pods, image="example.com/claude-code:2")
+    task = ClaudeTask("hi", output_format="stream-json", include_partial_messages=True)
+    async with contextlib.aclosing(claude.stream(task)) as events:
+        return [str(event["type"]) async for event in events]

@@ -13,19 +13,20 @@ mid-run, which only :class:`~podrunner.claude.ClaudeRunner` does.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from podrunner.claude.refresh import claim
 from podrunner.claude.runner import ClaudePods, claude_result, json_event, timeout_error
 from podrunner.claude.sessions import claim_session
-from podrunner.claude.task import ClaudeTask
 from podrunner.errors import RunTimeout, SpecError
 from podrunner.run.aio_runner import AsyncPodRunner
 
 if TYPE_CHECKING:
     from podrunner.claude.result import ClaudeResult
+    from podrunner.claude.task import ClaudeTask
     from podrunner.run.aio_handle import AsyncRunHandle
     from podrunner.run.outcome import RunResult
 
@@ -72,16 +73,9 @@ class AsyncClaudeRunner(ClaudePods[AsyncPodRunner]):
             SpecError: The task or the runner's settings are invalid.
             asyncio.CancelledError: The awaiting task was cancelled; the pod was cleaned up.
         """
-        task = self._task(task)
-        limit = self.timeout if timeout is None else timeout
-        spec = self.build_spec(task)
-        callback = _fan_out(on_log, on_event)
-        with claim(self.credentials), claim_session(self.sessions, task):
-            handle = await self.pod_runner.start(
-                spec, timeout=limit, on_log=callback, cleanup=self.cleanup
-            )
-            async with handle:
-                run = await _wait(handle, limit)
+        task, limit = self._prepared(task, timeout)
+        async with self._started(task, limit, _fan_out(on_log, on_event)) as handle:
+            run = await _wait(handle, limit)
         return claude_result(task, run, check=check)
 
     async def stream(
@@ -90,42 +84,51 @@ class AsyncClaudeRunner(ClaudePods[AsyncPodRunner]):
         *,
         timeout: float | None = None,
         check: bool = True,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Run ``task`` and yield its JSON events as they arrive (use ``stream-json``).
 
-        Once the last event is yielded the run is awaited and parsed as by :meth:`run`: a
-        failed task raises its classified error from the iteration (with ``check=True``).
-        Leaving the loop early, or cancelling it, deletes the pod.
-
-        Args:
-            task: The task, or just a prompt.
-            timeout: Seconds for the whole run (pod start included); default: the runner's.
-            check: Raise the classified :class:`~podrunner.claude.ClaudeError` at the end
-                when the task failed.
+        The arguments, the events and the end of the stream are those of
+        :meth:`ClaudeRunner.stream <podrunner.claude.ClaudeRunner.stream>`. Cancelling the
+        task while it waits for an event deletes the pod, its Secret and ConfigMap at once.
+        After leaving the loop early (``break``, an exception in its body) that happens when
+        the stream is closed: iterate inside ``contextlib.aclosing(runner.stream(...))`` or
+        call ``aclose()`` (otherwise the event loop closes it some time later).
 
         Yields:
-            Each stream-json event (one JSON object per output line).
+            Each stream-json event, as a ``dict``.
 
         Raises:
-            ClaudeTimeout: The task ran out of time.
-            ClaudeError: With ``check=True``, how the task failed.
+            ClaudeError: With ``check=True``, how the task failed; ``ClaudeTimeout`` (always)
+                when it ran out of time.
             RunError: The pod never ran.
+            SpecError: The task or the runner's settings are invalid.
+            asyncio.CancelledError: The awaiting task was cancelled; the pod was cleaned up.
         """
-        task = self._task(task)
-        limit = self.timeout if timeout is None else timeout
-        spec = self.build_spec(task)
-        with claim(self.credentials), claim_session(self.sessions, task):
-            handle = await self.pod_runner.start(spec, timeout=limit, cleanup=self.cleanup)
-            async with handle:
-                async for line in handle.logs():
-                    event = json_event(line)
-                    if event is not None:
-                        yield event
-                run = await _wait(handle, limit)
+        task, limit = self._prepared(task, timeout)
+        async with self._started(task, limit, None) as handle:
+            async for line in handle.logs():
+                event = json_event(line)
+                if event is not None:
+                    yield event
+            run = await _wait(handle, limit)
         claude_result(task, run, check=check)
 
-    def _task(self, task: ClaudeTask | str) -> ClaudeTask:
-        """The task, refusing what this runner cannot do before any API call."""
+    @contextlib.asynccontextmanager
+    async def _started(
+        self, task: ClaudeTask, limit: float | None, on_log: AsyncLogCallback | None
+    ) -> AsyncIterator[AsyncRunHandle]:
+        """Start ``task``'s pod; on exit clean it up (also when cancelled)."""
+        with claim(self.credentials), claim_session(self.sessions, task):
+            handle = await self.pod_runner.start(
+                self.build_spec(task), timeout=limit, on_log=on_log, cleanup=self.cleanup
+            )
+            async with handle:
+                yield handle
+
+    def _prepared(
+        self, task: ClaudeTask | str, timeout: float | None
+    ) -> tuple[ClaudeTask, float | None]:
+        """As for the sync runner, refusing first what only the sync runner can do."""
         if self._writes_back():
             raise SpecError(
                 "credentials.write_back",
@@ -133,7 +136,7 @@ class AsyncClaudeRunner(ClaudePods[AsyncPodRunner]):
                 "is not supported by AsyncClaudeRunner (storing a refreshed OAuth file execs "
                 "into the pod mid-run); use ClaudeRunner, or write_back=False",
             )
-        return ClaudeTask(task) if isinstance(task, str) else task
+        return super()._prepared(task, timeout)
 
 
 async def _wait(handle: AsyncRunHandle, limit: float | None) -> RunResult:

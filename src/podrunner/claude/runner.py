@@ -24,10 +24,11 @@ mounted read-only and piped to the CLI's stdin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -64,6 +65,7 @@ from podrunner.spec import (
 
 if TYPE_CHECKING:
     from podrunner.claude.result import ClaudeResult
+    from podrunner.run.handle import RunHandle
 
 __all__ = [
     "CLAUDE_COMPONENT",
@@ -363,6 +365,13 @@ class ClaudePods(Generic[_R]):
         spec = self.base_spec(command, pod_name=pod_name)
         return spec.with_files({prompt_file: content}) if stdin else spec
 
+    def _prepared(
+        self, task: ClaudeTask | str, timeout: float | None
+    ) -> tuple[ClaudeTask, float | None]:
+        """The task (a prompt becomes one) and its time limit, before any API call."""
+        task = ClaudeTask(task) if isinstance(task, str) else task
+        return task, self.timeout if timeout is None else timeout
+
     def _writes_back(self) -> bool:
         creds = self.credentials
         return creds is not None and creds.write_back is not False and not creds.inline
@@ -437,14 +446,61 @@ class ClaudeRunner(ClaudePods[PodRunner]):
             RunError: The pod never ran (image pull error, unschedulable...).
             SpecError: The task or the runner's settings are invalid.
         """
-        if isinstance(task, str):
-            task = ClaudeTask(task)
-        limit = self.timeout if timeout is None else timeout
+        task, limit = self._prepared(task, timeout)
         callbacks: list[Callable[[str], None]] = []
         if on_log is not None:
             callbacks.append(on_log)
         if on_event is not None:
             callbacks.append(line_events(on_event))
+        with self._started(task, limit, callbacks) as handle:
+            run = _wait(handle, limit)
+        return claude_result(task, run, check=check)
+
+    def stream(
+        self,
+        task: ClaudeTask | str,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> Generator[dict[str, Any], None, None]:
+        """Run ``task`` and yield its JSON events as they arrive (use ``stream-json``).
+
+        The events are those ``on_event`` gets, each once and in order, also across a
+        dropped log connection. Once the last event is yielded the run is awaited and parsed
+        as by :meth:`run`, from the same output: a failed task raises its classified error
+        from the iteration (with ``check=True``). Leaving the loop early, an exception in
+        its body or Ctrl-C deletes the pod, its Secret and ConfigMap; a stream held but not
+        finished is cleaned up when it is closed (``contextlib.closing``) or collected.
+
+        Args:
+            task: The task, or just a prompt.
+            timeout: Seconds for the whole run (pod start included); default: the runner's.
+            check: Raise the classified :class:`~podrunner.claude.ClaudeError` at the end
+                when the task failed.
+
+        Yields:
+            Each stream-json event (one JSON object per output line).
+
+        Raises:
+            ClaudeTimeout: The task ran out of time.
+            ClaudeError: With ``check=True``, how the task failed.
+            RunError: The pod never ran.
+            SpecError: The task or the runner's settings are invalid.
+        """
+        task, limit = self._prepared(task, timeout)
+        with self._started(task, limit, []) as handle:
+            for line in handle.logs():
+                event = json_event(line)
+                if event is not None:
+                    yield event
+            run = _wait(handle, limit)
+        claude_result(task, run, check=check)
+
+    @contextlib.contextmanager
+    def _started(
+        self, task: ClaudeTask, limit: float | None, callbacks: list[Callable[[str], None]]
+    ) -> Iterator[RunHandle]:
+        """Start ``task``'s pod; on exit clean it up and store refreshed credentials."""
         with claim(self.credentials), claim_session(self.sessions, task):
             collector = None
             if self._writes_back():
@@ -454,22 +510,18 @@ class ClaudeRunner(ClaudePods[PodRunner]):
                 collector = CredentialsCollector(
                     self.pod_runner.api, namespace, name, CLAUDE_CONTAINER
                 )
-                callbacks.append(collector.on_line)
+                callbacks = [*callbacks, collector.on_line]
             spec = self.build_spec(task, pod_name=None if collector is None else collector.pod)
-            run = self._wait(spec, limit, _fan_out(callbacks) if callbacks else None)
+            handle = self.pod_runner.start(
+                spec,
+                timeout=limit,
+                on_log=_fan_out(callbacks) if callbacks else None,
+                cleanup=self.cleanup,
+            )
+            with handle:
+                yield handle
             if collector is not None:
                 self._store_refreshed(collector)
-        return claude_result(task, run, check=check)
-
-    def _wait(
-        self, spec: PodSpec, limit: float | None, on_log: Callable[[str], None] | None
-    ) -> RunResult:
-        handle = self.pod_runner.start(spec, timeout=limit, on_log=on_log, cleanup=self.cleanup)
-        with handle:
-            try:
-                return handle.wait()
-            except RunTimeout as exc:
-                raise timeout_error(exc, limit) from exc
 
     def _store_refreshed(self, collector: CredentialsCollector) -> None:
         """Write back what the collector got (the CLI refreshed its file), or warn."""
@@ -493,6 +545,13 @@ def _fan_out(callbacks: list[Callable[[str], None]]) -> Callable[[str], None]:
             callback(line)
 
     return on_line
+
+
+def _wait(handle: RunHandle, limit: float | None) -> RunResult:
+    try:
+        return handle.wait()
+    except RunTimeout as exc:
+        raise timeout_error(exc, limit) from exc
 
 
 def claude_result(task: ClaudeTask, run: RunResult, *, check: bool) -> ClaudeResult:

@@ -8,7 +8,9 @@ against the CLI's own ``--help`` and argument parser, version :data:`CHECKED_CLI
 * ``--output-format json`` prints one result object at the end; ``stream-json`` prints one JSON
   event per line and, in print mode, requires ``--verbose`` (rendered automatically).
   ``--input-format stream-json`` reads the prompt as JSON user messages on standard input and
-  requires ``stream-json`` output.
+  requires ``stream-json`` output. ``--include-partial-messages`` adds ``stream_event`` events
+  (the Messages API's stream: ``message_start``, ``content_block_delta``... as they arrive) and
+  also requires ``stream-json`` output (the CLI refuses it otherwise).
 * ``--model`` and ``--fallback-model`` (models tried in order when the main one is overloaded
   or unavailable; sent comma-separated), ``--effort`` (``low`` to ``max``).
 * ``--system-prompt`` (replaces the default prompt), ``--append-system-prompt`` (adds to it),
@@ -286,6 +288,10 @@ def _no_session_persistence(value: object) -> bool:
     return _switch("no_session_persistence", value)
 
 
+def _include_partial_messages(value: object) -> bool:
+    return _switch("include_partial_messages", value)
+
+
 def _size_repr(value: str | None) -> str:
     return "None" if value is None else f"<{len(value)} characters>"
 
@@ -429,6 +435,10 @@ class ClaudeTask:
             ``--verbose``).
         input_format: ``"text"`` (default) or ``"stream-json"``: the prompt is sent on
             standard input as one JSON user message (needs ``output_format="stream-json"``).
+        include_partial_messages: Also emit the model's output as it is generated: one
+            ``stream_event`` event per Messages API stream event (``message_start``,
+            ``content_block_delta`` with ``text_delta``...). Needs
+            ``output_format="stream-json"``.
         system_prompt: Replaces Claude Code's default system prompt.
         system_prompt_file: A file in the container whose text replaces the default system
             prompt (instead of ``system_prompt``).
@@ -529,6 +539,9 @@ class ClaudeTask:
     no_session_persistence: bool = attrs.field(
         default=False, kw_only=True, converter=_no_session_persistence
     )
+    include_partial_messages: bool = attrs.field(
+        default=False, kw_only=True, converter=_include_partial_messages
+    )
     extra_args: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_extra_args)
 
     def __attrs_post_init__(self) -> None:
@@ -577,6 +590,13 @@ class ClaudeTask:
                 "input_format",
                 "stream-json",
                 "needs output_format='stream-json' (the CLI refuses it otherwise)",
+            )
+        if self.include_partial_messages and self.output_format != "stream-json":
+            raise SpecError(
+                "include_partial_messages",
+                True,
+                f"needs output_format='stream-json', not {self.output_format!r} (the CLI "
+                "refuses it otherwise: partial messages are stream-json events)",
             )
 
     def _check_extra_args(self, rendered: list[tuple[str, str]]) -> None:
@@ -642,6 +662,11 @@ class ClaudeTask:
             ("fork_session", "--fork-session", self.fork_session),
             ("bare", "--bare", self.bare),
             ("no_session_persistence", "--no-session-persistence", self.no_session_persistence),
+            (
+                "include_partial_messages",
+                "--include-partial-messages",
+                self.include_partial_messages,
+            ),
         )
         out += [(field, flag) for field, flag, on in switches if on]
         out += [(f"add_dirs[{i}]", f"--add-dir={path}") for i, path in enumerate(self.add_dirs)]

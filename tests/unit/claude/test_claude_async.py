@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+from claude_util import leftovers, standin_runner
 
 from podrunner import AsyncPodRunner, SecretRef
 from podrunner.claude import (
@@ -20,7 +21,7 @@ from podrunner.claude import (
     ClaudeTimeout,
 )
 from podrunner.errors import ImagePullError, SpecError
-from podrunner.manifest import MANAGED_SELECTOR, build_manifests
+from podrunner.manifest import build_manifests
 from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
@@ -46,23 +47,8 @@ async def pods(cluster: FakeCluster) -> AsyncIterator[AsyncPodRunner]:
 
 @pytest.fixture
 def claude(pods: AsyncPodRunner, standin: str, tmp_path: Path) -> AsyncClaudeRunner:
-    return AsyncClaudeRunner(
-        pods,
-        image=IMAGE,
-        claude_path=standin,
-        home=str(tmp_path / "home"),
-        launcher_environ={},
-        timeout=60,
-    )
-
-
-def leftovers(cluster: FakeCluster) -> list[str]:
-    """Every managed object still in the store."""
-    out: list[str] = []
-    for kind in ("Pod", "Secret", "ConfigMap"):
-        listed = cluster.backend.list(kind, None, label_selector=MANAGED_SELECTOR)
-        out += [f"{kind}/{o['metadata']['name']}" for o in listed.items]
-    return out
+    runner: AsyncClaudeRunner = standin_runner(pods, standin, str(tmp_path / "home"))
+    return runner
 
 
 async def test_success_with_cost_and_usage(claude: AsyncClaudeRunner, cluster: FakeCluster) -> None:
@@ -193,7 +179,7 @@ async def test_leaving_a_stream_early_deletes_the_pod(
     async for event in stream:
         assert event["type"] == "system"
         break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert leftovers(cluster) == []
 
 

@@ -110,3 +110,26 @@ def test_many_braces_before_a_result_stay_cheap() -> None:
     line = (REAL / "success.json").read_text(encoding="utf-8").strip()
     result = parse_output("{" * 200_000 + line + "\n", exit_code=0)
     assert result.raw is None  # too deep in the noise to look for; reported, not hung
+
+
+def test_partial_messages_leave_the_result_alone() -> None:
+    """--include-partial-messages (recorded): stream_event lines are kept as events.
+
+    The answer, turns and cost come from the result line, never summed from the deltas.
+    """
+    text = (REAL / "partial_messages.jsonl").read_text(encoding="utf-8")
+    result = parse_output(text, exit_code=0, keep_events=True)
+    assert result.error is None
+    assert (result.text, result.num_turns) == ("It printed hi.", 2)
+    assert result.cost_usd == json.loads(text.splitlines()[-1])["total_cost_usd"]
+    kinds = [e["event"]["type"] for e in result.events if e["type"] == "stream_event"]
+    assert kinds.count("message_start") == kinds.count("message_stop") == 2
+    deltas = [
+        e["event"]["delta"]["text"]
+        for e in result.events
+        if e["type"] == "stream_event"
+        and e["event"]["type"] == "content_block_delta"
+        and e["event"]["delta"]["type"] == "text_delta"
+    ]
+    assert "".join(deltas[1:]) == result.text  # the second turn's words, as they came
+    assert len(result.events) == len(text.splitlines())

@@ -296,6 +296,7 @@ FIELDS = [
     "add_dirs",
     "bare",
     "no_session_persistence",
+    "include_partial_messages",
 ]
 
 

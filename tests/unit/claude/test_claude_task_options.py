@@ -92,6 +92,10 @@ def test_checked_cli_version_is_documented() -> None:
             {"output_format": "stream-json", "input_format": "stream-json"},
             ["--input-format=stream-json"],
         ),
+        (
+            {"output_format": "stream-json", "include_partial_messages": True},
+            ["--include-partial-messages"],
+        ),
     ],
 )
 def test_each_new_option_renders(options: dict[str, Any], expected: list[str]) -> None:
@@ -142,6 +146,12 @@ def test_defaults_render_nothing_new() -> None:
         ({"no_session_persistence": 1}, "no_session_persistence"),
         ({"input_format": "json"}, "input_format"),
         ({"input_format": "stream-json"}, "input_format"),
+        ({"include_partial_messages": True}, "include_partial_messages"),
+        ({"include_partial_messages": "yes"}, "include_partial_messages"),
+        (
+            {"include_partial_messages": True, "output_format": "json"},
+            "include_partial_messages",
+        ),
     ],
     ids=lambda x: x if isinstance(x, str) else None,
 )

@@ -74,15 +74,18 @@ class Errors:
         self.name = name
         self.causes: list[StatusCause] = []
 
-    def invalid(self, field: str, value: object, detail: str) -> None:
+    def invalid(self, field: str, value: object, detail: str, *, as_is: bool = False) -> None:
         """Record ``Invalid value``: one cause per message of a joined ``"; "`` detail.
 
         The server's validators return a list of messages and their callers append one
         ``field.Invalid`` per message; podrunner's checks join that list with ``"; "``.
+        ``as_is`` keeps a "no more than N characters" message as it is, for the checks that
+        count characters rather than bytes (a port name's).
         """
         shown = _fmt(value)
         for message in detail.split("; "):
-            message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
+            if not as_is:
+                message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
             self.causes.append(
                 StatusCause(field, "FieldValueInvalid", f"Invalid value: {shown}: {message}")
             )

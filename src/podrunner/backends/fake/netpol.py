@@ -260,7 +260,7 @@ def _check_port(port: dict[str, Any], path: str, errs: Errors) -> None:
         if end is not None:
             errs.invalid(f"{path}.endPort", end, "may not be specified when `port` is non-numeric")
         for message in _port_name_errors(number):
-            errs.invalid(f"{path}.port", number, message)
+            errs.invalid(f"{path}.port", number, message, as_is=True)
 
 
 def _parse_cidr(text: str) -> tuple[Network, str | None] | None:

@@ -183,7 +183,8 @@ class EgressRule:
 
     Attributes:
         cidrs: IP ranges (``"10.0.0.0/8"``) or single addresses (``"10.0.0.7"``, stored as
-            ``"10.0.0.7/32"``).
+            ``"10.0.0.7/32"``); each is stored in canonical form (``2001:DB8::/32`` becomes
+            ``2001:db8::/32``), which is what the NetworkPolicy carries.
         ports: Port numbers (TCP) or :class:`EgressPort` values.
         except_cidrs: Ranges carved out of the ``cidrs`` that contain them (each must lie
             strictly inside at least one of them).

@@ -12,6 +12,9 @@ from podrunner import (
     ClusterConfig,
     ConfigError,
     Deadlines,
+    EgressPolicy,
+    EgressPort,
+    EgressRule,
     EnvVar,
     ImagePullPolicy,
     Manifests,
@@ -57,6 +60,10 @@ def build() -> PodSpec:
     )
     spec = spec.with_labels(env="dev").with_env(A="1").with_resources(memory_request="128Mi")
     spec = spec.with_env_vars(EnvVar("B", secret_ref=SecretRef("s", "k")))
+    egress = EgressPolicy.allow(["0.0.0.0/0"], [443, EgressPort(53, "UDP")], except_cidrs=[])
+    rule = EgressRule(ports=[EgressPort(8000, end_port=8100)], pods={"app": "p"}, namespace="n")
+    spec = spec.with_egress(EgressPolicy([rule], dns=False)).with_egress(egress)
+    spec = spec.with_egress(EgressPolicy.proxy_only("10.0.0.1", 3128)).with_egress(None)
     return spec.with_volumes(Volume.config_map("cm", "/etc/cm")).with_command("true")
 
 
@@ -65,6 +72,9 @@ def manifests() -> None:
     m: Manifests = build_manifests(spec, run_id=new_run_id())
     pod: dict[str, Any] = m.pod
     secret: dict[str, Any] | None = m.secret
+    policy: dict[str, Any] | None = build_manifests(
+        spec, egress=EgressPolicy.deny_all()
+    ).network_policy
     name: str = m.pod_name
     objects: list[dict[str, Any]] = m.objects
     only_pod: dict[str, Any] = build_pod_manifest(spec, name=generate_pod_name("x"))
@@ -72,7 +82,7 @@ def manifests() -> None:
     prefix: str = build_credentials_prefix(None) + build_credentials_prefix("{}")
     selector: str = MANAGED_SELECTOR
     label: str = sanitize_label_value("feature/x")
-    del secret, name, objects, only_pod, ref, prefix, selector, label
+    del secret, policy, name, objects, only_pod, ref, prefix, selector, label
 
 
 def config() -> str:

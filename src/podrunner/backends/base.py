@@ -5,8 +5,8 @@ server accepts and returns (camelCase, ``status`` included), so the fake and a r
 interchangeable. Errors are podrunner's own (:mod:`podrunner.errors`), converted in one place
 per backend with the client's exception kept as ``__cause__``.
 
-Kinds are the few podrunner needs: ``Pod``, ``Secret``, ``ConfigMap``, ``Event`` (namespaced)
-and ``Namespace`` (cluster-scoped: pass ``namespace=None``).
+Kinds are the few podrunner needs: ``Pod``, ``Secret``, ``ConfigMap``, ``Event``,
+``NetworkPolicy`` (namespaced) and ``Namespace`` (cluster-scoped: pass ``namespace=None``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
+    "API_VERSIONS",
     "KINDS",
     "PLURALS",
     "AsyncBackend",
@@ -39,8 +40,8 @@ __all__ = [
     "WatchEventType",
 ]
 
-Kind = Literal["Pod", "Secret", "ConfigMap", "Event", "Namespace"]
-KINDS: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap", "Event", "Namespace")
+Kind = Literal["Pod", "Secret", "ConfigMap", "Event", "Namespace", "NetworkPolicy"]
+KINDS: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap", "Event", "Namespace", "NetworkPolicy")
 # The resource name of each kind in URLs and in the API server's messages ("pods "x" not found").
 PLURALS: dict[str, str] = {
     "Pod": "pods",
@@ -48,6 +49,17 @@ PLURALS: dict[str, str] = {
     "ConfigMap": "configmaps",
     "Event": "events",
     "Namespace": "namespaces",
+    "NetworkPolicy": "networkpolicies",
+}
+# Each kind's apiVersion: the core group ("v1", served under /api/v1) or "group/version"
+# (served under /apis/group/version).
+API_VERSIONS: dict[str, str] = {
+    "Pod": "v1",
+    "Secret": "v1",
+    "ConfigMap": "v1",
+    "Event": "v1",
+    "Namespace": "v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
 }
 WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
 

@@ -37,7 +37,7 @@ def reap(
     namespace: str | None,
     older_than: float | None,
 ) -> None:
-    """Delete podrunner's pods, Secrets and ConfigMaps that outlived their runs."""
+    """Delete podrunner's pods, Secrets, ConfigMaps and NetworkPolicies past their expiry."""
     with run_errors(verbose) as errors:
         runner = _backend.make_runner(
             backend, kubeconfig, context, namespace, api_outage=api_outage

@@ -132,13 +132,12 @@ def _run(runner: Any, spec: Any, *, timeout: float | None, cleanup: str, as_json
     hint = "the command gets no input (podrunner run does not pass stdin on)"
     warned = warn_unread_stdin(hint)
     # Name the run's objects up front, so a stop at any moment can say what it deleted.
-    planned = build_manifests(spec)
+    planned = build_manifests(spec, egress=runner.egress)
     spec = attrs.evolve(spec, name=planned.pod_name, name_prefix=None)
     namespace = spec.namespace or runner.namespace
     targets = [("pod", namespace, planned.pod_name)]
-    for kind, obj in (("Secret", planned.secret), ("ConfigMap", planned.config_map)):
-        if obj is not None:
-            targets.append((kind, namespace, obj["metadata"]["name"]))
+    for obj in planned.extras:
+        targets.append((obj["kind"], namespace, obj["metadata"]["name"]))
     status = StatusLine(live=sys.stderr.isatty(), echo_logs=not as_json)
     with StopSignals(may_be_left=target_names(targets), pipe=True) as stop:
         status.on_pipe_closed = stop.stdout_closed

@@ -12,6 +12,10 @@ Secrets never enter the pod manifest. Values from ``secret_env`` and ``secret_fi
 a per-run Secret ``<pod>-secrets``; the pod references them with ``secretKeyRef`` and a
 read-only secret volume. The runner makes the pod the Secret's owner once the pod exists, so
 garbage collection removes the Secret with the pod.
+
+A spec's ``egress`` becomes a NetworkPolicy ``<pod>-egress`` selecting the pod by its
+``podrunner.dev/run-id`` and ``app.kubernetes.io/managed-by`` labels; it too is made owned by
+the pod once the pod exists.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from podrunner.spec import SecretRef, SecurityProfile
 from podrunner.spec.patch import thaw_patch
 
 if TYPE_CHECKING:
-    from podrunner.spec import PodSpec
+    from podrunner.spec import EgressPolicy, PodSpec
 
 __all__ = [
     "COMPONENT_LABEL",
@@ -45,6 +49,7 @@ __all__ = [
     "build_credentials_prefix",
     "build_manifests",
     "build_pod_manifest",
+    "egress_name_for",
     "files_name_for",
     "owner_reference",
     "secret_name_for",
@@ -77,6 +82,11 @@ def files_name_for(pod_name: str) -> str:
     return f"{pod_name}-files"
 
 
+def egress_name_for(pod_name: str) -> str:
+    """Return the name of a run's NetworkPolicy for ``PodSpec.egress`` (``<pod>-egress``)."""
+    return f"{pod_name}-egress"
+
+
 def secret_name_for(pod_name: str) -> str:
     """Return the name of a run's per-run Secret (``<pod>-secrets``)."""
     return f"{pod_name}-secrets"
@@ -93,6 +103,8 @@ class Manifests:
             the runner adds the pod as owner once the pod exists.
         config_map: The per-run ConfigMap holding ``files``, or ``None`` when the spec has
             none. Like the Secret, the runner makes the pod its owner once the pod exists.
+        network_policy: The NetworkPolicy of ``egress`` (the spec's, else the one passed to
+            :func:`build_manifests`), or ``None``; owned by the pod once the pod exists.
         run_id: The ``podrunner.dev/run-id`` label value on every object.
         pod_name: The pod's name.
     """
@@ -102,11 +114,21 @@ class Manifests:
     config_map: dict[str, Any] | None
     run_id: str
     pod_name: str
+    network_policy: dict[str, Any] | None = None
+
+    @property
+    def extras(self) -> list[dict[str, Any]]:
+        """The objects created before the pod, in creation order, the NetworkPolicy first.
+
+        The policy exists before the pod does, so no packet of the pod leaves unfiltered
+        (as far as the CNI applies policies before a pod's first packet).
+        """
+        return [m for m in (self.network_policy, self.secret, self.config_map) if m is not None]
 
     @property
     def objects(self) -> list[dict[str, Any]]:
-        """All manifests, in creation order: what the pod references comes first."""
-        return [m for m in (self.secret, self.config_map, self.pod) if m is not None]
+        """All manifests, in creation order: what the pod needs comes first."""
+        return [*self.extras, self.pod]
 
 
 def _labels(spec: PodSpec, run_id: str) -> dict[str, str]:
@@ -168,7 +190,13 @@ def _container_security(spec: PodSpec) -> dict[str, Any]:
 
 
 def _build(
-    spec: PodSpec, pod_name: str, run_id: str, *, check_name: bool = True, check_id: bool = True
+    spec: PodSpec,
+    pod_name: str,
+    run_id: str,
+    *,
+    check_name: bool = True,
+    check_id: bool = True,
+    egress: EgressPolicy | None = None,
 ) -> Manifests:
     # The checks may be skipped for values valid by construction: a spec's own name (checked
     # by PodSpec), a generated name, a new run id.
@@ -178,10 +206,12 @@ def _build(
         if not run_id:
             raise SpecError("run_id", run_id, "must be non-empty")
         _check_value("run_id", run_id, v.label_value_error(run_id))
-    return _build_full(spec, pod_name, run_id)
+    return _build_full(spec, pod_name, run_id, egress)
 
 
-def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
+def _build_full(
+    spec: PodSpec, pod_name: str, run_id: str, egress: EgressPolicy | None = None
+) -> Manifests:
     labels = _labels(spec, run_id)
     secret_name = secret_name_for(pod_name)
     secret_data: dict[str, str] = {}
@@ -226,8 +256,30 @@ def _build_full(spec: PodSpec, pod_name: str, run_id: str) -> Manifests:
             "data": dict(sorted(secret_data.items())),
         }
     return Manifests(
-        pod=pod, secret=secret, config_map=config_map, run_id=run_id, pod_name=pod_name
+        pod=pod,
+        secret=secret,
+        config_map=config_map,
+        run_id=run_id,
+        pod_name=pod_name,
+        network_policy=_network_policy(
+            spec, pod_name, labels, egress if spec.egress is None else spec.egress
+        ),
     )
+
+
+def _network_policy(
+    spec: PodSpec, pod_name: str, labels: dict[str, str], egress: EgressPolicy | None
+) -> dict[str, Any] | None:
+    """The NetworkPolicy of ``egress`` (the spec's own, else the default), for this pod only."""
+    if egress is None:
+        return None
+    selector = {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: labels[RUN_ID_LABEL]}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec, egress_name_for(pod_name), dict(labels)),
+        "spec": egress.to_manifest(selector),
+    }
 
 
 def _env(spec: PodSpec, secret_name: str, secret_data: dict[str, str]) -> list[dict[str, Any]]:
@@ -381,15 +433,19 @@ def _check_value(field: str, value: str, error: str | None) -> None:
         raise SpecError(field, value, error)
 
 
-def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
+def build_manifests(
+    spec: PodSpec, *, run_id: str | None = None, egress: EgressPolicy | None = None
+) -> Manifests:
     """Build every manifest one run of ``spec`` creates.
 
     Args:
         spec: The pod spec.
         run_id: The run's id (the ``podrunner.dev/run-id`` label); a new random one by default.
+        egress: The egress policy when the spec has none (a runner's default).
 
     Returns:
-        The pod, the per-run Secret (or ``None``), the run id and the pod name. The pod name is
+        The pod, the per-run Secret, ConfigMap and NetworkPolicy (each ``None`` when the spec
+        needs none), the run id and the pod name. The pod name is
         ``spec.name``, or :func:`~podrunner.manifest.naming.generate_pod_name` of
         ``spec.name_prefix`` (``"podrunner"`` by default).
 
@@ -398,8 +454,8 @@ def build_manifests(spec: PodSpec, *, run_id: str | None = None) -> Manifests:
     """
     name = spec.name or generate_pod_name(spec.name_prefix or "podrunner")
     if run_id is None:
-        return _build(spec, name, new_run_id(), check_name=False, check_id=False)
-    return _build(spec, name, run_id, check_name=False)
+        return _build(spec, name, new_run_id(), check_name=False, check_id=False, egress=egress)
+    return _build(spec, name, run_id, check_name=False, egress=egress)
 
 
 def build_pod_manifest(

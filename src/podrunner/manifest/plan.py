@@ -29,7 +29,8 @@ class RunPlan:
         manifests: The manifests as built from the spec.
         namespace: Where everything goes.
         pod: The pod to create.
-        extras: The Secret and ConfigMap to create before the pod (owned by it afterwards).
+        extras: The NetworkPolicy, Secret and ConfigMap to create before the pod (owned by it
+            afterwards).
     """
 
     manifests: Manifests
@@ -65,11 +66,7 @@ def plan_run(
         ads = math.ceil(total + deadline_margin)
         current = pod["spec"].get("activeDeadlineSeconds")
         pod["spec"]["activeDeadlineSeconds"] = min(current, ads) if current else ads
-    extras = tuple(
-        _with_expiry(extra, expires, namespace)
-        for extra in (manifests.secret, manifests.config_map)
-        if extra is not None
-    )
+    extras = tuple(_with_expiry(extra, expires, namespace) for extra in manifests.extras)
     return RunPlan(manifests=manifests, namespace=namespace, pod=pod, extras=extras)
 
 

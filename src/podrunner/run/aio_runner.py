@@ -1,11 +1,11 @@
 """AsyncPodRunner: :class:`~podrunner.PodRunner` for asyncio, on the same run core.
 
 A run goes as with the sync runner (see :mod:`podrunner.run.runner`): manifests are built and
-planned before any API call; the per-run Secret and ConfigMap, then the pod, are created and
-the pod made their owner; an :class:`~podrunner.run.aio_handle.AsyncRunHandle` drives the
-run's :class:`~podrunner.run.core.RunCore` on the namespace's shared watch; cleanup deletes
-what the run created, whatever happened. Only the I/O is awaited, so one event loop carries
-thousands of runs on one watch stream and no thread.
+planned before any API call; the per-run NetworkPolicy, Secret and ConfigMap, then the pod, are
+created and the pod made their owner; an :class:`~podrunner.run.aio_handle.AsyncRunHandle`
+drives the run's :class:`~podrunner.run.core.RunCore` on the namespace's shared watch; cleanup
+deletes what the run created, whatever happened. Only the I/O is awaited, so one event loop
+carries thousands of runs on one watch stream and no thread.
 
 Cancellation is structured: cancelling the task that awaits :meth:`AsyncPodRunner.run` (or
 ``asyncio.timeout``, or an anyio cancel scope) deletes what the run created, shielded from
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from podrunner.backends.base import AsyncBackend, AsyncClock, Kind
-from podrunner.errors import NotFound, RunError
+from podrunner.errors import Forbidden, NotFound, RunError
 from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, build_manifests, owner_reference
 from podrunner.manifest.plan import RunPlan, plan_run
 from podrunner.run.aio_handle import (
@@ -34,8 +34,15 @@ from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncWatchRegistry
 from podrunner.run.outcome import ReapReport, RunResult
 from podrunner.run.retry import RetryPolicy, _run_id_of
-from podrunner.run.runner import _due, core_for_plan, core_for_pod, with_timeout
-from podrunner.spec import CleanupPolicy, Deadlines, PodSpec
+from podrunner.run.runner import (
+    REAPED_KINDS,
+    _due,
+    check_egress,
+    core_for_plan,
+    core_for_pod,
+    with_timeout,
+)
+from podrunner.spec import CleanupPolicy, Deadlines, EgressPolicy, PodSpec
 
 if TYPE_CHECKING:
     from podrunner.backends.kubernetes import ClusterConfig
@@ -80,6 +87,7 @@ class AsyncPodRunner:
         log_limit_bytes: Keep at most this much output per run (the tail is kept).
         default_ttl: Expiry written on objects of runs without a total deadline.
         deadline_margin: Seconds added to the total deadline for ``activeDeadlineSeconds``.
+        egress: The egress policy of runs whose spec has none (``None``: unrestricted).
 
     Example:
         >>> import asyncio
@@ -102,6 +110,7 @@ class AsyncPodRunner:
         log_limit_bytes: int | None = 16 * 1024 * 1024,
         default_ttl: float = 24 * 3600.0,
         deadline_margin: float = 30.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
@@ -109,6 +118,7 @@ class AsyncPodRunner:
         self.log_limit_bytes = log_limit_bytes
         self.default_ttl = default_ttl
         self.deadline_margin = deadline_margin
+        self.egress = check_egress(egress)
         self.api = (
             backend
             if isinstance(backend, AsyncRetryingBackend)
@@ -233,7 +243,7 @@ class AsyncPodRunner:
     ) -> AsyncRunHandle:
         deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
-            build_manifests(spec, run_id=run_id),
+            build_manifests(spec, run_id=run_id, egress=self.egress),
             namespace=spec.namespace or self.namespace,
             now=self.clock.now(),
             total=deadlines.total,
@@ -406,9 +416,13 @@ class AsyncPodRunner:
         now = self.clock.now()
         deleted: list[tuple[Kind, str, str]] = []
         kept = 0
-        kinds: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap")
-        for kind in kinds:
-            listed = await self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR)
+        for kind in REAPED_KINDS:
+            try:
+                listed = await self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR)
+            except Forbidden:
+                if kind != "NetworkPolicy":
+                    raise
+                continue  # a Role for runs without egress control need not grant these
             for obj in listed.items:
                 meta = obj.get("metadata", {})
                 if _due(meta, now, older_than):

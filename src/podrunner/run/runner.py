@@ -3,9 +3,9 @@
 How a run goes (every backend, every outcome):
 
 1. Manifests are built and planned (pure: :mod:`podrunner.manifest`) before any API call.
-2. The per-run Secret and ConfigMap (if any) are created, then the pod; they are then made
-   owned by the pod so the cluster collects them even if this process dies. Every object
-   carries a ``podrunner.dev/expires-at`` annotation for :meth:`PodRunner.reap`.
+2. The per-run NetworkPolicy, Secret and ConfigMap (if any) are created, then the pod; they
+   are then made owned by the pod so the cluster collects them even if this process dies.
+   Every object carries a ``podrunner.dev/expires-at`` annotation for :meth:`PodRunner.reap`.
 3. A :class:`~podrunner.RunHandle` drives the run's core (:mod:`podrunner.run.core`): it
    follows the pod through the namespace's shared watch (:mod:`podrunner.run.watch`), its log
    through a follower thread (:mod:`podrunner.run.follow`), and does what the core decides.
@@ -25,7 +25,7 @@ import attrs
 
 from podrunner._time import epoch_of
 from podrunner.backends.base import Backend, Clock, Kind
-from podrunner.errors import NotFound, RunError
+from podrunner.errors import Forbidden, NotFound, RunError
 from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, build_manifests, owner_reference
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
 from podrunner.run.core import RunCore
@@ -34,7 +34,7 @@ from podrunner.run.many import ManyRuns
 from podrunner.run.outcome import ReapReport, RunIdentity, RunResult
 from podrunner.run.retry import RetryingBackend, RetryPolicy
 from podrunner.run.watch import WatchRegistry
-from podrunner.spec import CleanupPolicy, Deadlines, PodSpec
+from podrunner.spec import CleanupPolicy, Deadlines, EgressPolicy, PodSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["PodRunner"]
 
 _NO_DEADLINES = Deadlines()
+
+REAPED_KINDS: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap", "NetworkPolicy")
+"""What :meth:`PodRunner.reap` looks at."""
 
 
 class PodRunner:
@@ -59,6 +62,7 @@ class PodRunner:
             :meth:`reap`.
         deadline_margin: Seconds added to the total deadline for the pod's
             ``activeDeadlineSeconds``, so the cluster kills a pod whose runner died.
+        egress: The egress policy of runs whose spec has none (``None``: unrestricted).
 
     Example:
         >>> from podrunner import PodRunner, PodSpec
@@ -80,6 +84,7 @@ class PodRunner:
         log_limit_bytes: int | None = 16 * 1024 * 1024,
         default_ttl: float = 24 * 3600.0,
         deadline_margin: float = 30.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.backend = backend
         self.namespace = namespace
@@ -87,6 +92,7 @@ class PodRunner:
         self.log_limit_bytes = log_limit_bytes
         self.default_ttl = default_ttl
         self.deadline_margin = deadline_margin
+        self.egress = check_egress(egress)
         # Every call on the run's behalf goes through the retrying wrapper (the backend may
         # already be one: its own policy then applies).
         self.api = (
@@ -187,7 +193,7 @@ class PodRunner:
         """
         deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
-            build_manifests(spec, run_id=run_id),
+            build_manifests(spec, run_id=run_id, egress=self.egress),
             namespace=spec.namespace or self.namespace,
             now=self.clock.now(),
             total=deadlines.total,
@@ -326,7 +332,7 @@ class PodRunner:
         )
 
     def reap(self, *, older_than: float | None = None, namespace: str | None = None) -> ReapReport:
-        """Delete podrunner-managed pods, Secrets and ConfigMaps that outlived their runs.
+        """Delete managed pods, Secrets, ConfigMaps and NetworkPolicies that outlived their runs.
 
         An object is reaped when its ``podrunner.dev/expires-at`` annotation is in the past,
         or, with ``older_than``, when it was created more than that many seconds ago.
@@ -339,9 +345,14 @@ class PodRunner:
         now = self.clock.now()
         deleted: list[tuple[Kind, str, str]] = []
         kept = 0
-        kinds: tuple[Kind, ...] = ("Pod", "Secret", "ConfigMap")
-        for kind in kinds:
-            for obj in self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR).items:
+        for kind in REAPED_KINDS:
+            try:
+                items = self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR).items
+            except Forbidden:
+                if kind != "NetworkPolicy":
+                    raise
+                continue  # a Role for runs without egress control need not grant these
+            for obj in items:
                 meta = obj.get("metadata", {})
                 if _due(meta, now, older_than):
                     deleted.append((kind, namespace, meta["name"]))
@@ -356,6 +367,13 @@ class PodRunner:
     def watch_stats(self) -> dict[str, int]:
         """Counters of the shared watches: streams opened, open now and the peak."""
         return self._driver.watches.stats()
+
+
+def check_egress(egress: EgressPolicy | None) -> EgressPolicy | None:
+    """A runner's default egress policy, checked when the runner is made."""
+    if egress is not None and not isinstance(egress, EgressPolicy):
+        raise TypeError(f"egress must be an EgressPolicy or None, not {type(egress).__name__}")
+    return egress
 
 
 def with_timeout(deadlines: Deadlines | None, timeout: float | None) -> Deadlines:

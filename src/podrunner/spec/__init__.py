@@ -1,14 +1,15 @@
 """What to run: the validated, immutable :class:`PodSpec` and its value types (pure data).
 
 ``values`` holds the value types (enums, Resources, SecretRef, EnvVar, Volume, Deadlines,
-Toleration), ``affinity`` node affinity, ``pod`` the PodSpec and its size limits, ``_fields``
-the shared converters.
+Toleration), ``affinity`` node affinity, ``egress`` the egress policy, ``pod`` the PodSpec and
+its size limits, ``_fields`` the shared converters.
 """
 
 from __future__ import annotations
 
 from podrunner.spec._fields import FrozenMap, SecretMap, SecretRef
 from podrunner.spec.affinity import NodeAffinity, NodeRequirement
+from podrunner.spec.egress import EgressPolicy, EgressPort, EgressRule
 from podrunner.spec.pod import (
     MAX_ARG_BYTES,
     MAX_EXEC_BYTES,
@@ -39,6 +40,9 @@ __all__ = [
     "RESERVED_LABEL_KEYS",
     "CleanupPolicy",
     "Deadlines",
+    "EgressPolicy",
+    "EgressPort",
+    "EgressRule",
     "EnvVar",
     "FrozenMap",
     "ImagePullPolicy",

@@ -46,6 +46,7 @@ from podrunner.spec._fields import (
     _text,
 )
 from podrunner.spec.affinity import NodeAffinity
+from podrunner.spec.egress import EgressPolicy, _egress
 from podrunner.spec.patch import freeze_patch
 from podrunner.spec.values import (
     EnvVar,
@@ -505,6 +506,8 @@ class PodSpec:
         node_selector: Node labels the pod requires.
         node_affinity: Node label expressions the pod requires (``In``, ``NotIn``...).
         tolerations: Taints the pod tolerates.
+        egress: Where the pod may connect (a NetworkPolicy owned by the pod); default: the
+            runner's, else unrestricted.
         active_deadline_seconds: Server-side kill after this many seconds, even if the client
             is gone.
         container_name: The container's name (``"main"``; ``"claude-code"`` for Claude).
@@ -569,6 +572,7 @@ class PodSpec:
     tolerations: tuple[Toleration, ...] = attrs.field(
         default=(), kw_only=True, converter=_tolerations
     )
+    egress: EgressPolicy | None = attrs.field(default=None, kw_only=True, converter=_egress)
     active_deadline_seconds: int | None = attrs.field(
         default=None, kw_only=True, converter=_active_deadline
     )
@@ -789,6 +793,10 @@ class PodSpec:
     def with_runtime_class(self, name: str | None) -> PodSpec:
         """Return a copy running with this RuntimeClass (``"gvisor"``), or the default."""
         return attrs.evolve(self, runtime_class_name=name)
+
+    def with_egress(self, egress: EgressPolicy | None) -> PodSpec:
+        """Return a copy with another egress policy (``None``: the runner's default)."""
+        return attrs.evolve(self, egress=egress)
 
     def with_priority_class(self, name: str | None) -> PodSpec:
         """Return a copy with this PriorityClass, or none."""

@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 _UNSET: Any = object()
+_MANAGED_KEY = "app.kubernetes.io/managed-by"
+_MANAGED = f"{_MANAGED_KEY}=podrunner"
 _SA_TOKEN = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a password
 
 
@@ -185,9 +187,10 @@ def assert_run_state(
 
 
 def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> list[str]:
-    """Describe the pods and Secrets that still exist and are not being deleted.
+    """Describe the pods, Secrets and podrunner's NetworkPolicies that are still there.
 
-    Service-account token Secrets (made by the cluster itself) are not counted.
+    Objects being deleted are not counted, nor service-account token Secrets (made by the
+    cluster itself), nor NetworkPolicies podrunner did not make (a namespace's own policies).
 
     Args:
         target: A :class:`FakeCluster` (all namespaces by default) or a backend.
@@ -200,12 +203,14 @@ def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> li
         cluster: Any = target
         pods = cluster.pods(namespace)
         secrets = cluster.secrets(namespace)
+        policies = cluster.network_policies(namespace)
     else:
         if namespace is None:
             raise ValueError("namespace is required with a backend")
         backend: Any = target
         pods = backend.list("Pod", namespace).items
         secrets = backend.list("Secret", namespace).items
+        policies = backend.list("NetworkPolicy", namespace, label_selector=_MANAGED).items
     out: list[str] = []
     for pod in pods:
         meta = pod["metadata"]
@@ -219,11 +224,20 @@ def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> li
             continue
         owner = ", owned by a pod" if meta.get("ownerReferences") else ""
         out.append(f"Secret {meta.get('namespace')}/{meta['name']}{owner}")
+    for item in policies:
+        meta = item["metadata"]
+        if (
+            meta.get("deletionTimestamp")
+            or (meta.get("labels") or {}).get(_MANAGED_KEY) != "podrunner"
+        ):
+            continue
+        owner = ", owned by a pod" if meta.get("ownerReferences") else ""
+        out.append(f"NetworkPolicy {meta.get('namespace')}/{meta['name']}{owner}")
     return out
 
 
 def assert_no_leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> None:
-    """Assert that no pod or Secret is left (see :func:`leftovers`).
+    """Assert that no pod, Secret or podrunner NetworkPolicy is left (see :func:`leftovers`).
 
     Raises:
         AssertionError: Something is left; the message lists it.

@@ -146,6 +146,7 @@ def _setup_beyond_rules(cluster: FakeCluster) -> tuple[int, ...]:
         len(cluster.pods()),
         len(cluster.secrets()),
         len(cluster.config_maps()),
+        len(cluster.network_policies()),
         len(cluster.namespaces()),
     )
 

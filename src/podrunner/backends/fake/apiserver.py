@@ -20,10 +20,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation
-from podrunner.backends.base import PLURALS
+from podrunner.backends.base import API_VERSIONS, PLURALS
 from podrunner.backends.fake._fastcopy import copy_object, register_spec
 from podrunner.backends.fake._json import NotJSON, copy_tree, merge_patch, normalize
 from podrunner.backends.fake.clock import VirtualClock
+from podrunner.backends.fake.field_errors import decode_error, resource
 from podrunner.backends.fake.kubelet import Kubelet
 from podrunner.backends.fake.podsim import PodSims
 from podrunner.backends.fake.podspec import admit_pod, default_tolerations, token_volume_name
@@ -58,13 +59,14 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATE_ATTEMPTS = 8
 _SERVER_SET = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
 _PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-_NAMESPACED = ("Pod", "Secret", "ConfigMap", "Event")
+_GENERATION = ("Pod", "NetworkPolicy")  # the kinds whose strategy counts spec changes
+_NAMESPACED = ("Pod", "Secret", "ConfigMap", "Event", "NetworkPolicy")
 
 
 def not_found(kind: str, namespace: str | None, name: str) -> NotFound:
     """The API server's 404 for a missing object."""
     return NotFound(
-        f'{PLURALS[kind]} "{name}" not found', kind=kind, namespace=namespace, name=name
+        f'{resource(kind)} "{name}" not found', kind=kind, namespace=namespace, name=name
     )
 
 
@@ -118,10 +120,18 @@ def decode(manifest: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
         raise BadRequest(f"Object 'Kind' is missing in '{json.dumps(obj)[:1000]}'")
     if kind not in PLURALS:
         raise no_resource()
-    api = obj.setdefault("apiVersion", "v1")
-    if api != "v1":
+    expected = API_VERSIONS[kind]
+    api = obj.setdefault("apiVersion", expected)
+    if api != expected:
+        if api == "v1":  # the core group has no such kind
+            raise decode_error(
+                kind,
+                f'no kind "{kind}" is registered for version "v1" in scheme '
+                '"pkg/runtime/scheme.go:111"',
+            )
         raise BadRequest(
-            f"the API version in the data ({api}) does not match the expected API version (v1)"
+            f"the API version in the data ({api}) does not match the expected API version "
+            f"({expected})"
         )
     meta = obj.get("metadata")
     if meta is None:
@@ -268,12 +278,12 @@ class FakeApiServer:
         if (ns, name) in self.objects[kind]:
             if generate is None:
                 raise AlreadyExists(
-                    f'{PLURALS[kind]} "{name}" already exists', kind=kind, namespace=ns, name=name
+                    f'{resource(kind)} "{name}" already exists', kind=kind, namespace=ns, name=name
                 )
             name = meta["name"] = self._generate(kind, ns, generate)
         meta["uid"] = self.store.uid()
         meta["creationTimestamp"] = self.store.timestamp(self.clock.now())
-        if kind == "Pod":
+        if kind in _GENERATION:
             meta["generation"] = 1
         if dry_run:
             return copy_object(obj)  # it shares subtrees with the memoised spec
@@ -319,7 +329,7 @@ class FakeApiServer:
             if (ns, name) not in objects:
                 return name
         raise AlreadyExists(
-            f'{PLURALS[kind]} "{name}" already exists, the server was not able to generate a '
+            f'{resource(kind)} "{name}" already exists, the server was not able to generate a '
             "unique name for the object",
             kind=kind,
             namespace=ns,
@@ -512,7 +522,7 @@ def _check_preconditions(
     rv = meta.get("resourceVersion")
     if rv and rv != old_meta["resourceVersion"]:
         raise Conflict(
-            f'Operation cannot be fulfilled on {PLURALS[kind]} "{name}": the object has been '
+            f'Operation cannot be fulfilled on {resource(kind)} "{name}": the object has been '
             "modified; please apply your changes to the latest version and try again",
             kind=kind,
             namespace=ns,
@@ -586,8 +596,8 @@ def _full_update(
     if kind == "Pod":
         default_tolerations(obj["spec"])  # the admission plugin sees updates too
         check_pod_update(old, obj)
-        if obj.get("spec") != old.get("spec"):
-            meta["generation"] = old_meta.get("generation", 1) + 1
+    if kind in _GENERATION and obj.get("spec") != old.get("spec"):
+        meta["generation"] = old_meta.get("generation", 1) + 1
     if kind == "Secret" and obj.get("type") != old.get("type"):
         errs = Errors(kind, name)
         errs.invalid("type", obj.get("type"), "field is immutable")

@@ -312,6 +312,10 @@ class FakeCluster:
         """Return copies of the stored ConfigMaps."""
         return self._listing("ConfigMap", namespace)
 
+    def network_policies(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Return copies of the stored NetworkPolicies."""
+        return self._listing("NetworkPolicy", namespace)
+
     def namespaces(self) -> list[str]:
         """Return the names of the existing namespaces."""
         with self._lock:

@@ -101,6 +101,7 @@ TOP_FIELDS = {
     ),
     "ConfigMap": frozenset({"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}),
     "Namespace": frozenset({"apiVersion", "kind", "metadata", "spec", "status"}),
+    "NetworkPolicy": frozenset({"apiVersion", "kind", "metadata", "spec"}),
     "Event": frozenset(
         {
             "apiVersion",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from podrunner.backends.base import PLURALS
+from podrunner.backends.base import API_VERSIONS, PLURALS
 from podrunner.errors import BackendError, BackendUnavailable, error_for_status
 
 __all__ = ["FaultRule"]
@@ -116,7 +116,9 @@ class FaultRule:
         status = self.status
         reason = self.reason or _DEFAULT_REASONS.get(status, "")
         plural = PLURALS.get(kind or "", "pods")
-        message = self.message or _default_message(status, verb, plural, namespace, name)
+        version = API_VERSIONS.get(kind or "", "v1")
+        group = version.split("/")[0] if "/" in version else ""
+        message = self.message or _default_message(status, verb, plural, group, namespace, name)
         return error_for_status(
             status,
             reason,
@@ -129,15 +131,16 @@ class FaultRule:
 
 
 def _default_message(
-    status: int, verb: str, plural: str, namespace: str | None, name: str | None
+    status: int, verb: str, plural: str, group: str, namespace: str | None, name: str | None
 ) -> str:
-    what = f'{plural} "{name}"' if name else plural
+    resource = f"{plural}.{group}" if group else plural  # as the server names it
+    what = f'{resource} "{name}"' if name else resource
     if status == 401:
         return "Unauthorized"
     if status == 403:
         return (
             f'{what} is forbidden: User "system:serviceaccount:default:podrunner" cannot {verb} '
-            f'resource "{plural}" in API group "" in the namespace "{namespace or ""}"'
+            f'resource "{plural}" in API group "{group}" in the namespace "{namespace or ""}"'
         )
     if status == 404:
         return f"{what} not found"

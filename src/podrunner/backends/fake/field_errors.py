@@ -8,11 +8,34 @@ server, so they are 400 ``BadRequest``; rule violations are 422 ``Invalid`` with
 
 from __future__ import annotations
 
+import json
 import re
 
+from podrunner.backends.base import API_VERSIONS, PLURALS
 from podrunner.errors import BadRequest, Invalid, StatusCause
 
-__all__ = ["Errors", "decode_error", "expect", "string_map"]
+__all__ = ["Errors", "decode_error", "expect", "qualified", "resource", "string_map"]
+
+
+def _group(kind: str) -> str:
+    version = API_VERSIONS.get(kind, "v1")
+    return version.split("/")[0] if "/" in version else ""
+
+
+def qualified(kind: str) -> str:
+    """The kind as the server names it in a 422 (``NetworkPolicy.networking.k8s.io``)."""
+    group = _group(kind)
+    return f"{kind}.{group}" if group else kind
+
+
+def resource(kind: str) -> str:
+    """The resource as the server names it in a 404 or 409 (``networkpolicies.networking.k8s.io``).
+
+    Core kinds have no group: ``pods``.
+    """
+    group = _group(kind)
+    return f"{PLURALS[kind]}.{group}" if group else PLURALS[kind]
+
 
 _GO_TYPES = {
     dict: "object",
@@ -29,6 +52,8 @@ def _json_type(value: object) -> str:
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps(value, separators=(",", ":"))  # as Go prints a slice in a cause
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, bool):
@@ -49,15 +74,18 @@ class Errors:
         self.name = name
         self.causes: list[StatusCause] = []
 
-    def invalid(self, field: str, value: object, detail: str) -> None:
+    def invalid(self, field: str, value: object, detail: str, *, as_is: bool = False) -> None:
         """Record ``Invalid value``: one cause per message of a joined ``"; "`` detail.
 
         The server's validators return a list of messages and their callers append one
         ``field.Invalid`` per message; podrunner's checks join that list with ``"; "``.
+        ``as_is`` keeps a "no more than N characters" message as it is, for the checks that
+        count characters rather than bytes (a port name's).
         """
         shown = _fmt(value)
         for message in detail.split("; "):
-            message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
+            if not as_is:
+                message = _MAX_LEN_RE.sub(r"\1 bytes", message)  # MaxLenError counts bytes
             self.causes.append(
                 StatusCause(field, "FieldValueInvalid", f"Invalid value: {shown}: {message}")
             )
@@ -71,9 +99,11 @@ class Errors:
         """Record ``Not found``."""
         self.causes.append(StatusCause(field, "FieldValueNotFound", f"Not found: {_fmt(value)}"))
 
-    def not_supported(self, field: str, value: object, supported: tuple[str, ...]) -> None:
-        """Record ``Unsupported value``."""
-        allowed = ", ".join(_fmt(s) for s in sorted(supported))
+    def not_supported(
+        self, field: str, value: object, supported: tuple[str, ...], *, ordered: bool = False
+    ) -> None:
+        """Record ``Unsupported value`` (the values sorted, unless ``ordered`` keeps them)."""
+        allowed = ", ".join(_fmt(s) for s in (supported if ordered else sorted(supported)))
         self.causes.append(
             StatusCause(
                 field,
@@ -105,7 +135,7 @@ class Errors:
         parts = [f"{c.field}: {c.message}" for c in self.causes]
         body = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
         raise Invalid(
-            f'{self.kind} "{self.name}" is invalid: {body}',
+            f'{qualified(self.kind)} "{self.name}" is invalid: {body}',
             kind=self.kind,
             name=self.name,
             causes=self.causes,

@@ -1,7 +1,8 @@
 """Defaulting and validation of the kinds other than Pod: Secret, ConfigMap, Namespace, Event.
 
-Secret types follow ``ValidateSecret`` (the keys each type requires, and the JSON of docker
-configs); a Secret's and a ConfigMap's data together stay under ``core.MaxSecretSize``.
+NetworkPolicy has its own module (:mod:`.netpol`). Secret types follow ``ValidateSecret`` (the
+keys each type requires, and the JSON of docker configs); a Secret's and a ConfigMap's data
+together stay under ``core.MaxSecretSize``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from podrunner.backends.fake.decoding import prune
 from podrunner.backends.fake.field_errors import Errors, decode_error, expect
 from podrunner.backends.fake.memo import v
+from podrunner.backends.fake.netpol import prepare_network_policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -181,4 +183,5 @@ PREPARE: dict[str, Callable[[dict[str, Any], Errors], None]] = {
     "ConfigMap": _prepare_config_map,
     "Namespace": _prepare_namespace,
     "Event": _prepare_event,
+    "NetworkPolicy": prepare_network_policy,
 }

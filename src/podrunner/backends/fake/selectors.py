@@ -247,6 +247,7 @@ FIELD_GETTERS: dict[str, dict[str, Getter]] = {
     },
     "Secret": {**_META, "type": _path("type")},
     "ConfigMap": dict(_META),
+    "NetworkPolicy": dict(_META),
     "Namespace": {**_META, "status.phase": _path("status", "phase")},
     "Event": {
         **_META,

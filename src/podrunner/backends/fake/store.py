@@ -81,6 +81,7 @@ class Store:
             "ConfigMap": {},
             "Event": {},
             "Namespace": {},
+            "NetworkPolicy": {},
         }
         self.hist: list[Entry] = []
         self.hist_base = 1

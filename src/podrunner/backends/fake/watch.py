@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from podrunner.backends._stream import StreamState, WatchStream
-from podrunner.backends.base import WatchEvent
+from podrunner.backends.base import API_VERSIONS, WatchEvent
 from podrunner.backends.fake._fastcopy import copy_object
 from podrunner.backends.fake.selectors import (
     FieldSelector,
@@ -257,7 +257,14 @@ class WatchFeed:
             if self.bookmarks:
                 meta = {"resourceVersion": str(watcher.store.rv)}
                 self.queue.append(
-                    ("BOOKMARK", {"kind": watcher.kind, "apiVersion": "v1", "metadata": meta})
+                    (
+                        "BOOKMARK",
+                        {
+                            "kind": watcher.kind,
+                            "apiVersion": API_VERSIONS[watcher.kind],
+                            "metadata": meta,
+                        },
+                    )
                 )
 
 

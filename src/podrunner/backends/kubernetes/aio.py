@@ -42,7 +42,14 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the async Kubernetes backend needs aiohttp: pip install 'podrunner[async]'"
     ) from exc
 
-from podrunner.backends.base import ExecResult, Kind, ObjectList, RealAsyncClock, WatchEvent
+from podrunner.backends.base import (
+    API_VERSIONS,
+    ExecResult,
+    Kind,
+    ObjectList,
+    RealAsyncClock,
+    WatchEvent,
+)
 from podrunner.backends.kubernetes._errors import (
     error_from_status_body,
     parse_retry_after,
@@ -369,7 +376,7 @@ class AsyncKubernetesBackend:
         items = data.get("items") or []
         for item in items:
             item.setdefault("kind", kind)
-            item.setdefault("apiVersion", "v1")
+            item.setdefault("apiVersion", API_VERSIONS[kind])
         return ObjectList(items, str((data.get("metadata") or {}).get("resourceVersion", "")))
 
     async def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:

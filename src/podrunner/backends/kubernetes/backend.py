@@ -44,6 +44,7 @@ import urllib3.exceptions
 
 from podrunner.backends._stream import InterruptibleStream, StreamState, WatchStream
 from podrunner.backends.base import (
+    API_VERSIONS,
     PLURALS,
     Clock,
     ExecResult,
@@ -240,7 +241,8 @@ class KubernetesBackend:
     ) -> str:
         if kind not in PLURALS:
             raise BackendError(f"unsupported kind {kind!r}", status=400, reason="BadRequest")
-        parts = ["/api/v1"]
+        version = API_VERSIONS[kind]
+        parts = ["/api/v1" if version == "v1" else f"/apis/{version}"]
         if namespace is not None and kind != "Namespace":
             parts += ["namespaces", urllib.parse.quote(namespace, safe="")]
         parts.append(PLURALS[kind])
@@ -410,7 +412,7 @@ class KubernetesBackend:
         # fake) put them back, so code can dispatch on item["kind"] either way.
         for item in items:
             item.setdefault("kind", kind)
-            item.setdefault("apiVersion", "v1")
+            item.setdefault("apiVersion", API_VERSIONS[kind])
         return ObjectList(items, str((data.get("metadata") or {}).get("resourceVersion", "")))
 
     def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,12 +35,14 @@ from podrunner.run.core import (
     FollowLogs,
     KillPod,
     ListEvents,
+    ReadInitLog,
     RefreshPod,
     ReportState,
     RunCore,
     WaitForPod,
 )
 from podrunner.run.handle import add_note
+from podrunner.run.initlog import aread_init_log
 from podrunner.run.outcome import RunResult
 from podrunner.run.state import Phase, PodState
 
@@ -391,6 +393,9 @@ class AsyncRunHandle:
                 core.logs_drained(await self._follower.drain())
         elif isinstance(action, ListEvents):
             core.events_listed(await self._api.pod_events(self.namespace, self.pod_name))
+        elif isinstance(action, ReadInitLog):
+            log = await aread_init_log(self._api, self.namespace, self.pod_name, action.container)
+            core.init_log_read(log)
 
     async def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the core, doing what each asks at once."""

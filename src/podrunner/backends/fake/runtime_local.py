@@ -434,7 +434,7 @@ class LocalRuntime:
 
     def cleanup(self, sim: PodSim) -> None:
         """Kill every remaining process of the pod and remove its temporary directory."""
-        for c in sim.containers:
+        for c in sim.every():
             proc = c.proc
             if proc is not None and proc.returncode is None:
                 _signal(proc, signal.SIGKILL)

@@ -62,26 +62,32 @@ def test_limits_agree_with_the_pod_module() -> None:
 def test_values_are_converted_and_survive_copies() -> None:
     """Lists become tuples, mappings EnvVars; a copy of the spec keeps them as they are."""
     step = InitContainer("a", image="x", command=["t"], env={"K": "v"}, working_dir="/w")
-    assert step.command == ("t",) and step.env == (EnvVar("K", "v"),)
+    assert step.command == ("t",)
+    assert step.env == (EnvVar("K", "v"),)
     spec = PodSpec("busybox", ["true"], init_containers=[step], sidecars=PROXY)
     assert spec.sidecars == (PROXY,)
     assert spec.with_image("busybox:2").init_containers == (step,)
 
 
+def _init(**changes: Any) -> InitContainer:
+    values: dict[str, Any] = {"image": "x", "command": ["t"], **changes}
+    return InitContainer(values.pop("name", "a"), **values)
+
+
 @pytest.mark.parametrize(
     ("build", "field", "rule"),
     [
-        (lambda: InitContainer("Bad_Name", image="x", command=["t"]), "init_container.name", "RFC 1123"),
+        (lambda: _init(name="Bad_Name"), "init_container.name", "RFC 1123"),
         (lambda: Sidecar("s", image="", command=["t"]), "sidecar.image", "Required"),
-        (lambda: InitContainer("a", image="x", command=[]), "init_container.command", "at least one"),
-        (lambda: InitContainer("a", image="x", command="ls"), "init_container.command", "single string"),
-        (lambda: InitContainer("a", image="x", command=["t"], working_dir="w"), "init_container.working_dir", "absolute"),
-        (lambda: InitContainer("a", image="x", command=["t"], env=[("A=", "b")]), "init_container.env.name", "'='"),
-        (lambda: InitContainer("a", image="x", command=["t"], env=[("A", "1"), ("A", "2")]), "init_container.env", "duplicate"),
-        (lambda: InitContainer("a", image="x", command=["t"], resources={"cpu": 1}), "init_container.resources", "Resources"),  # type: ignore[arg-type]
-        (lambda: InitContainer("a", image="x", command=["x" * 200_000]), "init_container.command[0]", "execve"),
+        (lambda: _init(command=[]), "init_container.command", "at least one"),
+        (lambda: _init(command="ls"), "init_container.command", "single string"),
+        (lambda: _init(working_dir="w"), "init_container.working_dir", "absolute"),
+        (lambda: _init(env=[("A=", "b")]), "init_container.env.name", "'='"),
+        (lambda: _init(env=[("A", "1"), ("A", "2")]), "init_container.env", "duplicate"),
+        (lambda: _init(resources={"cpu": 1}), "init_container.resources", "Resources"),
+        (lambda: _init(command=["x" * 200_000]), "init_container.command[0]", "execve"),
     ],
-)  # fmt: skip
+)
 def test_bad_container_values_name_field_value_and_rule(build: Any, field: str, rule: str) -> None:
     """Each container value is checked on construction with the main container's rules."""
     with pytest.raises(SpecError) as err:
@@ -90,18 +96,25 @@ def test_bad_container_values_name_field_value_and_rule(build: Any, field: str, 
     assert rule in err.value.rule
 
 
+_BIG = [_init(name=f"i{i}", command=["y" * 100_000]) for i in range(11)]
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "rule"),
     [
-        ({"init_containers": [InitContainer("main", image="x", command=["t"])]}, "init_containers[0].name", "container_name"),
-        ({"sidecars": [Sidecar("a", image="x", command=["t"])], "init_containers": [InitContainer("a", image="x", command=["t"])]}, "init_containers[0].name", "sidecars[0].name"),
+        ({"init_containers": [_init(name="main")]}, "init_containers[0].name", "container_name"),
+        (
+            {"sidecars": [Sidecar("a", image="x", command=["t"])], "init_containers": [_init()]},
+            "init_containers[0].name",
+            "sidecars[0].name",
+        ),
         ({"sidecars": [PROXY, PROXY]}, "sidecars[1].name", "sidecars[0].name"),
         ({"init_containers": "fetch"}, "init_containers", "sequence of InitContainer"),
         ({"init_containers": [PROXY]}, "init_containers[0]", "InitContainer objects"),
         ({"sidecars": [FETCH]}, "sidecars[0]", "Sidecar objects"),
-        ({"init_containers": [InitContainer(f"i{i}", image="x", command=["y" * 100_000]) for i in range(11)]}, "init_containers[10]", "1048576"),
+        ({"init_containers": _BIG}, "init_containers[10]", "1048576"),
     ],
-)  # fmt: skip
+)
 def test_pod_level_rules_use_indexed_paths(changes: dict[str, Any], field: str, rule: str) -> None:
     """Unique names (the main container's too) and room in one pod object, before any call."""
     with pytest.raises(SpecError) as err:
@@ -114,7 +127,7 @@ def test_a_renamed_main_container_frees_its_name() -> None:
     """The name rule follows container_name: "main" is free once the main one is renamed."""
     step = InitContainer("main", image="x", command=["t"])
     spec = PodSpec("busybox", ["true"], container_name="app", init_containers=[step])
-    with pytest.raises(SpecError, match="init_containers.0..name"):
+    with pytest.raises(SpecError, match=r"init_containers\[0\]\.name"):
         spec.replace(container_name="main")
 
 
@@ -122,8 +135,10 @@ def test_a_renamed_main_container_frees_its_name() -> None:
 
 
 def test_manifest_puts_sidecars_first_with_volumes_but_no_secrets() -> None:
-    """Sidecars first (restartPolicy Always), the user volumes, the security defaults; never
-    the main container's secret env, secret files or files."""
+    """Sidecars first, with the user volumes and the security defaults, never the secrets.
+
+    The main container's secret env, secret files and files stay its own.
+    """
     spec = SPEC.replace(
         init_containers=[
             InitContainer(
@@ -167,6 +182,9 @@ def test_no_init_containers_no_key() -> None:
 # -- reducer ---------------------------------------------------------------------------------
 
 
+_INITIALIZING = {"reason": "PodInitializing"}
+
+
 def _pod(init: list[dict[str, Any]], *, phase: str = "Pending", policy: str = "Never") -> Any:
     return {
         "metadata": {"name": "p"},
@@ -182,9 +200,9 @@ def _pod(init: list[dict[str, Any]], *, phase: str = "Pending", policy: str = "N
         "status": {
             "phase": phase,
             "initContainerStatuses": init,
-            "containerStatuses": [{"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}],
+            "containerStatuses": [{"name": "main", "state": {"waiting": _INITIALIZING}}],
         },
-    }  # fmt: skip
+    }
 
 
 RUNNING = {"running": {"startedAt": "t"}}
@@ -199,7 +217,8 @@ def test_reducer_waits_while_init_containers_run() -> None:
 def test_reducer_fails_fast_on_a_failed_init_container() -> None:
     """Exit 128 under restartPolicy Never: failed, naming the container and its exit code."""
     failed = {"terminated": {"exitCode": 128, "reason": "Error"}}
-    state = reduce(_pod([{"name": "proxy", "state": RUNNING}, {"name": "fetch", "state": failed}], phase="Failed"))  # fmt: skip
+    init = [{"name": "proxy", "state": RUNNING}, {"name": "fetch", "state": failed}]
+    state = reduce(_pod(init, phase="Failed"))
     assert (state.phase, state.reason) == (Phase.FAILED, Reason.INIT_CONTAINER_FAILED)
     assert (state.init_container, state.init_exit_code, state.exit_code) == ("fetch", 128, None)
     assert not state.container_ran
@@ -257,8 +276,11 @@ def _statuses(cluster: FakeCluster, name: str) -> tuple[str, dict[str, Any], dic
 
 
 def test_fake_runs_sidecar_then_init_then_main() -> None:
-    """Pending with Initialized False while the init container runs; the sidecar runs through
-    the main container's life and is stopped after it; each container has its own log."""
+    """Sidecar, then init container, then main; the sidecar is stopped after the main one.
+
+    Pending with Initialized False while the init container runs; each container has its own
+    log and its own events.
+    """
     cluster = FakeCluster()
     cluster.when(image="alpine/git:*").succeed(logs="cloned\n", after=10)
     cluster.when(image="busybox:*").succeed(logs="built\n", after=20)
@@ -268,13 +290,15 @@ def test_fake_runs_sidecar_then_init_then_main() -> None:
     assert phase == "Pending"
     assert conditions["Initialized"]["status"] == "False"
     assert conditions["Initialized"]["message"] == "containers with incomplete status: [fetch]"
-    assert "running" in states["proxy"] and "running" in states["fetch"]
+    assert "running" in states["proxy"]
+    assert "running" in states["fetch"]
     assert states["main"] == {"waiting": {"reason": "PodInitializing"}}
     cluster.advance(10)
     phase, states, conditions = _statuses(cluster, name)
     assert (phase, conditions["Initialized"]["status"]) == ("Running", "True")
     assert states["fetch"]["terminated"]["exitCode"] == 0
-    assert "running" in states["proxy"] and "running" in states["main"]
+    assert "running" in states["proxy"]
+    assert "running" in states["main"]
     cluster.advance(30)
     phase, states, _ = _statuses(cluster, name)
     assert phase == "Succeeded"
@@ -283,12 +307,13 @@ def test_fake_runs_sidecar_then_init_then_main() -> None:
     assert log == b"cloned\n"
     events = [(e["reason"], e["involvedObject"].get("fieldPath")) for e in cluster.events(pod=name)]
     started = [path for reason, path in events if reason == "Started"]
-    assert started == ["spec.initContainers{proxy}", "spec.initContainers{fetch}", "spec.containers{main}"]  # fmt: skip
+    inits = ["spec.initContainers{proxy}", "spec.initContainers{fetch}"]
+    assert started == [*inits, "spec.containers{main}"]
     assert ("Killing", "spec.initContainers{proxy}") in events
 
 
 def test_fake_fails_the_pod_when_an_init_container_fails() -> None:
-    """restartPolicy Never: the pod fails, the main container never starts."""
+    """Under restartPolicy Never the pod fails; the main container never starts."""
     cluster = FakeCluster()
     cluster.when(image="alpine/git:*").fail(exit_code=128, logs="fatal: no\n", after=2)
     name = _create(cluster)
@@ -344,13 +369,14 @@ def test_init_failure_raises_promptly_with_its_logs() -> None:
     assert (error.container, error.exit_code, error.logs) == ("fetch", 128, "fatal: not found\n")
     assert "init container fetch failed (exit code 128)" in str(error)
     assert "fatal: not found" in error.message
-    assert error.state is not None and error.state.reason is Reason.INIT_CONTAINER_FAILED
+    assert error.state is not None
+    assert error.state.reason is Reason.INIT_CONTAINER_FAILED
     assert "s3cret" not in str(error)
     assert leftovers(cluster) == []
 
 
 def test_init_crash_loop_under_on_failure_raises_too() -> None:
-    """restartPolicy OnFailure: the kubelet restarts it; the back-off ends the run."""
+    """Under restartPolicy OnFailure the kubelet restarts it; the back-off ends the run."""
     cluster = FakeCluster()
     cluster.when(image="alpine/git:*").crash_loop(exit_code=2, logs="boom\n")
     spec = SPEC.replace(restart_policy="OnFailure")
@@ -366,7 +392,8 @@ def test_unpullable_init_image_is_an_image_pull_error_naming_it() -> None:
     cluster.when(image="envoyproxy/*").image_pull_error()
     with pytest.raises(ImagePullError, match="init container proxy") as err:
         PodRunner(cluster.backend).run(SPEC, timeout=HOUR)
-    assert err.value.state is not None and err.value.state.init_container == "proxy"
+    assert err.value.state is not None
+    assert err.value.state.init_container == "proxy"
     assert leftovers(cluster) == []
 
 
@@ -399,3 +426,31 @@ async def test_async_runner_raises_the_same_error() -> None:
     cluster.when(image="busybox:*").succeed(logs="ok\n", after=10)
     result = await runner.run(SPEC, timeout=HOUR)
     assert (result.exit_code, result.logs) == (0, "ok\n")
+
+
+def test_core_reads_the_failed_init_log_then_the_events_then_fails() -> None:
+    """The sans-I/O core: ReadInitLog, ListEvents, then the typed error with that log."""
+    from podrunner.backends.base import WatchEvent
+    from podrunner.run.core import Fail, ListEvents, ReadInitLog, RunCore
+    from podrunner.run.outcome import RunIdentity
+    from podrunner.spec import Deadlines
+
+    run = RunCore(
+        RunIdentity("p", "ns", "r1", "main"),
+        deadlines=Deadlines(total=HOUR),
+        cleanup=CleanupPolicy.ALWAYS,
+        created_at=0.0,
+    )
+    failed = {"terminated": {"exitCode": 128, "reason": "Error"}}
+    run.pod_event(WatchEvent("MODIFIED", _pod([{"name": "fetch", "state": failed}])), 1.0)
+    assert run.next_action(1.0) == ReadInitLog("fetch")
+    run.init_log_read("fatal: x\n")
+    assert run.next_action(1.0) == ListEvents()
+    run.events_listed(["Started: Started container fetch"])
+    action = run.next_action(1.0)
+    assert isinstance(action, Fail)
+    assert isinstance(action.error, InitContainerFailed)
+    assert (action.error.logs, action.error.events) == (
+        "fatal: x\n",
+        ("Started: Started container fetch",),
+    )

@@ -430,6 +430,7 @@ def test_only_reasons_the_reducer_produces_exist() -> None:
         "IMAGE_PULL_ERROR",
         "CONFIG_ERROR",
         "UNSCHEDULABLE",
+        "INIT_CONTAINER_FAILED",
         "UNKNOWN",
     }
 

@@ -187,11 +187,12 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     init = None
     if status.get("initContainerStatuses") and not (deleting or last or _started(state)):
         init = _init_failure(status, spec)
+    init_name: str | None = None
+    init_code: int | None = None
     if init is not None:
         words, init_name, init_code = init
     else:
         words = _final(status, spec, state, last) or _not_final(status, spec, state, last)
-        init_name = init_code = None
     phase, reason, exit_code, message, detail = words
     return PodState(
         phase=phase,

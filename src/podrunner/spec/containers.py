@@ -19,7 +19,7 @@ alone (an init container that needs a credential names it with
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
@@ -27,9 +27,6 @@ from podrunner import _validation as v
 from podrunner.errors import SpecError, kind_of
 from podrunner.spec._fields import _absolute_path, _blen, _check, _str_tuple, _text
 from podrunner.spec.values import EnvVar, Resources
-
-if TYPE_CHECKING:
-    from podrunner.spec.pod import PodSpec
 
 __all__ = ["InitContainer", "Sidecar", "check_containers"]
 
@@ -111,9 +108,10 @@ def _working_dir(value: str | None) -> str | None:
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     # Only the shape is taken here; the rules run in __attrs_post_init__, which knows the
     # container's kind and so names the field in full ("init_container.command").
-    if isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping)):
-        return tuple(value)
-    return value  # type: ignore[return-value]  # refused by the check that follows
+    raw: object = value  # typed loosely on purpose: callers may pass anything at run time
+    if isinstance(raw, Iterable) and not isinstance(raw, (str, bytes, Mapping)):
+        return tuple(raw)
+    return raw  # type: ignore[return-value]  # refused by the check that follows
 
 
 def _env_shape(
@@ -248,7 +246,24 @@ def sidecars(value: Iterable[Sidecar]) -> tuple[Sidecar, ...]:
     return _items("sidecars", Sidecar, value)
 
 
-def check_containers(spec: PodSpec, _attribute: object, _value: object) -> None:
+class _Pod(Protocol):
+    """What :func:`check_containers` reads of a ``PodSpec`` (this module cannot import it)."""
+
+    @property
+    def container_name(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def command(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> tuple[EnvVar, ...]: ...
+    @property
+    def init_containers(self) -> tuple[InitContainer, ...]: ...
+    @property
+    def sidecars(self) -> tuple[Sidecar, ...]: ...
+
+
+def check_containers(spec: _Pod, _attribute: object, _value: object) -> None:
     """Validate the rules that need the whole pod (an attrs validator of ``PodSpec``).
 
     Names are unique across the main container, the sidecars and the init containers; their

@@ -413,17 +413,7 @@ class Kubelet:
         c.state = {"terminated": term}
         c.ready = False
         c.started = False
-        policy = sim.restart_policy
-        if c.sidecar:
-            policy = "Always"
-        elif c.init and policy == "Always":
-            policy = "OnFailure"  # a completed init container is never run again
-        restart = (
-            not sim.deleting
-            and not sim.done
-            and (policy == "Always" or (policy == "OnFailure" and code != 0))
-        )
-        if restart:
+        if self._restarts(sim, c, code):
             c.restart_count += 1
             backoff = min(_BACKOFF_BASE * 2 ** (c.restart_count - 1), _BACKOFF_CAP)
             c.last_state = {"terminated": term}
@@ -455,6 +445,20 @@ class Kubelet:
             self._next_init(sim)
             return
         self._refresh(sim)
+
+    @staticmethod
+    def _restarts(sim: PodSim, c: ContainerSim, code: int) -> bool:
+        """Whether the kubelet restarts a container that exited with ``code``."""
+        policy = sim.restart_policy
+        if c.sidecar:
+            policy = "Always"
+        elif c.init and policy == "Always":
+            policy = "OnFailure"  # a completed init container is never run again
+        return (
+            not sim.deleting
+            and not sim.done
+            and (policy == "Always" or (policy == "OnFailure" and code != 0))
+        )
 
     def _restart(self, sim: PodSim, c: ContainerSim) -> None:
         if sim.done or sim.deleting:
@@ -645,4 +649,4 @@ class Kubelet:
 
 
 def _completed(c: ContainerSim) -> bool:
-    return c.state.get("terminated", {}).get("exitCode") == 0
+    return bool(c.state.get("terminated", {}).get("exitCode") == 0)

@@ -25,6 +25,7 @@ import attrs
 from podrunner.backends.base import AsyncClock, WatchEvent
 from podrunner.errors import BackendError, NotFound, StartTimeout
 from podrunner.run.aio_follow import AsyncLogFollower
+from podrunner.run.aio_initlog import aread_init_log
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncSubscription, AsyncWatchRegistry
 from podrunner.run.core import (
@@ -42,7 +43,6 @@ from podrunner.run.core import (
     WaitForPod,
 )
 from podrunner.run.handle import add_note
-from podrunner.run.initlog import aread_init_log
 from podrunner.run.outcome import RunResult
 from podrunner.run.state import Phase, PodState
 

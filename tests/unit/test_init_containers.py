@@ -454,3 +454,27 @@ def test_core_reads_the_failed_init_log_then_the_events_then_fails() -> None:
         "fatal: x\n",
         ("Started: Started container fetch",),
     )
+
+
+def test_local_runtime_runs_init_steps_as_processes() -> None:
+    """The local runtime runs the init container first, as a process, on the shared volume.
+
+    The sidecar's process is stopped when the main one ends.
+    """
+    cluster = FakeCluster(runtime="local")
+    spec = PodSpec(
+        "img",
+        ["cat", "/w/f"],
+        volumes=[Volume.empty_dir("/w")],
+        init_containers=[
+            InitContainer("fetch", image="x", command=["sh", "-c", 'echo fetched > "$0"', "/w/f"])
+        ],
+        sidecars=[Sidecar("proxy", image="x", command=["sleep", "30"])],
+    )
+    result = PodRunner(cluster.backend).run(spec, timeout=60)
+    assert (result.exit_code, result.logs) == (0, "fetched\n")
+    failing = InitContainer("fetch", image="x", command=["sh", "-c", "echo no; exit 3"])
+    with pytest.raises(InitContainerFailed) as err:
+        PodRunner(cluster.backend).run(spec.replace(init_containers=[failing]), timeout=60)
+    assert (err.value.exit_code, err.value.logs) == (3, "no\n")
+    assert leftovers(cluster) == []

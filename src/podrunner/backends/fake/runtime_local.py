@@ -176,7 +176,7 @@ def _contexts(pod: Mapping[str, Any], container: str | None) -> tuple[dict[str, 
     spec = pod.get("spec") or {}
     pod_sc: dict[str, Any] = spec.get("securityContext") or {}
     out: list[dict[str, Any]] = []
-    for c in spec.get("containers") or []:
+    for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
         if container is None or c.get("name") == container:
             out.append(c)
     return (pod_sc, *out)

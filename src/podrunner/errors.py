@@ -21,6 +21,7 @@ The tree::
         ├── ImagePullError                the image could not be pulled
         ├── Unschedulable                 no node accepts the pod
         ├── ContainerConfigError          the container cannot be created (missing Secret key...)
+        ├── InitContainerFailed           an init container or sidecar failed; .container
         ├── StartTimeout (TimeoutError)   scheduling or start budget exhausted
         ├── RunTimeout (TimeoutError)     total budget exhausted
         ├── PodLost                       deleted or evicted underneath the run
@@ -51,6 +52,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "ImagePullError",
+    "InitContainerFailed",
     "Invalid",
     "NotFound",
     "PodFailed",
@@ -495,6 +497,25 @@ class Unschedulable(RunError):
 
 class ContainerConfigError(RunError):
     """The container cannot be created: a missing Secret or ConfigMap key, a bad mount..."""
+
+
+class InitContainerFailed(RunError):
+    """An init container failed (or a sidecar crash-looped before the main container started).
+
+    Raised as soon as the cluster reports it, not at a timeout: the main container never ran.
+    ``logs`` holds the failed container's own output (its last 64 KiB).
+
+    Attributes:
+        container: The failed init container's (or sidecar's) name.
+        exit_code: Its exit code, or ``None`` when the cluster did not report one.
+    """
+
+    def __init__(
+        self, message: str, *, container: str, exit_code: int | None = None, **kw: Any
+    ) -> None:
+        self.container = container
+        self.exit_code = exit_code
+        super().__init__(message, **kw)
 
 
 class StartTimeout(RunError, TimeoutError):

@@ -16,6 +16,7 @@ from podrunner.backends.base import WatchEvent
 from podrunner.errors import (
     ContainerConfigError,
     ImagePullError,
+    InitContainerFailed,
     PodLost,
     RunCancelled,
     RunTimeout,
@@ -29,6 +30,7 @@ from podrunner.run.core import (
     FollowLogs,
     KillPod,
     ListEvents,
+    ReadInitLog,
     RefreshPod,
     ReportState,
     RunCore,
@@ -95,6 +97,11 @@ UNSCHEDULABLE = pod(
     ]
 )
 EVICTED = pod("Failed", node="n1", reason="Evicted")
+INIT_FAILED = pod("Failed", node="n1", state={"waiting": {"reason": "PodInitializing"}})
+INIT_FAILED["spec"]["initContainers"] = [{"name": "fetch"}]
+INIT_FAILED["status"]["initContainerStatuses"] = [
+    {"name": "fetch", "state": {"terminated": {"exitCode": 128, "reason": "Error"}}}
+]
 
 
 class Driver:
@@ -153,6 +160,8 @@ class Driver:
                 self.core.logs_drained("")
         elif isinstance(action, ListEvents):
             self.core.events_listed(list(EVENTS))
+        elif isinstance(action, ReadInitLog):
+            self.core.init_log_read("fatal: repository not found\n")
 
 
 def core(deadlines: Deadlines | None = None, **kw: Any) -> RunCore:
@@ -201,6 +210,14 @@ CASES: list[tuple[str, Deadlines, list[tuple[Any, ...]], Any, list[str], int | t
         None,
         [R, R, "ListEvents"],
         ContainerConfigError,
+    ),
+    (
+        "an init container that failed fails fast with its log and the events",
+        Deadlines(),
+        [("pod", INIT_FAILED)],
+        None,
+        [R, R, "ReadInitLog", "ListEvents"],
+        InitContainerFailed,
     ),
     (
         "a pod no node takes fails fast",
@@ -430,6 +447,7 @@ def test_only_reasons_the_reducer_produces_exist() -> None:
         "IMAGE_PULL_ERROR",
         "CONFIG_ERROR",
         "UNSCHEDULABLE",
+        "INIT_CONTAINER_FAILED",
         "UNKNOWN",
     }
 

@@ -28,6 +28,7 @@ import attrs
 
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError
+from podrunner.manifest.containers import init_container_manifests
 from podrunner.manifest.naming import generate_pod_name, new_run_id
 from podrunner.manifest.patch import patch_pod
 from podrunner.spec import SecretRef, SecurityProfile
@@ -222,6 +223,8 @@ def _build_full(
         vol, mount = volume.to_manifest(f"vol-{index}")
         volumes.append(vol)
         mounts.append(mount)
+    # Init containers and sidecars get the user volumes only, not the secrets and files below.
+    init = init_container_manifests(spec, list(mounts), _container_security(spec))
     _secret_files(spec, secret_name, secret_data, volumes, mounts)
     config_map = _files(spec, pod_name, labels, volumes, mounts)
     metadata = _metadata(spec, pod_name, labels)
@@ -231,7 +234,7 @@ def _build_full(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": _pod_spec(spec, _container(spec, env, mounts), volumes),
+        "spec": _pod_spec(spec, _container(spec, env, mounts), volumes, init),
     }
     if spec.pod_patch is not None:
         managed = {k: labels[k] for k in (MANAGED_BY_LABEL, COMPONENT_LABEL, RUN_ID_LABEL)}
@@ -361,7 +364,10 @@ def _container(
 
 
 def _pod_spec(
-    spec: PodSpec, container: dict[str, Any], volumes: list[dict[str, Any]]
+    spec: PodSpec,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    init: list[dict[str, Any]],
 ) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {"restartPolicy": spec.restart_policy}
     if spec.active_deadline_seconds is not None:
@@ -384,6 +390,8 @@ def _pod_spec(
         pod_spec["tolerations"] = [t.to_manifest() for t in spec.tolerations]
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
+    if init:
+        pod_spec["initContainers"] = init
     pod_spec["containers"] = [container]
     if volumes:
         pod_spec["volumes"] = volumes

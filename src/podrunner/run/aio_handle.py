@@ -25,6 +25,7 @@ import attrs
 from podrunner.backends.base import AsyncClock, WatchEvent
 from podrunner.errors import BackendError, NotFound, StartTimeout
 from podrunner.run.aio_follow import AsyncLogFollower
+from podrunner.run.aio_initlog import aread_init_log
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncSubscription, AsyncWatchRegistry
 from podrunner.run.core import (
@@ -35,6 +36,7 @@ from podrunner.run.core import (
     FollowLogs,
     KillPod,
     ListEvents,
+    ReadInitLog,
     RefreshPod,
     ReportState,
     RunCore,
@@ -391,6 +393,9 @@ class AsyncRunHandle:
                 core.logs_drained(await self._follower.drain())
         elif isinstance(action, ListEvents):
             core.events_listed(await self._api.pod_events(self.namespace, self.pod_name))
+        elif isinstance(action, ReadInitLog):
+            log = await aread_init_log(self._api, self.namespace, self.pod_name, action.container)
+            core.init_log_read(log)
 
     async def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the core, doing what each asks at once."""

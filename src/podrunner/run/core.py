@@ -11,7 +11,8 @@ plain event lists (``tests/unit/test_run_core.py``):
 - deadlines (total, scheduling, start), with one last read of the pod before one is declared
   passed (its final event may still be on its way);
 - fail fast on an image that cannot be pulled, a pod no node takes, a container that cannot
-  be created (with the pod's events);
+  be created, an init container that failed (with the pod's events, and the failed init
+  container's log);
 - the pod going away (evicted, deleted by someone else) and cancel;
 - the log: the :class:`~podrunner.run.logs.LogCollector` (resume without duplicates) belongs
   to the core; drivers feed it and the verdict reads it;
@@ -50,6 +51,7 @@ __all__ = [
     "FollowLogs",
     "KillPod",
     "ListEvents",
+    "ReadInitLog",
     "RefreshPod",
     "ReportState",
     "RunCore",
@@ -92,6 +94,13 @@ class ListEvents:
 
 
 @attrs.frozen
+class ReadInitLog:
+    """Read the failed init container's log and give it to :meth:`RunCore.init_log_read`."""
+
+    container: str
+
+
+@attrs.frozen
 class FollowLogs:
     """Start following the container's log (it has started and someone streams it)."""
 
@@ -123,6 +132,7 @@ Action = (
     | KillPod
     | DrainLogs
     | ListEvents
+    | ReadInitLog
     | FollowLogs
     | ReportState
     | Finish
@@ -184,6 +194,7 @@ class RunCore:
         self._final: Action | None = None
         self._events: list[str] = []
         self._log_note = ""
+        self._init_log = ""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -221,6 +232,10 @@ class RunCore:
     def events_listed(self, events: list[str]) -> None:
         """The pod's events, for the error that is about to be raised."""
         self._events = events
+
+    def init_log_read(self, text: str) -> None:
+        """The failed init container's log, for the error that is about to be raised."""
+        self._init_log = text
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -343,9 +358,15 @@ class RunCore:
 
     def _end_terminal(self, state: PodState) -> bool:
         if is_fail_fast(state):
+            init = state.init_container
+            steps: list[Action] = [ListEvents()]
+            if state.reason is Reason.INIT_CONTAINER_FAILED and init is not None:
+                steps.insert(0, ReadInitLog(init))
             return self._end(
-                [ListEvents()],
-                lambda _: Fail(fail_fast_error(state, self.run, self._events) or RuntimeError()),
+                steps,
+                lambda _: Fail(
+                    fail_fast_error(state, self.run, self._events, self._init_log) or RuntimeError()
+                ),
             )
         if state.reason is Reason.EVICTED:
             return self._end_lost(f"the pod was evicted: {state.message}".rstrip(": "))

@@ -25,12 +25,14 @@ from podrunner.run.core import (
     FollowLogs,
     KillPod,
     ListEvents,
+    ReadInitLog,
     RefreshPod,
     ReportState,
     RunCore,
     WaitForPod,
 )
 from podrunner.run.follow import LogFollower
+from podrunner.run.initlog import read_init_log
 from podrunner.run.outcome import RunResult
 from podrunner.run.retry import RetryingBackend
 from podrunner.run.state import Phase, PodState
@@ -335,6 +337,9 @@ class RunHandle:
                 core.logs_drained(self._follower.drain())
         elif isinstance(action, ListEvents):
             core.events_listed(self._api.pod_events(self.namespace, self.pod_name))
+        elif isinstance(action, ReadInitLog):
+            log = read_init_log(self._api, self.namespace, self.pod_name, action.container)
+            core.init_log_read(log)
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the core, doing what each asks at once."""

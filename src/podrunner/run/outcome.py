@@ -15,6 +15,7 @@ from podrunner._time import epoch_of
 from podrunner.errors import (
     ContainerConfigError,
     ImagePullError,
+    InitContainerFailed,
     PodFailed,
     PodLost,
     RunCancelled,
@@ -128,28 +129,55 @@ class RunIdentity:
         }
 
 
-def fail_fast_error(state: PodState, run: RunIdentity, events: list[str]) -> RunError | None:
+def fail_fast_error(
+    state: PodState, run: RunIdentity, events: list[str], logs: str = ""
+) -> RunError | None:
     """The error for a state the container will never leave by itself, else ``None``.
 
-    An image that cannot be pulled, a pod no node can take and a container that cannot be
-    created end the run at once, with the pod's events (they say why).
+    An image that cannot be pulled, a pod no node can take, a container that cannot be
+    created and an init container that failed end the run at once, with the pod's events
+    (they say why); ``logs`` is the failed init container's output.
     """
     reason = state.reason
+    init = state.init_container
+    of = "" if init is None else f" of init container {init}"
+    if reason is Reason.INIT_CONTAINER_FAILED:
+        code = "unknown" if state.init_exit_code is None else str(state.init_exit_code)
+        # The cluster's message is mostly empty; the log's last line says why (git's "fatal:").
+        said = state.message or next(iter(logs.strip().splitlines()[-1:]), "")
+        text = f"init container {init} failed (exit code {code}): {state.detail}: {said}"
+        return InitContainerFailed(
+            text.rstrip(": "),
+            container=init or "",
+            exit_code=state.init_exit_code,
+            **run.context(state),
+            events=events,
+            logs=logs,
+        )
     if reason is Reason.IMAGE_PULL_ERROR:
-        text = f"the image could not be pulled: {state.detail}: {state.message}"
+        text = f"the image{of} could not be pulled: {state.detail}: {state.message}"
         return ImagePullError(text.rstrip(": "), **run.context(state), events=events)
     if reason is Reason.UNSCHEDULABLE:
         text = f"no node can run the pod: {state.message}"
         return Unschedulable(text.rstrip(": "), **run.context(state), events=events)
     if reason is Reason.CONFIG_ERROR:
-        text = f"the container could not be created: {state.detail}: {state.message}"
+        what = "the container" if init is None else f"init container {init}"
+        text = f"{what} could not be created: {state.detail}: {state.message}"
         return ContainerConfigError(text.rstrip(": "), **run.context(state), events=events)
     return None
 
 
 def is_fail_fast(state: PodState) -> bool:
     """Whether :func:`fail_fast_error` has an error for ``state``."""
-    return state.reason in (Reason.IMAGE_PULL_ERROR, Reason.UNSCHEDULABLE, Reason.CONFIG_ERROR)
+    return state.reason in _FAIL_FAST
+
+
+_FAIL_FAST = (
+    Reason.IMAGE_PULL_ERROR,
+    Reason.UNSCHEDULABLE,
+    Reason.CONFIG_ERROR,
+    Reason.INIT_CONTAINER_FAILED,
+)
 
 
 def lost_error(

@@ -10,11 +10,15 @@ State diagram (``phase`` values; terminal ones in capitals)::
        │            │            │
        │            │            └──────► FAILED (Error, OOMKilled, DeadlineExceeded,
        │            │                             Evicted, CrashLoopBackOff, Deleted)
-       │            └─ image pull error, config error ─► FAILED (fail fast)
+       │            ├─ image pull error, config error ─► FAILED (fail fast)
+       │            └─ init container failed ─► FAILED (fail fast)
        └─ unschedulable ─► FAILED (fail fast)
 
 Completion is judged on the *main* container, so an injected sidecar that keeps the pod
-``Running`` does not hide a finished run.
+``Running`` does not hide a finished run. Until the main container has started, the init
+containers and native sidecars (``initContainerStatuses``) are read too: one that failed for
+good (non-zero exit under ``restartPolicy: Never``, or ``CrashLoopBackOff``), or that cannot
+pull its image or be created, fails the run at once instead of leaving it ``Pending``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Reason(enum.Enum):
     IMAGE_PULL_ERROR = "ImagePullError"
     CONFIG_ERROR = "CreateContainerConfigError"
     UNSCHEDULABLE = "Unschedulable"
+    INIT_CONTAINER_FAILED = "InitContainerFailed"
     UNKNOWN = "Unknown"
 
 
@@ -81,6 +86,9 @@ class PodState:
         restart_count: Restarts of the main container.
         node_name: The node the pod was scheduled on.
         deleting: The pod carries a ``deletionTimestamp``.
+        init_container: The init container (or sidecar) that failed the run (reason
+            ``INIT_CONTAINER_FAILED``, ``IMAGE_PULL_ERROR`` or ``CONFIG_ERROR``), if one did.
+        init_exit_code: That init container's exit code, when it reported one.
     """
 
     phase: Phase
@@ -91,6 +99,8 @@ class PodState:
     restart_count: int = 0
     node_name: str | None = None
     deleting: bool = False
+    init_container: str | None = None
+    init_exit_code: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -173,7 +183,16 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
     main = _main_status(status, spec, container)
     state = main.get("state") or {}
     last = main.get("lastState") or {}
-    words = _final(status, spec, state, last) or _not_final(status, spec, state, last)
+    deleting = bool(pod.get("metadata", {}).get("deletionTimestamp"))
+    init = None
+    if status.get("initContainerStatuses") and not (deleting or last or _started(state)):
+        init = _init_failure(status, spec)
+    init_name: str | None = None
+    init_code: int | None = None
+    if init is not None:
+        words, init_name, init_code = init
+    else:
+        words = _final(status, spec, state, last) or _not_final(status, spec, state, last)
     phase, reason, exit_code, message, detail = words
     return PodState(
         phase=phase,
@@ -183,8 +202,50 @@ def reduce(pod: Mapping[str, Any], container: str | None = None) -> PodState:
         detail=detail,
         restart_count=int(main.get("restartCount") or 0),
         node_name=spec.get("nodeName") or None,
-        deleting=bool(pod.get("metadata", {}).get("deletionTimestamp")),
+        deleting=deleting,
+        init_container=init_name,
+        init_exit_code=init_code,
     )
+
+
+def _started(state: Mapping[str, Any]) -> bool:
+    return bool(state.get("running") or state.get("terminated"))
+
+
+def _init_failure(
+    status: Mapping[str, Any], spec: Mapping[str, Any]
+) -> tuple[_Words, str, int | None] | None:
+    """An init container or sidecar that keeps the main container from ever starting."""
+    if (status.get("reason") or "") in ("Evicted", "DeadlineExceeded"):
+        return None  # the pod-level reason says more (and killed the init container)
+    sidecars = {
+        c.get("name")
+        for c in spec.get("initContainers") or ()
+        if c.get("restartPolicy") == "Always"
+    }
+    never = (spec.get("restartPolicy") or "Always") == "Never"
+    for init in status.get("initContainerStatuses") or ():
+        name = str(init.get("name") or "")
+        state = init.get("state") or {}
+        waiting = state.get("waiting") or {}
+        why = waiting.get("reason") or ""
+        message = waiting.get("message") or ""
+        if why in _IMAGE_PULL_WAITING:
+            return (Phase.FAILED, Reason.IMAGE_PULL_ERROR, None, message, why), name, None
+        if why in _CONFIG_WAITING:
+            return (Phase.FAILED, Reason.CONFIG_ERROR, None, message, why), name, None
+        terminated = state.get("terminated") or {}
+        if why == "CrashLoopBackOff":
+            terminated = (init.get("lastState") or {}).get("terminated") or {}
+        elif not (terminated and never and name not in sidecars):
+            continue
+        code = terminated.get("exitCode")
+        if why != "CrashLoopBackOff" and code == 0:
+            continue
+        detail = why or terminated.get("reason") or ""
+        message = message or terminated.get("message") or ""
+        return (Phase.FAILED, Reason.INIT_CONTAINER_FAILED, None, message, detail), name, code
+    return None
 
 
 def _final(

@@ -1,14 +1,16 @@
 """What to run: the validated, immutable :class:`PodSpec` and its value types (pure data).
 
 ``values`` holds the value types (enums, Resources, SecretRef, EnvVar, Volume, Deadlines,
-Toleration), ``affinity`` node affinity, ``egress`` the egress policy, ``pod`` the PodSpec and
-its size limits, ``_fields`` the shared converters.
+Toleration), ``affinity`` node affinity, ``containers`` init containers and sidecars,
+``egress`` the egress policy, ``pod`` the PodSpec and its size limits, ``_fields`` the shared
+converters.
 """
 
 from __future__ import annotations
 
 from podrunner.spec._fields import FrozenMap, SecretMap, SecretRef
 from podrunner.spec.affinity import NodeAffinity, NodeRequirement
+from podrunner.spec.containers import InitContainer, Sidecar
 from podrunner.spec.egress import EgressPolicy, EgressPort, EgressRule
 from podrunner.spec.pod import (
     MAX_ARG_BYTES,
@@ -46,6 +48,7 @@ __all__ = [
     "EnvVar",
     "FrozenMap",
     "ImagePullPolicy",
+    "InitContainer",
     "NodeAffinity",
     "NodeRequirement",
     "PodSpec",
@@ -53,6 +56,7 @@ __all__ = [
     "SecretMap",
     "SecretRef",
     "SecurityProfile",
+    "Sidecar",
     "Toleration",
     "Volume",
     "VolumeKind",

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+import podrunner.spec.containers as _c
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError, kind_of
 from podrunner.spec._fields import (
@@ -503,6 +504,8 @@ class PodSpec:
         annotations: Pod annotations.
         volumes: Volumes, mounted in order as ``vol-0``, ``vol-1``...
         working_dir: Absolute working directory of the container.
+        init_containers: :class:`InitContainer` steps run in order before the main container.
+        sidecars: :class:`Sidecar` containers started first and kept running beside it.
         node_selector: Node labels the pod requires.
         node_affinity: Node label expressions the pod requires (``In``, ``NotIn``...).
         tolerations: Taints the pod tolerates.
@@ -563,6 +566,10 @@ class PodSpec:
     )
     volumes: tuple[Volume, ...] = attrs.field(default=(), kw_only=True, converter=_volumes)
     working_dir: str | None = attrs.field(default=None, kw_only=True, converter=_working_dir)
+    init_containers: tuple[_c.InitContainer, ...] = attrs.field(
+        default=(), kw_only=True, converter=_c.init_containers, validator=_c.check_containers
+    )
+    sidecars: tuple[_c.Sidecar, ...] = attrs.field(default=(), kw_only=True, converter=_c.sidecars)
     node_selector: FrozenMap[str] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_node_selector
     )

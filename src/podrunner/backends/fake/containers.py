@@ -151,6 +151,10 @@ def check_container(
     tmp = c.get("terminationMessagePolicy")
     if tmp is not None and tmp not in _MESSAGE_POLICIES:
         errs.not_supported(f"{path}.terminationMessagePolicy", tmp, _MESSAGE_POLICIES)
+    # A container's own policy (an init container's "Always" makes it a native sidecar).
+    restart = c.get("restartPolicy")
+    if isinstance(restart, str) and v.restart_policy_error(restart):
+        errs.not_supported(f"{path}.restartPolicy", restart, v.RESTART_POLICIES)
 
 
 def _check_env(c: dict[str, Any], path: str, errs: Errors) -> None:

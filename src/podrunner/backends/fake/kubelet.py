@@ -33,6 +33,7 @@ _EVICTION_MESSAGE = (
     "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. "
 )
 _DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+_SIDECAR_OUTCOME = Outcome("hang")  # an unscripted sidecar serves until it is stopped
 
 
 class Runtime(Protocol):
@@ -89,8 +90,11 @@ class Kubelet:
     # -- entry points (lock held) ---------------------------------------------------------
 
     def track(self, pod: dict[str, Any]) -> PodSim:
-        """Start simulating a newly created pod; its scripted outcome is decided now."""
-        return self.pods.track(pod, self._outcome(pod))
+        """Start simulating a newly created pod; its scripted outcomes are decided now."""
+        sim = self.pods.track(pod, self._outcome(pod))
+        for c, spec in zip(sim.inits, pod["spec"].get("initContainers") or (), strict=True):
+            c.outcome = self._init_outcome(pod, spec, sidecar=c.sidecar)
+        return sim
 
     def start(self, sim: PodSim) -> None:
         """Take a pod bound to the node: set up its sandbox and pull its images."""
@@ -101,16 +105,21 @@ class Kubelet:
         sim.pod_ip = f"10.244.{(self._ip // 254) % 256}.{self._ip % 254 + 1}"
         sim.pod_ips = [{"ip": sim.pod_ip}]
         pods.cond(sim, "PodReadyToStartContainers", "False")
-        pods.cond(sim, "Initialized", "True")
+        if sim.inits:
+            self._initializing(sim)
+        else:
+            pods.cond(sim, "Initialized", "True")
         self._unready(sim)
         if "PodScheduled" not in sim.conditions:
             pods.cond(sim, "PodScheduled", "True")
         pod = pods.write(sim)
         if pod is None:
             return
-        for c in sim.containers:
+        for c in sim.inits[:1] or sim.containers:
             pods.event(pod, "Pulling", f'Pulling image "{c.image}"', container=c.name)
-        if sim.outcome.kind == "image_pull" and self.runtime is None:
+        if sim.inits:
+            pods.later(sim, self.start_delay, self._next_init)
+        elif sim.outcome.kind == "image_pull" and self.runtime is None:
             pods.later(sim, self.start_delay, self._pull_failed)
         else:
             pods.later(sim, self.start_delay, self._start_all)
@@ -126,7 +135,7 @@ class Kubelet:
             pods.later(sim, grace, lambda s: self._kill_all(s, 137))
             return
         sim.deleting = True
-        running = [c for c in sim.containers if c.running()]
+        running = [c for c in sim.every() if c.running()]
         if sim.done or not running:
             pods.cancel(sim)
             pods.later(sim, 0.0, self._finalize)
@@ -190,6 +199,16 @@ class Kubelet:
                     rule.times -= 1
                 return rule.outcome
         return DEFAULT_OUTCOME
+
+    def _init_outcome(self, pod: dict[str, Any], spec: dict[str, Any], *, sidecar: bool) -> Outcome:
+        for rule in reversed(self.rules):
+            if rule.outcome is None or rule.times == 0:
+                continue
+            if rule.matches_init(pod, spec):
+                if rule.times is not None:
+                    rule.times -= 1
+                return rule.outcome
+        return _SIDECAR_OUTCOME if sidecar else DEFAULT_OUTCOME
 
     def _image_id(self, image: str) -> str:
         image_id = self._image_ids.get(image)
@@ -256,6 +275,7 @@ class Kubelet:
                 failed = any(c.state["terminated"]["exitCode"] != 0 for c in sim.containers)
                 sim.phase = "Failed" if failed else "Succeeded"
                 sim.done = True
+                self._stop_sidecars(sim)
                 reason = "PodFailed" if failed else "PodCompleted"
                 for c in sim.containers:
                     c.ready = False
@@ -274,7 +294,7 @@ class Kubelet:
                 else:
                     self._unready(sim)
         self.pods.write(sim)
-        if sim.deleting and (sim.done or not any(c.running() for c in sim.containers)):
+        if sim.deleting and (sim.done or not any(c.running() for c in sim.every())):
             self.pods.later(sim, 0.0, self._finalize)
 
     def _start_container(self, sim: PodSim, c: ContainerSim) -> None:
@@ -292,7 +312,7 @@ class Kubelet:
         c.buffers[c.container_id] = buffer
         c.state = {"running": {"startedAt": self.pods.now()}}
         c.started = True
-        c.ready = True
+        c.ready = not c.init or c.sidecar  # a plain init container is ready once completed
         if first:
             pulled = f'Successfully pulled image "{c.image}" in 1s (1s including waiting)'
         else:
@@ -303,7 +323,7 @@ class Kubelet:
         if self.runtime is not None:
             self.runtime.start(self, sim, c)
             return
-        outcome = sim.outcome
+        outcome = c.outcome or sim.outcome
         kind = outcome.kind
         code = outcome.exit_code
         reason = outcome.reason or ("Completed" if code == 0 else "Error")
@@ -393,13 +413,7 @@ class Kubelet:
         c.state = {"terminated": term}
         c.ready = False
         c.started = False
-        policy = sim.restart_policy
-        restart = (
-            not sim.deleting
-            and not sim.done
-            and (policy == "Always" or (policy == "OnFailure" and code != 0))
-        )
-        if restart:
+        if self._restarts(sim, c, code):
             c.restart_count += 1
             backoff = min(_BACKOFF_BASE * 2 ** (c.restart_count - 1), _BACKOFF_CAP)
             c.last_state = {"terminated": term}
@@ -423,7 +437,28 @@ class Kubelet:
                     container=c.name,
                 )
             self.pods.later(sim, backoff, lambda s: self._restart(s, c))
+        elif c.init and not c.sidecar and not sim.done and not sim.deleting:
+            if code != 0:
+                self._init_failed(sim, c)
+                return
+            c.ready = True  # as the kubelet reports a completed init container
+            self._next_init(sim)
+            return
         self._refresh(sim)
+
+    @staticmethod
+    def _restarts(sim: PodSim, c: ContainerSim, code: int) -> bool:
+        """Whether the kubelet restarts a container that exited with ``code``."""
+        policy = sim.restart_policy
+        if c.sidecar:
+            policy = "Always"
+        elif c.init and policy == "Always":
+            policy = "OnFailure"  # a completed init container is never run again
+        return (
+            not sim.deleting
+            and not sim.done
+            and (policy == "Always" or (policy == "OnFailure" and code != 0))
+        )
 
     def _restart(self, sim: PodSim, c: ContainerSim) -> None:
         if sim.done or sim.deleting:
@@ -433,7 +468,7 @@ class Kubelet:
 
     def _kill_all(self, sim: PodSim, code: int) -> None:
         changed = False
-        for c in sim.containers:
+        for c in sim.every():
             if c.running():
                 self._exit_quiet(sim, c, code, "Error")
                 changed = True
@@ -462,7 +497,7 @@ class Kubelet:
         pod = self.pods.pod(sim)
         if pod is None:
             return
-        for c in sim.containers:
+        for c in sim.every():
             if c.running():
                 self.pods.event(pod, "Killing", f"Stopping container {c.name}", container=c.name)
                 self._exit_quiet(sim, c, code, "Error")
@@ -479,6 +514,101 @@ class Kubelet:
         self.pods.write(sim)
         if sim.deleting:
             self.pods.later(sim, 0.0, self._finalize)
+
+    # -- init containers and sidecars -----------------------------------------------------
+
+    def _initializing(self, sim: PodSim) -> None:
+        """Initialized=False while plain init containers are left; the others wait meanwhile."""
+        left = [c.name for c in sim.inits if not c.sidecar and not _completed(c)]
+        if not left and all(c.started for c in sim.inits if c.sidecar):
+            self.pods.cond(sim, "Initialized", "True")
+            return
+        message = f"containers with incomplete status: [{' '.join(left)}]"
+        self.pods.cond(sim, "Initialized", "False", "ContainersNotInitialized", message)
+        for c in sim.every():
+            if c.attempt < 0:
+                c.state = {"waiting": {"reason": "PodInitializing"}}
+
+    def _next_init(self, sim: PodSim) -> None:
+        """Start the next init container in order (each sidecar without waiting for it)."""
+        if sim.done or sim.deleting:
+            return
+        self.pods.cond(sim, "PodReadyToStartContainers", "True")
+        for index, c in enumerate(sim.inits):
+            if c.sidecar and c.attempt >= 0:
+                continue  # started; the kubelet restarts it if it exits
+            if not c.sidecar and _completed(c):
+                continue
+            if c.attempt >= 0:
+                break  # running, or waiting for its restart after a failure
+
+            if index > 0:
+                self._pulling(sim, c)
+            if c.outcome is not None and c.outcome.kind == "image_pull" and self.runtime is None:
+                self._init_pull_failed(sim, c)
+                return
+            self._start_container(sim, c)
+            if not c.sidecar:
+                break
+        else:
+            self._initializing(sim)
+            self._start_main(sim)
+            return
+        self._initializing(sim)
+        self._refresh(sim)
+
+    def _start_main(self, sim: PodSim) -> None:
+        for c in sim.containers:
+            self._pulling(sim, c)
+            c.state = {"waiting": {"reason": "ContainerCreating"}}
+        if sim.outcome.kind == "image_pull" and self.runtime is None:
+            self._pull_failed(sim)
+        else:
+            self._start_all(sim)
+
+    def _pulling(self, sim: PodSim, c: ContainerSim) -> None:
+        pod = self.pods.pod(sim)
+        if pod is not None:
+            self.pods.event(pod, "Pulling", f'Pulling image "{c.image}"', container=c.name)
+
+    def _init_pull_failed(self, sim: PodSim, c: ContainerSim) -> None:
+        assert c.outcome is not None
+        detail = c.outcome.message or (
+            f'rpc error: code = NotFound desc = failed to pull and unpack image "{c.image}": '
+            "not found"
+        )
+        c.state = {"waiting": {"reason": "ErrImagePull", "message": detail}}
+        pod = self.pods.write(sim)
+        if pod is not None:
+            message = f'Failed to pull image "{c.image}": {detail}'
+            self.pods.event(pod, "Failed", message, warning=True, container=c.name)
+            self.pods.event(pod, "Failed", "Error: ErrImagePull", warning=True, container=c.name)
+
+    def _init_failed(self, sim: PodSim, c: ContainerSim) -> None:
+        """A plain init container failed under restartPolicy Never: the pod fails with it."""
+        sim.phase = "Failed"
+        sim.done = True
+        self._stop_sidecars(sim)
+        self._initializing(sim)
+        self.pods.cond(sim, "PodReadyToStartContainers", "False")
+        self.pods.cond(sim, "Ready", "False", "PodFailed")
+        self.pods.cond(sim, "ContainersReady", "False", "PodFailed")
+        self.pods.cancel(sim)
+        self.pods.write(sim)
+        if sim.deleting:
+            self.pods.later(sim, 0.0, self._finalize)
+
+    def _stop_sidecars(self, sim: PodSim) -> None:
+        """Stop the running sidecars, last first, once the pod's main containers are done."""
+        pod = self.pods.pod(sim)
+        for c in reversed(sim.inits):
+            if c.sidecar and c.running():
+                if pod is not None:
+                    self.pods.event(
+                        pod, "Killing", f"Stopping container {c.name}", container=c.name
+                    )
+                outcome = c.outcome or _SIDECAR_OUTCOME
+                self._exit_quiet(sim, c, 137 if outcome.ignore_sigterm else 143, "Error")
 
     def _evict(self, sim: PodSim) -> None:
         if sim.done:
@@ -516,3 +646,7 @@ class Kubelet:
             # With finalizers left the object stays, deleting, until the last is removed.
             self.store.remove("Pod", sim.namespace, sim.name)
         self.forget(sim.namespace, sim.name, sim.uid)
+
+
+def _completed(c: ContainerSim) -> bool:
+    return bool(c.state.get("terminated", {}).get("exitCode") == 0)

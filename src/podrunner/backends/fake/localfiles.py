@@ -63,10 +63,9 @@ def prepare_files(
     directory is given to that user, and ``PATH`` keeps only what it can search. ``claims``
     gives the directory of a PVC (namespace, claim name); without it a PVC is empty per pod.
     """
-    spec: dict[str, Any] = next(
-        (x for x in (pod.get("spec") or {}).get("containers") or [] if x.get("name") == c.name),
-        {},
-    )
+    pod_spec = pod.get("spec") or {}
+    every = [*(pod_spec.get("initContainers") or ()), *(pod_spec.get("containers") or ())]
+    spec: dict[str, Any] = next((x for x in every if x.get("name") == c.name), {})
     mounts = _write_volumes(objects, sim, pod, spec, root, claims)
     local = partial(_local_path, mounts)
     env = {"PATH": _search_path(uid, gid, groups), "HOSTNAME": sim.name}

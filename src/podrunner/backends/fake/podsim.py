@@ -41,18 +41,22 @@ _COND_ORDER = (
 def container_name(pod: dict[str, Any], container: str | None) -> str:
     """The container a log or exec request means: the one named, or the pod's only one.
 
+    An init container or sidecar is only ever the one named, as with the API server.
+
     Raises:
         BadRequest: No such container, or none named in a pod with several.
     """
     names = [c.get("name", "") for c in pod["spec"].get("containers") or []]
+    inits = [c.get("name", "") for c in pod["spec"].get("initContainers") or []]
     name = pod["metadata"]["name"]
     if container is None:
         if len(names) == 1:
             return str(names[0])
-        raise BadRequest(
-            f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
-        )
-    if container not in names:
+        choose = f"choose one of: [{' '.join(names)}]"
+        if inits:
+            choose += f" or one of the init containers: [{' '.join(inits)}]"
+        raise BadRequest(f"a container name must be specified for pod {name}, {choose}")
+    if container not in names and container not in inits:
         raise BadRequest(f"container {container} is not valid for pod {name}")
     return container
 
@@ -68,17 +72,24 @@ class ContainerSim:
         "env",
         "image",
         "image_id",
+        "init",
         "last_state",
         "name",
+        "outcome",
         "proc",
         "ready",
         "restart_count",
+        "sidecar",
         "started",
         "state",
     )
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], *, init: bool = False) -> None:
         self.name: str = spec.get("name", "")
+        self.init = init  # in spec.initContainers: a plain init container or a sidecar
+        self.sidecar = init and spec.get("restartPolicy") == "Always"
+        # What an init container does (scripted per container); None: the pod's outcome.
+        self.outcome: Outcome | None = None
         self.image: str = spec.get("image", "")
         self.argv: list[str] = list(spec.get("command") or []) + list(spec.get("args") or [])
         self.env: dict[str, str] = {
@@ -148,6 +159,7 @@ class PodSim:
         "deleting",
         "done",
         "host",
+        "inits",
         "message",
         "name",
         "namespace",
@@ -172,6 +184,7 @@ class PodSim:
         self.uid: str = meta["uid"]
         self.outcome = outcome
         self.containers = [ContainerSim(c) for c in spec.get("containers") or []]
+        self.inits = [ContainerSim(c, init=True) for c in spec.get("initContainers") or []]
         self.restart_policy: str = spec.get("restartPolicy", "Always")
         self.phase = "Pending"
         self.reason: str | None = None
@@ -190,11 +203,18 @@ class PodSim:
         self.tempdir: str | None = None
 
     def container(self, name: str) -> ContainerSim | None:
-        """Return the named container's state."""
+        """Return the named container's state (an init container's too)."""
         for c in self.containers:
             if c.name == name:
                 return c
+        for c in self.inits:
+            if c.name == name:
+                return c
         return None
+
+    def every(self) -> list[ContainerSim]:
+        """Return every container: the init containers and sidecars, then the others."""
+        return [*self.inits, *self.containers] if self.inits else self.containers
 
 
 class PodSims:
@@ -229,7 +249,7 @@ class PodSims:
             return None
         del self.sims[(namespace, name)]
         self.cancel(sim)
-        for c in sim.containers:
+        for c in sim.every():
             for buffer in c.buffers.values():
                 buffer.closed = True
         return sim
@@ -318,6 +338,8 @@ class PodSims:
                 status["podIP"] = sim.pod_ip
                 status["podIPs"] = sim.pod_ips
             status["startTime"] = sim.start_time
+            if sim.inits:
+                status["initContainerStatuses"] = [c.status() for c in sim.inits]
             status["containerStatuses"] = [c.status() for c in sim.containers]
         status["qosClass"] = sim.qos
         return status
@@ -350,6 +372,11 @@ class PodSims:
         component: str = "kubelet",
     ) -> None:
         """Record an Event about the pod from ``component`` (the kubelet's carry the node)."""
+        field = "containers"
+        if container is not None and any(
+            c.get("name") == container for c in pod["spec"].get("initContainers") or ()
+        ):
+            field = "initContainers"
         self.store.emit_event(
             pod,
             reason,
@@ -357,5 +384,5 @@ class PodSims:
             type_="Warning" if warning else "Normal",
             component=component,
             host=NODE_NAME if component == "kubelet" else None,
-            field_path=None if container is None else f"spec.containers{{{container}}}",
+            field_path=None if container is None else f"spec.{field}{{{container}}}",
         )

@@ -118,8 +118,12 @@ def _prepare_uncached(obj: dict[str, Any], errs: Errors) -> None:
     _default_spec(spec)
     _check_spec_fields(spec, errs)
     init = spec.get("initContainers") or []
-    seen: set[str] = set()
+    # As the API server: app container names are unique among themselves, and an init
+    # container's name is also checked against them, so a clash is reported on the init one.
+    app_names = {c.get("name") for c in containers if isinstance(c, dict)}
+    seen_by_field = {"initContainers": {n for n in app_names if isinstance(n, str)}}
     for field, items in (("initContainers", init), ("containers", containers)):
+        seen = seen_by_field.get(field, set())
         for i, container in enumerate(items):
             prepare_container(container, field, f"spec.{field}[{i}]", errs, spec, seen)
     check_pod_spec(spec, errs)

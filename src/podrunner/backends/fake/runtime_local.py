@@ -176,7 +176,7 @@ def _contexts(pod: Mapping[str, Any], container: str | None) -> tuple[dict[str, 
     spec = pod.get("spec") or {}
     pod_sc: dict[str, Any] = spec.get("securityContext") or {}
     out: list[dict[str, Any]] = []
-    for c in spec.get("containers") or []:
+    for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
         if container is None or c.get("name") == container:
             out.append(c)
     return (pod_sc, *out)
@@ -434,7 +434,7 @@ class LocalRuntime:
 
     def cleanup(self, sim: PodSim) -> None:
         """Kill every remaining process of the pod and remove its temporary directory."""
-        for c in sim.containers:
+        for c in sim.every():
             proc = c.proc
             if proc is not None and proc.returncode is None:
                 _signal(proc, signal.SIGKILL)

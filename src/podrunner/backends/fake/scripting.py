@@ -4,6 +4,10 @@
 the newest matching rule decides the outcome of each pod when it is created. Pods carrying the
 simulation annotations (``sim.podrunner.dev/...``) follow them instead, since an annotation is
 the most specific statement about one pod. Unmatched pods succeed at once with empty logs.
+
+Init containers and sidecars follow the newest rule that names them by ``image`` or
+``command`` (``cluster.when(image="alpine/git:*").fail(exit_code=128)``); unmatched init
+containers succeed at once and unmatched sidecars run until the main container has ended.
 """
 
 from __future__ import annotations
@@ -137,6 +141,10 @@ class Rule:
     present with equal values, ``command`` is a glob over the shell-quoted ``command + args``
     of a container (or an exact argv sequence), ``namespace`` is exact. Each outcome method
     returns the rule, so ``.exec_handler(...)`` can be chained.
+
+    A rule decides the main container when its ``image``/``command`` match one of the pod's
+    ``containers``, and decides each init container or sidecar whose own image and command
+    match (see :meth:`matches_init`).
     """
 
     def __init__(
@@ -167,7 +175,36 @@ class Rule:
     # -- matching -------------------------------------------------------------------------
 
     def matches(self, pod: Mapping[str, Any]) -> bool:
-        """Return whether the rule applies to a pod (as stored)."""
+        """Return whether the rule applies to a pod (as stored): to its main container."""
+        if not self._matches_meta(pod):
+            return False
+        containers = (pod.get("spec") or {}).get("containers") or []
+        if self.image is not None and not any(
+            fnmatch.fnmatchcase(str(c.get("image", "")), self.image) for c in containers
+        ):
+            return False
+        if self.command is not None:
+            return any(self._command_matches(c) for c in containers)
+        return True
+
+    def matches_init(self, pod: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+        """Return whether the rule applies to one init container or sidecar of a pod.
+
+        Only a rule that names containers (by ``image`` or ``command``) does: a rule chosen by
+        pod name, labels or namespace alone is about the main container.
+        """
+        if self.image is None and self.command is None:
+            return False
+        if self.outcome is not None and self.outcome.kind == "unschedulable":
+            return False  # scheduling is the pod's, not a container's
+        if not self._matches_meta(pod):
+            return False
+        image = str(container.get("image", ""))
+        if self.image is not None and not fnmatch.fnmatchcase(image, self.image):
+            return False
+        return self.command is None or self._command_matches(container)
+
+    def _matches_meta(self, pod: Mapping[str, Any]) -> bool:
         meta = pod.get("metadata") or {}
         if self.namespace is not None and meta.get("namespace") != self.namespace:
             return False
@@ -178,13 +215,6 @@ class Rule:
             for key, value in self.labels.items():
                 if labels.get(key) != value:
                     return False
-        containers = (pod.get("spec") or {}).get("containers") or []
-        if self.image is not None and not any(
-            fnmatch.fnmatchcase(str(c.get("image", "")), self.image) for c in containers
-        ):
-            return False
-        if self.command is not None:
-            return any(self._command_matches(c) for c in containers)
         return True
 
     def _command_matches(self, container: Mapping[str, Any]) -> bool:

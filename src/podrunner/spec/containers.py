@@ -26,15 +26,14 @@ import attrs
 from podrunner import _validation as v
 from podrunner.errors import SpecError, kind_of
 from podrunner.spec._fields import _absolute_path, _blen, _check, _str_tuple, _text
+from podrunner.spec.sizes import MAX_ARG_BYTES, MAX_EXEC_BYTES, MAX_POD_CONTENT_BYTES
 from podrunner.spec.values import EnvVar, Resources
 
 __all__ = ["InitContainer", "Sidecar", "check_containers"]
 
-# The limits of podrunner.spec.pod (which imports this module): MAX_ARG_BYTES, MAX_EXEC_BYTES
-# and MAX_POD_CONTENT_BYTES. tests/unit/test_init_containers.py keeps them equal.
-_MAX_ARG = 128 * 1024 - 1
-_MAX_EXEC = 2 * 1024 * 1024 - 64 * 1024
-_MAX_POD_TEXT = 1024 * 1024
+_MAX_ARG = MAX_ARG_BYTES
+_MAX_EXEC = MAX_EXEC_BYTES
+_MAX_POD_TEXT = MAX_POD_CONTENT_BYTES
 
 
 def _name(value: str) -> str:

@@ -49,6 +49,7 @@ from podrunner.spec._fields import (
 from podrunner.spec.affinity import NodeAffinity
 from podrunner.spec.egress import EgressPolicy, _egress
 from podrunner.spec.patch import freeze_patch
+from podrunner.spec.sizes import MAX_ARG_BYTES, MAX_EXEC_BYTES, MAX_POD_CONTENT_BYTES, check_sizes
 from podrunner.spec.values import (
     EnvVar,
     ImagePullPolicy,
@@ -83,29 +84,6 @@ The runner adds ``podrunner.dev/expires-at: <RFC 3339 time>`` (24 + 20 bytes) to
 it creates; user annotations may use at most ``TOTAL_ANNOTATION_SIZE_LIMIT`` minus this, so the
 create never fails with 422 because of what podrunner added.
 """
-
-MAX_ARG_BYTES = 128 * 1024 - 1
-"""Longest single argument or ``NAME=value`` environment string ``execve`` takes, in bytes.
-
-Linux caps each string at ``MAX_ARG_STRLEN`` (32 pages, 131072 bytes, terminating NUL
-included); a longer one fails at container start with "Argument list too long".
-"""
-
-MAX_EXEC_BYTES = 2 * 1024 * 1024 - 64 * 1024
-"""Most bytes the argv and environment strings of one container may take together.
-
-``execve`` refuses more than ``ARG_MAX`` (a quarter of the 8 MiB default stack, 2 MiB);
-64 KiB are left for what the image and the kubelet add (``PATH``, service variables...).
-"""
-
-MAX_POD_CONTENT_BYTES = 1024 * 1024
-"""Most bytes the strings of one pod (argv, environment, labels, annotations...) may total.
-
-etcd refuses a request over 1.5 MiB (its default ``--max-request-bytes``), and the stored pod
-grows after the create (status, managed fields); 1 MiB keeps well clear of that limit, and is
-the limit the API server applies to a Secret's or ConfigMap's data.
-"""
-
 
 # --------------------------------------------------------------------------------------------
 # PodSpec field converters
@@ -458,13 +436,6 @@ def _stdin(value: bool) -> bool:
     return _bool("stdin", value)
 
 
-def _arg_rule(size: int, what: str) -> str:
-    return (
-        f"{what} is {size} bytes; execve takes at most {MAX_ARG_BYTES} bytes per string "
-        "(MAX_ARG_STRLEN): pass large data in a file (secret_files, a volume) instead"
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # PodSpec
 
@@ -632,67 +603,7 @@ class PodSpec:
                 0,
                 "the restricted Pod Security Standard requires a non-root user (runAsNonRoot)",
             )
-        self._check_sizes()
-
-    def _check_sizes(self) -> None:
-        """Refuse what the kernel, the API server or etcd would refuse later, by size."""
-        # The container's environment, as execve gets it: "NAME=value" strings.
-        exec_total = sum(_blen(arg) + 1 for arg in self.command)
-        for name in self.blank_env:
-            exec_total += _blen(name) + 2
-        for env in self.env:
-            entry = _blen(env.name) + 1 + _blen(env.value or "")
-            if entry > MAX_ARG_BYTES:
-                raise SpecError(f"env[{env.name}]", env.value, _arg_rule(entry, "NAME=value"))
-            exec_total += entry + 1
-        secret_sizes = {"secret_env": 0, "secret_files": 0}
-        for name, item in self.secret_env.items():
-            size = 0 if isinstance(item, SecretRef) else _blen(item)
-            entry = _blen(name) + 1 + size
-            if entry > MAX_ARG_BYTES:
-                raise SpecError(f"secret_env[{name}]", REDACTED, _arg_rule(entry, "NAME=value"))
-            exec_total += entry + 1
-            secret_sizes["secret_env"] += size
-        for content in self.secret_files.values():
-            if not isinstance(content, SecretRef):
-                secret_sizes["secret_files"] += _blen(content)
-        secret_total = sum(secret_sizes.values())
-        if secret_total > v.SECRET_DATA_SIZE_LIMIT:
-            field = max(secret_sizes, key=lambda k: secret_sizes[k])
-            raise SpecError(
-                field,
-                REDACTED,
-                f"the per-run Secret would hold {secret_total} bytes of data; the API server "
-                f"takes at most {v.SECRET_DATA_SIZE_LIMIT} (1 MiB) in one Secret: put larger "
-                "data in an existing Secret (SecretRef) or a volume",
-            )
-        parts = {
-            "image": _blen(self.image),
-            "command": sum(_blen(arg) for arg in self.command),
-            "env": sum(_blen(e.name) + _blen(e.value or "") for e in self.env)
-            + sum(_blen(name) for name in (*self.blank_env, *self.secret_env)),
-            "labels": sum(_blen(k) + _blen(x) for k, x in self.labels.items()),
-            "annotations": sum(_blen(k) + _blen(x) for k, x in self.annotations.items()),
-            "node_selector": sum(_blen(k) + _blen(x) for k, x in self.node_selector.items()),
-            "secret_files": sum(_blen(path) for path in self.secret_files),
-        }
-        pod_total = sum(parts.values())
-        if pod_total > MAX_POD_CONTENT_BYTES:
-            field = max(parts, key=lambda k: parts[k])
-            raise SpecError(
-                field,
-                REDACTED if field == "secret_files" else getattr(self, field),
-                f"the pod's text totals {pod_total} bytes ({field}: {parts[field]}); one pod "
-                f"may hold at most {MAX_POD_CONTENT_BYTES} (etcd refuses objects over 1.5 "
-                "MiB): pass large data in a file (secret_files, a volume) instead",
-            )
-        if exec_total > MAX_EXEC_BYTES:
-            raise SpecError(
-                "command",
-                self.command,
-                f"the argv and environment total {exec_total} bytes; execve takes at most "
-                f"{MAX_EXEC_BYTES} (ARG_MAX, less room for the image's own variables)",
-            )
+        check_sizes(self)
 
     @staticmethod
     def _claim_mount(seen: dict[str, str], path: str, field: str) -> None:

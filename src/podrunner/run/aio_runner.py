@@ -38,6 +38,7 @@ from podrunner.run.runner import (
     REAPED_KINDS,
     _due,
     check_egress,
+    cleanup_policy,
     core_for_plan,
     core_for_pod,
     with_timeout,
@@ -216,6 +217,7 @@ class AsyncPodRunner:
         The arguments are those of :meth:`run`. If creation fails or is cancelled, whatever
         was created is deleted before the error propagates.
         """
+        cleanup = cleanup_policy(cleanup)
 
         async def start() -> AsyncRunHandle:
             return await self._start(
@@ -386,6 +388,7 @@ class AsyncPodRunner:
         Raises:
             NotFound: No pod carries that run id.
         """
+        cleanup = cleanup_policy(cleanup)
         namespace = namespace or self.namespace
         selector = f"{MANAGED_SELECTOR},{RUN_ID_LABEL}={run_id}"
         listed = await self.api.list("Pod", namespace, label_selector=selector)

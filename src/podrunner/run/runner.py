@@ -35,6 +35,7 @@ from podrunner.run.outcome import ReapReport, RunIdentity, RunResult
 from podrunner.run.retry import RetryingBackend, RetryPolicy
 from podrunner.run.watch import WatchRegistry
 from podrunner.spec import CleanupPolicy, Deadlines, EgressPolicy, PodSpec
+from podrunner.spec._fields import _enum
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -191,6 +192,7 @@ class PodRunner:
         The arguments are those of :meth:`run`. If creation fails, whatever was created is
         deleted before the error propagates.
         """
+        cleanup = cleanup_policy(cleanup)
         deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
             build_manifests(spec, run_id=run_id, egress=self.egress),
@@ -307,6 +309,7 @@ class PodRunner:
         Raises:
             NotFound: No pod carries that run id.
         """
+        cleanup = cleanup_policy(cleanup)
         namespace = namespace or self.namespace
         selector = f"{MANAGED_SELECTOR},{RUN_ID_LABEL}={run_id}"
         listed = self.api.list("Pod", namespace, label_selector=selector)
@@ -374,6 +377,16 @@ def check_egress(egress: EgressPolicy | None) -> EgressPolicy | None:
     if egress is not None and not isinstance(egress, EgressPolicy):
         raise TypeError(f"egress must be an EgressPolicy or None, not {type(egress).__name__}")
     return egress
+
+
+def cleanup_policy(value: object) -> CleanupPolicy:
+    """A runner's ``cleanup`` argument as a policy: the enum or its value (``"never"``).
+
+    Raises:
+        SpecError: Any other value, before anything is created (a string compared by
+            identity would otherwise have meant ``ALWAYS`` whatever it said).
+    """
+    return _enum(CleanupPolicy, "cleanup", value)
 
 
 def with_timeout(deadlines: Deadlines | None, timeout: float | None) -> Deadlines:

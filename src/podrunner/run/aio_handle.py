@@ -263,8 +263,9 @@ class AsyncRunHandle:
 
         Lines are de-duplicated across reconnects and also kept for the result. The iterator
         ends once the pod's status says the container terminated (what is left of the log is
-        then read at once), or when the run is cancelled. A callback's exception is raised
-        here.
+        then read at once), when the run is cancelled, or when one of its deadlines passes
+        (:meth:`wait` then stops it and raises ``RunTimeout``). A callback's exception is
+        raised here.
         """
         core, follower = self._core, self._follower
         lines: list[str] = []
@@ -289,7 +290,8 @@ class AsyncRunHandle:
                     continue
                 if core.callback_error is not None:
                     raise core.callback_error
-                over = core.state.terminal or core.gone or core.cancelled
+                # A deadline that passed ends the lines too: wait() then stops the run.
+                over = core.settled(self._clock.monotonic())
                 if over or (follower.done and follower.drained):
                     if not follower.drained and not core.cancelled:
                         await follower.drain()  # the rest arrives through on_line
@@ -298,7 +300,7 @@ class AsyncRunHandle:
                     continue
                 future = asyncio.get_running_loop().create_future()
                 wake[:] = [future]
-                await self._wait_for_pod(None, future)
+                await self._wait_for_pod(core.next_deadline()[0], future)
         finally:
             core.logs.remove_listener(on_line)  # (which would hold the lines read)
 

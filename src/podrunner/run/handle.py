@@ -253,8 +253,9 @@ class RunHandle:
 
         Lines are de-duplicated across reconnects and also kept for the result. The iterator
         ends once the pod's status says the container terminated (what is left of the log is
-        then read at once, since a followed log may stay open after its container ended), or
-        when the run is cancelled. An exception raised by a callback is raised here.
+        then read at once, since a followed log may stay open after its container ended), when
+        the run is cancelled, or when one of its deadlines passes (:meth:`wait` then stops the
+        run and raises ``RunTimeout``). An exception raised by a callback is raised here.
         """
         lines = _LogLines(
             self._core,
@@ -353,9 +354,9 @@ class RunHandle:
             if core.gone and not core.state.terminal:
                 return
 
-    def _wait_for_pod(self, stop: threading.Event) -> None:
-        """Wait for and fold the pod's next events, until ``stop`` or the run stops."""
-        self._apply(self._watch.wait(self._sub, None, Either(stop, self._stop)))
+    def _wait_for_pod(self, stop: threading.Event, deadline: float | None) -> None:
+        """Wait for and fold the pod's next events, until ``stop``, ``deadline`` or the end."""
+        self._apply(self._watch.wait(self._sub, deadline, Either(stop, self._stop)))
 
     def _stop_waiting(self, *, interrupt: bool) -> None:
         """Release a :meth:`_wait_for_pod` (``interrupt``: it may read the shared stream)."""
@@ -448,7 +449,7 @@ class _LogLines:
         clock: Clock,
         *,
         stopping: Flag,
-        wait_for_pod: Callable[[threading.Event], None],
+        wait_for_pod: Callable[[threading.Event, float | None], None],
         stop_waiting: Callable[..., None],
         failed_elsewhere: Callable[[BaseException], bool],
     ) -> None:
@@ -473,10 +474,12 @@ class _LogLines:
         hold.adopt()
         core = self._core
         try:
-            while not (core.state.terminal or core.gone or self._stopping.is_set()):
+            # Until the container ends, or one of the run's deadlines passes (wait() then
+            # stops the run and raises RunTimeout): the lines end either way.
+            while not (core.settled(self._clock.monotonic()) or self._stopping.is_set()):
                 if self._stop.is_set():
                     return
-                self._wait_for_pod(self._stop)
+                self._wait_for_pod(self._stop, core.next_deadline()[0])
         except BaseException as exc:
             self._failed_elsewhere(exc)
             self._failed.append(exc)  # raised by the iterator, in its caller's thread
@@ -489,13 +492,14 @@ class _LogLines:
     def lines(self) -> Iterator[str]:
         """The lines, as :meth:`RunHandle.logs` documents them."""
         core, follower = self._core, self._follower
+        clock = self._clock
+        # Held as wait() holds it: a virtual clock must not jump while this thread works
+        # (from before it starts, and before the follower starts: time jumped to the end of
+        # the run while the follower alone waited), only while it waits.
+        hold = clock.hold(owned=False)
         core.logs.add_listener(self._on_line)
         core.stream_logs = True
         follower.ensure()
-        clock = self._clock
-        # Held as wait() holds it: a virtual clock must not jump while this thread works
-        # (from before it starts), only while it waits.
-        hold = clock.hold(owned=False)
         status = threading.Thread(
             target=self._follow_status,
             args=(hold,),
@@ -527,7 +531,8 @@ class _LogLines:
             if self._failed:
                 raise self._failed[0]
             if self._over.is_set() or (follower.done and follower.drained):
-                if not follower.drained and not self._stopping.is_set():
+                ended = core.state.terminal or core.gone
+                if ended and not follower.drained and not self._stopping.is_set():
                     follower.drain()  # the rest arrives through _on_line
                 if pos == len(lines):
                     return

@@ -7,14 +7,13 @@ too long").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError
 from podrunner.spec._fields import SecretRef, _blen
-
-if TYPE_CHECKING:
-    from podrunner.spec.pod import PodSpec
+from podrunner.spec.values import EnvVar
 
 __all__ = ["MAX_ARG_BYTES", "MAX_EXEC_BYTES", "MAX_POD_CONTENT_BYTES", "arg_rule", "check_sizes"]
 
@@ -49,7 +48,30 @@ def arg_rule(size: int, what: str) -> str:
     )
 
 
-def check_sizes(spec: PodSpec) -> None:
+class Sized(Protocol):
+    """What :func:`check_sizes` reads of a :class:`~podrunner.spec.PodSpec` (no import cycle)."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def command(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> tuple[EnvVar, ...]: ...
+    @property
+    def blank_env(self) -> tuple[str, ...]: ...
+    @property
+    def secret_env(self) -> Mapping[str, str | SecretRef]: ...
+    @property
+    def secret_files(self) -> Mapping[str, str | SecretRef]: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+    @property
+    def node_selector(self) -> Mapping[str, str]: ...
+
+
+def check_sizes(spec: Sized) -> None:
     """Refuse what the kernel, the API server or etcd would refuse later, by size."""
     # The container's environment, as execve gets it: "NAME=value" strings.
     exec_total = sum(_blen(arg) + 1 for arg in spec.command)

@@ -11,6 +11,7 @@ import _thread
 import asyncio
 import contextlib
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,7 @@ from podrunner.claude import (
     ClaudeMaxTurns,
     ClaudeRunner,
     ClaudeTask,
+    ClaudeTimeout,
 )
 from podrunner.errors import SpecError
 from podrunner.run import PodRunner
@@ -248,4 +250,21 @@ def test_a_dropped_log_stream_loses_and_doubles_nothing(
     assert cuts.fired == 2
     assert [signature(e) for e in got] == [signature(e) for e in expected]
     assert len({e["uuid"] for e in got}) == len(got) > 40
+    assert leftovers(cluster) == []
+
+
+def test_stream_stops_at_its_timeout(
+    pods: PodRunner, cluster: FakeCluster, standin: str, tmp_path: Path
+) -> None:
+    """A slow CLI's stream ends at the run's timeout with ClaudeTimeout, nothing left.
+
+    The log iterator used to wait for the container however long it ran.
+    """
+    runner = make(pods, standin, tmp_path, delay=1.0)  # ~40 events: ~40 s unbounded
+    events: list[Mapping[str, Any]] = []
+    started = time.monotonic()
+    with pytest.raises(ClaudeTimeout):
+        events.extend(runner.stream(PARTIAL, timeout=3.0))
+    assert time.monotonic() - started < 20
+    assert events  # what arrived before the deadline was delivered
     assert leftovers(cluster) == []

@@ -27,7 +27,7 @@ from podrunner import _validation as v
 from podrunner.errors import SpecError, kind_of
 from podrunner.spec._fields import _absolute_path, _blen, _check, _str_tuple, _text
 from podrunner.spec.sizes import MAX_ARG_BYTES, MAX_EXEC_BYTES, MAX_POD_CONTENT_BYTES
-from podrunner.spec.values import EnvVar, Resources
+from podrunner.spec.values import EnvVar, Resources, env_vars
 
 __all__ = ["InitContainer", "Sidecar", "check_containers"]
 
@@ -63,33 +63,6 @@ def _command(value: Iterable[str]) -> tuple[str, ...]:
                 "(MAX_ARG_STRLEN): pass large data in a volume instead",
             )
     return argv
-
-
-def _env(
-    value: Mapping[str, str] | Iterable[EnvVar | tuple[str, str]] | None,
-) -> tuple[EnvVar, ...]:
-    raw: object = value  # typed loosely on purpose: callers may pass anything at run time
-    if raw is None:
-        return ()
-    if isinstance(raw, Mapping):
-        items = [EnvVar(name, item) for name, item in raw.items()]
-    elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
-        raise SpecError("env", raw, "must be a mapping or a sequence of EnvVar")
-    else:
-        items = []
-        for entry in raw:
-            if isinstance(entry, EnvVar):
-                items.append(entry)
-            elif isinstance(entry, tuple) and len(entry) == 2:
-                items.append(EnvVar(entry[0], entry[1]))
-            else:
-                raise SpecError("env", entry, "entries must be EnvVar or (name, value) pairs")
-    seen: set[str] = set()
-    for item in items:
-        if item.name in seen:
-            raise SpecError("env", item.name, "duplicate environment variable name")
-        seen.add(item.name)
-    return tuple(items)
 
 
 def _resources(value: Resources | None) -> Resources:
@@ -139,7 +112,7 @@ class _Container:
             ("name", _name),
             ("image", _image),
             ("command", _command),
-            ("env", _env),
+            ("env", env_vars),
             ("resources", _resources),
             ("working_dir", _working_dir),
         )

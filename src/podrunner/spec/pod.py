@@ -57,6 +57,7 @@ from podrunner.spec.values import (
     SecurityProfile,
     Toleration,
     Volume,
+    env_vars,
 )
 
 __all__ = [
@@ -180,33 +181,6 @@ def _pull_policy(value: ImagePullPolicy | str) -> ImagePullPolicy:
 
 def _security(value: SecurityProfile | str) -> SecurityProfile:
     return _enum(SecurityProfile, "security", value)
-
-
-def _env(
-    value: Mapping[str, str] | Iterable[EnvVar | tuple[str, str]] | None,
-) -> tuple[EnvVar, ...]:
-    raw: object = value  # typed loosely on purpose: callers may pass anything at run time
-    if raw is None:
-        return ()
-    if isinstance(raw, Mapping):
-        items: list[EnvVar] = [EnvVar(_require_str("env", k), v_) for k, v_ in raw.items()]
-    elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
-        raise SpecError("env", raw, "must be a mapping or a sequence of EnvVar")
-    else:
-        items = []
-        for entry in raw:
-            if isinstance(entry, EnvVar):
-                items.append(entry)
-            elif isinstance(entry, tuple) and len(entry) == 2:
-                items.append(EnvVar(entry[0], entry[1]))
-            else:
-                raise SpecError("env", entry, "entries must be EnvVar or (name, value) pairs")
-    seen: set[str] = set()
-    for item in items:
-        if item.name in seen:
-            raise SpecError("env", item.name, "duplicate environment variable name")
-        seen.add(item.name)
-    return tuple(items)
 
 
 def _blank_env(value: Iterable[str]) -> tuple[str, ...]:
@@ -517,7 +491,7 @@ class PodSpec:
     image_pull_policy: ImagePullPolicy = attrs.field(
         default=ImagePullPolicy.IF_NOT_PRESENT, kw_only=True, converter=_pull_policy
     )
-    env: tuple[EnvVar, ...] = attrs.field(default=(), kw_only=True, converter=_env)
+    env: tuple[EnvVar, ...] = attrs.field(default=(), kw_only=True, converter=env_vars)
     blank_env: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_blank_env)
     secret_env: FrozenMap[str | SecretRef] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_secret_env, repr=_redacted_repr

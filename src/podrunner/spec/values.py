@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any, Literal
 
@@ -573,3 +574,31 @@ class Toleration:
         if self.toleration_seconds is not None:
             out["tolerationSeconds"] = self.toleration_seconds
         return out
+
+
+def env_vars(
+    value: Mapping[str, str] | Iterable[EnvVar | tuple[str, str]] | None,
+) -> tuple[EnvVar, ...]:
+    """An ``env`` argument as EnvVar items: a mapping, or EnvVar / ``(name, value)`` items."""
+    raw: object = value  # typed loosely on purpose: callers may pass anything at run time
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):
+        items: list[EnvVar] = [EnvVar(_require_str("env", k), v_) for k, v_ in raw.items()]
+    elif isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+        raise SpecError("env", raw, "must be a mapping or a sequence of EnvVar")
+    else:
+        items = []
+        for entry in raw:
+            if isinstance(entry, EnvVar):
+                items.append(entry)
+            elif isinstance(entry, tuple) and len(entry) == 2:
+                items.append(EnvVar(entry[0], entry[1]))
+            else:
+                raise SpecError("env", entry, "entries must be EnvVar or (name, value) pairs")
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise SpecError("env", item.name, "duplicate environment variable name")
+        seen.add(item.name)
+    return tuple(items)

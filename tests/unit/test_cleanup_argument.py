@@ -106,3 +106,24 @@ def test_any_other_value_is_refused_before_anything_is_created(bad: object) -> N
         assert info.value.field == "cleanup"
         assert "'always', 'on-success', 'never'" in info.value.rule
     assert _kept(cluster) == NOTHING
+
+
+@pytest.mark.parametrize("kind", ["Secret", "ConfigMap"])
+def test_reap_under_the_documented_role_skips_what_it_may_not_list(kind: str) -> None:
+    """docs/rbac grants no list on Secrets: reap still reaps pods and says what it skipped."""
+    cluster = _cluster()
+    runner = PodRunner(cluster.backend)
+    with runner.start(SPEC, cleanup=CleanupPolicy.NEVER) as handle:
+        handle.wait()
+    cluster.fault(verb="list", kind=kind, status=403, times=None)
+    report = runner.reap(older_than=0.0)
+    assert report.skipped == (kind,)
+    assert ("Pod", "default", handle.pod_name) in report.deleted
+    assert cluster.backend.list("Pod", None, label_selector=MANAGED_SELECTOR).items == []
+
+
+def test_reap_without_list_on_pods_fails() -> None:
+    cluster = _cluster()
+    cluster.fault(verb="list", kind="Pod", status=403, times=None)
+    with pytest.raises(Exception, match="403"):
+        PodRunner(cluster.backend).reap()

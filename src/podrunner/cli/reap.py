@@ -52,3 +52,6 @@ def reap(
         click.echo(f"deleted {kind} {ns}/{name}")
     note = f" ({FAKE_KEEPS_NOTHING}: nothing is ever left to reap)" if is_fake(runner) else ""
     click.echo(f"podrunner: reaped {len(report.deleted)}, kept {report.kept}{note}", err=True)
+    if report.skipped:
+        kinds = ", ".join(report.skipped)
+        click.echo(f"podrunner: not allowed to list {kinds}: not examined", err=True)

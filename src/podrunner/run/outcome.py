@@ -104,10 +104,14 @@ class ReapReport:
     Attributes:
         deleted: ``(kind, namespace, name)`` of each deleted object.
         kept: How many managed objects were examined and left alone.
+        skipped: Kinds the caller may not list (403), so not examined: a Secret, ConfigMap or
+            NetworkPolicy of a run is owned by its pod and goes with it; one whose pod was
+            never made stays until someone allowed to list it reaps it.
     """
 
     deleted: tuple[tuple[str, str, str], ...]
     kept: int
+    skipped: tuple[str, ...] = ()
 
 
 @attrs.frozen

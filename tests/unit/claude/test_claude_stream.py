@@ -124,7 +124,9 @@ def test_leaving_the_stream_early_deletes_pod_secret_and_config_map(
         pods,
         standin,
         tmp_path,
-        delay=0.3,
+        # Waiting: the next event is far off, so the interrupt lands in the wait even on a
+        # loaded machine (at 0.3 s the stream could end before a starved timer fired).
+        delay=2.0 if how == "ctrl-c waiting" else 0.3,
         credentials=ClaudeCredentials.api_key("sk-ant-test"),
         managed_settings={"permissions": {"deny": ["WebFetch"]}},
     )

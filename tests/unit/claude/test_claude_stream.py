@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import contextlib
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,20 @@ PARTIAL = TOOL_USE.replace(include_partial_messages=True)
 
 class Boom(Exception):
     """What the loop body raises."""
+
+
+@pytest.fixture
+def sigint_handled() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this test, however the suite was launched.
+
+    A process started in the background by a non-interactive shell (as CI may start the
+    tests) inherits SIGINT ignored, and then ``_thread.interrupt_main`` does nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
@@ -117,7 +132,12 @@ def test_stream_refuses_a_bad_task_before_any_api_call(
 
 @pytest.mark.parametrize("how", ["break", "exception", "ctrl-c in body", "ctrl-c waiting", "close"])
 def test_leaving_the_stream_early_deletes_pod_secret_and_config_map(
-    pods: PodRunner, cluster: FakeCluster, standin: str, tmp_path: Path, how: str
+    pods: PodRunner,
+    cluster: FakeCluster,
+    standin: str,
+    tmp_path: Path,
+    how: str,
+    sigint_handled: None,
 ) -> None:
     """Break, an exception or Ctrl-C in the loop, or closing a held stream: nothing stays."""
     runner = make(

@@ -343,7 +343,7 @@ class Workspace:
             when the directory grows past it. Not with ``claim``.
         claim: Name of an existing PersistentVolumeClaim to use instead of an ``emptyDir``;
             it outlives the run (the checkout directory must be empty when it starts).
-        image: Image of the init containers (default :data:`DEFAULT_WORKSPACE_IMAGE`).
+        image: Image of the init containers (default ``alpine/git:2.47.2``).
         resources: CPU and memory of the init containers (for namespaces with quotas).
     """
 

@@ -31,6 +31,7 @@ from podrunner.errors import REDACTED, SpecError
 from podrunner.manifest.containers import init_container_manifests
 from podrunner.manifest.naming import generate_pod_name, new_run_id
 from podrunner.manifest.patch import patch_pod
+from podrunner.manifest.workspace import add_workspace
 from podrunner.spec import SecretRef, SecurityProfile
 from podrunner.spec.patch import thaw_patch
 
@@ -225,6 +226,7 @@ def _build_full(
         mounts.append(mount)
     # Init containers and sidecars get the user volumes only, not the secrets and files below.
     init = init_container_manifests(spec, list(mounts), _container_security(spec))
+    add_workspace(spec, volumes, mounts, init, _container_security(spec))
     _secret_files(spec, secret_name, secret_data, volumes, mounts)
     config_map = _files(spec, pod_name, labels, volumes, mounts)
     metadata = _metadata(spec, pod_name, labels)
@@ -345,8 +347,10 @@ def _container(
         "imagePullPolicy": spec.image_pull_policy.value,
         "command": list(spec.command),
     }
-    if spec.working_dir:
-        container["workingDir"] = spec.working_dir
+    # A workspace is where the command works unless the spec says otherwise.
+    working_dir = spec.working_dir or (spec.workspace.mount_path if spec.workspace else None)
+    if working_dir:
+        container["workingDir"] = working_dir
     if env:
         container["env"] = env
     resources = spec.resources.to_manifest()
@@ -379,7 +383,9 @@ def _pod_spec(
         pod_spec["runtimeClassName"] = spec.runtime_class_name
     if spec.priority_class_name is not None:
         pod_spec["priorityClassName"] = spec.priority_class_name
-    pod_security = _pod_security(spec, has_secret_files=bool(spec.secret_files))
+    # A claim is owned by whoever made it: fsGroup makes it writable by the run's user too.
+    claim = spec.workspace is not None and spec.workspace.claim is not None
+    pod_security = _pod_security(spec, has_secret_files=bool(spec.secret_files) or claim)
     if pod_security:
         pod_spec["securityContext"] = pod_security
     if spec.node_selector:

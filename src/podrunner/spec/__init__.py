@@ -2,8 +2,8 @@
 
 ``values`` holds the value types (enums, Resources, SecretRef, EnvVar, Volume, Deadlines,
 Toleration), ``affinity`` node affinity, ``containers`` init containers and sidecars,
-``egress`` the egress policy, ``pod`` the PodSpec and its size limits, ``_fields`` the shared
-converters.
+``egress`` the egress policy, ``workspace`` the workspace, ``pod`` the PodSpec and its size
+limits, ``_fields`` the shared converters.
 """
 
 from __future__ import annotations
@@ -32,8 +32,17 @@ from podrunner.spec.values import (
     Volume,
     VolumeKind,
 )
+from podrunner.spec.workspace import (
+    DEFAULT_WORKSPACE_IMAGE,
+    DEFAULT_WORKSPACE_PATH,
+    DownloadSource,
+    GitSource,
+    Workspace,
+)
 
 __all__ = [
+    "DEFAULT_WORKSPACE_IMAGE",
+    "DEFAULT_WORKSPACE_PATH",
     "MAX_ARG_BYTES",
     "MAX_EXEC_BYTES",
     "MAX_POD_CONTENT_BYTES",
@@ -42,11 +51,13 @@ __all__ = [
     "RESERVED_LABEL_KEYS",
     "CleanupPolicy",
     "Deadlines",
+    "DownloadSource",
     "EgressPolicy",
     "EgressPort",
     "EgressRule",
     "EnvVar",
     "FrozenMap",
+    "GitSource",
     "ImagePullPolicy",
     "InitContainer",
     "NodeAffinity",
@@ -60,4 +71,5 @@ __all__ = [
     "Toleration",
     "Volume",
     "VolumeKind",
+    "Workspace",
 ]

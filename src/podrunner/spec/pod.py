@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 import podrunner.spec.containers as _c
+import podrunner.spec.workspace as _ws
 from podrunner import _validation as v
 from podrunner.errors import REDACTED, SpecError, kind_of
 from podrunner.spec._fields import (
@@ -451,6 +452,7 @@ class PodSpec:
         working_dir: Absolute working directory of the container.
         init_containers: :class:`InitContainer` steps run in order before the main container.
         sidecars: :class:`Sidecar` containers started first and kept running beside it.
+        workspace: A :class:`Workspace` (git checkouts, downloads) filled before it starts.
         node_selector: Node labels the pod requires.
         node_affinity: Node label expressions the pod requires (``In``, ``NotIn``...).
         tolerations: Taints the pod tolerates.
@@ -515,6 +517,9 @@ class PodSpec:
         default=(), kw_only=True, converter=_c.init_containers, validator=_c.check_containers
     )
     sidecars: tuple[_c.Sidecar, ...] = attrs.field(default=(), kw_only=True, converter=_c.sidecars)
+    workspace: _ws.Workspace | None = attrs.field(
+        default=None, kw_only=True, converter=_ws.workspace, validator=_ws.check_workspace
+    )
     node_selector: FrozenMap[str] = attrs.field(
         factory=FrozenMap, kw_only=True, converter=_node_selector
     )

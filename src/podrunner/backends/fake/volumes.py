@@ -6,6 +6,7 @@ from typing import Any
 
 from podrunner import _validation
 from podrunner.backends.fake.field_errors import Errors
+from podrunner.backends.fake.quantities import canonical_quantity, decode_quantity
 
 __all__ = ["check_mode", "check_volumes"]
 
@@ -83,6 +84,12 @@ def _check_source(kind: str, source: dict[str, Any], path: str, errs: Errors) ->
         if not source.get("secretName"):
             errs.required(f"{path}.secretName")
         _key_to_paths(errs, path, source.get("items"))
+    elif kind == "emptyDir" and source.get("sizeLimit") is not None:
+        # A quantity that does not parse is the decoder's 400; a negative one is refused.
+        limit = canonical_quantity(decode_quantity("Pod", source["sizeLimit"]), False)
+        source["sizeLimit"] = limit
+        if _validation.parse_quantity(limit) < 0:
+            errs.forbidden(f"{path}.sizeLimit", "SizeLimit field must be a valid resource quantity")
 
 
 def _check_volume(vol: dict[str, Any], path: str, errs: Errors, names: set[str]) -> str:

@@ -375,6 +375,22 @@ def test_init_failure_raises_promptly_with_its_logs() -> None:
     assert leftovers(cluster) == []
 
 
+def test_init_failure_names_the_line_that_says_why() -> None:
+    """A tool prints its reason, then advice: the error's message carries the reason."""
+    cluster = FakeCluster()
+    git = (
+        "Cloning into '/w'...\n"
+        "fatal: could not read Username for 'https://github.com': terminal prompts disabled\n"
+        "Please make sure you have the correct access rights\n"
+        "and the repository exists.\n"
+    )
+    cluster.when(image="alpine/git:*").fail(exit_code=128, logs=git)
+    with pytest.raises(InitContainerFailed) as err:
+        PodRunner(cluster.backend).run(SPEC, timeout=HOUR)
+    assert err.value.message.endswith("terminal prompts disabled")
+    assert err.value.logs == git
+
+
 def test_init_crash_loop_under_on_failure_raises_too() -> None:
     """Under restartPolicy OnFailure the kubelet restarts it; the back-off ends the run."""
     cluster = FakeCluster()

@@ -147,8 +147,7 @@ def fail_fast_error(
     of = "" if init is None else f" of init container {init}"
     if reason is Reason.INIT_CONTAINER_FAILED:
         code = "unknown" if state.init_exit_code is None else str(state.init_exit_code)
-        # The cluster's message is mostly empty; the log's last line says why (git's "fatal:").
-        said = state.message or next(iter(logs.strip().splitlines()[-1:]), "")
+        said = state.message or _why(logs)
         text = f"init container {init} failed (exit code {code}): {state.detail}: {said}"
         return InitContainerFailed(
             text.rstrip(": "),
@@ -268,3 +267,16 @@ def run_result(
         finished_at=finished,
         message=message,
     )
+
+
+def _why(logs: str) -> str:
+    """The line of a failed container's log that says why: its last ``fatal:``/``error:`` line.
+
+    The cluster's message is mostly empty. Tools print the reason and then advice (git ends
+    with "...and the repository exists."), so the last line alone often says nothing.
+    """
+    lines = logs.strip().splitlines()
+    for line in reversed(lines):
+        if line.lower().startswith(("fatal:", "error:", "error ")):
+            return line
+    return lines[-1] if lines else ""

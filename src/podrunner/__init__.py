@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         BackendError,
         BackendUnavailable,
         BadRequest,
+        CollectFailed,
         ConfigError,
         Conflict,
         ContainerConfigError,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from podrunner.run.aio_handle import AsyncRunHandle
     from podrunner.run.aio_retry import AsyncRetryingBackend
     from podrunner.run.aio_runner import AsyncPodRunner
+    from podrunner.run.collect import Collect, CollectedFiles
     from podrunner.signals import (
         Terminated,
         stop_on_signals,
@@ -108,6 +110,9 @@ _LAZY = {
     "BackendError": "podrunner.errors",
     "BackendUnavailable": "podrunner.errors",
     "BadRequest": "podrunner.errors",
+    "CollectFailed": "podrunner.errors",
+    "Collect": "podrunner.run.collect",
+    "CollectedFiles": "podrunner.run.collect",
     "ConfigError": "podrunner.errors",
     "Conflict": "podrunner.errors",
     "ContainerConfigError": "podrunner.errors",
@@ -206,6 +211,9 @@ __all__ = [
     "BadRequest",
     "CleanupPolicy",
     "ClusterConfig",
+    "Collect",
+    "CollectFailed",
+    "CollectedFiles",
     "ConfigError",
     "Conflict",
     "ContainerConfigError",

@@ -46,6 +46,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BadRequest",
+    "CollectFailed",
     "ConfigError",
     "Conflict",
     "ContainerConfigError",
@@ -539,6 +540,21 @@ class PodFailed(RunError):
 
     Attributes:
         result: The full :class:`~podrunner.RunResult` (logs, exit code, reason).
+    """
+
+    def __init__(self, message: str, *, result: RunResult, **kw: Any) -> None:
+        self.result = result
+        super().__init__(message, **kw)
+
+
+class CollectFailed(RunError):
+    """The container ran, but the files asked for with ``collect=`` could not be copied out.
+
+    The collect image has no ``tar``, the collector container is not running, or its tar
+    stream could not be read. The run's pod is cleaned up as after any failure.
+
+    Attributes:
+        result: The run's :class:`~podrunner.RunResult` (exit code, logs), without files.
     """
 
     def __init__(self, message: str, *, result: RunResult, **kw: Any) -> None:

@@ -24,12 +24,15 @@ import attrs
 
 from podrunner.backends.base import AsyncClock, WatchEvent
 from podrunner.errors import BackendError, NotFound, StartTimeout
+from podrunner.run.aio_collect import acollect_files
 from podrunner.run.aio_follow import AsyncLogFollower
 from podrunner.run.aio_initlog import aread_init_log
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncSubscription, AsyncWatchRegistry
+from podrunner.run.collect import CollectProblem
 from podrunner.run.core import (
     Action,
+    CollectFiles,
     DrainLogs,
     Fail,
     Finish,
@@ -395,9 +398,22 @@ class AsyncRunHandle:
                 core.logs_drained(await self._follower.drain())
         elif isinstance(action, ListEvents):
             core.events_listed(await self._api.pod_events(self.namespace, self.pod_name))
-        elif isinstance(action, ReadInitLog):
-            log = await aread_init_log(self._api, self.namespace, self.pod_name, action.container)
+        elif isinstance(action, (ReadInitLog, CollectFiles)):
+            await self._read_from_pod(action)
+
+    async def _read_from_pod(self, action: ReadInitLog | CollectFiles) -> None:
+        """Read what the verdict needs from the pod: a failed init container's log, files."""
+        core, api = self._core, self._api
+        if isinstance(action, ReadInitLog):
+            log = await aread_init_log(api, self.namespace, self.pod_name, action.container)
             core.init_log_read(log)
+            return
+        try:
+            files = await acollect_files(api, self.namespace, self.pod_name, action.collect)
+        except CollectProblem as exc:
+            core.collect_failed(str(exc))
+        else:
+            core.files_collected(files)
 
     async def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the core, doing what each asks at once."""

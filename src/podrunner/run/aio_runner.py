@@ -15,12 +15,12 @@ that cancellation, before ``CancelledError`` propagates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from podrunner.backends.base import AsyncBackend, AsyncClock, Kind
 from podrunner.errors import Forbidden, NotFound, RunError
-from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, build_manifests, owner_reference
+from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, owner_reference
 from podrunner.manifest.plan import RunPlan, plan_run
 from podrunner.run.aio_handle import (
     AsyncCallbacks,
@@ -32,6 +32,7 @@ from podrunner.run.aio_handle import (
 )
 from podrunner.run.aio_retry import AsyncRetryingBackend
 from podrunner.run.aio_watch import AsyncWatchRegistry
+from podrunner.run.collect import Collect, collect_option
 from podrunner.run.outcome import ReapReport, RunResult
 from podrunner.run.retry import RetryPolicy, _run_id_of
 from podrunner.run.runner import (
@@ -41,6 +42,7 @@ from podrunner.run.runner import (
     cleanup_policy,
     core_for_plan,
     core_for_pod,
+    run_manifests,
     with_timeout,
 )
 from podrunner.spec import CleanupPolicy, Deadlines, EgressPolicy, PodSpec
@@ -176,6 +178,7 @@ class AsyncPodRunner:
         cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
         on_log: LogCallback | None = None,
         on_state: StateCallback | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> RunResult:
         """Run ``spec`` to completion (the arguments of :meth:`PodRunner.run`).
 
@@ -197,6 +200,7 @@ class AsyncPodRunner:
             cleanup=cleanup,
             on_log=on_log,
             on_state=on_state,
+            collect=collect,
         ) as handle:
             return await handle.wait()
 
@@ -211,6 +215,7 @@ class AsyncPodRunner:
         on_log: LogCallback | None = None,
         on_state: StateCallback | None = None,
         run_id: str | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> StartingRun:
         """Create the run's objects; await the result for a handle, or ``async with`` it.
 
@@ -218,6 +223,7 @@ class AsyncPodRunner:
         was created is deleted before the error propagates.
         """
         cleanup = cleanup_policy(cleanup)
+        wanted = collect_option(collect)
 
         async def start() -> AsyncRunHandle:
             return await self._start(
@@ -228,6 +234,7 @@ class AsyncPodRunner:
                 cleanup=cleanup,
                 callbacks=AsyncCallbacks(on_log=on_log, on_state=on_state),
                 run_id=run_id,
+                collect=wanted,
             )
 
         return StartingRun(start)
@@ -242,10 +249,11 @@ class AsyncPodRunner:
         cleanup: CleanupPolicy,
         callbacks: AsyncCallbacks,
         run_id: str | None,
+        collect: Collect | None,
     ) -> AsyncRunHandle:
         deadlines = with_timeout(deadlines, timeout)
         plan = plan_run(
-            build_manifests(spec, run_id=run_id, egress=self.egress),
+            run_manifests(spec, run_id, self.egress, collect, deadlines.total),
             namespace=spec.namespace or self.namespace,
             now=self.clock.now(),
             total=deadlines.total,
@@ -258,7 +266,12 @@ class AsyncPodRunner:
         )
         manifests = plan.manifests
         core = core_for_plan(
-            plan, deadlines, cleanup, started=started, log_limit_bytes=self.log_limit_bytes
+            plan,
+            deadlines,
+            cleanup,
+            started=started,
+            log_limit_bytes=self.log_limit_bytes,
+            collect=collect,
         )
         handle = AsyncRunHandle(
             self._driver, core, callbacks=callbacks, manifests=manifests, check=check

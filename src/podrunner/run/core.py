@@ -16,6 +16,8 @@ plain event lists (``tests/unit/test_run_core.py``):
 - the pod going away (evicted, deleted by someone else) and cancel;
 - the log: the :class:`~podrunner.run.logs.LogCollector` (resume without duplicates) belongs
   to the core; drivers feed it and the verdict reads it;
+- files asked for with ``collect=``: copied out of the pod's collector once the main
+  container has ended, before the verdict and before cleanup deletes the pod;
 - the verdict, once: final state -> :class:`RunResult` or a :class:`RunError`;
 - what cleanup deletes, once.
 """
@@ -28,6 +30,8 @@ from typing import Any
 import attrs
 
 from podrunner.backends.base import Kind, WatchEvent
+from podrunner.errors import CollectFailed
+from podrunner.run.collect import Collect, CollectedFiles
 from podrunner.run.logs import LogCollector
 from podrunner.run.outcome import (
     DeadlineName,
@@ -45,6 +49,7 @@ from podrunner.spec import CleanupPolicy, Deadlines
 
 __all__ = [
     "Action",
+    "CollectFiles",
     "DrainLogs",
     "Fail",
     "Finish",
@@ -101,6 +106,16 @@ class ReadInitLog:
 
 
 @attrs.frozen
+class CollectFiles:
+    """Copy the files out of the pod's collector container (it outlived the main one).
+
+    Give them to :meth:`RunCore.files_collected`, or why not to :meth:`RunCore.collect_failed`.
+    """
+
+    collect: Collect
+
+
+@attrs.frozen
 class FollowLogs:
     """Start following the container's log (it has started and someone streams it)."""
 
@@ -133,6 +148,7 @@ Action = (
     | DrainLogs
     | ListEvents
     | ReadInitLog
+    | CollectFiles
     | FollowLogs
     | ReportState
     | Finish
@@ -155,6 +171,7 @@ class RunCore:
         log_limit_bytes: Keep at most this much output.
         stream_logs: Whether the log is followed as it comes (someone wants the lines).
         report_states: Whether new states are reported (someone wants them).
+        collect: The files to copy out once the main container has ended (``None``: none).
     """
 
     def __init__(
@@ -168,6 +185,7 @@ class RunCore:
         log_limit_bytes: int | None = None,
         stream_logs: bool = False,
         report_states: bool = True,
+        collect: Collect | None = None,
     ) -> None:
         self.run = run
         self.deadlines = deadlines
@@ -195,6 +213,9 @@ class RunCore:
         self._events: list[str] = []
         self._log_note = ""
         self._init_log = ""
+        self.collect = collect
+        self._files: CollectedFiles | None = None
+        self._collect_problem = ""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -236,6 +257,14 @@ class RunCore:
     def init_log_read(self, text: str) -> None:
         """The failed init container's log, for the error that is about to be raised."""
         self._init_log = text
+
+    def files_collected(self, files: CollectedFiles) -> None:
+        """The files copied out of the pod, for the result."""
+        self._files = files
+
+    def collect_failed(self, why: str) -> None:
+        """The files could not be copied out: the run fails with ``CollectFailed``."""
+        self._collect_problem = why
 
     # -- decisions --------------------------------------------------------------------------
 
@@ -372,7 +401,11 @@ class RunCore:
             return self._end_lost(f"the pod was evicted: {state.message}".rstrip(": "))
         if self._seen_deleting and not self.we_deleted and state.reason is not Reason.COMPLETED:
             return self._end_lost("the pod was deleted by someone else while it ran")
-        return self._end([DrainLogs(best_effort=False)], self._result)
+        last: list[Action] = [DrainLogs(best_effort=False)]
+        if self.collect is not None and state.container_ran:
+            # Before cleanup: the collector container dies with the pod.
+            last.append(CollectFiles(self.collect))
+        return self._end(last, self._result)
 
     def _result(self, now: float) -> Action:
         result = run_result(
@@ -384,6 +417,18 @@ class RunCore:
             note=self._log_note,
             elapsed=now - self.created_at,
         )
+        if self._collect_problem:
+            return Fail(
+                CollectFailed(
+                    f"the container ended but its files were not collected: "
+                    f"{self._collect_problem}",
+                    result=result,
+                    **self.run.context(self.state),
+                    logs=self.logs.text,
+                )
+            )
+        if self._files is not None:
+            result = attrs.evolve(result, files=self._files)
         return Finish(result)
 
     def _end_lost(self, why: str) -> bool:

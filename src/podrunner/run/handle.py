@@ -17,8 +17,10 @@ import attrs
 from podrunner._threads import start_quiet
 from podrunner.backends.base import Clock, Hold, WatchEvent
 from podrunner.errors import BackendError, NotFound, StartTimeout
+from podrunner.run.collect import CollectProblem, collect_files
 from podrunner.run.core import (
     Action,
+    CollectFiles,
     DrainLogs,
     Fail,
     Finish,
@@ -338,9 +340,21 @@ class RunHandle:
                 core.logs_drained(self._follower.drain())
         elif isinstance(action, ListEvents):
             core.events_listed(self._api.pod_events(self.namespace, self.pod_name))
-        elif isinstance(action, ReadInitLog):
-            log = read_init_log(self._api, self.namespace, self.pod_name, action.container)
-            core.init_log_read(log)
+        elif isinstance(action, (ReadInitLog, CollectFiles)):
+            self._read_from_pod(action)
+
+    def _read_from_pod(self, action: ReadInitLog | CollectFiles) -> None:
+        """Read what the verdict needs from the pod: a failed init container's log, files."""
+        core, api = self._core, self._api
+        if isinstance(action, ReadInitLog):
+            core.init_log_read(read_init_log(api, self.namespace, self.pod_name, action.container))
+            return
+        try:
+            files = collect_files(api, self.namespace, self.pod_name, action.collect)
+        except CollectProblem as exc:
+            core.collect_failed(str(exc))
+        else:
+            core.files_collected(files)
 
     def _apply(self, events: list[WatchEvent]) -> None:
         """Fold watch events into the core, doing what each asks at once."""

@@ -24,6 +24,7 @@ from podrunner.errors import (
     StartTimeout,
     Unschedulable,
 )
+from podrunner.run.collect import CollectedFiles
 from podrunner.run.state import Phase, PodState, Reason
 from podrunner.spec import Deadlines
 
@@ -57,6 +58,7 @@ class RunResult:
         started_at: When the container started (RFC 3339), if known.
         finished_at: When it finished (RFC 3339), if known.
         message: Extra information (why the exit code is unknown, why logs are missing...).
+        files: The files copied out with ``run(collect=...)``, or ``None`` when none were asked.
     """
 
     pod_name: str
@@ -70,6 +72,7 @@ class RunResult:
     started_at: str | None = None
     finished_at: str | None = None
     message: str = ""
+    files: CollectedFiles | None = attrs.field(default=None, repr=False)
 
     @property
     def reason(self) -> Reason | None:

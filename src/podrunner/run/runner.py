@@ -18,7 +18,7 @@ Every API call goes through a :class:`~podrunner.RetryingBackend`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,6 +28,7 @@ from podrunner.backends.base import Backend, Clock, Kind
 from podrunner.errors import Forbidden, NotFound, RunError
 from podrunner.manifest import MANAGED_SELECTOR, RUN_ID_LABEL, build_manifests, owner_reference
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
+from podrunner.run.collect import Collect, collect_option, with_collector
 from podrunner.run.core import RunCore
 from podrunner.run.handle import Callbacks, Driver, RunHandle
 from podrunner.run.many import ManyRuns
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from podrunner.backends.kubernetes import ClusterConfig
+    from podrunner.manifest import Manifests
     from podrunner.run.state import PodState
 
 __all__ = ["PodRunner"]
@@ -144,6 +146,7 @@ class PodRunner:
         cleanup: CleanupPolicy = CleanupPolicy.ALWAYS,
         on_log: Callable[[str], None] | None = None,
         on_state: Callable[[PodState], None] | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> RunResult:
         """Run ``spec`` to completion, like :func:`subprocess.run`.
 
@@ -155,12 +158,16 @@ class PodRunner:
             cleanup: What to delete afterwards.
             on_log: Called with each output line as it arrives (streams the log).
             on_state: Called with each new :class:`PodState`.
+            collect: Files to copy out of the pod once the container has ended, into
+                :attr:`RunResult.files`: absolute paths or globs (``["/out/**"]``) or a
+                :class:`Collect` (see ``docs/collect.md``).
 
         Returns:
             The result, whenever the container ran and terminated (any exit code).
 
         Raises:
-            RunError: The container never ran or the run was cut short.
+            RunError: The container never ran or the run was cut short;
+                :class:`~podrunner.errors.CollectFailed` when the files could not be copied.
             BackendError: The cluster refused a request that retrying could not fix.
         """
         handle = self.start(
@@ -171,6 +178,7 @@ class PodRunner:
             cleanup=cleanup,
             on_log=on_log,
             on_state=on_state,
+            collect=collect,
         )
         with handle:
             return handle.wait()
@@ -186,6 +194,7 @@ class PodRunner:
         on_log: Callable[[str], None] | None = None,
         on_state: Callable[[PodState], None] | None = None,
         run_id: str | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> RunHandle:
         """Create the run's objects and return a handle without waiting.
 
@@ -194,8 +203,9 @@ class PodRunner:
         """
         cleanup = cleanup_policy(cleanup)
         deadlines = with_timeout(deadlines, timeout)
+        wanted = collect_option(collect)
         plan = plan_run(
-            build_manifests(spec, run_id=run_id, egress=self.egress),
+            run_manifests(spec, run_id, self.egress, wanted, deadlines.total),
             namespace=spec.namespace or self.namespace,
             now=self.clock.now(),
             total=deadlines.total,
@@ -207,7 +217,12 @@ class PodRunner:
         stored = self._create(plan, None if deadlines.total is None else started + deadlines.total)
         manifests = plan.manifests
         core = core_for_plan(
-            plan, deadlines, cleanup, started=started, log_limit_bytes=self.log_limit_bytes
+            plan,
+            deadlines,
+            cleanup,
+            started=started,
+            log_limit_bytes=self.log_limit_bytes,
+            collect=wanted,
         )
         try:
             return RunHandle(
@@ -399,6 +414,20 @@ def with_timeout(deadlines: Deadlines | None, timeout: float | None) -> Deadline
     return deadlines if timeout is None else attrs.evolve(deadlines, total=timeout)
 
 
+def run_manifests(
+    spec: PodSpec,
+    run_id: str | None,
+    egress: EgressPolicy | None,
+    collect: Collect | None,
+    total: float | None,
+) -> Manifests:
+    """Every manifest of one run of ``spec``, with the collector when files are collected."""
+    manifests = build_manifests(spec, run_id=run_id, egress=egress)
+    if collect is None:
+        return manifests
+    return with_collector(manifests, collect, total=total)
+
+
 def core_for_plan(
     plan: RunPlan,
     deadlines: Deadlines,
@@ -406,6 +435,7 @@ def core_for_plan(
     *,
     started: float,
     log_limit_bytes: int | None,
+    collect: Collect | None = None,
 ) -> RunCore:
     """The core of a run whose objects ``plan`` created at monotonic time ``started``."""
     manifests = plan.manifests
@@ -421,6 +451,7 @@ def core_for_plan(
         created_at=started,
         extras=tuple((extra["kind"], extra["metadata"]["name"]) for extra in plan.extras),
         log_limit_bytes=log_limit_bytes,
+        collect=collect,
     )
 
 

@@ -94,6 +94,11 @@ class Kubelet:
         sim = self.pods.track(pod, self._outcome(pod))
         for c, spec in zip(sim.inits, pod["spec"].get("initContainers") or (), strict=True):
             c.outcome = self._init_outcome(pod, spec, sidecar=c.sidecar)
+        # A second container (run(collect=...)'s collector) serves until the pod is deleted,
+        # unless a rule names it by image or command: the pod's outcome is the main one's.
+        extra = zip(sim.containers[1:], pod["spec"]["containers"][1:], strict=True)
+        for c, spec in extra:
+            c.outcome = self._init_outcome(pod, spec, sidecar=True)
         return sim
 
     def start(self, sim: PodSim) -> None:

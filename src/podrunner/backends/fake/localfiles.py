@@ -56,8 +56,10 @@ def prepare_files(
     gid: int | None,
     groups: list[int] | None,
     claims: Callable[[str, str], Path] | None = None,
-) -> tuple[list[str], dict[str, str], Path]:
+) -> tuple[list[str], dict[str, str], Path, Callable[[str], str]]:
     """Write the pod's volumes under ``root``; return the container's argv, env and cwd.
+
+    The fourth value maps a path in the container to the local one (for exec's argv).
 
     ``uid``, ``gid`` and ``groups`` are who the process runs as (``None``: the caller): the
     directory is given to that user, and ``PATH`` keeps only what it can search. ``claims``
@@ -79,7 +81,7 @@ def prepare_files(
     cwd = Path(local(workdir)) if workdir and local(workdir) != workdir else root / "work"
     if uid is not None and uid != os.geteuid():
         _chown_tree(root, uid, gid if gid is not None else -1)
-    return argv, env, cwd
+    return argv, env, cwd, local
 
 
 def _write_volumes(

@@ -50,7 +50,7 @@ from podrunner.backends.fake.localfiles import prepare_files, run_directory
 from podrunner.errors import BackendUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from podrunner.backends.fake.kubelet import Kubelet
     from podrunner.backends.fake.podsim import ContainerSim, PodSim
@@ -315,13 +315,21 @@ def _resolve_user(pod: Mapping[str, Any], container: str, *, ignore: bool) -> _U
 class _Run:
     """What the runtime keeps per container: its environment, directory and user."""
 
-    __slots__ = ("argv", "cwd", "env", "user")
+    __slots__ = ("argv", "cwd", "env", "local", "user")
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, user: _User) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        user: _User,
+        local: Callable[[str], str],
+    ) -> None:
         self.argv = argv
         self.env = env
         self.cwd = cwd
         self.user = user
+        self.local = local  # a path in the container -> the local one
 
 
 class LocalRuntime:
@@ -360,10 +368,10 @@ class LocalRuntime:
         pod = objects["Pod"].get((sim.namespace, sim.name)) or {}
         root = run_directory(sim, _LIVE.parent_dir)
         user = _resolve_user(pod, c.name, ignore=self.ignore_run_as_user)
-        argv, env, cwd = prepare_files(
+        argv, env, cwd, local = prepare_files(
             objects, pod, sim, c, root, user.uid, user.gid, user.groups, self._claim_dir
         )
-        return _Run(argv, env, cwd, user)
+        return _Run(argv, env, cwd, user, local)
 
     # -- Runtime protocol -----------------------------------------------------------------
 
@@ -454,12 +462,18 @@ class LocalRuntime:
     ) -> ExecResult:
         """Run ``argv`` next to the container's process: same user, environment and directory.
 
+        Arguments that name a path under one of the container's mounts are mapped to the
+        pod's local directory, as for the container's own argv.
+
         The exec runs in its own process group, which is killed when it ends: background
         processes it starts do not outlive it.
         """
         run = self._runs.get((sim.uid, c.name))
         env = run.env if run else {"PATH": os.environ.get("PATH", "")}
         cwd = run.cwd if run else None
+        if run is not None:
+            # As the container's own argv: a path under a mount names the pod's files.
+            argv = [run.local(arg) for arg in argv]
         try:
             proc = subprocess.Popen(
                 argv,

@@ -8,6 +8,8 @@ the most specific statement about one pod. Unmatched pods succeed at once with e
 Init containers and sidecars follow the newest rule that names them by ``image`` or
 ``command`` (``cluster.when(image="alpine/git:*").fail(exit_code=128)``); unmatched init
 containers succeed at once and unmatched sidecars run until the main container has ended.
+The pod's containers after the first (the collector of ``run(collect=...)``) follow such a rule
+too; unmatched, they run until the pod is deleted.
 """
 
 from __future__ import annotations

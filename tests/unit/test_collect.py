@@ -324,7 +324,7 @@ def test_a_broken_stream_is_a_clear_problem(stream: bytes, words: str) -> None:
 
 
 def test_the_core_collects_after_the_log_only_when_the_container_ran() -> None:
-    from tests.unit.test_run_core import RUNNING, done
+    from test_run_core import RUNNING, done
 
     collect = Collect(["/out/**"])
     run = RunIdentity(pod_name="p", namespace="ns", run_id="r", container="main")

@@ -37,7 +37,7 @@ from podrunner.run.outcome import ReapReport, RunResult
 from podrunner.run.retry import RetryPolicy, _run_id_of
 from podrunner.run.runner import (
     REAPED_KINDS,
-    _due,
+    Reaping,
     check_egress,
     cleanup_policy,
     core_for_plan,
@@ -429,29 +429,17 @@ class AsyncPodRunner:
     ) -> ReapReport:
         """Delete managed objects that outlived their runs (as :meth:`PodRunner.reap`)."""
         namespace = namespace or self.namespace
-        now = self.clock.now()
-        deleted: list[tuple[Kind, str, str]] = []
-        kept = 0
-        skipped: list[Kind] = []
+        reaping = Reaping(namespace, self.clock.now(), older_than)
         for kind in REAPED_KINDS:
             try:
                 listed = await self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR)
-            except Forbidden:
-                if kind == "Pod":
-                    raise
-                # The documented Roles grant no list on Secrets (it would read every Secret
-                # of the namespace); runs' own objects go with their pods.
-                skipped.append(kind)
+            except Forbidden as exc:
+                reaping.forbidden(kind, exc)
                 continue
-            for obj in listed.items:
-                meta = obj.get("metadata", {})
-                if _due(meta, now, older_than):
-                    deleted.append((kind, namespace, meta["name"]))
-                else:
-                    kept += 1
-        for due_kind, _, name in deleted:
-            await self.api.delete_quietly(due_kind, namespace, name, grace=0)
-        return ReapReport(tuple(deleted), kept, tuple(skipped))
+            reaping.listed(kind, listed.items)
+        for kind, _, name in reaping.deleted:
+            await self.api.delete_quietly(kind, namespace, name, grace=0)
+        return reaping.report()
 
     def watch_stats(self) -> dict[str, int]:
         """Counters of the shared watches: streams opened, open now and the peak."""

@@ -360,31 +360,19 @@ class PodRunner:
             namespace: Where to look; the runner's namespace by default.
         """
         namespace = namespace or self.namespace
-        now = self.clock.now()
-        deleted: list[tuple[Kind, str, str]] = []
-        kept = 0
-        skipped: list[Kind] = []
+        reaping = Reaping(namespace, self.clock.now(), older_than)
         for kind in REAPED_KINDS:
             try:
                 items = self.api.list(kind, namespace, label_selector=MANAGED_SELECTOR).items
-            except Forbidden:
-                if kind == "Pod":
-                    raise
-                # The documented Roles grant no list on Secrets (it would read every Secret
-                # of the namespace); runs' own objects go with their pods.
-                skipped.append(kind)
+            except Forbidden as exc:
+                reaping.forbidden(kind, exc)
                 continue
-            for obj in items:
-                meta = obj.get("metadata", {})
-                if _due(meta, now, older_than):
-                    deleted.append((kind, namespace, meta["name"]))
-                else:
-                    kept += 1
+            reaping.listed(kind, items)
         # Everything due is listed before anything is deleted: a Secret owned by a reaped pod
         # may be collected by the cluster meanwhile, and the report still names it.
-        for due_kind, _, name in deleted:
-            self.api.delete_quietly(due_kind, namespace, name, grace=0)
-        return ReapReport(tuple(deleted), kept, tuple(skipped))
+        for kind, _, name in reaping.deleted:
+            self.api.delete_quietly(kind, namespace, name, grace=0)
+        return reaping.report()
 
     def watch_stats(self) -> dict[str, int]:
         """Counters of the shared watches: streams opened, open now and the peak."""
@@ -485,6 +473,39 @@ def core_for_pod(
         created_at=started,
         log_limit_bytes=log_limit_bytes,
     )
+
+
+class Reaping:
+    """What :meth:`PodRunner.reap` decides from what it listed (no I/O: both runners list)."""
+
+    def __init__(self, namespace: str, now: float, older_than: float | None) -> None:
+        self.namespace = namespace
+        self.now = now
+        self.older_than = older_than
+        self.deleted: list[tuple[Kind, str, str]] = []
+        self.kept = 0
+        self.skipped: list[Kind] = []
+
+    def listed(self, kind: Kind, items: Iterable[dict[str, Any]]) -> None:
+        """Sort the managed objects of one kind into due (to delete) and kept."""
+        for obj in items:
+            meta = obj.get("metadata", {})
+            if _due(meta, self.now, self.older_than):
+                self.deleted.append((kind, self.namespace, meta["name"]))
+            else:
+                self.kept += 1
+
+    def forbidden(self, kind: Kind, exc: Forbidden) -> None:
+        """The caller may not list ``kind``: pods are required, the others are skipped."""
+        if kind == "Pod":
+            raise exc
+        # The documented Roles grant no list on Secrets (it would read every Secret of the
+        # namespace); runs' own objects go with their pods.
+        self.skipped.append(kind)
+
+    def report(self) -> ReapReport:
+        """What was deleted, kept and skipped."""
+        return ReapReport(tuple(self.deleted), self.kept, tuple(self.skipped))
 
 
 def _due(meta: dict[str, Any], now: float, older_than: float | None) -> bool:

@@ -310,7 +310,7 @@ async def test_bad_options_are_refused_before_any_call(pods: AsyncPodRunner) -> 
         PodTransport(object(), image=IMAGE)  # type: ignore[arg-type]
 
 
-def test_argv_is_the_sdks() -> None:
+async def test_argv_is_the_sdks() -> None:
     """The argv is what the SDK runs locally; a permission callback routes prompts over stdio."""
 
     async def decide(*_: Any) -> Any:

@@ -206,13 +206,17 @@ async def test_interrupt_and_a_second_turn(
         await client.interrupt()
         first = [m async for m in client.receive_response()]
         assert time.monotonic() - started < 30
-        assert isinstance(first[-1], ResultMessage)
-        assert (first[-1].subtype, first[-1].is_error) == ("error_during_execution", True)
+        stopped = first[-1]
+        assert isinstance(stopped, ResultMessage)
+        assert (stopped.subtype, stopped.is_error) == ("error_during_execution", True)
         await client.query("and now?")
         second = [m async for m in client.receive_response()]
     assert texts(second) == ["You asked: and now?"]
-    assert isinstance(second[-1], ResultMessage)
-    assert second[-1].session_id == first[-1].session_id
+    answered = second[-1]
+    # (again: ClaudeSDKClient.__aexit__ returns a bool, so mypy drops what it knew inside)
+    assert isinstance(stopped, ResultMessage)
+    assert isinstance(answered, ResultMessage)
+    assert answered.session_id == stopped.session_id
     assert leftovers(cluster) == []
 
 

@@ -73,9 +73,10 @@ async def _measure(kubeconfig: Path, scratch: Path) -> dict[str, list[float]]:
     )
     kwok = AsyncKubernetesBackend(ClusterConfig.from_kubeconfig_file(kubeconfig))
     times: dict[str, list[float]] = {}
-    async with AsyncPodRunner(kwok, "default") as on_kwok, AsyncPodRunner(
-        FakeCluster(runtime="local").async_backend
-    ) as on_fake:
+    async with (
+        AsyncPodRunner(kwok, "default") as on_kwok,
+        AsyncPodRunner(FakeCluster(runtime="local").async_backend) as on_fake,
+    ):
 
         def pod(runner: AsyncPodRunner, path: Path) -> Any:
             return PodTransport(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -312,6 +314,18 @@ async def test_bad_options_are_refused_before_any_call(pods: AsyncPodRunner) -> 
         PodTransport(pods, image=IMAGE, options=ClaudeAgentOptions(cli_path="/usr/bin/claude"))
     with pytest.raises(SpecError, match="runner"):
         PodTransport(object(), image=IMAGE)  # type: ignore[arg-type]
+
+
+async def test_import_podrunner_claude_leaves_the_sdk_unloaded() -> None:
+    """``import podrunner.claude`` loads no SDK; ``podrunner.claude.PodTransport`` does."""
+    probe = (
+        "import sys, podrunner, podrunner.claude\n"
+        "before = 'claude_agent_sdk' in sys.modules\n"
+        "podrunner.claude.PodTransport\n"
+        "print(before, 'claude_agent_sdk' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
 
 
 async def test_argv_is_the_sdks() -> None:

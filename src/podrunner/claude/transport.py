@@ -66,6 +66,7 @@ __all__ = ["PodTransport", "cli_argv", "sdk_environment"]
 _SECRET_NAME_RE = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 _MAX_LINE = 1024 * 1024  # the SDK's own default limit for one stdout line
 _STDERR_TAIL = 4096
+_IDLE_GRACE = 1.0  # seconds an idle CLI gets to exit after its input is closed
 
 
 def cli_argv(options: ClaudeAgentOptions, claude_path: str = "claude") -> list[str]:
@@ -346,7 +347,8 @@ class PodTransport(Transport):
         """End the CLI, delete the pod and what it owns (idempotent, bounded).
 
         As the SDK's own transport: standard input is closed and the CLI gets
-        ``close_timeout`` seconds to end by itself; then it is killed and the pod deleted.
+        ``close_timeout`` seconds to end by itself (one second when no turn is under way);
+        then the exec is closed and the pod deleted.
         """
         self._closed = True
         await shielded(self._cleanup)
@@ -369,8 +371,11 @@ class PodTransport(Transport):
             self._output.get_nowait()
         with contextlib.suppress(BackendError):
             await stream.close_stdin()
+        # Between turns the CLI has nothing left to finish: where end-of-file cannot be sent
+        # (v4 exec, kwok) waiting the whole close_timeout would only delay the pod's delete.
+        grace = self.close_timeout if self._results < self._prompts else _IDLE_GRACE
         if pump is not None:
-            await asyncio.wait((pump,), timeout=self.close_timeout)
+            await asyncio.wait((pump,), timeout=min(grace, self.close_timeout))
             pump.cancel()
         with contextlib.suppress(BackendError, TimeoutError):
             await asyncio.wait_for(stream.aclose(), self.close_timeout)

@@ -251,7 +251,9 @@ async def test_cancellation_cleans_up(
     options = ClaudeAgentOptions(cwd=str(workdir), env={"CLAUDE_STANDIN_SLEEP": "60"})
 
     async def converse() -> None:
-        async with ClaudeSDKClient(options, transport=transport(pods, standin, options)) as c:
+        # (the stand-in works on after end of input until its turn is over: a short wait)
+        pod_transport = transport(pods, standin, options, close_timeout=2)
+        async with ClaudeSDKClient(options, transport=pod_transport) as c:
             await c.query("think hard #slow")
             async for _ in c.receive_response():
                 pass

@@ -118,13 +118,13 @@ def _ssh(
     if source.known_hosts is None:
         return [], [], []
     where = _SSH_DIR.format(index=index)
-    volumes = [
+    volumes: list[dict[str, Any]] = [
         _ssh_secret_volume(
             f"podrunner-git-hosts-{index}", source.known_hosts, "known_hosts", 0o444
         ),
         {"name": f"podrunner-git-scratch-{index}", "emptyDir": {"medium": "Memory"}},
     ]
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": f"podrunner-git-hosts-{index}", "mountPath": f"{where}/hosts", "readOnly": True},
         {"name": f"podrunner-git-scratch-{index}", "mountPath": f"{where}/scratch"},
     ]

@@ -50,12 +50,14 @@ __all__ = [
     "Workspace",
 ]
 
-DEFAULT_WORKSPACE_IMAGE = "alpine/git:2.47.2"
+DEFAULT_WORKSPACE_IMAGE = "alpine/git:v2.47.2"
 """The image of the init containers that fill a workspace.
 
 ``alpine/git`` is Alpine Linux with git (>= 2.31 is needed for ``GIT_CONFIG_COUNT``), BusyBox
 ``sh``, ``wget`` and ``sha256sum``: everything the git and download steps run. A pinned tag,
-so a run is reproducible; mirror it in your own registry with ``Workspace(image=...)``.
+so a run is reproducible; mirror it in your own registry with ``Workspace(image=...)``. The
+image's tags carry a ``v`` (``v2.47.2``), the spelling public manifests that pull it use; no
+registry is reachable from podrunner's test machines, so the tag is not pulled in tests.
 """
 
 DEFAULT_WORKSPACE_PATH = "/workspace"
@@ -385,7 +387,7 @@ class Workspace:
             when the directory grows past it. Not with ``claim``.
         claim: Name of an existing PersistentVolumeClaim to use instead of an ``emptyDir``;
             it outlives the run (the checkout directory must be empty when it starts).
-        image: Image of the init containers (default ``alpine/git:2.47.2``).
+        image: Image of the init containers (default ``alpine/git:v2.47.2``).
         resources: CPU and memory of the init containers (for namespaces with quotas).
     """
 

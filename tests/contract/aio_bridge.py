@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from podrunner.backends.base import (
     AsyncBackend,
+    AsyncExecStream,
     AsyncStream,
     Clock,
+    ExecChunk,
     ExecResult,
     Kind,
     ObjectList,
@@ -70,6 +72,13 @@ class SyncOverAsync:
     ) -> ExecResult:
         return self.run(self.inner.exec(namespace, pod, container, argv, **kw))
 
+    def open_exec(
+        self, namespace: str, pod: str, container: str | None, argv: Sequence[str], **kw: Any
+    ) -> _ExecStream:
+        return _ExecStream(
+            self, self.run(self.inner.open_exec(namespace, pod, container, argv, **kw))
+        )
+
     def request(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         return self.run(self.inner.request(method, path, **kw))  # type: ignore[attr-defined]
 
@@ -97,3 +106,41 @@ class _Iterator(Iterator[_T]):
 
     def close(self) -> None:
         self._bridge.run(self._stream.aclose())
+
+
+class _ExecStream:
+    """An async exec stream driven one step at a time from the test's thread."""
+
+    def __init__(self, bridge: SyncOverAsync, stream: AsyncExecStream) -> None:
+        self._bridge = bridge
+        self._stream = stream
+        self._chunks = stream.__aiter__()
+
+    def write(self, data: bytes) -> None:
+        self._bridge.run(self._stream.write(data))
+
+    def close_stdin(self) -> None:
+        self._bridge.run(self._stream.close_stdin())
+
+    def __iter__(self) -> Iterator[ExecChunk]:
+        while True:
+            try:
+                yield self._bridge.run(_anext(self._chunks))
+            except StopAsyncIteration:
+                return
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._bridge.run(self._stream.wait(timeout))
+
+    def close(self) -> None:
+        self._bridge.run(self._stream.aclose())
+
+    def __enter__(self) -> _ExecStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _anext(chunks: AsyncIterator[ExecChunk]) -> ExecChunk:
+    return await chunks.__anext__()

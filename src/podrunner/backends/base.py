@@ -27,10 +27,13 @@ __all__ = [
     "PLURALS",
     "AsyncBackend",
     "AsyncClock",
+    "AsyncExecStream",
     "AsyncStream",
     "Backend",
     "Clock",
+    "ExecChunk",
     "ExecResult",
+    "ExecStream",
     "Hold",
     "Kind",
     "ObjectList",
@@ -105,6 +108,88 @@ class ExecResult:
     exit_code: int
     stdout: bytes
     stderr: bytes
+
+
+_S = TypeVar("_S")
+
+
+@attrs.frozen
+class ExecChunk:
+    """One piece of an exec's output, as it arrived.
+
+    Attributes:
+        stream: ``stdout`` or ``stderr``.
+        data: The bytes (never empty; chunk boundaries are arbitrary).
+    """
+
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+
+class ExecStream(Protocol):
+    """A command running in a container, opened by :meth:`Backend.open_exec`.
+
+    Its output is read as it arrives by iterating; what it reads on standard input is written
+    as it goes. Both directions apply backpressure: a write blocks while the command (or the
+    connection) is not taking input, and output the caller does not read stays in the command's
+    pipe, not in memory. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the command's standard input (opened with ``stdin=True``)."""
+        ...
+
+    def close_stdin(self) -> None:
+        """Send end-of-file to the command's standard input."""
+        ...
+
+    def __iter__(self) -> Iterator[ExecChunk]:
+        """Yield output as it arrives; the iteration ends when the command's output ends."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Read (and drop) what output is left, then return the command's exit code.
+
+        Raises:
+            BackendUnavailable: ``timeout`` seconds passed first, or the connection broke.
+        """
+        ...
+
+    def close(self) -> None:
+        """End the session: the command is killed or abandoned (idempotent, bounded time)."""
+        ...
+
+    def __enter__(self: _S) -> _S: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class AsyncExecStream(Protocol):
+    """:class:`ExecStream` for coroutines, opened by :meth:`AsyncBackend.open_exec`."""
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the command's standard input (opened with ``stdin=True``)."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """Send end-of-file to the command's standard input."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[ExecChunk]:
+        """Yield output as it arrives; the iteration ends when the command's output ends."""
+        ...
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Read (and drop) what output is left, then return the command's exit code."""
+        ...
+
+    async def aclose(self) -> None:
+        """End the session: the command is killed or abandoned (idempotent, bounded time)."""
+        ...
+
+    async def __aenter__(self: _S) -> _S: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
 
 @runtime_checkable
@@ -312,6 +397,30 @@ class Backend(Protocol):
         """Run ``argv`` in a running container and return its exit code and output."""
         ...
 
+    def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> ExecStream:
+        """Start ``argv`` in a running container and stream its input and output.
+
+        Args:
+            namespace: The pod's namespace.
+            pod: The pod's name.
+            container: The container (``None``: the pod's only or default container).
+            argv: The command, run as it is (no shell).
+            stdin: Open the command's standard input (for :meth:`ExecStream.write`).
+
+        Raises:
+            BadRequest: The container is not running (or no command was given).
+            NotFound: No such pod.
+        """
+        ...
+
     def refresh_credentials(self) -> bool:
         """Reload credentials after a 401; return whether anything changed."""
         ...
@@ -507,6 +616,21 @@ class AsyncBackend(Protocol):
         timeout: float | None = None,
     ) -> ExecResult:
         """Run ``argv`` in a running container and return its exit code and output."""
+        ...
+
+    async def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> AsyncExecStream:
+        """Start ``argv`` and stream its input and output (see :meth:`Backend.open_exec`).
+
+        Errors of the request (``BadRequest``, ``NotFound``...) are raised here, at opening.
+        """
         ...
 
     async def refresh_credentials(self) -> bool:

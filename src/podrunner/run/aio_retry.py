@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from podrunner.backends.base import (
     AsyncBackend,
     AsyncClock,
+    AsyncExecStream,
     AsyncStream,
     ExecResult,
     Kind,
@@ -217,6 +218,18 @@ class AsyncRetryingBackend:
     ) -> ExecResult:
         """Run a command in a container (not retried: an exec is not idempotent)."""
         return await self.inner.exec(namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+
+    async def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> AsyncExecStream:
+        """Start a command in a container (not retried: an exec is not idempotent)."""
+        return await self.inner.open_exec(namespace, pod, container, argv, stdin=stdin)
 
     async def refresh_credentials(self) -> bool:
         """Reload the wrapped backend's credentials."""

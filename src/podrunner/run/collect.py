@@ -15,8 +15,10 @@ and FIFOs are never written; each is listed in :attr:`CollectedFiles.skipped` wi
 Regular files keep their exact bytes and permission bits (set-user-ID, set-group-ID and
 sticky bits are dropped). Symbolic links that stay inside are kept as links, never followed.
 
-The backends' exec returns the whole stream at once, so the stream is in memory once, even
-when files are written to a directory (``docs/results.md`` gives the figures).
+The stream is read through the backend's streamed exec (``open_exec``) and extracted as it
+arrives: with a directory, memory stays flat whatever the size; in memory, the files kept are
+what is held (``docs/results.md`` gives the figures). Because the extraction runs before tar's
+exit code is known, a copy that fails late removes the files it wrote to the directory.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import posixpath
 import re
 import shutil
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
 from podrunner import _validation as v
+from podrunner.backends.base import ExecChunk
 from podrunner.errors import BackendError, SpecError, kind_of
 
 if TYPE_CHECKING:
@@ -54,6 +58,7 @@ __all__ = [
     "collect_option",
     "extract",
     "files_of_exec",
+    "files_of_stream",
     "tar_argv",
     "with_collector",
 ]
@@ -484,34 +489,112 @@ def extract(stream: IO[bytes], collect: Collect) -> CollectedFiles:
     return job.finish()
 
 
-def files_of_exec(result: ExecResult, collect: Collect) -> CollectedFiles:
-    """The files of a finished ``tar`` exec, or why there are none.
+class _TarStdout(io.RawIOBase):
+    """An exec's stdout as a file for :mod:`tarfile`, read as it arrives.
+
+    Only what ``tar`` reads is held, never the stream: a chunk at a time. It counts the bytes and
+    keeps the last 1024 (the end-of-archive check) and the tail of stderr.
+    """
+
+    def __init__(self, chunks: Iterator[ExecChunk]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+        self.total = 0
+        self.tail = b""
+        self.stderr = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            if chunk.stream == "stderr":
+                self.stderr = (self.stderr + chunk.data)[-2 * _STDERR_TAIL :]
+                continue
+            self._pending = memoryview(chunk.data)
+            self.total += len(chunk.data)
+            self.tail = (self.tail + chunk.data[-1024:])[-1024:]
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def drain(self) -> None:
+        """Read what ``tar`` wrote after the end of the archive (padding), to the end."""
+        scratch = bytearray(64 * 1024)
+        while self.readinto(scratch):
+            pass
+
+
+def files_of_stream(
+    chunks: Iterator[ExecChunk], wait: Callable[[], int], collect: Collect
+) -> CollectedFiles:
+    """Extract a ``tar`` exec's output as it arrives; then check how ``tar`` ended.
+
+    Args:
+        chunks: The exec's output.
+        wait: Returns the exec's exit code once its output has ended.
+        collect: What to keep, and where.
 
     Raises:
-        CollectProblem: ``tar`` is missing or failed, or its stream is unreadable.
+        CollectProblem: ``tar`` is missing or failed, or its stream is unreadable (files
+            already written to :attr:`Collect.directory` are then removed).
     """
-    err = result.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
-    code = result.exit_code
-    if code in (126, 127) or (code != 0 and "not found" in err and not result.stdout):
+    dest = collect.directory
+    fresh = dest is not None and not (dest.exists() and any(dest.iterdir()))
+    out = _TarStdout(chunks)
+    try:
+        try:
+            files: CollectedFiles | None = extract(io.BufferedReader(out, 64 * 1024), collect)
+            problem: CollectProblem | None = None
+        except CollectProblem as exc:
+            files, problem = None, exc
+        out.drain()
+        err = out.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
+        code = wait()
+        _check_tar(code, err, out, collect)
+        if problem is not None or files is None:
+            raise problem or CollectProblem("the collector's tar stream could not be read")
+    except BaseException:
+        if fresh and dest is not None and dest.exists():
+            shutil.rmtree(dest, ignore_errors=True)  # a partial copy is no copy
+        raise
+    if code == 1:
+        files.note = err
+    return files
+
+
+def _check_tar(code: int, err: str, out: _TarStdout, collect: Collect) -> None:
+    """Raise when ``tar`` is missing or failed, or its stream was cut short."""
+    if code in (126, 127) or (code != 0 and "not found" in err and not out.total):
         raise CollectProblem(
             f"the collect image {collect.image} has no usable tar (exit {code}: {err}); "
             "pass Collect(..., image=...) with an image that has tar and sleep, such as "
             f"{DEFAULT_COLLECT_IMAGE}"
         )
     # tar exits 1 when a file changed or could not be read, and still writes the rest.
-    if code not in (0, 1) or (code == 1 and not result.stdout):
+    if code not in (0, 1) or (code == 1 and not out.total):
         raise CollectProblem(f"tar in the collector exited {code}: {err}")
-    out = result.stdout
     # tar ends its stream with two zero blocks: a stream cut short (a dropped connection, a
     # killed exec) would otherwise pass for a shorter archive.
-    if len(out) % 512 or len(out) < 1024 or out[-1024:].count(0) != 1024:
+    if out.total % 512 or out.total < 1024 or out.tail.count(0) != 1024:
         raise CollectProblem(
-            f"the collector's tar stream was cut short or is not a tar archive ({len(out)} bytes)"
+            f"the collector's tar stream was cut short or is not a tar archive ({out.total} bytes)"
         )
-    files = extract(io.BytesIO(out), collect)
-    if code == 1:
-        files.note = err
-    return files
+
+
+def files_of_exec(result: ExecResult, collect: Collect) -> CollectedFiles:
+    """The files of a finished ``tar`` exec, or why there are none (:func:`files_of_stream`).
+
+    Raises:
+        CollectProblem: ``tar`` is missing or failed, or its stream is unreadable.
+    """
+    chunks = [ExecChunk("stdout", result.stdout), ExecChunk("stderr", result.stderr)]
+    return files_of_stream(iter(chunks), lambda: result.exit_code, collect)
 
 
 def collect_files(
@@ -519,13 +602,34 @@ def collect_files(
 ) -> CollectedFiles:
     """Copy the files out of the pod's collector container (the threaded drivers' step).
 
+    ``tar``'s output is extracted as it arrives; past :attr:`Collect.timeout` the exec is
+    closed (from a timer thread, which ends the read).
+
     Raises:
-        CollectProblem: The collector cannot be reached, or see :func:`files_of_exec`.
+        CollectProblem: The collector cannot be reached, the copy broke or took too long, or
+            see :func:`files_of_stream`.
     """
     try:
-        result = api.exec(
-            namespace, pod, COLLECTOR_NAME, tar_argv(collect), timeout=collect.timeout
-        )
+        stream = api.open_exec(namespace, pod, COLLECTOR_NAME, tar_argv(collect))
     except BackendError as exc:
         raise CollectProblem(f"could not exec tar in the collector container: {exc}") from None
-    return files_of_exec(result, collect)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stream.close()
+
+    timer = threading.Timer(collect.timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        with stream:
+            return files_of_stream(iter(stream), stream.wait, collect)
+    except (BackendError, CollectProblem) as exc:
+        if expired.is_set():
+            raise CollectProblem(f"the copy did not end within {collect.timeout}s") from None
+        if isinstance(exc, CollectProblem):
+            raise
+        raise CollectProblem(f"the copy from the collector container broke: {exc}") from None
+    finally:
+        timer.cancel()

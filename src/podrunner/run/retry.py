@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 
 import attrs
 
-from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent
+from podrunner.backends.base import (
+    Backend,
+    Clock,
+    ExecResult,
+    ExecStream,
+    Kind,
+    ObjectList,
+    WatchEvent,
+)
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
@@ -340,6 +348,18 @@ class RetryingBackend:
     ) -> ExecResult:
         """Run a command in a container (not retried: an exec is not idempotent)."""
         return self.inner.exec(namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+
+    def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> ExecStream:
+        """Start a command in a container (not retried: an exec is not idempotent)."""
+        return self.inner.open_exec(namespace, pod, container, argv, stdin=stdin)
 
     def refresh_credentials(self) -> bool:
         """Reload the wrapped backend's credentials."""

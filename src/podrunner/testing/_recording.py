@@ -31,7 +31,15 @@ from podrunner.simulation import (
 from podrunner.simulation import PREFIX as SIM_PREFIX
 
 if TYPE_CHECKING:
-    from podrunner.backends.base import Backend, Clock, ExecResult, Kind, ObjectList, WatchEvent
+    from podrunner.backends.base import (
+        Backend,
+        Clock,
+        ExecResult,
+        ExecStream,
+        Kind,
+        ObjectList,
+        WatchEvent,
+    )
     from podrunner.backends.fake import FakeCluster
 
 __all__ = ["Inexpressible", "LogRecorder", "SimulatingBackend", "simulation_annotations"]
@@ -478,6 +486,17 @@ class SimulatingBackend:
         timeout: float | None = None,
     ) -> ExecResult:
         return self.inner.exec(namespace, pod, container, argv, stdin=stdin, timeout=timeout)
+
+    def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> ExecStream:
+        return self.inner.open_exec(namespace, pod, container, argv, stdin=stdin)
 
     def refresh_credentials(self) -> bool:
         return self.inner.refresh_credentials()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +30,15 @@ from podrunner.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from podrunner.backends._stream import StreamState
-    from podrunner.backends.base import Backend, ExecResult, Kind, ObjectList, WatchEvent
+    from podrunner.backends.base import (
+        Backend,
+        ExecChunk,
+        ExecResult,
+        ExecStream,
+        Kind,
+        ObjectList,
+        WatchEvent,
+    )
     from podrunner.backends.fake.clock import SchedulingClock
     from podrunner.backends.fake.faults import FaultRule
     from podrunner.backends.fake.podlogs import LogFeed
@@ -226,6 +234,21 @@ class AsyncFakeBackend:
             partial(self._calls.exec, namespace, pod, container, argv, stdin=stdin, timeout=timeout)
         )
 
+    async def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> AsyncFakeExec:
+        """Start ``argv`` and stream it (the sync stream, each blocking step in a thread)."""
+        stream = await self._in_thread(
+            partial(self._calls.open_exec, namespace, pod, container, argv, stdin=stdin)
+        )
+        return AsyncFakeExec(stream, self._in_thread)
+
     async def refresh_credentials(self) -> bool:
         """As the sync backend's: ``True`` once after each injected 401."""
         return self._calls.refresh_credentials()
@@ -334,3 +357,51 @@ class AsyncFakeLog(_FakeStream):
             queue.append(exc)
             return False
         return True
+
+
+class AsyncFakeExec:
+    """The sync fake's exec stream for coroutines: each step that may block runs in a thread.
+
+    Closing kills the process (or drops the handler's answer), which ends a step blocked in a
+    thread; a cancelled step's thread ends with it.
+    """
+
+    def __init__(
+        self, stream: ExecStream, in_thread: Callable[[Callable[[], Any]], Awaitable[Any]]
+    ) -> None:
+        self._stream = stream
+        self._in_thread = in_thread
+        self._chunks = iter(stream)
+
+    async def write(self, data: bytes) -> None:
+        """Write to the command's stdin (in a thread: a full pipe blocks)."""
+        await self._in_thread(partial(self._stream.write, data))
+
+    async def close_stdin(self) -> None:
+        """Send end-of-file to the command."""
+        self._stream.close_stdin()
+
+    def __aiter__(self) -> AsyncIterator[ExecChunk]:
+        return self
+
+    async def __anext__(self) -> ExecChunk:
+        """The next piece of output, as it arrives."""
+        chunk: ExecChunk | None = await self._in_thread(partial(next, self._chunks, None))
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Drop the output left and return the exit code."""
+        code: int = await self._in_thread(partial(self._stream.wait, timeout))
+        return code
+
+    async def aclose(self) -> None:
+        """Kill the command (idempotent)."""
+        await asyncio.to_thread(self._stream.close)
+
+    async def __aenter__(self) -> AsyncFakeExec:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

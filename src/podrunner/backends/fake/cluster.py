@@ -11,12 +11,14 @@ and exec in :mod:`~podrunner.backends.fake.podexec`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from podrunner.backends.base import PLURALS, ExecResult, Kind, ObjectList
+from podrunner.backends.base import PLURALS, ExecResult, ExecStream, Kind, ObjectList
 from podrunner.backends.fake import store as store_mod
 from podrunner.backends.fake._fastcopy import copy_object
 from podrunner.backends.fake.apiserver import (
@@ -28,7 +30,7 @@ from podrunner.backends.fake.apiserver import (
 )
 from podrunner.backends.fake.clock import RealTimeClock, SchedulingClock, VirtualClock
 from podrunner.backends.fake.faults import FaultRule
-from podrunner.backends.fake.podexec import prepare_exec
+from podrunner.backends.fake.podexec import prepare_exec, prepare_open_exec
 from podrunner.backends.fake.podlogs import FakeLogStream, open_log
 from podrunner.backends.fake.scripting import Rule
 from podrunner.backends.fake.selectors import parse_field, parse_label, select
@@ -417,6 +419,8 @@ class FakeBackend:
         self._cluster = cluster
         self._api = api
         self._lock = api.lock
+        # Streamed execs still open, ended by close() (a caller that never closed one).
+        self._streams: weakref.WeakSet[ExecStream] = weakref.WeakSet()
 
     @property
     def clock(self) -> SchedulingClock:
@@ -595,6 +599,40 @@ class FakeBackend:
             with self._lock:
                 clock.leave_busy()
 
+    def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> ExecStream:
+        """Start ``argv`` in a running container and stream it (see :func:`prepare_open_exec`)."""
+        api = self._api
+        with self._lock:
+            api.begin_call("exec", "Pod", namespace, pod)
+            obj = api.stored("Pod", _namespace("Pod", namespace), pod)
+            open_ = prepare_open_exec(
+                api.kubelet, obj, container, argv, stdin=stdin, busy=self._busy
+            )
+        with self._busy():
+            stream = open_()
+        self._streams.add(stream)
+        return stream
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count a blocking step of an exec stream as work: virtual time waits for it."""
+        clock = self._api.clock
+        with self._lock:
+            clock.enter_busy()
+        try:
+            yield
+        finally:
+            with self._lock:
+                clock.leave_busy()
+
     def refresh_credentials(self) -> bool:
         """Pretend to load new credentials after an injected 401.
 
@@ -608,7 +646,9 @@ class FakeBackend:
             return changed
 
     def close(self) -> None:
-        """Stop local processes; the in-memory state stays readable."""
+        """Stop local processes (streamed execs too); the in-memory state stays readable."""
+        for stream in list(self._streams):
+            stream.close()
         with self._lock:
             self._api.kubelet.close()
 

@@ -22,7 +22,8 @@ from podrunner.backends.fake.scripting import (
 )
 
 if TYPE_CHECKING:
-    from podrunner.backends.base import ExecResult
+    from podrunner.backends.base import ExecResult, ExecStream
+    from podrunner.backends.fake.execstream import Busy
     from podrunner.backends.fake.podsim import ContainerSim, PodSim, PodSims
 
 __all__ = ["Kubelet", "Runtime"]
@@ -58,6 +59,11 @@ class Runtime(Protocol):
         timeout: float | None,
     ) -> ExecResult:
         """Run ``argv`` next to the container's process."""
+
+    def open_exec(
+        self, sim: PodSim, container: ContainerSim, argv: list[str], *, stdin: bool, busy: Busy
+    ) -> ExecStream:
+        """Start ``argv`` next to the container's process and stream its pipes."""
 
 
 class Kubelet:

@@ -16,15 +16,38 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from podrunner.backends.base import ExecResult
+from podrunner.backends.fake.execstream import CannedExecStream, spawn, temp_dir_cleanup
 from podrunner.backends.fake.podsim import container_name
 from podrunner.backends.fake.scripting import ExecRequest, coerce_exec_result
 from podrunner.errors import BadRequest
 
 if TYPE_CHECKING:
+    from podrunner.backends.base import ExecStream
+    from podrunner.backends.fake.execstream import Busy
     from podrunner.backends.fake.kubelet import Kubelet
     from podrunner.backends.fake.scripting import Rule
 
-__all__ = ["prepare_exec"]
+__all__ = ["prepare_exec", "prepare_open_exec"]
+
+
+def _checked(
+    kubelet: Kubelet, pod: dict[str, Any], container: str | None, argv: Sequence[str]
+) -> tuple[list[str], str, Any, Any]:
+    """Check an exec request as the API server and kubelet do: ``(argv, container, sim, c)``."""
+    if isinstance(argv, (str, bytes)) or not argv:
+        raise BadRequest("you must specify at least one command for the container")
+    args = [str(a) for a in argv]
+    cname = container_name(pod, container)
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise BadRequest(
+            f"cannot exec into a container in a completed pod; current phase is {phase}"
+        )
+    sim = kubelet.pods.get(pod)
+    c = None if sim is None else sim.container(cname)
+    if sim is None or c is None or not c.running():
+        raise BadRequest(f'unable to upgrade connection: container not found ("{cname}")')
+    return args, cname, sim, c
 
 
 def prepare_exec(
@@ -42,19 +65,7 @@ def prepare_exec(
         BadRequest: No command, no such container, a completed pod or a container that is
             not running.
     """
-    if isinstance(argv, (str, bytes)) or not argv:
-        raise BadRequest("you must specify at least one command for the container")
-    args = [str(a) for a in argv]
-    cname = container_name(pod, container)
-    phase = (pod.get("status") or {}).get("phase")
-    if phase in ("Succeeded", "Failed"):
-        raise BadRequest(
-            f"cannot exec into a container in a completed pod; current phase is {phase}"
-        )
-    sim = kubelet.pods.get(pod)
-    c = None if sim is None else sim.container(cname)
-    if sim is None or c is None or not c.running():
-        raise BadRequest(f'unable to upgrade connection: container not found ("{cname}")')
+    args, cname, sim, c = _checked(kubelet, pod, container, argv)
     handler = _handler(kubelet.rules, pod, args)
     if handler is not None:
         meta = pod["metadata"]
@@ -63,6 +74,53 @@ def prepare_exec(
     if kubelet.runtime is not None:
         return partial(kubelet.runtime.exec, sim, c, args, stdin=stdin, timeout=timeout)
     return partial(_builtin_exec, args, stdin)
+
+
+def prepare_open_exec(
+    kubelet: Kubelet,
+    pod: dict[str, Any],
+    container: str | None,
+    argv: Sequence[str],
+    *,
+    stdin: bool,
+    busy: Busy,
+) -> Callable[[], ExecStream]:
+    """:func:`prepare_exec` for a streamed exec: what opens the stream (unlocked).
+
+    A handler gets what was written until ``close_stdin``; the local runtime and the ``sh -c``
+    and ``cat`` builtins run a process whose pipes are streamed; other builtins answer at once.
+    """
+    args, cname, sim, c = _checked(kubelet, pod, container, argv)
+    handler = _handler(kubelet.rules, pod, args)
+    if handler is not None:
+        meta = pod["metadata"]
+
+        def answer(data: bytes | None) -> ExecResult:
+            request = ExecRequest(meta["namespace"], meta["name"], cname, args, data)
+            return coerce_exec_result(handler(request))
+
+        return lambda: CannedExecStream(answer, stdin=stdin)
+    if kubelet.runtime is not None:
+        return partial(kubelet.runtime.open_exec, sim, c, args, stdin=stdin, busy=busy)
+    return partial(_builtin_open_exec, args, stdin, busy)
+
+
+def _builtin_open_exec(argv: list[str], stdin: bool, busy: Busy) -> ExecStream:
+    """The builtins, streamed: ``sh -c`` and ``cat`` run the machine's, as kwok does."""
+    cmd = argv[0].rsplit("/", 1)[-1]
+    shell = cmd in ("sh", "bash") and len(argv) >= 3 and argv[1] == "-c"
+    if not shell and not (cmd == "cat" and len(argv) == 1):
+        return CannedExecStream(partial(_builtin_exec, argv), stdin=stdin, reads_stdin=False)
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="podrunner-exec-")
+    local = ["/bin/sh", *argv[1:]] if shell else ["cat"]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp}
+    try:
+        return spawn(local, busy, stdin=stdin, cleanup=temp_dir_cleanup(tmp), cwd=tmp, env=env)
+    except BaseException:
+        temp_dir_cleanup(tmp)()
+        raise
 
 
 def _handler(rules: list[Rule], pod: dict[str, Any], argv: list[str]) -> Any:

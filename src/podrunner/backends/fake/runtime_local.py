@@ -41,17 +41,21 @@ import subprocess
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from podrunner._threads import start_quiet
 from podrunner.backends.base import ExecResult
+from podrunner.backends.fake.execstream import CannedExecStream, spawn
 from podrunner.backends.fake.localfiles import prepare_files, run_directory
 from podrunner.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from podrunner.backends.base import ExecStream
+    from podrunner.backends.fake.execstream import Busy
     from podrunner.backends.fake.kubelet import Kubelet
     from podrunner.backends.fake.podsim import ContainerSim, PodSim
 
@@ -511,6 +515,36 @@ class LocalRuntime:
         _signal(proc, signal.SIGKILL)
         _LIVE.discard(proc)
         return ExecResult(_exit_code(proc.returncode), out, err)
+
+    def open_exec(
+        self, sim: PodSim, c: ContainerSim, argv: list[str], *, stdin: bool, busy: Busy
+    ) -> ExecStream:
+        """Start ``argv`` as :meth:`exec` does and stream its pipes (see :meth:`exec`)."""
+        run = self._runs.get((sim.uid, c.name))
+        env = run.env if run else {"PATH": os.environ.get("PATH", "")}
+        if run is not None:
+            argv = [run.local(arg) for arg in argv]
+        try:
+            stream = spawn(
+                argv,
+                busy,
+                stdin=stdin,
+                cwd=run.cwd if run else None,
+                env=env,
+                **(run.user.popen_args() if run else {}),
+            )
+        except FileNotFoundError:
+            return CannedExecStream(
+                lambda _: ExecResult(
+                    127, b"", f'exec: "{argv[0]}": executable file not found in $PATH\n'.encode()
+                ),
+                stdin=stdin,
+                reads_stdin=False,
+            )
+        proc = stream.process
+        _LIVE.add(proc)
+        stream.on_end = partial(_LIVE.discard, proc)
+        return stream
 
 
 # -- following a process -----------------------------------------------------------------------

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
-
-from podrunner.errors import (
-    BackendUnavailable,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -62,37 +57,3 @@ def status_exit_code(status: Mapping[str, Any]) -> int | None:
             with contextlib.suppress(TypeError, ValueError):
                 return int(cause.get("message", ""))
     return None
-
-
-def _as_bytes(data: bytes | str) -> bytes:
-    return data if isinstance(data, bytes) else data.encode("utf-8")
-
-
-def read_exec_channels(
-    ws: Any, deadline: float | None, namespace: str, pod: str
-) -> tuple[bytes, bytes, bytes]:
-    """Read stdout, stderr and the status channel (3) until the exec websocket closes."""
-    out: list[bytes] = []
-    err: list[bytes] = []
-    status = b""
-    while True:
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise BackendUnavailable(
-                "exec timed out before the command ended",
-                kind="Pod",
-                namespace=namespace,
-                name=pod,
-            )
-        open_ = ws.is_open()
-        if open_:
-            ws.update(timeout=1.0 if remaining is None else min(remaining, 1.0))
-        for channel, sink in ((1, out), (2, err)):
-            data = ws.read_channel(channel)
-            if data:
-                sink.append(_as_bytes(data))
-        data = ws.read_channel(3)
-        if data:
-            status += _as_bytes(data)
-        if not open_:
-            return b"".join(out), b"".join(err), status

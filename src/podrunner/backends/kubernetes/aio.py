@@ -18,8 +18,9 @@ How it talks to the server is the sync backend's (``backend.py``), request for r
   410 raised as :class:`~podrunner.errors.Gone`); **logs** are raw byte chunks. A connection
   that drops mid-stream raises :class:`~podrunner.errors.BackendUnavailable`.
 - **Exec** runs over the exec websocket (``v5.channel.k8s.io``, which can close stdin;
-  ``v4`` when the server speaks no v5): stdout, stderr and the exit code from the status
-  channel, as the sync backend reads them.
+  ``v4`` when the server speaks no v5): :meth:`open_exec` streams stdout and stderr as
+  messages arrive (``_aio_exec``), and the exit code comes from the status channel, as the
+  sync backend reads them; :meth:`exec` buffers that stream.
 
 Why aiohttp on raw JSON, and not httpx or ``kubernetes_asyncio``: see ``docs/async.md``
 (measured side by side on a local API server).
@@ -50,12 +51,12 @@ from podrunner.backends.base import (
     RealAsyncClock,
     WatchEvent,
 )
+from podrunner.backends.kubernetes._aio_exec import AiohttpExecStream
 from podrunner.backends.kubernetes._errors import (
     error_from_status_body,
     parse_retry_after,
     status_from_body,
 )
-from podrunner.backends.kubernetes._streams import status_exit_code
 from podrunner.backends.kubernetes.backend import (
     _MERGE_PATCH,
     _STATUS_SUBRESOURCE,
@@ -528,7 +529,7 @@ class AsyncKubernetesBackend:
         stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in a running container over the exec websocket (as the sync backend).
+        """Run ``argv`` in a running container over the exec websocket (:meth:`open_exec`).
 
         ``stdin`` is written, then closed with the ``v5.channel.k8s.io`` close signal; the exit
         code comes from the status channel (3).
@@ -538,10 +539,38 @@ class AsyncKubernetesBackend:
                 passed before the command ended.
             BackendError: The server refused (404 no such pod/container, 400 not running...).
         """
+        stream = await self.open_exec(namespace, pod, container, argv, stdin=stdin is not None)
+        try:
+            return await asyncio.wait_for(_buffer(stream, stdin), timeout)
+        except asyncio.TimeoutError as exc:
+            raise BackendUnavailable(
+                f"exec did not end within {timeout}s", kind="Pod", namespace=namespace, name=pod
+            ) from exc
+        finally:
+            await stream.aclose()
+
+    async def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+    ) -> AiohttpExecStream:
+        """Start ``argv`` in a running container and stream it over the exec websocket.
+
+        ``v5.channel.k8s.io`` is asked for (``close_stdin`` can then send EOF), ``v4`` taken
+        when the server speaks no v5.
+
+        Raises:
+            BackendUnavailable: The websocket could not be opened.
+            BackendError: The server refused (404 no such pod/container, 400 not running...).
+        """
         where = ("Pod", namespace, pod)
         query: builtins.list[tuple[str, str]] = [("command", str(arg)) for arg in argv]
         query += [("stdout", "true"), ("stderr", "true"), ("tty", "false")]
-        if stdin is not None:
+        if stdin:
             query.append(("stdin", "true"))
         if container:
             query.append(("container", container))
@@ -566,54 +595,20 @@ class AsyncKubernetesBackend:
             ) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _unavailable(exc, where) from exc
-        try:
-            return await asyncio.wait_for(_exec_session(ws, stdin, where), timeout)
-        except asyncio.TimeoutError as exc:
-            raise BackendUnavailable(
-                f"exec did not end within {timeout}s", kind="Pod", namespace=namespace, name=pod
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise _unavailable(exc, where) from exc
-        finally:
-            await ws.close()
+        return AiohttpExecStream(ws, stdin, (namespace, pod))
 
 
-async def _exec_session(
-    ws: Any,
-    stdin: bytes | None,
-    where: tuple[str | None, str | None, str | None],
-) -> ExecResult:
-    """Write stdin (then close it on v5), read the channels until the status arrives."""
+async def _buffer(stream: AiohttpExecStream, stdin: bytes | None) -> ExecResult:
+    """Write stdin (then close it), read the output to the end, and the exit code."""
     if stdin is not None:
         if stdin:
-            await ws.send_bytes(b"\x00" + stdin)
-        if ws.protocol == "v5.channel.k8s.io":
-            await ws.send_bytes(b"\xff\x00")  # close stdin; v4 has no way to say so
+            await stream.write(stdin)
+        await stream.close_stdin()
     out: builtins.list[bytes] = []
     err: builtins.list[bytes] = []
-    status = b""
-    async for message in ws:
-        if message.type is not aiohttp.WSMsgType.BINARY or not message.data:
-            continue
-        channel, payload = message.data[0], message.data[1:]
-        if channel == 1:
-            out.append(payload)
-        elif channel == 2:
-            err.append(payload)
-        elif channel == 3:
-            status += payload
-    kind, namespace, name = where
-    if not status:
-        raise BackendUnavailable(
-            "exec stream ended without a status", kind=kind, namespace=namespace, name=name
-        )
-    result = json.loads(status)
-    code = status_exit_code(result)
-    if code is None:
-        # A Failure without an ExitCode cause: the command could not be started at all.
-        raise error_from_status_body(
-            int(result.get("code") or 500), result, kind=kind, namespace=namespace, name=name
-        )
+    while (chunk := await stream.next_chunk()) is not None:
+        (out if chunk.stream == "stdout" else err).append(chunk.data)
+    code = await stream.wait()
     return ExecResult(code, b"".join(out), b"".join(err))
 
 

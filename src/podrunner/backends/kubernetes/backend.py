@@ -17,9 +17,10 @@ Where the client is awkward, this module goes around it on purpose:
   connection that drops mid-stream raises :class:`~podrunner.errors.BackendUnavailable` instead
   of ending silently. ``kubernetes.watch.Watch`` is not used because it deserialises models and
   swallows 410s into a generic error.
-- **Exec** uses ``kubernetes.stream.stream`` with the ``v5.channel.k8s.io`` subprotocol when the
-  server and client agree on it, which is what makes closing stdin possible; the exit code comes
-  from the status channel (3).
+- **Exec** opens the websocket with ``kubernetes.stream.stream`` (``v5.channel.k8s.io`` when the
+  server and client agree on it, which is what makes closing stdin possible) but reads it one
+  frame at a time itself (``_exec``): the client's ``update()`` holds everything that has arrived
+  in memory. The exit code comes from the status channel (3); :meth:`exec` buffers the stream.
 
 One :class:`kubernetes.client.ApiClient` (one urllib3 pool, sized by ``pool_size``) serves every
 thread; the backend holds no per-call state, so ``run_many`` can share it.
@@ -27,7 +28,6 @@ thread; the backend holds no per-call state, so ``run_many`` can share it.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import threading
@@ -59,12 +59,11 @@ from podrunner.backends.kubernetes._errors import (
     error_from_status_body,
     translate_errors,
 )
+from podrunner.backends.kubernetes._exec import WebSocketExecStream
 from podrunner.backends.kubernetes._streams import (
     close_response,
     read_chunks,
-    read_exec_channels,
     shut_down,
-    status_exit_code,
 )
 from podrunner.backends.kubernetes.config import ClusterConfig
 from podrunner.errors import (
@@ -672,7 +671,7 @@ class KubernetesBackend:
         stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in a running container over the exec websocket.
+        """Run ``argv`` in a running container over the exec websocket (:meth:`open_exec`).
 
         ``stdin`` is written, then closed with the ``v5.channel.k8s.io`` close signal. On a
         server that only speaks v4 there is no way to send EOF: a command that reads stdin to
@@ -684,9 +683,44 @@ class KubernetesBackend:
             BackendError: The server refused (404 no such pod/container, 400 not running...).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        out: list[bytes] = []
+        err: list[bytes] = []
+        with self.open_exec(
+            namespace, pod, container, argv, stdin=stdin is not None, _timeout=timeout
+        ) as stream:
+            if stdin is not None:
+                if stdin:
+                    stream.write(stdin)
+                stream.close_stdin()
+            while (chunk := stream.next_chunk(deadline)) is not None:
+                (out if chunk.stream == "stdout" else err).append(chunk.data)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            code = stream.wait(remaining)
+        return ExecResult(code, b"".join(out), b"".join(err))
+
+    def open_exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        stdin: bool = False,
+        _timeout: float | None = None,
+    ) -> WebSocketExecStream:
+        """Start ``argv`` in a running container and stream it over the exec websocket.
+
+        The ``v5.channel.k8s.io`` subprotocol is asked for, so that ``close_stdin`` can send
+        EOF; frames are read one at a time as the caller iterates (see
+        :mod:`~podrunner.backends.kubernetes._exec`).
+
+        Raises:
+            BackendUnavailable: The websocket could not be opened.
+            BackendError: The server refused (404 no such pod/container, 400 not running...).
+        """
         kwargs: dict[str, Any] = {
             "command": list(argv),
-            "stdin": stdin is not None,
+            "stdin": stdin,
             "stdout": True,
             "stderr": True,
             "tty": False,
@@ -696,43 +730,10 @@ class KubernetesBackend:
             kwargs["container"] = container
         if "binary" in inspect.signature(kubernetes.stream.ws_client.WSClient).parameters:
             kwargs["binary"] = True  # raw bytes out, not a lossy utf-8 decode
-        if timeout is not None:
-            kwargs["_request_timeout"] = timeout
+        if _timeout is not None:
+            kwargs["_request_timeout"] = _timeout
         with translate_errors("Pod", namespace, pod):
             ws = kubernetes.stream.stream(
                 self._core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs
             )
-        try:
-            with translate_errors("Pod", namespace, pod):
-                return self._exec_session(ws, stdin, deadline, namespace, pod)
-        finally:
-            with contextlib.suppress(Exception):
-                # A short close handshake: after the status (or a timeout) nothing more is
-                # wanted, and the default waits 3 s for a peer that may be gone.
-                ws.close(timeout=0.2)
-            with contextlib.suppress(Exception):
-                # websocket-client skips closing the socket once the peer's close frame was
-                # seen; shutdown() always releases it.
-                ws.sock.shutdown()
-
-    @staticmethod
-    def _exec_session(
-        ws: Any, stdin: bytes | None, deadline: float | None, namespace: str, pod: str
-    ) -> ExecResult:
-        if stdin is not None:
-            if stdin:
-                ws.write_stdin(stdin if getattr(ws, "binary", False) else stdin.decode())
-            ws.close_channel(0)  # a no-op on v4: see exec()'s docstring
-        out, err, status = read_exec_channels(ws, deadline, namespace, pod)
-        if not status:
-            raise BackendUnavailable(
-                "exec stream ended without a status", kind="Pod", namespace=namespace, name=pod
-            )
-        result = json.loads(status)
-        code = status_exit_code(result)
-        if code is None:
-            # A Failure without an ExitCode cause: the command could not be started at all.
-            raise error_from_status_body(
-                int(result.get("code") or 500), result, kind="Pod", namespace=namespace, name=pod
-            )
-        return ExecResult(code, out, err)
+        return WebSocketExecStream(ws, stdin, (namespace, pod))

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import Kit
 
-from podrunner.backends.base import ExecChunk, ExecStream
 from podrunner.errors import BackendError, BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from conftest import Kit
+
+    from podrunner.backends.base import ExecChunk, ExecStream
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,11 +1,11 @@
 """The pod-spec reach fields against the real API server: 500 generated specs, one verdict.
 
 ``runtime_class_name``, ``priority_class_name``, ``Resources(extended=...)`` and
-``NodeAffinity`` are generated with valid and invalid values alike. podrunner must accept a spec
-exactly when the API server admits its manifest in a server-side dry run; when podrunner refuses,
-the same raw values are written into a valid manifest and sent, so the server judges the same
-input. Where podrunner is stricter on purpose, the rule is named (and listed in
-docs/fake-fidelity.md).
+``NodeAffinity`` (required terms and weighted preferences) are generated with valid and invalid
+values alike. podrunner must accept a spec exactly when the API server admits its manifest in a
+server-side dry run; when podrunner refuses, the same raw values are written into a valid
+manifest and sent, so the server judges the same input. Where podrunner is stricter on purpose,
+the rule is named (and listed in docs/fake-fidelity.md).
 
 A class that does not exist is refused by the server's admission (403) before any validation, so
 the class names generated are either malformed or the name of a class this module creates: what
@@ -23,7 +23,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from podrunner import NodeAffinity, NodeRequirement, PodSpec, Resources, build_manifests
+from podrunner import (
+    NodeAffinity,
+    NodePreference,
+    NodeRequirement,
+    PodSpec,
+    Resources,
+    build_manifests,
+)
+from podrunner import _validation as v
 from podrunner.errors import (
     AlreadyExists,
     BadRequest,
@@ -48,6 +56,7 @@ RESOURCE_NAMES = [
     "nvidia.com/gpu", "example.com/foo", "kubernetes.io/gpu", "nvidia.com/", "a/b/c",
     "Example.com/gpu", "example.com/foo_bar", "cpu", "hugepages-2Mi", "requests.example.com/x",
 ]  # fmt: skip
+WEIGHTS = [-1, 0, 1, 50, 100, 101]
 AMOUNTS = ["1", "0", "2", "8", "0.5", "500m", "-1", "1Gi", "1e3", "abc", "1k"]
 
 
@@ -93,6 +102,15 @@ specs = st.fixed_dictionaries(
             st.none(),
             st.lists(st.lists(requirement, max_size=2), min_size=1, max_size=2),
         ),
+        "preferred": st.one_of(
+            st.none(),
+            st.none(),
+            st.lists(
+                st.tuples(st.sampled_from(WEIGHTS), st.lists(requirement, max_size=2)),
+                min_size=1,
+                max_size=2,
+            ),
+        ),
     }
 )
 
@@ -116,11 +134,14 @@ def podrunner_accepts(kit: Kit, raw: dict[str, Any]) -> dict[str, Any] | None:
     """The pod podrunner builds from the generated values, or ``None`` if it refuses them."""
     try:
         affinity = None
-        if raw["terms"] is not None:
+        if raw["terms"] is not None or raw["preferred"] is not None:
             affinity = NodeAffinity(
-                [[NodeRequirement(r["key"], r["operator"], r["values"]) for r in term]
-                 for term in raw["terms"]]
-            )  # fmt: skip
+                [[_requirement(r) for r in term] for term in raw["terms"] or ()],
+                preferred=[
+                    NodePreference(weight, [_requirement(r) for r in term])
+                    for weight, term in raw["preferred"] or ()
+                ],
+            )
         spec = PodSpec(
             image="busybox:1.36",
             command=["true"],
@@ -134,6 +155,14 @@ def podrunner_accepts(kit: Kit, raw: dict[str, Any]) -> dict[str, Any] | None:
     except SpecError:
         return None
     return pod
+
+
+def _requirement(r: dict[str, Any]) -> NodeRequirement:
+    return NodeRequirement(r["key"], r["operator"], r["values"])
+
+
+def _expressions(term: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if v or k != "values"} for r in term]
 
 
 def raw_manifest(kit: Kit, raw: dict[str, Any]) -> dict[str, Any]:
@@ -155,15 +184,17 @@ def raw_manifest(kit: Kit, raw: dict[str, Any]) -> dict[str, Any]:
             "limits": dict(raw["extended"]),
             "requests": dict(raw["extended"]),
         }
+    node: dict[str, Any] = {}
     if raw["terms"] is not None:
-        terms = [
-            {"matchExpressions": [{k: v for k, v in r.items() if v or k != "values"} for r in t]}
-            for t in raw["terms"]
+        terms = [{"matchExpressions": _expressions(t)} for t in raw["terms"]]
+        node["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": terms}
+    if raw["preferred"] is not None:
+        node["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": w, "preference": {"matchExpressions": _expressions(t)}}
+            for w, t in raw["preferred"]
         ]
-        required = {"nodeSelectorTerms": terms}
-        spec["affinity"] = {
-            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}
-        }
+    if node:
+        spec["affinity"] = {"nodeAffinity": node}
     return pod
 
 
@@ -194,7 +225,9 @@ def known_stricter_rule(kit: Kit, raw: dict[str, Any]) -> str | None:
       ``kubernetes.io``); ``cpu``, ``hugepages-2Mi`` or ``kubernetes.io/x`` are native
       resources with fields or rules of their own;
     - node affinity: a ``Gt``/``Lt`` value must be an integer (the scheduler compares integers;
-      the server stores any label value) and a term must not be empty (it matches no node).
+      the server stores any label value), a term or a preference must not be empty (it
+      matches no node), and a preference's values must be label values (the server checks
+      them in required terms only; a value no label can have matches no node).
     """
     fixed = copy.deepcopy(raw)
     reasons = []
@@ -208,17 +241,35 @@ def known_stricter_rule(kit: Kit, raw: dict[str, Any]) -> str | None:
     if raw["terms"] is not None:
         kept = []
         for term in raw["terms"]:
-            ok = [r for r in term if not _non_integer_comparison(r)]
-            if len(ok) != len(term):
-                reasons.append("Gt/Lt with a value that is not an integer")
+            ok = _integer_comparisons(term, reasons)
             if ok:
                 kept.append(ok)
             else:
                 reasons.append("an empty node selector term")
         fixed["terms"] = kept or None
+    if raw["preferred"] is not None:
+        preferred = []
+        for weight, term in raw["preferred"]:
+            ok = _integer_comparisons(term, reasons)
+            labels = [r for r in ok if not any(v.label_value_error(x) for x in r["values"])]
+            if len(labels) != len(ok):
+                reasons.append("a preference value that is not a label value")
+            ok = labels
+            if ok:
+                preferred.append((weight, ok))
+            else:
+                reasons.append("an empty node preference")
+        fixed["preferred"] = preferred or None
     if reasons and podrunner_accepts(kit, fixed) is not None:
         return "; ".join(sorted(set(reasons)))
     return None
+
+
+def _integer_comparisons(term: list[dict[str, Any]], reasons: list[str]) -> list[dict[str, Any]]:
+    ok = [r for r in term if not _non_integer_comparison(r)]
+    if len(ok) != len(term):
+        reasons.append("Gt/Lt with a value that is not an integer")
+    return ok
 
 
 def _non_integer_comparison(r: dict[str, Any]) -> bool:

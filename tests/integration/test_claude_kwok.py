@@ -7,8 +7,10 @@ local exec, with the stand-in CLI. Skips when the kwok binaries cannot be had.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from podrunner.claude import (
     ClaudeRunner,
     ClaudeTask,
     ClaudeWorker,
+    SessionStore,
     WorkerOwnershipError,
 )
 from podrunner.errors import NotFound
@@ -217,3 +220,105 @@ def test_worker_recreate_and_replace(kwok_runner: PodRunner) -> None:
     for kind, name in (("Pod", worker.name), ("Secret", f"{worker.name}-secrets")):
         with pytest.raises(NotFound):
             backend.get(kind, ns, name)
+
+
+def _bound_claim(backend: Any, namespace: str, claim: str, directory: Path) -> str:
+    """A PersistentVolume on ``directory`` and a claim bound to it; returns the volume's name."""
+    volume = f"{namespace}-{claim}"
+    backend.request(
+        "POST",
+        "/api/v1/persistentvolumes",
+        body={
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "hostPath": {"path": str(directory)},
+                "storageClassName": "",
+                "persistentVolumeReclaimPolicy": "Retain",
+            },
+        },
+    )
+    backend.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+        body={
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+                "storageClassName": "",
+                "volumeName": volume,
+            },
+        },
+    )
+    return volume
+
+
+def test_a_session_resumes_in_another_pod_through_the_store(
+    kwok_runner: PodRunner, tmp_path: Path
+) -> None:
+    """Pod A's transcript, on a claim bound by the real controller-manager, is resumed in pod B.
+
+    Both worker pods mount the claim and are scheduled by the real scheduler (which waits for
+    the binding). kwok runs no containers and its exec runs on this machine without the pod's
+    mounts, so each pod's wrapper links its own ``HOME``'s transcripts to the volume's host
+    directory: the mount a kubelet would make. The stand-in writes and reads transcripts as
+    the real CLI does.
+    """
+    backend = kwok_runner.backend
+    ns = kwok_runner.namespace
+    store_dir = Path(tempfile.mkdtemp(prefix="podrunner-store-"))
+    volume = _bound_claim(backend, ns, "claude-sessions", store_dir)
+    store = SessionStore.pvc("claude-sessions")
+
+    def worker(name: str) -> ClaudeWorker:
+        home = tmp_path / name
+        (home / ".claude").mkdir(parents=True)
+        (home / ".claude" / "projects").symlink_to(store_dir)
+        wrapper = tmp_path / f"claude-{name}"
+        wrapper.write_text(f'#!/bin/sh\nHOME={home} exec {FIXTURES / "claude"} "$@"\n')
+        wrapper.chmod(0o755)
+        return ClaudeWorker(
+            kwok_runner,
+            image=IMAGE,
+            claude_path=str(wrapper),
+            sessions=store,
+            launcher_environ={},
+            worker_id=f"sessions-{name}",
+            start_timeout=60,
+            exec_timeout=60,
+        )
+
+    try:
+        with worker("a") as pod_a:
+            first = pod_a.run(ClaudeTask("remember the number 42"))
+        with worker("b") as pod_b:
+            second = pod_b.run(ClaudeTask("what was the number?", resume=first.session_id))
+            claims = {
+                v["persistentVolumeClaim"]["claimName"]
+                for v in backend.get("Pod", ns, pod_b.name)["spec"]["volumes"]
+                if "persistentVolumeClaim" in v
+            }
+            assert claims == {"claude-sessions"}
+        assert second.session_id == first.session_id
+        assert '"remember the number 42"' in second.text
+        (transcript,) = store_dir.glob(f"*/{first.session_id}.jsonl")
+        prompts = [
+            json.loads(line)["message"]["content"]
+            for line in transcript.read_text().splitlines()
+            if json.loads(line)["type"] == "user"
+        ]
+        assert prompts == ["remember the number 42", "what was the number?"]
+        pvc = backend.request(
+            "GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/claude-sessions"
+        )
+        assert pvc["status"]["phase"] == "Bound"
+    finally:
+        with contextlib.suppress(NotFound):
+            backend.request(
+                "DELETE", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/claude-sessions"
+            )
+        with contextlib.suppress(NotFound):
+            backend.request("DELETE", f"/api/v1/persistentvolumes/{volume}")
+        shutil.rmtree(store_dir, ignore_errors=True)

@@ -177,8 +177,8 @@ def docs_cluster(kwok_cluster: Any, core: Any, api_client: Any) -> Iterator[Path
             "stringData": {"api-key": "sk-ant-docs-example", "token": "docs-example"},
         },
     )
-    # A claim bound to a static volume: the scheduler places pods only once claims are bound.
-    # The local control plane runs no volume binder, so the pair is created bound.
+    # A claim bound to a static volume: the scheduler places pods only once claims are bound,
+    # which the control plane's volume binder does (the pair names each other).
     _post(
         api_client,
         "/api/v1/persistentvolumes",
@@ -197,10 +197,7 @@ def docs_cluster(kwok_cluster: Any, core: Any, api_client: Any) -> Iterator[Path
         api_client,
         "/api/v1/namespaces/claude-tasks/persistentvolumeclaims",
         {
-            "metadata": {
-                "name": "checkout-1234",
-                "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
-            },
+            "metadata": {"name": "checkout-1234"},
             "spec": {
                 "accessModes": ["ReadOnlyMany"],
                 "storageClassName": "docs",
@@ -209,6 +206,7 @@ def docs_cluster(kwok_cluster: Any, core: Any, api_client: Any) -> Iterator[Path
             },
         },
     )
+    _wait_bound(core, "claude-tasks", "checkout-1234")
     policy, binding = _answer_policy()
     _post(api_client, "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies", policy)
     _post(
@@ -227,6 +225,17 @@ def docs_cluster(kwok_cluster: Any, core: Any, api_client: Any) -> Iterator[Path
             *(f"/api/v1/namespaces/{name}" for name in NAMESPACES),
         ):
             _call(api_client, "DELETE", path)
+
+
+def _wait_bound(core: Any, namespace: str, claim: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        phase = core.read_namespaced_persistent_volume_claim(claim, namespace).status.phase
+        if phase == "Bound":
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"claim {claim} is {phase}, not Bound, after 30s")
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("block", KWOK_BLOCKS, ids=lambda b: b.label)

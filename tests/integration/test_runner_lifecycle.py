@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from podrunner import CleanupPolicy, PodRunner, PodSpec
+from podrunner import CleanupPolicy, Deadlines, PodRunner, PodSpec
 from podrunner.backends.base import Backend
 from podrunner.errors import ImagePullError, PodLost, RunTimeout, Unschedulable
 from podrunner.manifest import MANAGED_SELECTOR
 from podrunner.run.state import Phase, Reason
+from podrunner.testing.controlplane.kwok import NODE_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +191,84 @@ def test_handle_logs_ends(runner: PodRunner) -> None:
     assert lines == STREAMED.splitlines()
     assert (result.exit_code, result.logs) == (0, STREAMED)
     assert took < 1.0 + PROMPT_SECONDS, took
+
+
+def test_a_refused_pod_waits_for_the_node_an_autoscaler_announces(
+    runner: PodRunner,
+    podrunner_backend: Backend,
+    podrunner_namespace: str,
+    podrunner_backend_name: str,
+) -> None:
+    """On a real scheduler, TriggeredScaleUp keeps a refused run waiting past the grace.
+
+    The node that then appears (the kwok node gains the label the pod needs) takes it, and it
+    runs to its end.
+    """
+    if podrunner_backend_name != "kwok":
+        pytest.skip("needs the real scheduler to retry the pod when a node changes")
+    backend: Any = podrunner_backend
+    ns = podrunner_namespace
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = runner.run(
+                spec(failure="Unschedulable", logs="trained\n"), timeout=300
+            )
+        except Exception as exc:  # reported by the assertions below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    clock = backend.clock
+    try:
+        pod = _refused_pod(backend, ns)
+        stamp = pod["metadata"]["creationTimestamp"]
+        name = pod["metadata"]["name"]
+        involved = {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns}
+        backend.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"{name}.scale-up", "namespace": ns},
+                "involvedObject": {**involved, "uid": pod["metadata"]["uid"]},
+                "reason": "TriggeredScaleUp",
+                "message": "pod triggered scale-up: [{kwok-pool 1->2 (max: 3)}]",
+                "type": "Normal",
+                "source": {"component": "cluster-autoscaler"},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            }
+        )
+        clock.sleep(Deadlines().autoscaler_grace + 5)
+        assert thread.is_alive(), f"the run ended while a node was coming: {outcome}"
+        _label_node(backend, "true")
+        thread.join(120)
+        assert "error" not in outcome, outcome
+        assert (outcome["result"].exit_code, outcome["result"].logs) == (0, "trained\n")
+    finally:
+        _label_node(backend, None)
+        thread.join(120)
+
+
+def _refused_pod(backend: Any, namespace: str) -> dict[str, Any]:
+    clock = backend.clock
+    deadline = clock.monotonic() + 60
+    while clock.monotonic() < deadline:
+        for pod in backend.list("Pod", namespace, label_selector=MANAGED_SELECTOR).items:
+            conditions = pod["status"].get("conditions") or []
+            if any(c.get("reason") == "Unschedulable" for c in conditions):
+                return dict(pod)
+        clock.sleep(0.2)
+    raise AssertionError("no pod was refused by the scheduler within 60s")
+
+
+def _label_node(backend: Any, value: str | None) -> None:
+    label = {"metadata": {"labels": {"sim.podrunner.dev/unschedulable": value}}}
+    backend.request(
+        "PATCH",
+        f"/api/v1/nodes/{NODE_NAME}",
+        body=label,
+        content_type="application/merge-patch+json",
+    )

@@ -72,3 +72,26 @@ def test_failing_clone_raises_at_once(
         runner.run(SPEC, timeout=600)
     assert (err.value.container, err.value.exit_code) == ("workspace-0", 128)
     assert err.value.logs == "fatal: repository not found\n"
+
+
+def test_run_with_an_ssh_checkout_completes(
+    runner: PodRunner, podrunner_backend: Backend, podrunner_namespace: str
+) -> None:
+    """The API server takes the key and known_hosts as Secret volumes of the init container."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "deploy-key", "namespace": podrunner_namespace},
+        "stringData": {"identity": "not a real key\n", "known_hosts": "github.com ssh-ed25519 A\n"},
+    }
+    podrunner_backend.create(secret)
+    try:
+        workspace = Workspace.git(
+            "git@github.com:acme/private.git",
+            ssh_key=SecretRef("deploy-key", "identity"),
+            known_hosts=SecretRef("deploy-key", "known_hosts"),
+        )
+        result = runner.run(SPEC.replace(workspace=workspace), timeout=120)
+        assert (result.exit_code, result.logs) == (0, "3 passed\n")
+    finally:
+        podrunner_backend.delete("Secret", podrunner_namespace, "deploy-key")

@@ -239,6 +239,56 @@ def test_claude_json_on_a_run_error_is_a_document() -> None:
     assert doc["error"]["type"] == "ClaudeTimeout"
 
 
+@pytest.mark.skipif(not STANDIN.exists(), reason="stand-in claude CLI missing")
+def test_claude_flags_for_the_cli_surface_reach_the_cli(run_tmp: Path) -> None:
+    """Each first-class task flag of `podrunner claude` arrives in the pod's CLI argv."""
+    record = run_tmp / "record.jsonl"
+    record.touch()
+    record.chmod(0o666)
+    proc = podrunner(
+        "claude", "hello", "--image", "example.com/claude:2", "--claude-path", str(STANDIN),
+        "--env", f"CLAUDE_STANDIN_RECORD={record}",
+        "--fallback-model", "sonnet", "--effort", "high", "--tools", "Bash,Read",
+        "--setting-sources", "user,project", "--add-dir", "/work", "--add-dir", "/data",
+        "--no-session-persistence", "--append-system-prompt-file", "/etc/os-release",
+        env=_env(run_tmp, ANTHROPIC_API_KEY="sk-x"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    argv = json.loads(record.read_text().splitlines()[-1])["argv"]
+    for expected in (
+        "--fallback-model=sonnet",
+        "--effort=high",
+        "--tools=Bash,Read",
+        "--setting-sources=user,project",
+        "--add-dir=/work",
+        "--add-dir=/data",
+        "--no-session-persistence",
+        "--append-system-prompt-file=/etc/os-release",
+    ):
+        assert expected in argv, (expected, argv)
+
+
+def test_claude_flags_are_checked_before_any_pod(run_tmp: Path) -> None:
+    """A bad value for a new flag: one line naming the field and the rule, exit 2, no pod."""
+    args = ["claude", "hi", "--image", "example.com/claude:2"]
+    env = _env(run_tmp, ANTHROPIC_API_KEY="sk-x")
+    effort = podrunner(*args, "--effort", "huge", env=env)
+    assert effort.returncode == 2, effort.stderr
+    assert "effort" in effort.stderr
+    assert "huge" in effort.stderr
+    assert "Traceback" not in effort.stderr
+    tools = podrunner(*args, "--tools", "Bash(git:*)", env=env)
+    assert tools.returncode == 2, tools.stderr
+    assert "tools[0]" in tools.stderr
+    dirs = podrunner(*args, "--add-dir", "relative/dir", env=env)
+    assert dirs.returncode == 2, dirs.stderr
+    assert "add_dirs[0]" in dirs.stderr
+    assert "absolute" in dirs.stderr
+    claim = podrunner(*args, "--sessions", "Not_A_Claim", env=env)
+    assert claim.returncode == 2, claim.stderr
+    assert "Not_A_Claim" in claim.stderr
+
+
 # -- the fake backend keeps nothing -----------------------------------------------------------
 
 

@@ -96,6 +96,21 @@ UNSCHEDULABLE = pod(
         }
     ]
 )
+SCALE_UP = "TriggeredScaleUp: pod triggered scale-up: [{gpu-pool 0->1 (max: 4)}]"
+NO_SCALE_UP = "NotTriggerScaleUp: pod didn't trigger scale-up: 1 max node group size reached"
+PREEMPTING = pod(conditions=UNSCHEDULABLE["status"]["conditions"])
+PREEMPTING["status"]["nominatedNodeName"] = "n1"
+BINDING = pod(
+    conditions=[
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: pod has unbound immediate "
+            "PersistentVolumeClaims. preemption: 0/1 nodes are available",
+        }
+    ]
+)
 EVICTED = pod("Failed", node="n1", reason="Evicted")
 INIT_FAILED = pod("Failed", node="n1", state={"waiting": {"reason": "PodInitializing"}})
 INIT_FAILED["spec"]["initContainers"] = [{"name": "fetch"}]
@@ -112,6 +127,7 @@ class Driver:
         self.refresh = refresh  # what a pod read returns (None: 404)
         self.now = 0.0
         self.asked: list[str] = []
+        self.events = list(EVENTS)  # what the pod's events are (a script's "events" sets them)
 
     def feed(self, item: tuple[Any, ...]) -> None:
         what = item[0]
@@ -125,6 +141,8 @@ class Driver:
             self.core.cancel()
         elif what == "callback":
             self.core.callback_failed(item[1])
+        elif what == "events":
+            self.events = list(item[1])
 
     def _fold(self, event: WatchEvent) -> None:
         for action in self.core.pod_event(event, self.now):
@@ -159,7 +177,7 @@ class Driver:
             if not action.best_effort:
                 self.core.logs_drained("")
         elif isinstance(action, ListEvents):
-            self.core.events_listed(list(EVENTS))
+            self.core.events_listed(list(self.events))
         elif isinstance(action, ReadInitLog):
             self.core.init_log_read("fatal: repository not found\n")
 
@@ -220,12 +238,64 @@ CASES: list[tuple[str, Deadlines, list[tuple[Any, ...]], Any, list[str], int | t
         InitContainerFailed,
     ),
     (
-        "a pod no node takes fails fast",
-        Deadlines(),
+        "a pod no node takes fails fast without an autoscaler grace",
+        Deadlines(autoscaler_grace=0),
         [("pod", UNSCHEDULABLE)],
         None,
-        [R, R, "ListEvents"],
+        [R, R, "ListEvents", R],
         Unschedulable,
+    ),
+    (
+        "a pod no node takes fails when no autoscaler speaks within the grace",
+        Deadlines(autoscaler_grace=12),
+        [("pod", UNSCHEDULABLE), ("at", 5), ("at", 10), ("at", 15)],
+        None,
+        [R, R, "ListEvents", "ListEvents", "ListEvents", "ListEvents", R],
+        Unschedulable,
+    ),
+    (
+        "a pod no node takes fails at once when the autoscaler cannot help",
+        Deadlines(),
+        [("events", [NO_SCALE_UP]), ("pod", UNSCHEDULABLE)],
+        None,
+        [R, R, "ListEvents", R],
+        Unschedulable,
+    ),
+    (
+        "a pod waits for the node an autoscaler brings, then runs",
+        Deadlines(autoscaler_grace=1),
+        [
+            ("events", [SCALE_UP]),
+            ("pod", UNSCHEDULABLE),
+            ("at", 60),
+            ("pod", SCHEDULED),
+            ("pod", RUNNING),
+            ("pod", done(0)),
+        ],
+        None,
+        [R, R, "ListEvents", "ListEvents", R, R, R, "DrainLogs"],
+        0,
+    ),
+    (
+        "a scale-up that fails later fails the run at the next look",
+        Deadlines(),
+        [
+            ("events", [SCALE_UP]),
+            ("pod", UNSCHEDULABLE),
+            ("events", [SCALE_UP, NO_SCALE_UP]),
+            ("at", 5),
+        ],
+        None,
+        [R, R, "ListEvents", "ListEvents", R],
+        Unschedulable,
+    ),
+    (
+        "a pod being preempted for, or waiting for its volumes, is not refused",
+        Deadlines(scheduling=30),
+        [("pod", PREEMPTING), ("pod", BINDING), ("at", 30)],
+        BINDING,
+        [R, R, "RefreshPod", "ListEvents", "KillPod"],
+        StartTimeout,
     ),
     (
         "an evicted pod is lost; its log is read and its events listed",
@@ -342,7 +412,7 @@ def test_run_core_table(
         assert isinstance(verdict, Fail)
         assert type(verdict.error) is outcome
         if "ListEvents" in asked:
-            assert list(verdict.error.events) == EVENTS  # type: ignore[attr-defined]
+            assert list(verdict.error.events) == driver.events  # type: ignore[attr-defined]
         if "DrainLogs" in asked:
             assert verdict.error.logs == "hello\nworld\n"  # type: ignore[attr-defined]
 

@@ -299,6 +299,45 @@ def test_bad_node_affinity_terms_are_refused(terms: Any, rule: str) -> None:
     assert rule in info.value.rule
 
 
+def test_node_preferences_render_weighted_terms_next_to_the_required_ones() -> None:
+    affinity = NodeAffinity.require(ZONE).prefer(80, NO_SPOT).prefer(5, ZONE, NO_SPOT)
+    node = build_manifests(SPEC.with_node_affinity(affinity)).pod["spec"]["affinity"][
+        "nodeAffinity"
+    ]
+    assert node["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [{"matchExpressions": [ZONE.to_manifest()]}]
+    }
+    assert node["preferredDuringSchedulingIgnoredDuringExecution"] == [
+        {"weight": 80, "preference": {"matchExpressions": [NO_SPOT.to_manifest()]}},
+        {
+            "weight": 5,
+            "preference": {"matchExpressions": [ZONE.to_manifest(), NO_SPOT.to_manifest()]},
+        },
+    ]
+    only = NodeAffinity.preferring(1, NO_SPOT).to_manifest()["nodeAffinity"]
+    assert list(only) == ["preferredDuringSchedulingIgnoredDuringExecution"]
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "rule"),
+    [
+        (lambda: NodeAffinity.preferring(0, ZONE), "node_affinity.preferred.weight", "1-100"),
+        (lambda: NodeAffinity.preferring(101, ZONE), "node_affinity.preferred.weight", "1-100"),
+        (lambda: NodeAffinity.preferring(True, ZONE), "node_affinity.preferred.weight", "integer"),
+        (lambda: NodeAffinity.preferring(1.5, ZONE), "node_affinity.preferred.weight", "integer"),
+        (lambda: NodeAffinity.preferring(50), "node_affinity", "at least one NodeRequirement"),
+        (lambda: NodeAffinity(preferred=[ZONE]), "node_affinity.preferred", "NodePreference"),
+        (lambda: NodeAffinity(preferred="x"), "node_affinity.preferred", "sequence"),
+        (lambda: NodeAffinity(), "node_affinity", "term or preference"),
+    ],
+)
+def test_bad_node_preferences_are_refused(make: Any, field: str, rule: str) -> None:
+    with pytest.raises(SpecError) as info:
+        make()
+    assert info.value.field == field
+    assert rule in info.value.rule
+
+
 def test_node_affinity_must_be_a_node_affinity() -> None:
     with pytest.raises(SpecError, match="must be a NodeAffinity, not a mapping"):
         SPEC.replace(node_affinity={"nodeAffinity": {}})

@@ -35,6 +35,10 @@ HOUR = 3600.0
 TOKEN = "ghp_s3cretTokenValue"  # a made-up token the tests look for
 REPO = "https://github.com/acme/app.git"
 CREDS = SecretRef("git-token", "token")
+SSH_REPO = "git@github.com:acme/app.git"
+KEY = SecretRef("deploy-key", "identity")
+HOSTS = SecretRef("deploy-key", "known_hosts")
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAs3cr3t\n"
 SPEC = PodSpec(
     "python:3.12",
     ["pytest"],
@@ -73,6 +77,10 @@ def _init(spec: PodSpec) -> list[dict[str, Any]]:
         (lambda: GitSource("https://a.com/r", path="../up"), "git.path", "'..'"),
         (lambda: GitSource("https://a.com/r", path="/abs"), "git.path", "relative"),
         (lambda: GitSource("git://a.com/r", credentials=CREDS), "git.credentials", "https://"),
+        (lambda: GitSource(REPO, ssh_key=KEY, known_hosts=HOSTS), "git.ssh_key", "ssh URLs"),
+        (lambda: GitSource(REPO, known_hosts=HOSTS), "git.known_hosts", "ssh URLs"),
+        (lambda: GitSource(SSH_REPO, ssh_key=KEY), "git.known_hosts", "never trusted"),
+        (lambda: GitSource(SSH_REPO, credentials=CREDS), "git.credentials", "ssh_key"),
         (lambda: DownloadSource("https://a.com/f", "dir/"), "download.path", "file path"),
         (lambda: DownloadSource("https://a.com/f", ""), "download.path", "name a file"),
         (lambda: DownloadSource("ftp://a.com/f", "f"), "download.url", "https://"),
@@ -201,6 +209,58 @@ def test_git_checkout_manifest_takes_the_token_from_the_secret() -> None:
     # The run's own Secret holds the spec's secret_env only: the git token is never copied.
     assert manifests.secret is not None
     assert set(manifests.secret["data"]) == {"env.API_KEY"}
+
+
+def test_an_ssh_key_is_a_file_of_that_init_container_only() -> None:
+    """Key and known_hosts are Secret volumes of the one init container; no value anywhere."""
+    spec = PodSpec(
+        "python:3.12",
+        ["pytest"],
+        workspace=Workspace.git(SSH_REPO, "main", ssh_key=KEY, known_hosts=HOSTS),
+    )
+    manifests = build_manifests(spec)
+    pod = manifests.pod
+    (fetch,) = pod["spec"]["initContainers"]
+    where = "/var/run/podrunner/git-ssh-0"
+    assert fetch["command"][:7] == [
+        "sh",
+        "-c",
+        fetch["command"][2],
+        "sh",
+        f"{where}/key/identity",
+        f"{where}/hosts/known_hosts",
+        f"{where}/scratch",
+    ]
+    clone = ["git", "clone", "--depth", "1", "--branch", "main", "--", SSH_REPO, "/workspace"]
+    assert fetch["command"][7:] == clone
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["podrunner-git-key-0"]["secret"] == {
+        "secretName": "deploy-key",
+        "items": [{"key": "identity", "path": "identity"}],
+        "defaultMode": 0o440,
+    }
+    assert volumes["podrunner-git-hosts-0"]["secret"]["items"] == [
+        {"key": "known_hosts", "path": "known_hosts"}
+    ]
+    assert volumes["podrunner-git-scratch-0"] == {
+        "name": "podrunner-git-scratch-0",
+        "emptyDir": {"medium": "Memory"},
+    }
+    mounted = {m["name"] for m in fetch["volumeMounts"]}
+    assert {"podrunner-git-key-0", "podrunner-git-hosts-0", "podrunner-git-scratch-0"} <= mounted
+    main = pod["spec"]["containers"][0]
+    assert not {m["name"] for m in main["volumeMounts"]} & mounted - {"podrunner-workspace"}
+    assert "PODRUNNER_GIT_PASSWORD" not in {e["name"] for e in fetch["env"]}
+    assert manifests.secret is None
+
+
+def test_an_ssh_key_given_as_text_is_not_echoed() -> None:
+    for field in ("ssh_key", "known_hosts"):
+        with pytest.raises(SpecError) as err:
+            GitSource(SSH_REPO, **{field: PRIVATE_KEY})  # type: ignore[arg-type]
+        assert err.value.field == f"git.{field}"
+        assert "s3cr3t" not in str(err.value)
+        assert "PRIVATE KEY" not in str(err.value)
 
 
 def test_order_sizes_claims_and_working_dir() -> None:
@@ -374,6 +434,68 @@ def test_local_runtime_clones_a_real_repository(bare_repo: tuple[str, str]) -> N
     assert err.value.exit_code == 128, err.value.logs
     assert "does not appear to be a git repository" in err.value.logs
     assert leftovers(cluster) == []
+
+
+# What ssh would do once connected, without a server: run the remote command here. It records
+# what a real ssh insists on: the key file's mode, strict host checking, the hosts given.
+_SSH_STANDIN = r"""#!/bin/sh
+key=""; hosts=""; strict=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -i) key=$2; shift 2 ;;
+    -o) case "$2" in
+          UserKnownHostsFile=*) hosts=${2#UserKnownHostsFile=} ;;
+          StrictHostKeyChecking=*) strict=${2#StrictHostKeyChecking=} ;;
+        esac; shift 2 ;;
+    -p|-l) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+host=$1; shift
+echo "host=$host mode=$(stat -c %a "$key") key=$(head -n 1 "$key") strict=$strict" \
+  "hosts=$(cat "$hosts")" >> "$(dirname "$0")/record"
+exec sh -c "$*"
+"""
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_local_runtime_clones_over_ssh_with_the_key_from_the_secret(
+    bare_repo: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone runs ssh with the Secret's key (mode 0600) and only the given host keys."""
+    url, _ = bare_repo
+    tools = Path(tempfile.mkdtemp(prefix="podrunner-ssh-"))
+    try:
+        tools.chmod(0o755)
+        (tools / "ssh").write_text(_SSH_STANDIN)
+        (tools / "ssh").chmod(0o755)
+        (tools / "record").touch(mode=0o666)
+        (tools / "record").chmod(0o666)
+        monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+        cluster = FakeCluster(runtime="local")
+        host_line = "example.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
+        data = {"identity": PRIVATE_KEY, "known_hosts": host_line + "\n"}
+        cluster.backend.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "deploy-key", "namespace": "default"},
+                "stringData": data,
+            }
+        )
+        ssh_url = "ssh://git@example.invalid" + url.removeprefix("file://")
+        workspace = Workspace.git(ssh_url, "main", ssh_key=KEY, known_hosts=HOSTS)
+        spec = PodSpec("img", ["cat", "README"], workspace=workspace)
+        result = PodRunner(cluster.backend).run(spec, timeout=60)
+        assert (result.exit_code, result.logs) == (0, "hello from git\n")
+        record = (tools / "record").read_text()
+        assert "host=git@example.invalid mode=600" in record
+        assert "key=-----BEGIN OPENSSH PRIVATE KEY-----" in record
+        assert f"strict=yes hosts={host_line}" in record
+        assert leftovers(cluster) == []
+    finally:
+        shutil.rmtree(tools)
 
 
 def test_manifest_is_json_and_stable() -> None:

@@ -84,6 +84,7 @@ def run_claude_cli(
     env: Mapping[str, str] | None = None,
     on_event: EventCallback | None = None,
     environ: Mapping[str, str] | None = None,
+    task_options: Mapping[str, Any] | None = None,
     **runner_options: Any,
 ) -> ClaudeResult:
     """Run one prompt the way ``podrunner claude`` does and return the result.
@@ -121,6 +122,8 @@ def run_claude_cli(
         env: Extra plain variables for the container.
         on_event: Called with each stream-json event (live progress).
         environ: The launcher's environment (default :data:`os.environ`).
+        task_options: Further :class:`ClaudeTask` options by name (``effort``, ``tools``,
+            ``fallback_model``...), checked by the task like the ones above.
         **runner_options: Further :class:`ClaudeRunner` options.
 
     Returns:
@@ -153,6 +156,7 @@ def run_claude_cli(
         session_id=session_id,
         resume=resume,
         working_dir=working_dir,
+        **dict(task_options or {}),
     )
     runner = ClaudeRunner(
         pod_runner,

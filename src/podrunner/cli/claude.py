@@ -39,6 +39,46 @@ __all__ = ["claude"]
 @click.option("--session-id", help="Session id (a UUID).")
 @click.option("--resume", help="Resume this session.")
 @click.option("--working-dir", help="Directory in the container.")
+@click.option("--fork-session", is_flag=True, help="With --resume: continue in a new session.")
+@click.option(
+    "--sessions",
+    metavar="PVC",
+    help="Keep session transcripts on this PersistentVolumeClaim, so a later run can --resume.",
+)
+@click.option(
+    "--fallback-model",
+    "fallback_model",
+    multiple=True,
+    help="Model to use when overloaded (repeat).",
+)
+@click.option("--effort", help="Reasoning effort: low, medium, high, xhigh or max.")
+@click.option(
+    "--tools",
+    help='Built-in tools available, comma-separated ("" for none); default: all of them.',
+)
+@click.option("--settings", help="Settings: JSON text or a path in the container.")
+@click.option(
+    "--setting-sources", help="Setting sources to load, comma-separated: user,project,local."
+)
+@click.option("--agents", help="Custom subagents: JSON text or a path in the container.")
+@click.option(
+    "--add-dir", "add_dirs", multiple=True, help="Another directory tools may use (repeat)."
+)
+@click.option(
+    "--bare", is_flag=True, help="Minimal mode: no hooks, plugins, memory or auto-discovery."
+)
+@click.option(
+    "--permission-prompt-tool", help="MCP tool (mcp__server__tool) that answers permission prompts."
+)
+@click.option("--no-session-persistence", is_flag=True, help="Do not write a session transcript.")
+@click.option(
+    "--system-prompt-file", help="Replace the system prompt with this file in the container."
+)
+@click.option(
+    "--append-system-prompt-file", help="Append this file in the container to the system prompt."
+)
+@click.option("--mcp-config", help="MCP servers: JSON text or a path in the container.")
+@click.option("--strict-mcp-config", is_flag=True, help="Use only the servers of --mcp-config.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds.")
 @click.option("--cpu-limit", metavar="CPU", help="Container CPU limit, e.g. 500m or 2.")
 @click.option("--memory-limit", metavar="SIZE", help="Container memory limit, e.g. 1Gi.")
@@ -91,6 +131,7 @@ def claude(
             err=True,
         )
     with run_errors(verbose, as_json=as_json) as errors:
+        opts = _task_options(opts)
         runner = _backend.make_runner(
             backend, kubeconfig, context, namespace, api_outage=api_outage
         )
@@ -107,6 +148,45 @@ def claude(
             close_runner(runner)
     _print(result, as_json=as_json)
     sys.exit(cli_exit_code(result))
+
+
+# Flags that go to ClaudeTask as they are; click gives a tuple or a flag for each.
+_TASK_FLAGS = (
+    "fork_session",
+    "fallback_model",
+    "effort",
+    "settings",
+    "agents",
+    "add_dirs",
+    "bare",
+    "permission_prompt_tool",
+    "no_session_persistence",
+    "system_prompt_file",
+    "append_system_prompt_file",
+    "strict_mcp_config",
+)
+
+
+def _task_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Split the task's new flags off the options ``run_claude_cli`` takes by name.
+
+    Unset flags are left out so the task's defaults apply; comma lists become tuples. The
+    task checks every value (a bad one is a SpecError naming the field, before any call).
+    """
+    from podrunner.claude.sessions import SessionStore
+
+    task = {k: opts.pop(k) for k in _TASK_FLAGS if opts.get(k) not in (None, False, ())}
+    for name in _TASK_FLAGS:
+        opts.pop(name, None)
+    for name in ("tools", "setting_sources"):
+        value = opts.pop(name)
+        if value is not None:
+            task[name] = tuple(v.strip() for v in value.split(",")) if value else ()
+    claim = opts.pop("sessions")
+    if claim:
+        opts["sessions"] = SessionStore.pvc(claim)
+    opts["task_options"] = task
+    return opts
 
 
 def _print(result: Any, *, as_json: bool) -> None:

@@ -11,6 +11,12 @@ Credentials for a private https repository: the token comes from the Secret thro
 ``scheme://host`` that prints it. The helper's text names the variable, not its value, and
 ``echo`` is a shell builtin, so the token is in no pod field and no process's argv; it is not
 sent to any other host (a redirect elsewhere gets no credentials).
+
+An ssh key and ``known_hosts``: each is a Secret volume with one item, mounted read-only into
+that one init container, next to a memory-backed scratch ``emptyDir``. ssh refuses a private
+key others can read, and the kubelet makes Secret files group-readable for ``fsGroup``, so a
+wrapper copies the key into the scratch directory with mode 0600 and points
+``GIT_SSH_COMMAND`` at it, with strict host key checking against the given hosts only.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import posixpath
 from typing import TYPE_CHECKING, Any
 
 from podrunner.spec.workspace import GitSource, container_name, is_commit, url_host
+
+if TYPE_CHECKING:
+    from podrunner.spec._fields import SecretRef
 
 if TYPE_CHECKING:
     from podrunner.spec import PodSpec
@@ -42,6 +51,17 @@ _FETCH_COMMIT = (
     'if [ -n "$4" ]; then git fetch --depth "$4" origin "$2"; '
     'else git fetch origin "$2"; fi; git checkout --quiet --detach FETCH_HEAD'
 )
+
+# $1 key file ("" for none), $2 known_hosts file, $3 private scratch directory; then the git
+# command to run. BatchMode: a missing key or host fails at once instead of prompting.
+_SSH = (
+    "set -eu; key=$1; hosts=$2; tmp=$3; shift 3; "
+    'opts="-o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\\"$hosts\\""; '
+    'if [ -n "$key" ]; then cp "$key" "$tmp/identity"; chmod 600 "$tmp/identity"; '
+    'opts="$opts -o IdentitiesOnly=yes -i \\"$tmp/identity\\""; fi; '
+    'GIT_SSH_COMMAND="ssh $opts"; export GIT_SSH_COMMAND; exec "$@"'
+)
+_SSH_DIR = "/var/run/podrunner/git-ssh-{index}"
 
 # $1 url, $2 destination file, $3 expected SHA-256 ("" for none).
 _DOWNLOAD = (
@@ -86,14 +106,56 @@ def _git_env(source: GitSource) -> list[dict[str, Any]]:
     ]
 
 
+def _ssh_secret_volume(name: str, ref: SecretRef, path: str, mode: int) -> dict[str, Any]:
+    items = [{"key": ref.key, "path": path}]
+    return {"name": name, "secret": {"secretName": ref.name, "items": items, "defaultMode": mode}}
+
+
+def _ssh(
+    source: GitSource, index: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The volumes, mounts and wrapper argv of an ssh source's key and hosts (none without)."""
+    if source.known_hosts is None:
+        return [], [], []
+    where = _SSH_DIR.format(index=index)
+    volumes: list[dict[str, Any]] = [
+        _ssh_secret_volume(
+            f"podrunner-git-hosts-{index}", source.known_hosts, "known_hosts", 0o444
+        ),
+        {"name": f"podrunner-git-scratch-{index}", "emptyDir": {"medium": "Memory"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": f"podrunner-git-hosts-{index}", "mountPath": f"{where}/hosts", "readOnly": True},
+        {"name": f"podrunner-git-scratch-{index}", "mountPath": f"{where}/scratch"},
+    ]
+    key = ""
+    if source.ssh_key is not None:
+        # 0440: readable by the fsGroup the restricted profile sets, copied to 0600 before use.
+        name = f"podrunner-git-key-{index}"
+        volumes.append(_ssh_secret_volume(name, source.ssh_key, "identity", 0o440))
+        mounts.append({"name": name, "mountPath": f"{where}/key", "readOnly": True})
+        key = f"{where}/key/identity"
+    return (
+        volumes,
+        mounts,
+        ["sh", "-c", _SSH, "sh", key, f"{where}/hosts/known_hosts", f"{where}/scratch"],
+    )
+
+
 def _download_command(source: DownloadSource, dest: str) -> list[str]:
     return ["sh", "-c", _DOWNLOAD, "sh", source.url, dest, source.sha256 or ""]
 
 
 def _init_container(
-    spec: PodSpec, workspace: Workspace, index: int, mount: dict[str, Any], security: dict[str, Any]
+    spec: PodSpec,
+    workspace: Workspace,
+    index: int,
+    mount: dict[str, Any],
+    security: dict[str, Any],
+    volumes: list[dict[str, Any]],
 ) -> dict[str, Any]:
     source = workspace.sources[index]
+    mounts = [dict(mount)]
     dest = _destination(workspace, source.path)
     container: dict[str, Any] = {
         "name": container_name(index),
@@ -101,14 +163,17 @@ def _init_container(
         "imagePullPolicy": spec.image_pull_policy.value,
     }
     if isinstance(source, GitSource):
-        container["command"] = _git_command(source, dest)
+        ssh_volumes, ssh_mounts, wrapper = _ssh(source, index)
+        volumes += ssh_volumes
+        mounts += ssh_mounts
+        container["command"] = [*wrapper, *_git_command(source, dest)]
         container["env"] = _git_env(source)
     else:
         container["command"] = _download_command(source, dest)
     resources = workspace.resources.to_manifest()
     if resources:
         container["resources"] = resources
-    container["volumeMounts"] = [dict(mount)]
+    container["volumeMounts"] = mounts
     if security:
         container["securityContext"] = dict(security)
     return container
@@ -145,7 +210,8 @@ def add_workspace(
     for container in init:
         container.setdefault("volumeMounts", []).append(dict(mount))
     steps = [
-        _init_container(spec, workspace, i, mount, security) for i in range(len(workspace.sources))
+        _init_container(spec, workspace, i, mount, security, volumes)
+        for i in range(len(workspace.sources))
     ]
     at = len(spec.sidecars)
     init[at:at] = steps

@@ -13,6 +13,9 @@ plain event lists (``tests/unit/test_run_core.py``):
 - fail fast on an image that cannot be pulled, a pod no node takes, a container that cannot
   be created, an init container that failed (with the pod's events, and the failed init
   container's log);
+- a pod no node takes yet: it waits while a cluster autoscaler says a node is coming (its
+  events, looked at again every :data:`CAPACITY_RECHECK` seconds), and fails when none does
+  within ``Deadlines.autoscaler_grace`` or the autoscaler says it cannot help;
 - the pod going away (evicted, deleted by someone else) and cancel;
 - the log: the :class:`~podrunner.run.logs.LogCollector` (resume without duplicates) belongs
   to the core; drivers feed it and the verdict reads it;
@@ -48,6 +51,7 @@ from podrunner.run.state import Phase, PodState, Reason, reduce
 from podrunner.spec import CleanupPolicy, Deadlines
 
 __all__ = [
+    "CAPACITY_RECHECK",
     "Action",
     "CollectFiles",
     "DrainLogs",
@@ -159,6 +163,26 @@ Action = (
 _PENDING = PodState(Phase.PENDING)
 
 
+CAPACITY_RECHECK = 5.0
+"""Seconds between looks at the events of a pod that waits for an autoscaler's node."""
+
+# Event reasons on a pod no node takes: a node is coming (cluster-autoscaler's
+# TriggeredScaleUp, Karpenter's Nominated), or no node group can help. The newest one decides.
+_SCALING_UP = frozenset({"TriggeredScaleUp", "Nominated"})
+_NOT_SCALING_UP = frozenset({"NotTriggerScaleUp"})
+
+
+def capacity_coming(events: list[str]) -> bool | None:
+    """What the newest autoscaler event (``"Reason: message"``, oldest first) says, if any."""
+    for line in reversed(events):
+        reason = line.partition(":")[0]
+        if reason in _SCALING_UP:
+            return True
+        if reason in _NOT_SCALING_UP:
+            return False
+    return None
+
+
 class RunCore:
     """The rules of one run, as a state machine (see the module docstring).
 
@@ -216,6 +240,12 @@ class RunCore:
         self.collect = collect
         self._files: CollectedFiles | None = None
         self._collect_problem = ""
+        # A pod the scheduler refused, while the autoscaler's word is awaited: "ask" (list
+        # its events), "listed" (decide), "wait" (until _capacity_look), "no" (fail).
+        self._capacity = ""
+        self._refused: PodState | None = None
+        self._refused_at = 0.0
+        self._capacity_look = 0.0
 
     # -- events ---------------------------------------------------------------------------
 
@@ -285,10 +315,15 @@ class RunCore:
             self._verdict = None
         if self._final is not None:
             return self._final
+        look = self._capacity_step(now)
+        if look is not None:
+            return look
         ending = self._ending()
         if ending:
             return self.next_action(now)
         deadline, which = self.next_deadline()
+        if self._capacity == "wait" and (deadline is None or self._capacity_look < deadline):
+            return WaitForPod(self._capacity_look)
         if deadline is None or now < deadline:
             return WaitForPod(deadline)
         if self._refreshed_for != deadline:
@@ -334,7 +369,7 @@ class RunCore:
 
     def _observe(self, pod: Mapping[str, Any], now: float) -> list[Action]:
         self.pod = pod
-        state = reduce(pod, self.run.container)
+        state = self._refusal(reduce(pod, self.run.container), now)
         if state.deleting:
             self._seen_deleting = True
         if state.node_name and self._scheduled_at is None:
@@ -354,6 +389,35 @@ class RunCore:
         if self.stream_logs and (state.phase is Phase.RUNNING or state.container_ran):
             actions.append(FollowLogs())
         return actions
+
+    def _refusal(self, state: PodState, now: float) -> PodState:
+        """A pod the scheduler refused stays pending while an autoscaler may bring a node."""
+        if state.reason is not Reason.UNSCHEDULABLE:
+            self._capacity, self._refused = "", None
+            return state
+        if self._capacity == "no":
+            return state
+        if not self._capacity:
+            self._capacity, self._refused_at = "ask", now
+        self._refused = state
+        return attrs.evolve(state, phase=Phase.PENDING, reason=None)
+
+    def _capacity_step(self, now: float) -> Action | None:
+        """Look at the events of a refused pod, or decide on what they said."""
+        if self._capacity == "ask" or (self._capacity == "wait" and now >= self._capacity_look):
+            self._capacity = "listed"
+            return ListEvents()
+        if self._capacity != "listed" or self._refused is None:
+            return None
+        coming = capacity_coming(self._events)
+        grace_over = now >= self._refused_at + self.deadlines.autoscaler_grace
+        if coming or (coming is None and not grace_over):
+            self._capacity, self._capacity_look = "wait", now + CAPACITY_RECHECK
+        else:
+            self._capacity, self.state = "no", self._refused
+            self._reported = self._refused
+            return ReportState(self._refused) if self.report_states else None
+        return None
 
     def _end(self, steps: list[Action], verdict: Callable[[float], Action]) -> bool:
         self._steps = steps
@@ -388,7 +452,9 @@ class RunCore:
     def _end_terminal(self, state: PodState) -> bool:
         if is_fail_fast(state):
             init = state.init_container
-            steps: list[Action] = [ListEvents()]
+            # A refused pod's events were just listed, to hear from an autoscaler.
+            listed = state.reason is Reason.UNSCHEDULABLE and self._capacity == "no"
+            steps: list[Action] = [] if listed else [ListEvents()]
             if state.reason is Reason.INIT_CONTAINER_FAILED and init is not None:
                 steps.insert(0, ReadInitLog(init))
             return self._end(

@@ -291,6 +291,10 @@ def _final(
     return None
 
 
+# The scheduler's words while a pod's immediate-binding claims wait for the volume binder.
+_VOLUME_BINDING = "unbound immediate PersistentVolumeClaims"
+
+
 def _not_final(
     status: Mapping[str, Any],
     spec: Mapping[str, Any],
@@ -311,6 +315,10 @@ def _not_final(
     scheduled = _condition(status, "PodScheduled")
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         message = scheduled.get("message") or ""
+        if status.get("nominatedNodeName") or _VOLUME_BINDING in message:
+            # Under way, not refused: the scheduler is preempting lower-priority pods for this
+            # one (it names the node), or its claims are being bound to volumes.
+            return Phase.PENDING, None, None, message, "Unschedulable"
         return Phase.FAILED, Reason.UNSCHEDULABLE, None, message, "Unschedulable"
     if state.get("running") and status.get("phase") == "Running":
         return Phase.RUNNING, None, None, "", ""

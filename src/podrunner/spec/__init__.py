@@ -9,7 +9,7 @@ limits, ``_fields`` the shared converters.
 from __future__ import annotations
 
 from podrunner.spec._fields import FrozenMap, SecretMap, SecretRef
-from podrunner.spec.affinity import NodeAffinity, NodeRequirement
+from podrunner.spec.affinity import NodeAffinity, NodePreference, NodeRequirement
 from podrunner.spec.containers import InitContainer, Sidecar
 from podrunner.spec.egress import EgressPolicy, EgressPort, EgressRule
 from podrunner.spec.pod import (
@@ -61,6 +61,7 @@ __all__ = [
     "ImagePullPolicy",
     "InitContainer",
     "NodeAffinity",
+    "NodePreference",
     "NodeRequirement",
     "PodSpec",
     "Resources",

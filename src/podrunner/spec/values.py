@@ -474,20 +474,36 @@ def _total(value: float | None) -> float | None:
     return _seconds("deadlines.total", value)
 
 
+def _autoscaler_grace(value: float) -> float:
+    field = "deadlines.autoscaler_grace"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(field, value, f"must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise SpecError(field, value, "must be a finite number of seconds, 0 or more")
+    return seconds
+
+
 @attrs.frozen
 class Deadlines:
     """Client-side time budgets for a run, in seconds (``None``: no budget).
 
     Attributes:
         scheduling: From create until a node is assigned (``Unschedulable`` is raised sooner
-            when the scheduler says so).
+            when the scheduler says so and no autoscaler is bringing a node).
         start: From create until the container runs; covers scheduling and the image pull.
         total: From create until the container ends; the pod is killed when it runs out.
+        autoscaler_grace: How long a pod the scheduler refuses waits for a cluster autoscaler
+            to speak before ``Unschedulable`` is raised: a ``TriggeredScaleUp``
+            (cluster-autoscaler) or ``Nominated`` (Karpenter) event makes the run wait for
+            the new node, within the other budgets; ``NotTriggerScaleUp`` or silence fails
+            it. 0 fails at the scheduler's first refusal.
     """
 
     scheduling: float | None = attrs.field(default=None, converter=_scheduling)
     start: float | None = attrs.field(default=None, converter=_start)
     total: float | None = attrs.field(default=None, converter=_total)
+    autoscaler_grace: float = attrs.field(default=15.0, kw_only=True, converter=_autoscaler_grace)
 
 
 _TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

@@ -15,7 +15,9 @@ destinations without ``..``, a ``sha256`` of 64 hex digits, the size limit as a 
 Credentials for a private repository are a :class:`~podrunner.SecretRef`: the init container
 reads the token from the Secret (``secretKeyRef``), and a git credential helper scoped to the
 repository's host hands it to git. The token never appears in the pod spec, in an argv, or in
-an error.
+an error. For an ssh URL, ``ssh_key`` is a Secret key holding a private key and
+``known_hosts`` one holding the server's host keys (required with a key: podrunner never
+trusts a host key on first use); both are mounted as files into that init container only.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ __all__ = [
     "Workspace",
 ]
 
-DEFAULT_WORKSPACE_IMAGE = "alpine/git:2.47.2"
+DEFAULT_WORKSPACE_IMAGE = "alpine/git:v2.47.2"
 """The image of the init containers that fill a workspace.
 
 ``alpine/git`` is Alpine Linux with git (>= 2.31 is needed for ``GIT_CONFIG_COUNT``), BusyBox
 ``sh``, ``wget`` and ``sha256sum``: everything the git and download steps run. A pinned tag,
-so a run is reproducible; mirror it in your own registry with ``Workspace(image=...)``.
+so a run is reproducible; mirror it in your own registry with ``Workspace(image=...)``. The
+image's tags carry a ``v`` (``v2.47.2``), the spelling public manifests that pull it use; no
+registry is reachable from podrunner's test machines, so the tag is not pulled in tests.
 """
 
 DEFAULT_WORKSPACE_PATH = "/workspace"
@@ -196,6 +200,28 @@ def _credentials(value: object) -> SecretRef | None:
     raise SpecError("git.credentials", REDACTED, f"must be a SecretRef, not {kind_of(value)}")
 
 
+def _ssh_secret(field: str, value: object) -> SecretRef | None:
+    if value is None or isinstance(value, SecretRef):
+        return value
+    # A string here may be the key itself: never echo it.
+    raise SpecError(field, REDACTED, f"must be a SecretRef, not {kind_of(value)}")
+
+
+def _ssh_key(value: object) -> SecretRef | None:
+    return _ssh_secret("git.ssh_key", value)
+
+
+def _known_hosts(value: object) -> SecretRef | None:
+    return _ssh_secret("git.known_hosts", value)
+
+
+def is_ssh_url(url: str) -> bool:
+    """Whether git reaches ``url`` over ssh (``ssh://`` or ssh's ``user@host:path``)."""
+    return url.lower().startswith("ssh://") or (
+        "://" not in url and _SCP_LIKE.match(url) is not None
+    )
+
+
 def _username(value: object) -> str:
     name = _text("git.username", value)
     if not name or ":" in name or "\n" in name:
@@ -225,6 +251,9 @@ class GitSource:
         credentials: A Secret key holding a token or password for an ``https`` URL.
         username: The user name sent with ``credentials`` (``x-access-token`` suits GitHub
             tokens; GitLab takes ``oauth2``).
+        ssh_key: A Secret key holding a private key (OpenSSH format) for an ssh URL.
+        known_hosts: A Secret key holding ``known_hosts`` lines for the ssh server (as
+            ``ssh-keyscan`` prints them, checked once by you); required with ``ssh_key``.
         path: Directory in the workspace, relative; ``""`` is the workspace itself. It must
             be empty or missing when the clone starts.
     """
@@ -235,13 +264,28 @@ class GitSource:
     credentials: SecretRef | None = attrs.field(default=None, kw_only=True, converter=_credentials)
     username: str = attrs.field(default="x-access-token", kw_only=True, converter=_username)
     path: str = attrs.field(default="", kw_only=True, converter=_git_path)
+    ssh_key: SecretRef | None = attrs.field(default=None, kw_only=True, converter=_ssh_key)
+    known_hosts: SecretRef | None = attrs.field(default=None, kw_only=True, converter=_known_hosts)
 
     def __attrs_post_init__(self) -> None:
         if self.credentials is not None and not self.url.lower().startswith("https://"):
             raise SpecError(
                 "git.credentials",
                 self.credentials,
-                "is sent to https:// URLs only (ssh keys are not supported yet)",
+                "is sent to https:// URLs only (for an ssh URL give ssh_key and known_hosts)",
+            )
+        ssh = is_ssh_url(self.url)
+        for field, ref in (("git.ssh_key", self.ssh_key), ("git.known_hosts", self.known_hosts)):
+            if ref is not None and not ssh:
+                raise SpecError(
+                    field, ref, "is for ssh URLs only (ssh://host/path or user@host:path)"
+                )
+        if self.ssh_key is not None and self.known_hosts is None:
+            raise SpecError(
+                "git.known_hosts",
+                None,
+                "is required with ssh_key: the server's host key is checked, never trusted on "
+                "first use (ssh-keyscan HOST, checked once, into a Secret)",
             )
 
 
@@ -343,7 +387,7 @@ class Workspace:
             when the directory grows past it. Not with ``claim``.
         claim: Name of an existing PersistentVolumeClaim to use instead of an ``emptyDir``;
             it outlives the run (the checkout directory must be empty when it starts).
-        image: Image of the init containers (default ``alpine/git:2.47.2``).
+        image: Image of the init containers (default ``alpine/git:v2.47.2``).
         resources: CPU and memory of the init containers (for namespaces with quotas).
     """
 
@@ -384,6 +428,8 @@ class Workspace:
         credentials: SecretRef | None = None,
         username: str = "x-access-token",
         path: str = "",
+        ssh_key: SecretRef | None = None,
+        known_hosts: SecretRef | None = None,
         **workspace: Any,
     ) -> Workspace:
         """A workspace holding one git checkout (see :class:`GitSource`).
@@ -395,13 +441,22 @@ class Workspace:
             credentials: Secret key with a token for an https URL.
             username: User name sent with the token.
             path: Relative directory of the checkout in the workspace.
+            ssh_key: Secret key with a private key for an ssh URL.
+            known_hosts: Secret key with the ssh server's host keys (required with a key).
             **workspace: :class:`Workspace` fields (``mount_path``, ``size_limit``...).
 
         Returns:
             The workspace.
         """
         source = GitSource(
-            url, ref, depth=depth, credentials=credentials, username=username, path=path
+            url,
+            ref,
+            depth=depth,
+            credentials=credentials,
+            username=username,
+            path=path,
+            ssh_key=ssh_key,
+            known_hosts=known_hosts,
         )
         return cls((source,), **workspace)
 

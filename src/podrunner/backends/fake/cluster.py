@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -418,6 +419,8 @@ class FakeBackend:
         self._cluster = cluster
         self._api = api
         self._lock = api.lock
+        # Streamed execs still open, ended by close() (a caller that never closed one).
+        self._streams: weakref.WeakSet[ExecStream] = weakref.WeakSet()
 
     @property
     def clock(self) -> SchedulingClock:
@@ -614,7 +617,9 @@ class FakeBackend:
                 api.kubelet, obj, container, argv, stdin=stdin, busy=self._busy
             )
         with self._busy():
-            return open_()
+            stream = open_()
+        self._streams.add(stream)
+        return stream
 
     @contextlib.contextmanager
     def _busy(self) -> Iterator[None]:
@@ -641,7 +646,9 @@ class FakeBackend:
             return changed
 
     def close(self) -> None:
-        """Stop local processes; the in-memory state stays readable."""
+        """Stop local processes (streamed execs too); the in-memory state stays readable."""
+        for stream in list(self._streams):
+            stream.close()
         with self._lock:
             self._api.kubelet.close()
 

@@ -321,7 +321,12 @@ def _check_ip_block(block: dict[str, Any], path: str, errs: Errors) -> None:
         inner = _check_cidr(text, where, errs)
         if inner is None:
             continue
-        inside = inner.version == outer.version and inner.network_address in outer
+        # Go's IPNet.Contains turns an IPv4-mapped address into IPv4 before comparing, and a
+        # network parsed from IPv6 text stays IPv6: so such an address is never inside one.
+        probe: ipaddress.IPv4Address | ipaddress.IPv6Address = inner.network_address
+        if isinstance(probe, ipaddress.IPv6Address) and probe.ipv4_mapped is not None:
+            probe = probe.ipv4_mapped
+        inside = probe.version == outer.version and probe in outer
         if not inside or outer.prefixlen >= inner.prefixlen:
             errs.invalid(where, text, "must be a strict subset of `cidr`")
 

@@ -5,7 +5,9 @@ bound and goes straight to the kubelet, as on a real cluster. Any other pod is b
 scheduler's delay: the binding sets ``spec.nodeName`` and the ``PodScheduled`` condition and
 records a ``Scheduled`` Event, then the kubelet takes the pod. A pod scripted as unschedulable
 stays Pending with ``PodScheduled=False`` (reason ``Unschedulable``) and a
-``FailedScheduling`` Event.
+``FailedScheduling`` Event; when the script has a cluster autoscaler answer, its
+``TriggeredScaleUp`` (and the new node, which then takes the pod) or ``NotTriggerScaleUp``
+Event follows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from podrunner.backends.fake.podsim import NODE_NAME
+from podrunner.backends.fake.scripting import Outcome
 
 if TYPE_CHECKING:
     from podrunner.backends.fake.kubelet import Kubelet
@@ -23,6 +26,7 @@ __all__ = ["COMPONENT", "Scheduler"]
 #: The source of the scheduler's Events, as on a real cluster.
 COMPONENT = "default-scheduler"
 _NO_NODE = "0/1 nodes are available: 1 Insufficient cpu."
+_AUTOSCALER = "cluster-autoscaler"
 
 
 class Scheduler:
@@ -56,6 +60,7 @@ class Scheduler:
             pod = pods.write(sim)
             if pod is not None:
                 pods.event(pod, "FailedScheduling", message, warning=True, component=COMPONENT)
+                self._autoscale(sim, pod)
             return
         pods.cond(sim, "PodScheduled", "True")
         pod = pods.write(sim, bind=True)
@@ -64,3 +69,18 @@ class Scheduler:
         assigned = f"Successfully assigned {sim.namespace}/{sim.name} to {NODE_NAME}"
         pods.event(pod, "Scheduled", assigned, component=COMPONENT)
         self.pods.later(sim, 0.0, self.kubelet.start)
+
+    def _autoscale(self, sim: PodSim, pod: dict[str, Any]) -> None:
+        """A scripted cluster autoscaler's answer to a refused pod, and its node."""
+        after = sim.outcome.scale_up_after
+        if after is None:
+            return
+        if after < 0:
+            text = "pod didn't trigger scale-up: 1 max node group size reached"
+            self.pods.event(pod, "NotTriggerScaleUp", text, component=_AUTOSCALER)
+            return
+        text = "pod triggered scale-up: [{fake-pool 1->2 (max: 3)}]"
+        self.pods.event(pod, "TriggeredScaleUp", text, component=_AUTOSCALER)
+        logs = sim.outcome.logs
+        sim.outcome = Outcome("exit", 0, "Completed", logs=logs)
+        self.pods.later(sim, after, self._schedule)

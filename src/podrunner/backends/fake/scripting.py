@@ -120,6 +120,8 @@ class Outcome:
         ignore_sigterm: The process ignores SIGTERM, so deletion waits for the grace period
             and ends with exit code 137.
         fn: The callable of a ``run`` outcome.
+        scale_up_after: For ``unschedulable``: seconds until an autoscaler's node takes the
+            pod (negative: the autoscaler says it cannot help; ``None``: no autoscaler).
     """
 
     kind: OutcomeKind = "exit"
@@ -131,6 +133,7 @@ class Outcome:
     fail_times: int | None = None
     ignore_sigterm: bool = False
     fn: Callable[[ContainerContext], RunResultLike] | None = None
+    scale_up_after: float | None = None
 
 
 DEFAULT_OUTCOME = Outcome()
@@ -251,9 +254,23 @@ class Rule:
         """Never start: the image cannot be pulled (``ErrImagePull``, then ``reason``)."""
         return self._set(Outcome("image_pull", reason=reason, message=message))
 
-    def unschedulable(self, message: str = "0/1 nodes are available: 1 Insufficient cpu.") -> Rule:
-        """Never get scheduled: ``PodScheduled=False`` with reason ``Unschedulable``."""
-        return self._set(Outcome("unschedulable", message=message))
+    def unschedulable(
+        self,
+        message: str = "0/1 nodes are available: 1 Insufficient cpu.",
+        *,
+        scale_up_after: float | None = None,
+        logs: Logs = "",
+    ) -> Rule:
+        """Never get scheduled: ``PodScheduled=False`` with reason ``Unschedulable``.
+
+        With ``scale_up_after``, a cluster autoscaler answers: a ``TriggeredScaleUp`` Event
+        at once, and the node it adds takes the pod that many seconds later; the pod then
+        runs and succeeds with ``logs``. ``scale_up_after=-1`` has it answer
+        ``NotTriggerScaleUp`` instead (no node group can take the pod).
+        """
+        return self._set(
+            Outcome("unschedulable", message=message, logs=logs, scale_up_after=scale_up_after)
+        )
 
     def evict(self, after: float = 0.0, message: str | None = None, logs: Logs = "") -> Rule:
         """Run, then get evicted by the kubelet ``after`` seconds later (pod ``Failed``)."""

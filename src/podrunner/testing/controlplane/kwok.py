@@ -409,7 +409,9 @@ class KwokCluster:
                 "garbage-collector-controller,namespace-controller,"
                 "root-ca-certificate-publisher-controller,pod-garbage-collector-controller,"
                 "node-lifecycle-controller,"
-                "job-controller,ttl-after-finished-controller",
+                "job-controller,ttl-after-finished-controller,"
+                # Binds claims to volumes, so pods that mount a claim get scheduled.
+                "persistentvolume-binder-controller",
                 f"--service-account-private-key-file={pki / 'sa.key'}",
                 f"--root-ca-file={pki / 'apiserver.crt'}",
                 "--use-service-account-credentials=false",

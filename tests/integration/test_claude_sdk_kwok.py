@@ -179,9 +179,9 @@ def test_exception_and_cancellation_leave_nothing(
 
     async def body(pods: AsyncPodRunner) -> None:
         async def fail() -> None:
-            async with ClaudeSDKClient(
-                options, transport=make(pods, wrapper, options, credentials=creds)
-            ) as client:
+            # (mid-turn, and kwok's exec cannot pass on end of input: a short wait)
+            pod_transport = make(pods, wrapper, options, credentials=creds, close_timeout=2)
+            async with ClaudeSDKClient(options, transport=pod_transport) as client:
                 await client.query("hello")
                 raise RuntimeError("caller failed")
 

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -202,8 +202,10 @@ class PodTransport(Transport):
         self._stream: AsyncExecStream | None = None
         self._pod_name: str | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        # Output chunks of the exec, None at its end; bounded, so a slow reader holds the CLI.
-        self._output: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+        # The CLI's messages (or the error that ended them), None at the end; bounded, so a
+        # slow reader holds the CLI back instead of filling memory.
+        self._output: asyncio.Queue[dict[str, Any] | CLIJSONDecodeError | None]
+        self._output = asyncio.Queue(maxsize=64)
         self._lost: BackendError | None = None
         self._closed = False
         self._input_ended = False
@@ -273,53 +275,57 @@ class PodTransport(Transport):
         return self._read()
 
     async def _pump(self, stream: AsyncExecStream) -> None:
-        """Read the exec's output into the queue (stderr to the tail and ``options.stderr``).
+        """Parse the exec's output into the queue (stderr to the tail and ``options.stderr``).
 
-        A task of its own, not the SDK's reader: ``close`` can then let the CLI end on its own
-        (its output read to the end) before anything is killed.
+        A task of its own, not the SDK's reader: ``close`` can then tell whether a turn is
+        under way and let the CLI end on its own (its output read to the end).
         """
+        pending = b""
         try:
             async for chunk in stream:
                 if chunk.stream == "stderr":
                     self._stderr(chunk.data)
-                elif not self._closed:
-                    await self._output.put(chunk.data)
+                    continue
+                *lines, pending = (pending + chunk.data).split(b"\n")
+                if len(pending) > _MAX_LINE:
+                    raise CLIJSONDecodeError(
+                        pending[:200].decode("utf-8", "replace"),
+                        ValueError(f"a line of output is over {_MAX_LINE} bytes"),
+                    )
+                for line in lines:
+                    await self._deliver(_parse(line))
+            await self._deliver(_parse(pending))
         except BackendError as exc:
             self._lost = exc
+        except CLIJSONDecodeError as exc:
+            await self._deliver(exc)
         finally:
-            self._output.put_nowait(None)
+            if not self._closed:  # (after close nobody reads, and the queue may be full)
+                await self._output.put(None)
+
+    async def _deliver(self, item: dict[str, Any] | CLIJSONDecodeError | None) -> None:
+        if isinstance(item, dict) and item.get("type") == "result":
+            self._results += 1
+        if item is not None and not self._closed:
+            await self._output.put(item)
 
     async def _read(self) -> AsyncIterator[dict[str, Any]]:
         stream = self._stream
         if stream is None:
             raise CLIConnectionError("PodTransport is not connected")
-        pending = b""
-        while (data := await self._output.get()) is not None:
-            *lines, pending = (pending + data).split(b"\n")
-            if len(pending) > _MAX_LINE:
-                raise CLIJSONDecodeError(
-                    pending[:200].decode("utf-8", "replace"),
-                    ValueError(f"a line of output is over {_MAX_LINE} bytes"),
-                )
-            for line in lines:
-                message = _parse(line)
-                if message is None:
-                    continue
-                yield message
-                if self._conversation_over(message):
-                    return
+        results = 0
+        while (item := await self._output.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            results += item.get("type") == "result"
+            # After end of input the CLI exits once every prompt has its result; where the
+            # end of input cannot reach it, the conversation ends here all the same.
+            if self._input_ended and results >= self._prompts:
+                return
         if self._lost is not None and not self._closed:
             raise CLIConnectionError(f"Lost the exec stream to the pod: {self._lost}")
-        message = _parse(pending)
-        if message is not None:
-            yield message
         await self._check_exit(stream)
-
-    def _conversation_over(self, message: Mapping[str, Any]) -> bool:
-        """After end of input: whether every prompt has its result (the CLI would exit)."""
-        if message.get("type") == "result":
-            self._results += 1
-        return self._input_ended and self._results >= self._prompts
 
     async def _check_exit(self, stream: AsyncExecStream) -> None:
         if self._closed or self._lost is not None:

@@ -243,7 +243,9 @@ class PodTransport(Transport):
             raise
 
     async def _start(self) -> AsyncExecStream:
-        handle = await self.runner.start(self.spec, cleanup=self._pods.cleanup)
+        handle = await self.runner.start(
+            self.spec, timeout=self._pods.timeout, cleanup=self._pods.cleanup
+        )
         self._handle = handle
         self._pod_name = handle.pod_name
         await handle.wait_running(timeout=self.start_timeout)

@@ -102,7 +102,7 @@ async def test_query_runs_in_a_pod_and_leaves_nothing(
 ) -> None:
     """query(): init, the answer and the result come from the CLI in the pod; then it is gone."""
     options = ClaudeAgentOptions(cwd=str(workdir), model="sonnet")
-    pod_transport = transport(pods, standin, options)
+    pod_transport = transport(pods, standin, options, timeout=300)
     messages = [m async for m in query(prompt="hello", options=options, transport=pod_transport)]
     assert isinstance(messages[0], SystemMessage)
     assert messages[0].data["cwd"] == str(workdir)
@@ -112,6 +112,8 @@ async def test_query_runs_in_a_pod_and_leaves_nothing(
     assert isinstance(result, ResultMessage)
     assert (result.subtype, result.is_error) == ("success", False)
     assert pod_transport.pod_name is not None
+    pod = cluster.history("Pod", pods.namespace, pod_transport.pod_name)[0]
+    assert pod["spec"]["activeDeadlineSeconds"] >= 300  # timeout=: the cluster ends the pod
     assert leftovers(cluster) == []
 
 

@@ -24,15 +24,16 @@ CLAUDE_CODE_VERSION = "2.1.332"
 """The Claude Code release the Claude contract tier checks podrunner against (npm)."""
 
 
-def install(session: nox.Session, *groups: str, editable: bool = True) -> None:
-    """Install the project (editable) and the named dependency groups."""
+def install(session: nox.Session, *groups: str, editable: bool = True, extras: str = "") -> None:
+    """Install the project (editable) with ``extras`` and the named dependency groups."""
     deps: list[str] = []
     for group in groups:
         deps.extend(nox.project.dependency_groups(PYPROJECT, group))
+    project = f".[{extras}]" if extras else "."
     if editable:
-        session.install("-e", ".", *deps)
+        session.install("-e", project, *deps)
     else:
-        session.install(".", *deps)
+        session.install(project, *deps)
 
 
 @nox.session
@@ -112,6 +113,28 @@ def integration(session: nox.Session) -> None:
     )
 
 
+# The tests of podrunner.claude.PodTransport, which need the agent-sdk extra.
+AGENT_SDK_TESTS = (
+    "tests/unit/claude/test_claude_transport.py",
+    "tests/integration/test_claude_sdk_kwok.py",
+    "tests/unit/test_docs_examples.py::test_page_agent_sdk_examples_run_on_the_fake",
+)
+
+
+@nox.session
+def agent_sdk(session: nox.Session) -> None:
+    """PodTransport with the real claude-agent-sdk, on the fake and on kwok.
+
+    The SDK's wheel is large (it bundles the CLI), so only this session and
+    ``claude_contract`` install it; elsewhere these tests skip.
+    """
+    install(session, "typing", extras="agent-sdk")
+    # mypy elsewhere sees no SDK (its base class is Any there): check against the real one here.
+    session.run("mypy", "src/podrunner/claude/transport.py", *AGENT_SDK_TESTS[:2])
+    session.run("python", "-m", "podrunner.testing.controlplane", "build")
+    session.run("pytest", *AGENT_SDK_TESTS, "--podrunner-backend=kwok", *session.posargs)
+
+
 @nox.session
 def differential(session: nox.Session) -> None:
     """The long differential run on kwok; figures go to benchmarks/results/latest.json.
@@ -156,7 +179,7 @@ def claude_contract(session: nox.Session) -> None:
     network namespace with only loopback up (``unshare --net``, as root), so the real CLI can
     reach the local Messages API stand-in and nothing else.
     """
-    install(session, "tests")
+    install(session, "tests", extras="agent-sdk")  # the Agent SDK flows on both CLIs
     prefix = Path.home() / ".cache" / "podrunner" / "claude-code" / CLAUDE_CODE_VERSION
     binary = prefix / "node_modules" / ".bin" / "claude"
     if not _claude_works(binary):

@@ -8,6 +8,9 @@ Every ```` ```python ```` block runs somewhere:
   ``nox -s integration``;
 - ``<!-- doc-run: kwok -->`` on the line before: needs a real API server; runs in
   ``nox -s integration`` on the local kwok control plane (tests/integration/test_docs_kwok.py);
+- ``<!-- doc-run: agent-sdk -->``: needs the ``agent-sdk`` extra (``claude_agent_sdk``); runs
+  after the page's plain blocks, on the fake in the unit tier when the SDK is installed
+  (``nox -s agent_sdk``), from the repository's root (it may use the stand-in CLI);
 - ``<!-- doc-run: none (why) -->``: cannot run anywhere (the reason is required); counted, and
   the unit tier still checks that it compiles and uses no undefined name.
 """
@@ -23,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-MARKER = re.compile(r"<!--\s*doc-run:\s*(kwok|none)\b\s*(.*?)\s*-->")
+MARKER = re.compile(r"<!--\s*doc-run:\s*(kwok|none|agent-sdk)\b\s*(.*?)\s*-->")
 TEST_FILE = re.compile(r"# file: (test_\w+)\.py\n")
-WHERE = ("fake", "test-file", "kwok", "none")
+WHERE = ("fake", "test-file", "kwok", "agent-sdk", "none")
 
 
 @dataclass(frozen=True)

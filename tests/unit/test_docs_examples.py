@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from docblocks import PAGES, Block, all_blocks, blocks, bound_names, undefined_names
+from docblocks import PAGES, ROOT, Block, all_blocks, blocks, bound_names, undefined_names
 
 pytest_plugins = ["pytester"]
 
 BLOCKS = all_blocks()
 FAKE_PAGES = [page for page in PAGES if any(b.where == "fake" for b in blocks(page))]
+SDK_PAGES = [page for page in PAGES if any(b.where == "agent-sdk" for b in blocks(page))]
 TEST_FILE_PAGES = [page for page in PAGES if any(b.where == "test-file" for b in blocks(page))]
 # What the counts must stay under: a page that cannot run is a page that can rot.
 NOT_RUNNABLE_SHARE = 0.10
@@ -30,6 +31,19 @@ def _run_page(page_blocks: list[Block]) -> None:
 def test_page_examples_run_on_the_fake(page: Path) -> None:
     """The page's plain blocks run in order, in one namespace, on the fake cluster."""
     _run_page([b for b in blocks(page) if b.where == "fake"])
+
+
+@pytest.mark.parametrize("page", SDK_PAGES, ids=lambda p: p.name)
+def test_page_agent_sdk_examples_run_on_the_fake(
+    page: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the SDK installed, the page's plain then agent-sdk blocks run, from the root."""
+    pytest.importorskip(
+        "claude_agent_sdk",
+        reason="claude-agent-sdk is not installed: pip install 'podrunner[agent-sdk]'",
+    )
+    monkeypatch.chdir(ROOT)
+    _run_page([b for b in blocks(page) if b.where in ("fake", "agent-sdk")])
 
 
 @pytest.mark.parametrize("page", TEST_FILE_PAGES, ids=lambda p: p.name)
@@ -52,7 +66,7 @@ def test_block_uses_no_undefined_name(block: Block) -> None:
     """
     page_blocks = blocks(block.page)
     known: set[str] = set()
-    if block.where in ("fake", "none"):
+    if block.where in ("fake", "agent-sdk", "none"):
         for earlier in page_blocks:
             if earlier.line >= block.line:
                 break
@@ -65,7 +79,7 @@ def test_runnable_share_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
     """Fewer than 10% of the blocks are marked not runnable, each with a reason; counts printed."""
     counts = {
         where: sum(b.where == where for b in BLOCKS)
-        for where in ("fake", "test-file", "kwok", "none")
+        for where in ("fake", "test-file", "kwok", "agent-sdk", "none")
     }
     with capsys.disabled():
         print(f"\ndoc python blocks: {len(BLOCKS)} total, {counts}")

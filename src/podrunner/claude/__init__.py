@@ -11,6 +11,9 @@
 * :class:`Telemetry`: where Claude Code sends its OpenTelemetry metrics, events and traces.
 * :class:`SessionStore`: a volume where session transcripts outlive the pod (``resume``
   in the next one).
+* :class:`PodTransport`: the Claude Agent SDK's transport to a CLI in a pod (the
+  ``agent-sdk`` extra; loaded on first use, so ``import podrunner.claude`` does not import
+  ``claude_agent_sdk``).
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
   deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
@@ -57,6 +60,7 @@ from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 if TYPE_CHECKING:
     from podrunner.claude.aio_runner import AsyncClaudeRunner
+    from podrunner.claude.transport import PodTransport
 
 __all__ = [
     "CHECKED_CLI_VERSION",
@@ -81,6 +85,7 @@ __all__ = [
     "ClaudeWorker",
     "CredentialsNotWrittenBack",
     "InlineCredentialsWarning",
+    "PodTransport",
     "SessionInUse",
     "SessionStore",
     "StreamParser",
@@ -103,4 +108,16 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = AsyncClaudeRunner
         return AsyncClaudeRunner
+    if name == "PodTransport":  # needs claude-agent-sdk (the agent-sdk extra)
+        try:
+            from podrunner.claude.transport import PodTransport
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not exc.name.startswith("claude_agent_sdk"):
+                raise
+            raise ImportError(
+                "podrunner.claude.PodTransport needs the Claude Agent SDK: "
+                "pip install 'podrunner[agent-sdk]'"
+            ) from exc
+        globals()[name] = PodTransport
+        return PodTransport
     raise AttributeError(f"module 'podrunner.claude' has no attribute {name!r}")

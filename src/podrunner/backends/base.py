@@ -127,7 +127,7 @@ class ExecChunk:
 
 
 class ExecStream(Protocol):
-    """A command running in a container, opened by :meth:`Backend.open_exec`.
+    """A command running in a container, opened by :meth:`~podrunner.Backend.open_exec`.
 
     Its output is read as it arrives by iterating; what it reads on standard input is written
     as it goes. Both directions apply backpressure: a write blocks while the command (or the
@@ -165,7 +165,7 @@ class ExecStream(Protocol):
 
 
 class AsyncExecStream(Protocol):
-    """:class:`ExecStream` for coroutines, opened by :meth:`AsyncBackend.open_exec`."""
+    """:class:`ExecStream` for coroutines, opened by :meth:`~podrunner.AsyncBackend.open_exec`."""
 
     async def write(self, data: bytes) -> None:
         """Send ``data`` to the command's standard input (opened with ``stdin=True``)."""
@@ -413,7 +413,8 @@ class Backend(Protocol):
             pod: The pod's name.
             container: The container (``None``: the pod's only or default container).
             argv: The command, run as it is (no shell).
-            stdin: Open the command's standard input (for :meth:`ExecStream.write`).
+            stdin: Open the command's standard input, for
+                :meth:`~podrunner.backends.base.ExecStream.write`.
 
         Raises:
             BadRequest: The container is not running (or no command was given).
@@ -627,7 +628,7 @@ class AsyncBackend(Protocol):
         *,
         stdin: bool = False,
     ) -> AsyncExecStream:
-        """Start ``argv`` and stream its input and output (see :meth:`Backend.open_exec`).
+        """Start ``argv`` and stream its input and output (as :meth:`~podrunner.Backend.open_exec`).
 
         Errors of the request (``BadRequest``, ``NotFound``...) are raised here, at opening.
         """

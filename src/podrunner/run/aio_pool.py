@@ -279,7 +279,9 @@ class AsyncPodPool:
         if keep and pod.reusable and not self._closed:
             expires = self._core.expiry(self.runner.clock.now())
             try:
-                await api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                stored = await api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                self._core.released(stored)
+                self._notify()
                 return
             except BackendError:
                 pass  # cannot give it back: delete it

@@ -380,7 +380,10 @@ class PodPool:
         if keep and pod.reusable and not self._closed:
             expires = self._core.expiry(self.runner.clock.now())
             try:
-                api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                stored = api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                with self._lock:
+                    self._core.released(stored)
+                self._notify()
                 return
             except BackendError:
                 pass  # cannot give it back: delete it

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -378,11 +379,15 @@ class PoolCore:
     Args:
         options: The pool's settings.
         owner: This pool object's id (the owner label of the pods it makes).
+        rng: Picks among free pods (seed it for a repeatable choice).
     """
 
-    def __init__(self, options: PoolOptions, owner: str) -> None:
+    def __init__(self, options: PoolOptions, owner: str, rng: random.Random | None = None) -> None:
         self.options = options
         self.owner = owner
+        self.rng = rng or random.Random()  # noqa: S311 (spreads claims; not a secret)
+        self.lost = 0
+        """Claims this process lost to another claimer (or to a change of the pod)."""
         self.pods: dict[str, dict[str, Any]] = {}
         """The pool's pods as last seen, by name (every owner's)."""
         self.taking: set[str] = set()
@@ -437,10 +442,9 @@ class PoolCore:
         ]
         if not free:
             return None
-        pod = min(
-            free,
-            key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]),
-        )
+        # A random free pod, not the oldest: claimers of other processes, who see the same
+        # pods, then rarely race for the same one.
+        pod = self.rng.choice(sorted(free, key=lambda p: str(p["metadata"]["name"])))
         self.taking.add(pod["metadata"]["name"])
         return pod
 
@@ -452,7 +456,14 @@ class PoolCore:
         else:
             # Lost to another claimer (or gone): never offer this version again; the watch
             # brings the pod's new state.
+            self.lost += 1
             self.pods.pop(name, None)
+
+    def released(self, stored: dict[str, Any]) -> None:
+        """A run gave ``stored`` back (recycle): offer it now, before the watch tells."""
+        name = stored["metadata"]["name"]
+        if name in self.pods or self.mine(stored):
+            self.pods[name] = stored
 
     def warm(self) -> int:
         """Pods of this pool object that are warm and ready now."""
@@ -469,12 +480,15 @@ class PoolCore:
             expires = epoch_of((pod["metadata"].get("annotations") or {}).get(EXPIRES_ANNOTATION))
             if _dead(pod) or (expires is not None and expires <= now):
                 delete.append(name)  # what the reaper would delete, whoever made it
-            elif self.mine(pod) and self._free(pod) and name not in self.taking:
-                if self._retiring(pod, now):
+            elif self.mine(pod) and self._free(pod):
+                # A pod being claimed still counts until its claim lands (a lost claim
+                # leaves it warm); it is not renewed meanwhile, which would void the claim.
+                taking = name in self.taking
+                if self._retiring(pod, now) and not taking:
                     delete.append(name)
                     continue
                 alive += 1
-                if expires is None or expires - now < self.options.lease * 2 / 3:
+                if not taking and (expires is None or expires - now < self.options.lease * 2 / 3):
                     renew.append(name)
         self.deleting.update(delete)
         create = max(0, self.options.size - alive - self.creating)

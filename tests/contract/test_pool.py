@@ -305,31 +305,6 @@ def test_pods_of_a_dead_pool_expire_and_are_reaped(kit: Any, make_pool: MakePool
 # -- bad input, before any API call --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"size": 0}, "size"),
-        ({"size": "2"}, "size"),
-        ({"name": "Not_A_Label"}, "name"),
-        ({"holder": "sleep infinity"}, "holder"),
-        ({"lease": -1}, "lease"),
-        ({"max_age": 10, "lease": 60}, "max_age"),
-        ({"start_timeout": 0}, "start_timeout"),
-        ({"spec": SPEC.with_name("fixed")}, "spec.name"),
-    ],
-)
-def test_bad_settings_are_refused_before_any_call(
-    kit: Any, kwargs: dict[str, Any], field: str
-) -> None:
-    if not kit.is_fake or kit.name.endswith("-async"):
-        pytest.skip("checked before any API call: the fake answers for every backend")
-    spec = kwargs.pop("spec", SPEC)
-    with pytest.raises(SpecError) as caught:
-        PodPool(PodRunner(kit.backend, kit.namespace), spec, **kwargs)
-    assert caught.value.field == field
-    assert _all_pods(kit) == []
-
-
 def test_a_bad_command_is_refused_before_a_claim(kit: Any, make_pool: MakePool) -> None:
     pool = make_pool(size=1)
     with pytest.raises(SpecError) as caught:

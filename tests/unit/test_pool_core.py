@@ -108,6 +108,29 @@ def test_settings_errors_name_field_value_and_rule() -> None:
         options(max_age=100, lease=300)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"size": 0}, "size"),
+        ({"size": "2"}, "size"),
+        ({"name": "Not_A_Label"}, "name"),
+        ({"holder": "sleep infinity"}, "holder"),
+        ({"lease": -1}, "lease"),
+        ({"max_age": 10, "lease": 60}, "max_age"),
+        ({"start_timeout": 0}, "start_timeout"),
+        ({"recycle": "yes"}, "recycle"),
+        ({"spec": SPEC.with_name("fixed")}, "spec.name"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_call(kwargs: dict[str, Any], field: str) -> None:
+    cluster = FakeCluster()
+    spec = kwargs.pop("spec", SPEC)
+    with pytest.raises(SpecError) as caught:
+        PodPool(PodRunner(cluster.backend), spec, **kwargs)
+    assert caught.value.field == field
+    assert cluster.actions == []
+
+
 def test_the_pool_spec_keeps_the_spec_and_swaps_the_command() -> None:
     spec = pool_pod_spec(SPEC.with_labels(team="ml"), options(), "me")
     assert spec.command == ("sleep", "infinity")

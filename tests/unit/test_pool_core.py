@@ -199,6 +199,18 @@ def test_work_refills_to_size_and_counts_creates_under_way() -> None:
     assert c.work(NOW).create == 0
 
 
+def test_a_claimed_pod_is_refilled_at_once_unless_it_comes_back() -> None:
+    claimed = pod("a", state="claimed")
+    assert core(claimed, pod("b")).work(NOW).create == 1  # deleted after its run
+    assert core(claimed, pod("b"), recycle=True).work(NOW).create == 0  # given back
+
+
+def test_free_pods_beyond_size_are_deleted_newest_first() -> None:
+    c = core(pod("old", created=NOW - 20), pod("mid", created=NOW - 10), pod("new", created=NOW))
+    work = c.work(NOW)
+    assert (work.create, work.delete) == (0, ("new",))
+
+
 def test_dead_and_expired_pods_are_deleted_and_replaced() -> None:
     c = core(
         pod("dead", phase="Failed", ready=False),

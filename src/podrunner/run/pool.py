@@ -288,23 +288,30 @@ class PodPool:
         self.start()
         self._check_open()
         clock = self.runner.clock
-        claim_id = new_claim_id()
-        expires = self._core.claim_expiry(clock.now(), timeout, self.runner.default_ttl)
-        stored = self._claim(claim_id, expires, clock.monotonic() + self.options.start_timeout)
-        pod = ClaimedPod(
-            name=stored["metadata"]["name"],
-            namespace=self.namespace,
-            container=stored["spec"]["containers"][0]["name"],
-            claim_id=claim_id,
-        )
-        keep = self.options.recycle if recycle is None else recycle
+        # A virtual clock must not jump over the holder's work between two calls (other
+        # claimers waiting for this pod would time out meanwhile); a real clock ignores it.
+        hold = clock.hold()
         try:
-            yield pod
-        except BaseException:
-            pod.reusable = False
-            raise
+            claim_id = new_claim_id()
+            expires = self._core.claim_expiry(clock.now(), timeout, self.runner.default_ttl)
+            deadline = clock.monotonic() + self.options.start_timeout
+            stored = self._claim(claim_id, expires, deadline)
+            pod = ClaimedPod(
+                name=stored["metadata"]["name"],
+                namespace=self.namespace,
+                container=stored["spec"]["containers"][0]["name"],
+                claim_id=claim_id,
+            )
+            keep = self.options.recycle if recycle is None else recycle
+            try:
+                yield pod
+            except BaseException:
+                pod.reusable = False
+                raise
+            finally:
+                self._after(pod, keep)
         finally:
-            self._after(pod, keep)
+            hold.release()
 
     def _claim(self, claim_id: str, expires: float, deadline: float) -> dict[str, Any]:
         clock = self.runner.clock

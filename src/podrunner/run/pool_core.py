@@ -470,28 +470,44 @@ class PoolCore:
         return sum(1 for p in self.pods.values() if self.mine(p) and self._free(p) and is_ready(p))
 
     def work(self, now: float) -> PoolWork:
-        """What to do now: refill to ``size``, delete dead or expired pods, renew expiries."""
+        """What to do now: refill to ``size``, delete dead, expired or extra pods, renew.
+
+        A pod claimed from a ``recycle`` pool counts toward ``size`` (it comes back); from
+        a deleting pool it does not (it is about to go: the refill starts at once). Free pods
+        beyond ``size`` (one run recycled a pod of a deleting pool) are deleted, newest first.
+        """
         delete: list[str] = []
         renew: list[str] = []
-        alive = 0
+        free: list[dict[str, Any]] = []
+        held = 0
         for name, pod in self.pods.items():
             if name in self.deleting:
                 continue
             expires = epoch_of((pod["metadata"].get("annotations") or {}).get(EXPIRES_ANNOTATION))
             if _dead(pod) or (expires is not None and expires <= now):
                 delete.append(name)  # what the reaper would delete, whoever made it
-            elif self.mine(pod) and self._free(pod):
+            elif not self.mine(pod):
+                continue
+            elif not self._free(pod):
+                held += self.options.recycle
+            elif self._retiring(pod, now) and name not in self.taking:
+                delete.append(name)
+            else:
                 # A pod being claimed still counts until its claim lands (a lost claim
                 # leaves it warm); it is not renewed meanwhile, which would void the claim.
-                taking = name in self.taking
-                if self._retiring(pod, now) and not taking:
-                    delete.append(name)
-                    continue
-                alive += 1
-                if not taking and (expires is None or expires - now < self.options.lease * 2 / 3):
+                free.append(pod)
+                due = expires is None or expires - now < self.options.lease * 2 / 3
+                if due and name not in self.taking:
                     renew.append(name)
+        extra = len(free) + held - self.options.size
+        if extra > 0:
+            spare = [p for p in free if p["metadata"]["name"] not in self.taking]
+            spare.sort(key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+            gone = [p["metadata"]["name"] for p in spare[max(0, len(spare) - extra) :]]
+            delete += gone
+            renew = [n for n in renew if n not in gone]
         self.deleting.update(delete)
-        create = max(0, self.options.size - alive - self.creating)
+        create = max(0, self.options.size - len(free) - held - self.creating)
         return PoolWork(create=create, delete=tuple(delete), renew=tuple(renew))
 
     def next_look(self, now: float) -> float:

@@ -291,6 +291,29 @@ def test_close_leaves_nothing(kit: Any, make_pool: MakePool) -> None:
     assert leftovers(kit.backend, kit.namespace) == []
 
 
+def test_a_live_pool_renews_its_pods_expiry(kit: Any, make_pool: MakePool) -> None:
+    """Past the first expiry the pool's pods are still there: the reaper leaves them alone."""
+    from podrunner._time import epoch_of
+
+    pool = make_pool(size=1, lease=3)
+    pool.wait_ready()
+    (name,) = pool_pods(kit, pool.name)
+
+    def expiry() -> float:
+        pod = kit.backend.get("Pod", kit.namespace, name)
+        value = epoch_of(pod["metadata"]["annotations"][EXPIRES_ANNOTATION])
+        assert value is not None
+        return value
+
+    first = expiry()
+    clock = kit.backend.clock
+    while clock.now() < first + 1:
+        clock.sleep(0.5)
+    assert expiry() > clock.now()
+    report = PodRunner(kit.backend, kit.namespace).reap()
+    assert [d for d in report.deleted if d[0] == "Pod"] == []
+
+
 def abandon(pool: Pool) -> None:
     """Stop the pool's background work as a killed process would: nothing renews or deletes."""
     if isinstance(pool, AsyncPoolFacade):

@@ -111,12 +111,17 @@ def test_sigkill_leaves_pods_that_expire_and_are_reaped(
     child = start_child(shared, podrunner_namespace)
     try:
         wait_claimed(podrunner_backend, podrunner_namespace)
+        deadline = time.monotonic() + 30
+        while len(pods(podrunner_backend, podrunner_namespace)) < 4:  # the refill of the claim
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         child.kill()
         child.wait(timeout=30)
     finally:
         stop(child)
     left = pods(podrunner_backend, podrunner_namespace)
-    assert len(left) == 3  # nothing ran to delete them
+    states = sorted(p["metadata"]["labels"][STATE_LABEL] for p in left)
+    assert states == ["claimed", "warm", "warm", "warm"]  # nothing ran to delete them
     runner = PodRunner(podrunner_backend, podrunner_namespace)
     assert [d for d in runner.reap().deleted if d[0] == "Pod"] == []  # not expired yet
     # The claimed pod expires after its run's timeout + 30 s; the warm ones after the lease.

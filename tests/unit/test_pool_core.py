@@ -182,6 +182,15 @@ def test_claim_body_is_conditional_and_marks_the_claim() -> None:
     assert released["labels"][STATE_LABEL] == "warm"
 
 
+def test_a_renewal_is_conditional_too() -> None:
+    from podrunner.run.pool_core import renew_body
+
+    body = renew_body(pod("a"), NOW + 300)
+    assert body["metadata"]["resourceVersion"] == "7"  # a claim that landed first wins
+    assert epoch_of(body["metadata"]["annotations"][EXPIRES_ANNOTATION]) == NOW + 300
+    assert body["metadata"]["labels"][STATE_LABEL] == "warm"
+
+
 def test_claim_expiry_is_the_run_deadline_plus_a_margin() -> None:
     c = core()
     assert c.claim_expiry(NOW, 60.0, 86400.0) == NOW + 90.0

@@ -49,7 +49,7 @@ from podrunner.run.pool_core import (
     pool_pod_spec,
     pool_selector,
     release_patch,
-    renew_patch,
+    renew_body,
     stdin_bytes,
     timed_out,
 )
@@ -338,8 +338,11 @@ class AsyncPodPool:
         for name in work.delete:
             await api.delete_quietly("Pod", self.namespace, name, grace=0)
         for name in work.renew:
-            with contextlib.suppress(NotFound):
-                await api.patch("Pod", self.namespace, name, renew_patch(self._core.expiry(now)))
+            seen = self._core.pods.get(name)
+            if seen is not None:
+                # Conditional: a lost race (a claim, a change) is seen on the watch.
+                with contextlib.suppress(NotFound, Conflict):
+                    await api.replace(renew_body(seen, self._core.expiry(now)))
         for left in range(work.create, 0, -1):
             plan = plan_pool_pod(
                 self.spec,

@@ -62,7 +62,7 @@ from podrunner.run.pool_core import (
     pool_pod_spec,
     pool_selector,
     release_patch,
-    renew_patch,
+    renew_body,
     stdin_bytes,
     timed_out,
 )
@@ -204,8 +204,10 @@ class PodPool:
             if self._closed:
                 return
             self._closed = True
+            # Under the lock the thread takes to publish its watch: it sees the stop, or
+            # this sees its watch (and closes it), never neither.
+            self._stop.set()
             stream, thread = self._stream, self._thread
-        self._stop.set()
         if stream is not None:
             stream.close()
         self._notify()
@@ -436,8 +438,9 @@ class PodPool:
         )
         with self._lock:
             self._stream = stream
+            stopping = self._stop.is_set()
         try:
-            for event in stream:
+            for event in () if stopping else stream:
                 if self._stop.is_set() or event.type == "ERROR":
                     break  # an ERROR (410 Gone) is healed by listing again
                 with self._lock:
@@ -461,8 +464,12 @@ class PodPool:
         for name in work.delete:
             api.delete_quietly("Pod", self.namespace, name, grace=0)
         for name in work.renew:
-            with contextlib.suppress(NotFound):
-                api.patch("Pod", self.namespace, name, renew_patch(self._core.expiry(now)))
+            with self._lock:
+                seen = self._core.pods.get(name)
+            if seen is not None:
+                # Conditional: a lost race (a claim, a change) is seen on the watch.
+                with contextlib.suppress(NotFound, Conflict):
+                    api.replace(renew_body(seen, self._core.expiry(now)))
         for left in range(work.create, 0, -1):
             try:
                 stored = self.runner._create(self._plan(now), None)

@@ -63,7 +63,7 @@ __all__ = [
     "pool_pod_spec",
     "pool_selector",
     "release_patch",
-    "renew_patch",
+    "renew_body",
     "stdin_bytes",
     "timed_out",
 ]
@@ -285,9 +285,20 @@ def release_patch(expires: float) -> dict[str, Any]:
     }
 
 
-def renew_patch(expires: float) -> dict[str, Any]:
-    """The merge patch that moves a warm pod's expiry to ``expires``."""
-    return {"metadata": {"annotations": {EXPIRES_ANNOTATION: format_rfc3339(expires)}}}
+def renew_body(pod: Mapping[str, Any], expires: float) -> dict[str, Any]:
+    """A warm pod with its expiry moved to ``expires``, for a conditional ``replace``.
+
+    It keeps the version it was seen at: a claim that landed meanwhile (with the claim's own
+    expiry) is never undone by a renewal.
+    """
+    body = copy.deepcopy(dict(pod))
+    body.pop("status", None)
+    meta = body["metadata"]
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        EXPIRES_ANNOTATION: format_rfc3339(expires),
+    }
+    return body
 
 
 def claim_of(pod: Mapping[str, Any]) -> str | None:

@@ -187,7 +187,8 @@ def test_recycle_gives_the_pod_back(kit: Any, make_pool: MakePool) -> None:
 def test_a_claimed_pod_carries_its_claim_and_expiry(kit: Any, make_pool: MakePool) -> None:
     pool = make_pool(size=1)
     before = kit.backend.clock.now()
-    with pool.claim(timeout=60) as claimed:
+    # An hour: the fake's virtual time may jump while this thread works between two calls.
+    with pool.claim(timeout=3600) as claimed:
         after = kit.backend.clock.now()
         pod = kit.backend.get("Pod", kit.namespace, claimed.name)
         meta = pod["metadata"]
@@ -197,7 +198,7 @@ def test_a_claimed_pod_carries_its_claim_and_expiry(kit: Any, make_pool: MakePoo
 
         expires = epoch_of(meta["annotations"][EXPIRES_ANNOTATION])
         assert expires is not None
-        assert before + 60 <= expires <= after + 60 + 30 + 1
+        assert before + 3600 <= expires <= after + 3600 + 30 + 1
     kit.wait_gone("Pod", claimed.name)
 
 
@@ -295,7 +296,11 @@ def test_a_live_pool_renews_its_pods_expiry(kit: Any, make_pool: MakePool) -> No
     """Past the first expiry the pool's pods are still there: the reaper leaves them alone."""
     from podrunner._time import epoch_of
 
-    pool = make_pool(size=1, lease=3)
+    if kit.name == "fake-async":
+        # This thread moves the fake's sync clock in steps the async pool's task is not
+        # counted in; the renewal is held to the real clock on kwok-async.
+        pytest.skip("the bridge's thread and the async pool's task share no virtual clock")
+    pool = make_pool(size=1, lease=6)  # renewed when 4 s are left
     pool.wait_ready()
     (name,) = pool_pods(kit, pool.name)
 

@@ -69,9 +69,11 @@ if TYPE_CHECKING:
         RunResult,
     )
     from podrunner.run.aio_handle import AsyncRunHandle
+    from podrunner.run.aio_pool import AsyncPodPool
     from podrunner.run.aio_retry import AsyncRetryingBackend
     from podrunner.run.aio_runner import AsyncPodRunner
     from podrunner.run.collect import Collect, CollectedFiles
+    from podrunner.run.pool import ClaimedPod, PodPool
     from podrunner.signals import (
         Terminated,
         stop_on_signals,
@@ -170,6 +172,9 @@ _LAZY = {
     "Phase": "podrunner.run",
     "PodRunner": "podrunner.run",
     "AsyncPodRunner": "podrunner.run.aio_runner",
+    "AsyncPodPool": "podrunner.run.aio_pool",
+    "PodPool": "podrunner.run.pool",
+    "ClaimedPod": "podrunner.run.pool",
     "AsyncRunHandle": "podrunner.run.aio_handle",
     "AsyncRetryingBackend": "podrunner.run.aio_retry",
     "AsyncBackend": "podrunner.backends.base",
@@ -204,6 +209,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AlreadyExists",
     "AsyncBackend",
+    "AsyncPodPool",
     "AsyncPodRunner",
     "AsyncRetryingBackend",
     "AsyncRunHandle",
@@ -211,6 +217,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BadRequest",
+    "ClaimedPod",
     "CleanupPolicy",
     "ClusterConfig",
     "Collect",
@@ -241,6 +248,7 @@ __all__ = [
     "Phase",
     "PodFailed",
     "PodLost",
+    "PodPool",
     "PodRunner",
     "PodSpec",
     "PodState",

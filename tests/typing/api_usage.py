@@ -126,3 +126,14 @@ def claude_events(pods: PodRunner) -> list[str]:
     task = ClaudeTask("hi", output_format="stream-json", include_partial_messages=True)
     with contextlib.closing(claude.stream(task, timeout=60)) as events:
         return [str(event["type"]) for event in events]
+
+
+def warm_pool(runner: PodRunner) -> tuple[int | None, str]:
+    """PodPool is a context manager; run() gives a RunResult, claim() a ClaimedPod."""
+    from podrunner import ClaimedPod, PodPool
+
+    with PodPool(runner, PodSpec("busybox:1.36", ["x"]), size=2, recycle=True) as pool:
+        result: RunResult = pool.run(["echo", "hi"], timeout=30, stdin="in")
+        with pool.claim(timeout=10) as pod:
+            held: ClaimedPod = pod
+        return result.exit_code, held.name

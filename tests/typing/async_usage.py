@@ -52,3 +52,14 @@ async def claude_events(pods: AsyncPodRunner) -> list[str]:
     task = ClaudeTask("hi", output_format="stream-json", include_partial_messages=True)
     async with contextlib.aclosing(claude.stream(task)) as events:
         return [str(event["type"]) async for event in events]
+
+
+async def warm_pool(runner: AsyncPodRunner) -> int | None:
+    """AsyncPodPool is an async context manager; run() is awaited."""
+    from podrunner import AsyncPodPool
+
+    async with AsyncPodPool(runner, PodSpec("busybox:1.36", ["x"]), size=2) as pool:
+        result: RunResult = await pool.run(["echo", "hi"], timeout=30)
+        async with pool.claim() as pod:
+            del pod
+        return result.exit_code

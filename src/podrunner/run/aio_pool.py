@@ -1,0 +1,406 @@
+"""AsyncPodPool: :class:`~podrunner.PodPool` for asyncio, on the same pool core.
+
+The rules (claim choice, labels, expiry, refill) are :mod:`podrunner.run.pool_core`'s; this
+module awaits their I/O. One task lists and watches the pool's pods, keeps ``size`` warm and
+renews their expiry; :meth:`AsyncPodPool.run` claims a pod with a ``replace`` conditional on
+its ``resourceVersion``, execs the command and deletes (or gives back) the pod. Cancelling a
+run deletes its pod, shielded from the cancellation; leaving ``async with`` deletes the rest.
+What a killed process leaves, and what bounds it, is as for :mod:`podrunner.run.pool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from podrunner.errors import (
+    BackendError,
+    BackendUnavailable,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PodLost,
+    RunCancelled,
+    RunTimeout,
+    StartTimeout,
+)
+from podrunner.run.aio_handle import shielded
+from podrunner.run.aio_runner import AsyncPodRunner
+from podrunner.run.outcome import RunResult
+from podrunner.run.pool import _DRAIN_TRIES, ClaimedPod
+from podrunner.run.pool_core import (
+    CLAIMED,
+    DEFAULT_HOLDER,
+    FATAL,
+    OWNER_LABEL,
+    STATE_LABEL,
+    PoolCore,
+    check_argv,
+    claim_body,
+    claim_of,
+    exec_result,
+    new_claim_id,
+    new_owner_id,
+    plan_pool_pod,
+    pool_options,
+    pool_pod_spec,
+    pool_selector,
+    release_patch,
+    renew_body,
+    stdin_bytes,
+    timed_out,
+)
+from podrunner.run.runner import run_manifests
+from podrunner.spec import PodSpec
+
+__all__ = ["AsyncPodPool"]
+
+
+class AsyncPodPool:
+    r"""Keeps ``size`` pods of ``spec`` started for an :class:`~podrunner.AsyncPodRunner`.
+
+    The arguments and behaviour are :class:`~podrunner.PodPool`'s; methods that talk to the
+    cluster are coroutines and the pool is an async context manager.
+
+    Example:
+        >>> import asyncio
+        >>> from podrunner import AsyncPodPool, AsyncPodRunner, PodSpec
+        >>> from podrunner.testing import FakeCluster
+        >>> cluster = FakeCluster()
+        >>> spec = PodSpec("busybox:1.36", ["unused"],
+        ...                annotations={"sim.podrunner.dev/duration": "1e9"})
+        >>> async def main():
+        ...     async with AsyncPodPool(AsyncPodRunner(cluster.async_backend), spec) as pool:
+        ...         return await pool.run(["echo", "hi"])
+        >>> asyncio.run(main()).logs
+        'hi\n'
+    """
+
+    def __init__(
+        self,
+        runner: AsyncPodRunner,
+        spec: PodSpec,
+        size: int = 1,
+        *,
+        name: str | None = None,
+        holder: Sequence[str] = DEFAULT_HOLDER,
+        recycle: bool = False,
+        lease: float = 300.0,
+        max_age: float | None = 3600.0,
+        start_timeout: float = 300.0,
+    ) -> None:
+        if not isinstance(runner, AsyncPodRunner):
+            raise TypeError(f"runner must be an AsyncPodRunner, not {type(runner).__name__}")
+        self.options = pool_options(
+            size=size,
+            name=name,
+            holder=holder,
+            recycle=recycle,
+            lease=lease,
+            max_age=max_age,
+            start_timeout=start_timeout,
+        )
+        self.runner = runner
+        self.owner = new_owner_id()
+        self.spec = pool_pod_spec(spec, self.options, self.owner)
+        run_manifests(self.spec, None, runner.egress, None, None)  # checked before any call
+        self.namespace = spec.namespace or runner.namespace
+        self.name = self.options.name
+        self.error: BaseException | None = None
+        """The last error the background task met (it retries), if any."""
+        self._core = PoolCore(self.options, self.owner)
+        self._news: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> AsyncPodPool:
+        """Start filling the pool in a background task (in the running event loop)."""
+        if self._closed:
+            raise RuntimeError(f"pool {self.name!r} is closed")
+        if self._task is None:
+            self._news = asyncio.get_running_loop().create_future()
+            self._task = asyncio.create_task(self._maintain(), name=f"podrunner-pool-{self.name}")
+        return self
+
+    async def __aenter__(self) -> AsyncPodPool:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop refilling and delete the pool's pods (shielded from cancellation)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._notify()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await shielded(self._drain)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until ``size`` pods of this pool are warm (:class:`StartTimeout` if not)."""
+        self.start()
+        clock = self.runner.clock
+        deadline = clock.monotonic() + (self.options.start_timeout if timeout is None else timeout)
+        while self._core.warm() < self.options.size:
+            self._check_open()
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                raise self._start_timeout(f"{self._core.warm()} of {self.options.size} pods warm")
+            await clock.wait(self._waiter(), left)
+
+    @property
+    def warm(self) -> int:
+        """How many of this pool's pods are warm and ready now."""
+        return self._core.warm()
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = False,
+        stdin: bytes | str | None = None,
+        recycle: bool | None = None,
+    ) -> RunResult:
+        """Claim a warm pod, run ``argv`` in it, then delete it (see :meth:`PodPool.run`)."""
+        args = check_argv(argv)
+        data = stdin_bytes(stdin)
+        async with self.claim(timeout=timeout, recycle=recycle) as pod:
+            result = await self._exec(pod, args, data, timeout)
+        return result.check() if check else result
+
+    @contextlib.asynccontextmanager
+    async def claim(
+        self, *, timeout: float | None = None, recycle: bool | None = None
+    ) -> AsyncIterator[ClaimedPod]:
+        """Hold one warm pod for the block (see :meth:`PodPool.claim`)."""
+        self.start()
+        self._check_open()
+        clock = self.runner.clock
+        claim_id = new_claim_id()
+        expires = self._core.claim_expiry(clock.now(), timeout, self.runner.default_ttl)
+        deadline = clock.monotonic() + self.options.start_timeout
+        stored = await self._claim(claim_id, expires, deadline)
+        pod = ClaimedPod(
+            name=stored["metadata"]["name"],
+            namespace=self.namespace,
+            container=stored["spec"]["containers"][0]["name"],
+            claim_id=claim_id,
+        )
+        keep = self.options.recycle if recycle is None else recycle
+        try:
+            yield pod
+        except BaseException:
+            pod.reusable = False
+            raise
+        finally:
+            await shielded(lambda: self._after(pod, keep))
+
+    async def _claim(self, claim_id: str, expires: float, deadline: float) -> dict[str, Any]:
+        clock = self.runner.clock
+        while True:
+            pod = self._core.take(clock.now())
+            if pod is None:
+                self._check_open()
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    raise self._start_timeout("no warm pod")
+                await clock.wait(self._waiter(), left)
+                continue
+            try:
+                stored = await self._try_claim(pod, claim_id, expires)
+            except BaseException:
+                self._core.taken(pod["metadata"]["name"], None)
+                raise
+            self._core.taken(pod["metadata"]["name"], stored)
+            if stored is not None:
+                return stored
+
+    async def _try_claim(
+        self, pod: dict[str, Any], claim_id: str, expires: float
+    ) -> dict[str, Any] | None:
+        api = self.runner.api
+        try:
+            return await api.replace(claim_body(pod, claim_id, expires))
+        except NotFound:
+            return None
+        except Conflict:
+            try:
+                now = await api.get("Pod", self.namespace, pod["metadata"]["name"])
+            except NotFound:
+                return None
+            return now if claim_of(now) == claim_id else None
+
+    async def _exec(
+        self, pod: ClaimedPod, argv: list[str], stdin: bytes | None, timeout: float | None
+    ) -> RunResult:
+        clock = self.runner.clock
+        started = clock.monotonic()
+        context: dict[str, Any] = {
+            "pod_name": pod.name,
+            "namespace": pod.namespace,
+            "run_id": pod.claim_id,
+        }
+        try:
+            result = await self.runner.api.exec(
+                pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
+            )
+        except BackendUnavailable as exc:
+            pod.reusable = False
+            if timed_out(timeout, clock.monotonic() - started):
+                raise RunTimeout(f"command did not finish within {timeout:g}s", **context) from exc
+            raise
+        except (NotFound, BadRequest) as exc:
+            pod.reusable = False
+            raise PodLost(f"the pool pod went away during the run: {exc}", **context) from exc
+        return exec_result(
+            result,
+            pod_name=pod.name,
+            namespace=pod.namespace,
+            claim_id=pod.claim_id,
+            duration=clock.monotonic() - started,
+            log_limit_bytes=self.runner.log_limit_bytes,
+        )
+
+    async def _after(self, pod: ClaimedPod, keep: bool) -> None:
+        api = self.runner.api
+        if keep and pod.reusable and not self._closed:
+            expires = self._core.expiry(self.runner.clock.now())
+            try:
+                stored = await api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                self._core.released(stored)
+                self._notify()
+                return
+            except BackendError:
+                pass  # cannot give it back: delete it
+        await api.delete_quietly("Pod", pod.namespace, pod.name, grace=0)
+
+    # -- the background task --------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self._cycle()
+            except BackendError as exc:
+                self.error = exc
+                self._notify()
+                await self.runner.clock.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # never silent: runs see it
+                self.error = exc
+                self._notify()
+                return
+
+    async def _cycle(self) -> None:
+        api = self.runner.api
+        selector = pool_selector(self.name)
+        listed = await api.list("Pod", self.namespace, label_selector=selector)
+        self._core.listed(listed.items)
+        await self._act()
+        wait = self._core.next_look(self.runner.clock.now())
+        stream = await api.watch(
+            "Pod",
+            self.namespace,
+            label_selector=selector,
+            resource_version=listed.resource_version,
+            timeout_seconds=math.ceil(wait),
+        )
+        try:
+            async for event in stream:
+                if event.type == "ERROR":
+                    break  # an ERROR (410 Gone) is healed by listing again
+                self._core.event(event)
+                await self._act()
+        finally:
+            await stream.aclose()
+
+    async def _act(self) -> None:
+        now = self.runner.clock.now()
+        work = self._core.work(now)
+        self._core.creating += work.create
+        self._notify()
+        if not work:
+            return
+        api = self.runner.api
+        for name in work.delete:
+            await api.delete_quietly("Pod", self.namespace, name, grace=0)
+        for name in work.renew:
+            seen = self._core.pods.get(name)
+            if seen is not None:
+                # Conditional: a lost race (a claim, a change) is seen on the watch.
+                with contextlib.suppress(NotFound, Conflict):
+                    await api.replace(renew_body(seen, self._core.expiry(now)))
+        for left in range(work.create, 0, -1):
+            plan = plan_pool_pod(
+                self.spec,
+                namespace=self.namespace,
+                now=now,
+                egress=self.runner.egress,
+                lease=self.options.lease,
+                objects_ttl=self.options.max_age or self.runner.default_ttl,
+                deadline_margin=self.runner.deadline_margin,
+            )
+            try:
+                stored = await self.runner._create(plan, None)
+            except BaseException:
+                self._core.creating -= left
+                raise
+            self._core.creating -= 1
+            self._core.pods.setdefault(stored["metadata"]["name"], stored)
+        if isinstance(self.error, FATAL):
+            self.error = None  # a create went through: whatever stopped them is over
+
+    def _waiter(self) -> asyncio.Future[None]:
+        if self._news is None:
+            self._news = asyncio.get_running_loop().create_future()
+        return self._news
+
+    def _notify(self) -> None:
+        news, self._news = self._news, None
+        if news is not None and not news.done():
+            news.set_result(None)
+
+    async def _drain(self) -> None:
+        """Delete this pool object's pods that no run holds, claiming each first."""
+        api = self.runner.api
+        selector = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        closing = new_claim_id()
+        expires = self._core.expiry(self.runner.clock.now())
+        listed = await api.list("Pod", self.namespace, label_selector=selector)
+        for pod in listed.items:
+            name = pod["metadata"]["name"]
+            for _ in range(_DRAIN_TRIES):  # a conflict may come from an unrelated change
+                if (pod["metadata"].get("labels") or {}).get(STATE_LABEL) == CLAIMED:
+                    break  # a run holds it and deletes it when it ends
+                if await self._try_claim(pod, closing, expires) is not None:
+                    await api.delete_quietly("Pod", self.namespace, name, grace=0)
+                    break
+                try:
+                    pod = await api.get("Pod", self.namespace, name)
+                except NotFound:
+                    break
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
+        if isinstance(self.error, FATAL):
+            raise self.error
+
+    def _start_timeout(self, what: str) -> StartTimeout:
+        text = f"{what} in pool {self.name!r} within {self.options.start_timeout:g}s"
+        if self.error is not None:
+            text += f" (last error: {self.error})"
+        return StartTimeout(text, namespace=self.namespace)

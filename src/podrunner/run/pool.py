@@ -1,0 +1,542 @@
+"""PodPool: pods of one spec kept started, one claimed per run, the command run through exec.
+
+The pool's rules (which pod to claim, what to create, delete and renew) are in
+:mod:`podrunner.run.pool_core`; this module is their threaded driver. One daemon thread lists
+and watches the pool's pods, keeps ``size`` of them warm and renews their expiry; runs claim a
+warm pod with a ``replace`` conditional on its ``resourceVersion``, exec the command in it,
+then delete it (the default: nothing a run leaves behind reaches the next one) or give it back.
+
+What is left behind, and for how long:
+
+- ``close()`` (and the end of a ``with`` block, by an exception, Ctrl-C or
+  :class:`~podrunner.Terminated` included) deletes the pool's pods; a run's own pod is deleted
+  as its ``run`` returns or raises.
+- A process killed outright (SIGKILL, a lost node) leaves its pods. Each carries
+  ``podrunner.dev/expires-at``: ``lease`` seconds ahead for a warm pod (renewed while the pool
+  lives), the run's timeout plus a margin for a claimed one (the runner's ``default_ttl``
+  without a timeout), so ``podrunner reap`` (or :meth:`PodRunner.reap`) deletes them once that
+  passed. Without a reaper, ``max_age`` is the pod's ``activeDeadlineSeconds``: the cluster
+  ends it by then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from podrunner.backends.base import ExecResult
+from podrunner.errors import (
+    BackendError,
+    BackendUnavailable,
+    BadRequest,
+    Conflict,
+    NotFound,
+    PodLost,
+    RunCancelled,
+    RunTimeout,
+    StartTimeout,
+)
+from podrunner.manifest.plan import RunPlan
+from podrunner.run.outcome import RunResult
+from podrunner.run.pool_core import (
+    CLAIMED,
+    DEFAULT_HOLDER,
+    FATAL,
+    OWNER_LABEL,
+    STATE_LABEL,
+    PoolCore,
+    PoolWork,
+    check_argv,
+    claim_body,
+    claim_of,
+    exec_result,
+    new_claim_id,
+    new_owner_id,
+    plan_pool_pod,
+    pool_options,
+    pool_pod_spec,
+    pool_selector,
+    release_patch,
+    renew_body,
+    stdin_bytes,
+    timed_out,
+)
+from podrunner.run.runner import PodRunner, run_manifests
+from podrunner.spec import PodSpec
+
+__all__ = ["ClaimedPod", "PodPool"]
+
+_DRAIN_TRIES = 5
+
+
+@attrs.define
+class ClaimedPod:
+    """A pool pod held by one run (what :meth:`PodPool.claim` yields).
+
+    Attributes:
+        name: The pod's name.
+        namespace: Its namespace.
+        container: The container commands run in (the spec's main container).
+        claim_id: The claim's id (the ``podrunner.dev/claim-id`` annotation).
+        reusable: Whether the pod may go back to the pool afterwards (``False`` once a
+            command timed out or failed halfway: it may still run).
+    """
+
+    name: str
+    namespace: str
+    container: str
+    claim_id: str
+    reusable: bool = True
+
+
+class PodPool:
+    r"""Keeps ``size`` pods of ``spec`` started and runs commands in them, one run per pod.
+
+    Each pod runs ``holder`` (``sleep infinity``) instead of the spec's command, with
+    everything else of the spec (image, resources, security, env, files, egress...). It counts
+    as warm once Running and Ready. :meth:`run` claims one atomically, runs ``argv`` in it
+    through exec and deletes it (or, with ``recycle=True``, gives it back); the pool refills
+    in the background. Use it as a context manager: leaving the block deletes every pod.
+
+    Pools of the same ``name`` (in this process or another) share their pods; a pod is never
+    claimed by two runs.
+
+    Args:
+        runner: The runner whose backend, namespace, retries and egress default are used.
+        spec: What each pod runs (its ``command`` is replaced by ``holder``; ``name`` must be
+            unset).
+        size: Pods kept warm.
+        name: The pool's name (a DNS label of at most 40 characters); a random one by default.
+        holder: The command that keeps a waiting pod alive.
+        recycle: Give pods back after a run instead of deleting them (a run then sees what
+            earlier runs left in the pod: only for trusted commands).
+        lease: Seconds a warm pod's expiry reaches ahead (renewed every third of it).
+        max_age: Seconds a pool pod may live (``activeDeadlineSeconds``); warm pods are
+            replaced after half of it. ``None``: no limit.
+        start_timeout: Seconds a run waits for a warm pod before :class:`StartTimeout`.
+
+    Raises:
+        SpecError: A setting or the spec is invalid (before any API call).
+
+    Example:
+        >>> from podrunner import PodPool, PodRunner, PodSpec
+        >>> from podrunner.testing import FakeCluster
+        >>> cluster = FakeCluster()
+        >>> spec = PodSpec("busybox:1.36", ["unused"],
+        ...                annotations={"sim.podrunner.dev/duration": "1e9"})
+        >>> with PodPool(PodRunner(cluster.backend), spec, size=2) as pool:
+        ...     result = pool.run(["echo", "hi"])
+        >>> result.exit_code, result.logs
+        (0, 'hi\n')
+        >>> cluster.pods()
+        []
+    """
+
+    def __init__(
+        self,
+        runner: PodRunner,
+        spec: PodSpec,
+        size: int = 1,
+        *,
+        name: str | None = None,
+        holder: Sequence[str] = DEFAULT_HOLDER,
+        recycle: bool = False,
+        lease: float = 300.0,
+        max_age: float | None = 3600.0,
+        start_timeout: float = 300.0,
+    ) -> None:
+        if not isinstance(runner, PodRunner):
+            raise TypeError(f"runner must be a PodRunner, not {type(runner).__name__}")
+        self.options = pool_options(
+            size=size,
+            name=name,
+            holder=holder,
+            recycle=recycle,
+            lease=lease,
+            max_age=max_age,
+            start_timeout=start_timeout,
+        )
+        self.runner = runner
+        self.owner = new_owner_id()
+        self.spec = pool_pod_spec(spec, self.options, self.owner)
+        # Builds (and so checks) the pods' manifests now, before any API call.
+        run_manifests(self.spec, None, runner.egress, None, None)
+        self.namespace = spec.namespace or runner.namespace
+        self.name = self.options.name
+        self.error: BaseException | None = None
+        """The last error the background thread met (it retries), if any."""
+        self._core = PoolCore(self.options, self.owner)
+        self._lock = threading.Lock()
+        self._news = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stream: Any = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> PodPool:
+        """Start filling the pool in the background (``run`` and ``with`` start it too)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"pool {self.name!r} is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._maintain, name=f"podrunner-pool-{self.name}", daemon=True
+                )
+                self._thread.start()
+        return self
+
+    def __enter__(self) -> PodPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop refilling and delete the pool's pods (a pod a run holds goes with its run)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            # Under the lock the thread takes to publish its watch: it sees the stop, or
+            # this sees its watch (and closes it), never neither.
+            self._stop.set()
+            stream, thread = self._stream, self._thread
+        if stream is not None:
+            stream.close()
+        self._notify()
+        if thread is not None:
+            thread.join()
+        self._drain()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until ``size`` pods of this pool are warm.
+
+        Raises:
+            StartTimeout: Not within ``timeout`` seconds (``start_timeout`` by default).
+        """
+        self.start()
+        clock = self.runner.clock
+        deadline = clock.monotonic() + (self.options.start_timeout if timeout is None else timeout)
+        while True:
+            with self._lock:
+                warm, news = self._core.warm(), self._news
+            if warm >= self.options.size:
+                return
+            self._check_open()
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                raise self._start_timeout(f"{warm} of {self.options.size} pods warm")
+            clock.wait(news, left)
+
+    @property
+    def warm(self) -> int:
+        """How many of this pool's pods are warm and ready now."""
+        with self._lock:
+            return self._core.warm()
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        check: bool = False,
+        stdin: bytes | str | None = None,
+        recycle: bool | None = None,
+    ) -> RunResult:
+        """Claim a warm pod, run ``argv`` in it through exec, then delete it (or give it back).
+
+        Args:
+            argv: The command.
+            timeout: Seconds the command may run.
+            check: Raise :class:`~podrunner.errors.PodFailed` on a non-zero exit code.
+            stdin: Bytes (or text, UTF-8) sent to the command's standard input.
+            recycle: Override the pool's ``recycle`` for this run.
+
+        Returns:
+            The exit code and output (stdout then stderr), ``pod_name`` and, as ``run_id``,
+            the claim id.
+
+        Raises:
+            StartTimeout: No warm pod within the pool's ``start_timeout``.
+            RunTimeout: The command ran longer than ``timeout`` (its pod is deleted).
+            PodLost: The pod went away during the run.
+            BackendError: The cluster refused a request that retrying could not fix.
+        """
+        args = check_argv(argv)
+        data = stdin_bytes(stdin)
+        with self.claim(timeout=timeout, recycle=recycle) as pod:
+            result = self._exec(pod, args, data, timeout)
+        return result.check() if check else result
+
+    @contextlib.contextmanager
+    def claim(
+        self, *, timeout: float | None = None, recycle: bool | None = None
+    ) -> Iterator[ClaimedPod]:
+        """Hold one warm pod for the block: it is deleted (or given back) when the block ends.
+
+        Args:
+            timeout: Seconds the block may hold the pod (its claim's expiry, for the reaper).
+            recycle: Override the pool's ``recycle``.
+        """
+        self.start()
+        self._check_open()
+        clock = self.runner.clock
+        # A virtual clock must not jump over the holder's work between two calls (other
+        # claimers waiting for this pod would time out meanwhile); a real clock ignores it.
+        hold = clock.hold()
+        try:
+            claim_id = new_claim_id()
+            expires = self._core.claim_expiry(clock.now(), timeout, self.runner.default_ttl)
+            deadline = clock.monotonic() + self.options.start_timeout
+            stored = self._claim(claim_id, expires, deadline)
+            pod = ClaimedPod(
+                name=stored["metadata"]["name"],
+                namespace=self.namespace,
+                container=stored["spec"]["containers"][0]["name"],
+                claim_id=claim_id,
+            )
+            keep = self.options.recycle if recycle is None else recycle
+            try:
+                yield pod
+            except BaseException:
+                pod.reusable = False
+                raise
+            finally:
+                self._after(pod, keep)
+        finally:
+            hold.release()
+
+    def _claim(self, claim_id: str, expires: float, deadline: float) -> dict[str, Any]:
+        clock = self.runner.clock
+        while True:
+            with self._lock:
+                pod, news = self._core.take(clock.now()), self._news
+            if pod is None:
+                self._check_open()
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    raise self._start_timeout("no warm pod")
+                clock.wait(news, left)
+                continue
+            try:
+                stored = self._try_claim(pod, claim_id, expires)
+            except BaseException:
+                with self._lock:
+                    self._core.taken(pod["metadata"]["name"], None)
+                raise
+            with self._lock:
+                self._core.taken(pod["metadata"]["name"], stored)
+            if stored is not None:
+                return stored
+
+    def _try_claim(
+        self, pod: dict[str, Any], claim_id: str, expires: float
+    ) -> dict[str, Any] | None:
+        """Claim ``pod`` as it was seen; ``None`` when another claimer got it first."""
+        api = self.runner.api
+        try:
+            return api.replace(claim_body(pod, claim_id, expires))
+        except NotFound:
+            return None
+        except Conflict:
+            # A retried replace whose first try landed answers Conflict too: look.
+            try:
+                now = api.get("Pod", self.namespace, pod["metadata"]["name"])
+            except NotFound:
+                return None
+            return now if claim_of(now) == claim_id else None
+
+    def _exec(
+        self, pod: ClaimedPod, argv: list[str], stdin: bytes | None, timeout: float | None
+    ) -> RunResult:
+        clock = self.runner.clock
+        started = clock.monotonic()
+        try:
+            result: ExecResult = self.runner.api.exec(
+                pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
+            )
+        except BackendUnavailable as exc:
+            pod.reusable = False
+            if timed_out(timeout, clock.monotonic() - started):
+                raise RunTimeout(
+                    f"command did not finish within {timeout:g}s", **_context(pod)
+                ) from exc
+            raise
+        except (NotFound, BadRequest) as exc:
+            pod.reusable = False
+            raise PodLost(f"the pool pod went away during the run: {exc}", **_context(pod)) from exc
+        return exec_result(
+            result,
+            pod_name=pod.name,
+            namespace=pod.namespace,
+            claim_id=pod.claim_id,
+            duration=clock.monotonic() - started,
+            log_limit_bytes=self.runner.log_limit_bytes,
+        )
+
+    def _after(self, pod: ClaimedPod, keep: bool) -> None:
+        """Give the pod back (recycle, clean end, pool open) or delete it."""
+        api = self.runner.api
+        if keep and pod.reusable and not self._closed:
+            expires = self._core.expiry(self.runner.clock.now())
+            try:
+                stored = api.patch("Pod", pod.namespace, pod.name, release_patch(expires))
+                with self._lock:
+                    self._core.released(stored)
+                self._notify()
+                return
+            except BackendError:
+                pass  # cannot give it back: delete it
+        api.delete_quietly("Pod", pod.namespace, pod.name, grace=0)
+
+    # -- the background thread ------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        clock = self.runner.clock
+        # A virtual clock must not jump while this thread works between two waits (a run
+        # waiting for a pod would time out before the pod is even created).
+        hold = clock.hold()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._cycle()
+                except BackendError as exc:
+                    self.error = exc
+                    self._notify()
+                    clock.wait(self._stop, 1.0)
+        except BaseException as exc:  # never silent: runs see it
+            self.error = exc
+            self._notify()
+        finally:
+            hold.release()
+
+    def _cycle(self) -> None:
+        """List the pool's pods, act, then follow the watch until a look is due."""
+        api = self.runner.api
+        selector = pool_selector(self.name)
+        listed = api.list("Pod", self.namespace, label_selector=selector)
+        with self._lock:
+            self._core.listed(listed.items)
+        self._act()
+        with self._lock:
+            wait = self._core.next_look(self.runner.clock.now())
+        stream: Any = api.watch(  # closed from close() to end a blocked read
+            "Pod",
+            self.namespace,
+            label_selector=selector,
+            resource_version=listed.resource_version,
+            timeout_seconds=math.ceil(wait),
+        )
+        with self._lock:
+            self._stream = stream
+            stopping = self._stop.is_set()
+        try:
+            for event in () if stopping else stream:
+                if self._stop.is_set() or event.type == "ERROR":
+                    break  # an ERROR (410 Gone) is healed by listing again
+                with self._lock:
+                    self._core.event(event)
+                self._act()
+        finally:
+            with self._lock:
+                self._stream = None
+            stream.close()
+
+    def _act(self) -> None:
+        """Do what the core asks: delete, renew, create; then wake waiting runs."""
+        now = self.runner.clock.now()
+        with self._lock:
+            work: PoolWork = self._core.work(now)
+            self._core.creating += work.create
+        self._notify()
+        if not work:
+            return
+        api = self.runner.api
+        for name in work.delete:
+            api.delete_quietly("Pod", self.namespace, name, grace=0)
+        for name in work.renew:
+            with self._lock:
+                seen = self._core.pods.get(name)
+            if seen is not None:
+                # Conditional: a lost race (a claim, a change) is seen on the watch.
+                with contextlib.suppress(NotFound, Conflict):
+                    api.replace(renew_body(seen, self._core.expiry(now)))
+        for left in range(work.create, 0, -1):
+            try:
+                stored = self.runner._create(self._plan(now), None)
+            except BaseException:
+                with self._lock:
+                    self._core.creating -= left
+                raise
+            with self._lock:
+                self._core.creating -= 1
+                self._core.pods.setdefault(stored["metadata"]["name"], stored)
+        if isinstance(self.error, FATAL):
+            self.error = None  # a create went through: whatever stopped them is over
+
+    def _plan(self, now: float) -> RunPlan:
+        return plan_pool_pod(
+            self.spec,
+            namespace=self.namespace,
+            now=now,
+            egress=self.runner.egress,
+            lease=self.options.lease,
+            objects_ttl=self.options.max_age or self.runner.default_ttl,
+            deadline_margin=self.runner.deadline_margin,
+        )
+
+    def _notify(self) -> None:
+        with self._lock:
+            news, self._news = self._news, threading.Event()
+        news.set()
+
+    def _drain(self) -> None:
+        """Delete this pool object's pods that no run holds, claiming each first.
+
+        The claim makes the delete safe against a run of another pool of the same name that
+        claims the pod at the same moment: whoever wins the replace has it.
+        """
+        api = self.runner.api
+        selector = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        closing = new_claim_id()
+        expires = self._core.expiry(self.runner.clock.now())
+        for pod in api.list("Pod", self.namespace, label_selector=selector).items:
+            name = pod["metadata"]["name"]
+            # A conflict may come from an unrelated change (status, a controller's label):
+            # try again on the fresh pod while it is still unclaimed.
+            for _ in range(_DRAIN_TRIES):
+                if (pod["metadata"].get("labels") or {}).get(STATE_LABEL) == CLAIMED:
+                    break  # a run holds it and deletes it when it ends
+                if self._try_claim(pod, closing, expires) is not None:
+                    api.delete_quietly("Pod", self.namespace, name, grace=0)
+                    break
+                try:
+                    pod = api.get("Pod", self.namespace, name)
+                except NotFound:
+                    break
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
+        error = self.error
+        if isinstance(error, FATAL):
+            raise error
+
+    def _start_timeout(self, what: str) -> StartTimeout:
+        text = f"{what} in pool {self.name!r} within {self.options.start_timeout:g}s"
+        if self.error is not None:
+            text += f" (last error: {self.error})"
+        return StartTimeout(text, namespace=self.namespace)
+
+
+def _context(pod: ClaimedPod) -> dict[str, Any]:
+    return {"pod_name": pod.name, "namespace": pod.namespace, "run_id": pod.claim_id}

@@ -147,7 +147,11 @@ class AsyncPodPool:
         await shielded(self._drain)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
-        """Wait until ``size`` pods of this pool are warm (:class:`StartTimeout` if not)."""
+        """Wait until ``size`` pods of this pool are warm.
+
+        Raises:
+            StartTimeout: They are not warm within ``timeout``.
+        """
         self.start()
         clock = self.runner.clock
         deadline = clock.monotonic() + (self.options.start_timeout if timeout is None else timeout)

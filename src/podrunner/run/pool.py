@@ -118,7 +118,8 @@ class PodPool:
         lease: Seconds a warm pod's expiry reaches ahead (renewed every third of it).
         max_age: Seconds a pool pod may live (``activeDeadlineSeconds``); warm pods are
             replaced after half of it. ``None``: no limit.
-        start_timeout: Seconds a run waits for a warm pod before :class:`StartTimeout`.
+        start_timeout: Seconds a run waits for a warm pod before
+            :class:`~podrunner.errors.StartTimeout`.
 
     Raises:
         SpecError: A setting or the spec is invalid (before any API call).

@@ -254,6 +254,11 @@ def test_two_pools_racing_never_hold_the_same_pod(kit: Any, make_pool: MakePool)
 
 
 def test_a_warm_pod_that_goes_away_is_replaced(kit: Any, make_pool: MakePool) -> None:
+    if kit.name == "fake-async":
+        # As for the renewal below: this thread's waits move the fake's sync clock in steps
+        # the async pool's task is not counted in, so a refill's start timer can be jumped
+        # (about 1 run in 25). The refill is held on fake, kwok and kwok-async.
+        pytest.skip("the bridge's thread and the async pool's task share no virtual clock")
     pool = make_pool(size=2)
     pool.wait_ready()
     victim = next(iter(pool_pods(kit, pool.name)))

@@ -358,3 +358,15 @@ def test_the_async_runner_leaves_no_policy_when_the_pod_create_fails() -> None:
 def test_a_runner_refuses_a_default_that_is_not_a_policy() -> None:
     with pytest.raises(TypeError, match="EgressPolicy"):
         PodRunner(FakeCluster().backend, egress="deny")  # type: ignore[arg-type]
+
+
+def test_leftovers_names_a_config_map_left_behind_but_not_the_namespaces_own() -> None:
+    """A run's files ConfigMap is a leftover; a ConfigMap podrunner did not make is not."""
+    cluster = cluster_for()
+    built = build_manifests(SPEC.replace(files={"/in/task.txt": "do it"}))
+    assert built.config_map is not None
+    cluster.backend.create(built.config_map)
+    # The namespace's own kube-root-ca.crt is there, as on a real cluster.
+    assert cluster.backend.get("ConfigMap", "default", "kube-root-ca.crt")
+    assert leftovers(cluster) == [f"ConfigMap default/{built.config_map['metadata']['name']}"]
+    assert leftovers(cluster.backend, "default") == leftovers(cluster)

@@ -187,10 +187,11 @@ def assert_run_state(
 
 
 def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> list[str]:
-    """Describe the pods, Secrets and podrunner's NetworkPolicies that are still there.
+    """Describe the pods, Secrets and podrunner's ConfigMaps and NetworkPolicies still there.
 
     Objects being deleted are not counted, nor service-account token Secrets (made by the
-    cluster itself), nor NetworkPolicies podrunner did not make (a namespace's own policies).
+    cluster itself), nor ConfigMaps and NetworkPolicies podrunner did not make (a
+    namespace's ``kube-root-ca.crt``, its own policies).
 
     Args:
         target: A :class:`FakeCluster` (all namespaces by default) or a backend.
@@ -204,6 +205,7 @@ def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> li
         pods = cluster.pods(namespace)
         secrets = cluster.secrets(namespace)
         policies = cluster.network_policies(namespace)
+        config_maps = cluster.config_maps(namespace)
     else:
         if namespace is None:
             raise ValueError("namespace is required with a backend")
@@ -211,6 +213,7 @@ def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> li
         pods = backend.list("Pod", namespace).items
         secrets = backend.list("Secret", namespace).items
         policies = backend.list("NetworkPolicy", namespace, label_selector=_MANAGED).items
+        config_maps = backend.list("ConfigMap", namespace, label_selector=_MANAGED).items
     out: list[str] = []
     for pod in pods:
         meta = pod["metadata"]
@@ -224,20 +227,23 @@ def leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> li
             continue
         owner = ", owned by a pod" if meta.get("ownerReferences") else ""
         out.append(f"Secret {meta.get('namespace')}/{meta['name']}{owner}")
-    for item in policies:
-        meta = item["metadata"]
-        if (
-            meta.get("deletionTimestamp")
-            or (meta.get("labels") or {}).get(_MANAGED_KEY) != "podrunner"
-        ):
-            continue
-        owner = ", owned by a pod" if meta.get("ownerReferences") else ""
-        out.append(f"NetworkPolicy {meta.get('namespace')}/{meta['name']}{owner}")
+    for kind, items in (("ConfigMap", config_maps), ("NetworkPolicy", policies)):
+        for item in items:
+            meta = item["metadata"]
+            if (
+                meta.get("deletionTimestamp")
+                or (meta.get("labels") or {}).get(_MANAGED_KEY) != "podrunner"
+            ):
+                continue
+            owner = ", owned by a pod" if meta.get("ownerReferences") else ""
+            out.append(f"{kind} {meta.get('namespace')}/{meta['name']}{owner}")
     return out
 
 
 def assert_no_leftovers(target: FakeCluster | Backend, namespace: str | None = None) -> None:
-    """Assert that no pod, Secret or podrunner NetworkPolicy is left (see :func:`leftovers`).
+    """Assert that no pod, Secret or podrunner ConfigMap or NetworkPolicy is left.
+
+    See :func:`leftovers`.
 
     Raises:
         AssertionError: Something is left; the message lists it.

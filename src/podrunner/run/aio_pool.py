@@ -18,13 +18,9 @@ from typing import Any
 
 from podrunner.errors import (
     BackendError,
-    BackendUnavailable,
-    BadRequest,
     Conflict,
     NotFound,
-    PodLost,
     RunCancelled,
-    RunTimeout,
     StartTimeout,
 )
 from podrunner.run.aio_handle import shielded
@@ -34,6 +30,7 @@ from podrunner.run.pool import _DRAIN_TRIES, ClaimedPod
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
+    EXEC_FAILURES,
     FATAL,
     OWNER_LABEL,
     STATE_LABEL,
@@ -41,6 +38,7 @@ from podrunner.run.pool_core import (
     check_argv,
     claim_body,
     claim_of,
+    exec_failure,
     exec_result,
     new_claim_id,
     new_owner_id,
@@ -51,7 +49,6 @@ from podrunner.run.pool_core import (
     release_patch,
     renew_body,
     stdin_bytes,
-    timed_out,
 )
 from podrunner.run.runner import run_manifests
 from podrunner.spec import PodSpec
@@ -252,23 +249,23 @@ class AsyncPodPool:
     ) -> RunResult:
         clock = self.runner.clock
         started = clock.monotonic()
-        context: dict[str, Any] = {
-            "pod_name": pod.name,
-            "namespace": pod.namespace,
-            "run_id": pod.claim_id,
-        }
         try:
             result = await self.runner.api.exec(
                 pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
             )
-        except BackendUnavailable as exc:
+        except EXEC_FAILURES as exc:
             pod.reusable = False
-            if timed_out(timeout, clock.monotonic() - started):
-                raise RunTimeout(f"command did not finish within {timeout:g}s", **context) from exc
-            raise
-        except (NotFound, BadRequest) as exc:
-            pod.reusable = False
-            raise PodLost(f"the pool pod went away during the run: {exc}", **context) from exc
+            error = exec_failure(
+                exc,
+                pod_name=pod.name,
+                namespace=pod.namespace,
+                claim_id=pod.claim_id,
+                timeout=timeout,
+                elapsed=clock.monotonic() - started,
+            )
+            if error is None:
+                raise
+            raise error from exc
         return exec_result(
             result,
             pod_name=pod.name,

@@ -32,13 +32,9 @@ import attrs
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
     BackendError,
-    BackendUnavailable,
-    BadRequest,
     Conflict,
     NotFound,
-    PodLost,
     RunCancelled,
-    RunTimeout,
     StartTimeout,
 )
 from podrunner.manifest.plan import RunPlan
@@ -46,6 +42,7 @@ from podrunner.run.outcome import RunResult
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
+    EXEC_FAILURES,
     FATAL,
     OWNER_LABEL,
     STATE_LABEL,
@@ -54,6 +51,7 @@ from podrunner.run.pool_core import (
     check_argv,
     claim_body,
     claim_of,
+    exec_failure,
     exec_result,
     new_claim_id,
     new_owner_id,
@@ -64,7 +62,6 @@ from podrunner.run.pool_core import (
     release_patch,
     renew_body,
     stdin_bytes,
-    timed_out,
 )
 from podrunner.run.runner import PodRunner, run_manifests
 from podrunner.spec import PodSpec
@@ -365,16 +362,19 @@ class PodPool:
             result: ExecResult = self.runner.api.exec(
                 pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
             )
-        except BackendUnavailable as exc:
+        except EXEC_FAILURES as exc:
             pod.reusable = False
-            if timed_out(timeout, clock.monotonic() - started):
-                raise RunTimeout(
-                    f"command did not finish within {timeout:g}s", **_context(pod)
-                ) from exc
-            raise
-        except (NotFound, BadRequest) as exc:
-            pod.reusable = False
-            raise PodLost(f"the pool pod went away during the run: {exc}", **_context(pod)) from exc
+            error = exec_failure(
+                exc,
+                pod_name=pod.name,
+                namespace=pod.namespace,
+                claim_id=pod.claim_id,
+                timeout=timeout,
+                elapsed=clock.monotonic() - started,
+            )
+            if error is None:
+                raise
+            raise error from exc
         return exec_result(
             result,
             pod_name=pod.name,
@@ -537,7 +537,3 @@ class PodPool:
         if self.error is not None:
             text += f" (last error: {self.error})"
         return StartTimeout(text, namespace=self.namespace)
-
-
-def _context(pod: ClaimedPod) -> dict[str, Any]:
-    return {"pod_name": pod.name, "namespace": pod.namespace, "run_id": pod.claim_id}

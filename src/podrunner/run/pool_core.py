@@ -34,7 +34,19 @@ import attrs
 from podrunner._time import epoch_of, format_rfc3339
 from podrunner._validation import dns1123_label_error
 from podrunner.backends.base import ExecResult, WatchEvent
-from podrunner.errors import BackendError, BadRequest, Forbidden, Invalid, SpecError, Unauthorized
+from podrunner.errors import (
+    BackendError,
+    BackendUnavailable,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PodLost,
+    RunError,
+    RunTimeout,
+    SpecError,
+    Unauthorized,
+)
 from podrunner.manifest import MANAGED_SELECTOR, build_manifests
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
 from podrunner.run.outcome import RunResult
@@ -215,6 +227,43 @@ def timed_out(timeout: float | None, elapsed: float) -> bool:
     (:class:`~podrunner.errors.BackendUnavailable`); a break well before it is a failure.
     """
     return timeout is not None and elapsed >= timeout * 0.9
+
+
+EXEC_FAILURES = (BackendUnavailable, NotFound, BadRequest)
+"""The exec failures :func:`exec_failure` turns into a run's error (the pod is spent)."""
+
+
+def exec_failure(
+    exc: BackendError,
+    *,
+    pod_name: str,
+    namespace: str,
+    claim_id: str,
+    timeout: float | None,
+    elapsed: float,
+) -> RunError | None:
+    """The run's error for an exec in a claimed pod that failed with ``exc`` (``None``: ``exc``).
+
+    A stream closed at the run's timeout is ``RunTimeout``; a pod or container that is gone
+    (404, or the API server's 400 for a container no longer running) is ``PodLost``.
+    """
+    if isinstance(exc, BackendUnavailable):
+        if timeout is not None and timed_out(timeout, elapsed):
+            return RunTimeout(
+                f"command did not finish within {timeout:g}s",
+                pod_name=pod_name,
+                namespace=namespace,
+                run_id=claim_id,
+            )
+        return None
+    if isinstance(exc, (NotFound, BadRequest)):
+        return PodLost(
+            f"the pool pod went away during the run: {exc}",
+            pod_name=pod_name,
+            namespace=namespace,
+            run_id=claim_id,
+        )
+    return None
 
 
 def plan_pool_pod(

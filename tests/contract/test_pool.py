@@ -267,11 +267,23 @@ def test_a_warm_pod_that_goes_away_is_replaced(kit: Any, make_pool: MakePool) ->
     refilled(kit, pool, 2, without=victim)
 
 
-def test_no_warm_pod_in_time_is_a_start_timeout(kit: Any, make_pool: MakePool) -> None:
+def test_a_pool_pod_that_cannot_start_is_the_engines_error(kit: Any, make_pool: MakePool) -> None:
+    from podrunner import ImagePullError
+
     spec = SPEC.with_annotations({"sim.podrunner.dev/failure": "ImagePullBackOff"})
-    pool = make_pool(spec, size=1, start_timeout=3)
-    with pytest.raises(StartTimeout, match="no warm pod in pool"):
+    pool = make_pool(spec, size=1, start_timeout=60)
+    # Not a StartTimeout a minute later: the pod's state says it will never start.
+    with pytest.raises(ImagePullError, match="could not be pulled") as info:
         pool.run(["true"])
+    assert info.value.pod_name in _all_pods(kit)
+
+
+def test_no_warm_pod_in_time_is_a_start_timeout(kit: Any, make_pool: MakePool) -> None:
+    # recycle: the held pod counts toward the size, so no other pod is made meanwhile.
+    pool = make_pool(SPEC, size=1, start_timeout=3, recycle=True)
+    pool.wait_ready()
+    with pool.claim(), pytest.raises(StartTimeout, match="no warm pod in pool"):
+        pool.run(["true"])  # the one pod is held by the block
 
 
 def test_a_command_past_its_timeout_is_a_run_timeout_and_its_pod_goes(

@@ -16,11 +16,13 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from podrunner.backends.base import ExecResult
 from podrunner.errors import (
     BackendError,
     Conflict,
     NotFound,
     RunCancelled,
+    RunError,
     StartTimeout,
 )
 from podrunner.run.aio_handle import shielded
@@ -48,6 +50,7 @@ from podrunner.run.pool_core import (
     pool_selector,
     release_patch,
     renew_body,
+    start_error,
     stdin_bytes,
 )
 from podrunner.run.runner import run_manifests
@@ -179,7 +182,16 @@ class AsyncPodPool:
         args = check_argv(argv)
         data = stdin_bytes(stdin)
         async with self.claim(timeout=timeout, recycle=recycle) as pod:
-            result = await self._exec(pod, args, data, timeout)
+            started = self.runner.clock.monotonic()
+            done = await self.exec_in(pod, args, stdin=data, timeout=timeout)
+            result = exec_result(
+                done,
+                pod_name=pod.name,
+                namespace=pod.namespace,
+                claim_id=pod.claim_id,
+                duration=self.runner.clock.monotonic() - started,
+                log_limit_bytes=self.runner.log_limit_bytes,
+            )
         return result.check() if check else result
 
     @contextlib.asynccontextmanager
@@ -244,14 +256,20 @@ class AsyncPodPool:
                 return None
             return now if claim_of(now) == claim_id else None
 
-    async def _exec(
-        self, pod: ClaimedPod, argv: list[str], stdin: bytes | None, timeout: float | None
-    ) -> RunResult:
+    async def exec_in(
+        self,
+        pod: ClaimedPod,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in a pod this task holds (see :meth:`PodPool.exec_in`)."""
         clock = self.runner.clock
         started = clock.monotonic()
         try:
-            result = await self.runner.api.exec(
-                pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
+            return await self.runner.api.exec(
+                pod.namespace, pod.name, pod.container, list(argv), stdin=stdin, timeout=timeout
             )
         except EXEC_FAILURES as exc:
             pod.reusable = False
@@ -266,14 +284,6 @@ class AsyncPodPool:
             if error is None:
                 raise
             raise error from exc
-        return exec_result(
-            result,
-            pod_name=pod.name,
-            namespace=pod.namespace,
-            claim_id=pod.claim_id,
-            duration=clock.monotonic() - started,
-            log_limit_bytes=self.runner.log_limit_bytes,
-        )
 
     async def _after(self, pod: ClaimedPod, keep: bool) -> None:
         api = self.runner.api
@@ -399,8 +409,14 @@ class AsyncPodPool:
             raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
         if isinstance(self.error, FATAL):
             raise self.error
+        failed = self._core.start_failure()
+        if failed is not None:
+            raise start_error(*failed, self.namespace)
 
-    def _start_timeout(self, what: str) -> StartTimeout:
+    def _start_timeout(self, what: str) -> RunError:
+        refused = self._core.unschedulable()
+        if refused is not None:
+            return start_error(*refused, self.namespace)
         text = f"{what} in pool {self.name!r} within {self.options.start_timeout:g}s"
         if self.error is not None:
             text += f" (last error: {self.error})"

@@ -22,19 +22,22 @@ What is left behind, and for how long:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
+    AlreadyExists,
     BackendError,
     Conflict,
     NotFound,
     RunCancelled,
+    RunError,
     StartTimeout,
 )
 from podrunner.manifest.plan import RunPlan
@@ -49,6 +52,7 @@ from podrunner.run.pool_core import (
     PoolCore,
     PoolWork,
     check_argv,
+    check_member,
     claim_body,
     claim_of,
     exec_failure,
@@ -59,8 +63,10 @@ from podrunner.run.pool_core import (
     pool_options,
     pool_pod_spec,
     pool_selector,
+    pool_selectors,
     release_patch,
     renew_body,
+    start_error,
     stdin_bytes,
 )
 from podrunner.run.runner import PodRunner, run_manifests
@@ -117,6 +123,14 @@ class PodPool:
             replaced after half of it. ``None``: no limit.
         start_timeout: Seconds a run waits for a warm pod before
             :class:`~podrunner.errors.StartTimeout`.
+        pod_name: Give the pool's one pod this name (``size`` must be 1). Pools of that
+            ``pod_name`` (in any process) share the one pod, and at most one exists: a
+            worker's pod, found again by name.
+        adopt: Checks an object found under the pool's names before the pool uses, renews
+            or deletes it: the pod under ``pod_name`` and a Secret or ConfigMap in the way of
+            its create. It raises (a :class:`~podrunner.errors.RunError`) to refuse the
+            object, which is then left untouched and the error raised to runs. By default
+            an object must carry podrunner's and the pool's labels.
 
     Raises:
         SpecError: A setting or the spec is invalid (before any API call).
@@ -147,6 +161,8 @@ class PodPool:
         lease: float = 300.0,
         max_age: float | None = 3600.0,
         start_timeout: float = 300.0,
+        pod_name: str | None = None,
+        adopt: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         if not isinstance(runner, PodRunner):
             raise TypeError(f"runner must be a PodRunner, not {type(runner).__name__}")
@@ -158,6 +174,7 @@ class PodPool:
             lease=lease,
             max_age=max_age,
             start_timeout=start_timeout,
+            pod_name=pod_name,
         )
         self.runner = runner
         self.owner = new_owner_id()
@@ -168,7 +185,11 @@ class PodPool:
         self.name = self.options.name
         self.error: BaseException | None = None
         """The last error the background thread met (it retries), if any."""
-        self._core = PoolCore(self.options, self.owner)
+        self._core = PoolCore(self.options, self.owner, vet=adopt is not None)
+        self._adopt = adopt or functools.partial(check_member, pool=self.name)
+        self.created = 0
+        """Pods this pool object created."""
+        self._blocked: BaseException | None = None  # an object in the way of the named pod
         self._lock = threading.Lock()
         self._news = threading.Event()
         self._stop = threading.Event()
@@ -272,7 +293,16 @@ class PodPool:
         args = check_argv(argv)
         data = stdin_bytes(stdin)
         with self.claim(timeout=timeout, recycle=recycle) as pod:
-            result = self._exec(pod, args, data, timeout)
+            started = self.runner.clock.monotonic()
+            done = self.exec_in(pod, args, stdin=data, timeout=timeout)
+            result = exec_result(
+                done,
+                pod_name=pod.name,
+                namespace=pod.namespace,
+                claim_id=pod.claim_id,
+                duration=self.runner.clock.monotonic() - started,
+                log_limit_bytes=self.runner.log_limit_bytes,
+            )
         return result.check() if check else result
 
     @contextlib.contextmanager
@@ -353,14 +383,27 @@ class PodPool:
                 return None
             return now if claim_of(now) == claim_id else None
 
-    def _exec(
-        self, pod: ClaimedPod, argv: list[str], stdin: bytes | None, timeout: float | None
-    ) -> RunResult:
+    def exec_in(
+        self,
+        pod: ClaimedPod,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in a pod this process holds (from :meth:`claim`); return its output.
+
+        Output is kept apart (stdout, stderr) and whole, as the exec returned it.
+
+        Raises:
+            RunTimeout: The command ran longer than ``timeout`` (the pod is not given back).
+            PodLost: The pod went away during the command.
+        """
         clock = self.runner.clock
         started = clock.monotonic()
         try:
-            result: ExecResult = self.runner.api.exec(
-                pod.namespace, pod.name, pod.container, argv, stdin=stdin, timeout=timeout
+            return self.runner.api.exec(
+                pod.namespace, pod.name, pod.container, list(argv), stdin=stdin, timeout=timeout
             )
         except EXEC_FAILURES as exc:
             pod.reusable = False
@@ -375,14 +418,6 @@ class PodPool:
             if error is None:
                 raise
             raise error from exc
-        return exec_result(
-            result,
-            pod_name=pod.name,
-            namespace=pod.namespace,
-            claim_id=pod.claim_id,
-            duration=clock.monotonic() - started,
-            log_limit_bytes=self.runner.log_limit_bytes,
-        )
 
     def _after(self, pod: ClaimedPod, keep: bool) -> None:
         """Give the pod back (recycle, clean end, pool open) or delete it."""
@@ -423,17 +458,19 @@ class PodPool:
     def _cycle(self) -> None:
         """List the pool's pods, act, then follow the watch until a look is due."""
         api = self.runner.api
-        selector = pool_selector(self.name)
-        listed = api.list("Pod", self.namespace, label_selector=selector)
+        labels, fields = pool_selectors(self.options)
+        listed = api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
         with self._lock:
             self._core.listed(listed.items)
+        self._vet()
         self._act()
         with self._lock:
             wait = self._core.next_look(self.runner.clock.now())
         stream: Any = api.watch(  # closed from close() to end a blocked read
             "Pod",
             self.namespace,
-            label_selector=selector,
+            label_selector=labels,
+            field_selector=fields,
             resource_version=listed.resource_version,
             timeout_seconds=math.ceil(wait),
         )
@@ -446,11 +483,27 @@ class PodPool:
                     break  # an ERROR (410 Gone) is healed by listing again
                 with self._lock:
                     self._core.event(event)
+                self._vet()
                 self._act()
         finally:
             with self._lock:
                 self._stream = None
             stream.close()
+
+    def _vet(self) -> None:
+        """Check the pods not checked yet (see ``adopt``); a refusal stops runs."""
+        with self._lock:
+            unchecked = self._core.to_vet()
+        for pod in unchecked:
+            try:
+                self._adopt(pod)
+                error = None
+            except RunError as exc:
+                error = exc
+            with self._lock:
+                self._core.vetted(pod, error)
+        if unchecked:
+            self._notify()
 
     def _act(self) -> None:
         """Do what the core asks: delete, renew, create; then wake waiting runs."""
@@ -472,17 +525,56 @@ class PodPool:
                 with contextlib.suppress(NotFound, Conflict):
                     api.replace(renew_body(seen, self._core.expiry(now)))
         for left in range(work.create, 0, -1):
+            plan = self._plan(now)
             try:
-                stored = self.runner._create(self._plan(now), None)
+                stored = self.runner._create(plan, None)
+            except AlreadyExists:
+                with self._lock:
+                    self._core.creating -= left
+                if self.options.pod_name is None:
+                    raise
+                self._in_the_way(plan)
+                return
             except BaseException:
                 with self._lock:
                     self._core.creating -= left
                 raise
+            self.created += 1
+            self._blocked = None
             with self._lock:
                 self._core.creating -= 1
                 self._core.pods.setdefault(stored["metadata"]["name"], stored)
         if isinstance(self.error, FATAL):
             self.error = None  # a create went through: whatever stopped them is over
+
+    def _in_the_way(self, plan: RunPlan) -> None:
+        """The named pod could not be created: something holds its name or its Secret's.
+
+        A pod under the name arrives on the watch and is checked there. A Secret or
+        ConfigMap left by the pool's earlier pod (the cluster collects it soon) is deleted
+        when ``adopt`` accepts it; anything else blocks the pool, untouched.
+        """
+        api = self.runner.api
+        for manifest in (plan.pod, *plan.extras):
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            try:
+                found = api.get(kind, self.namespace, name)
+            except NotFound:
+                continue
+            found.setdefault("kind", kind)
+            if kind == "Pod":
+                with self._lock:
+                    self._core.pods.setdefault(name, found)
+                self._vet()
+                return
+            try:
+                self._adopt(found)
+            except RunError as exc:
+                self._blocked = exc
+                self._notify()
+                return
+            api.delete_quietly(kind, self.namespace, name, grace=0)
+        self._blocked = None
 
     def _plan(self, now: float) -> RunPlan:
         return plan_pool_pod(
@@ -507,10 +599,16 @@ class PodPool:
         claims the pod at the same moment: whoever wins the replace has it.
         """
         api = self.runner.api
-        selector = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        labels: str | None = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        fields: str | None = None
+        if self.options.pod_name is not None:
+            labels, fields = pool_selectors(self.options)
         closing = new_claim_id()
         expires = self._core.expiry(self.runner.clock.now())
-        for pod in api.list("Pod", self.namespace, label_selector=selector).items:
+        listed = api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
+        for pod in listed.items:
+            if not self._core.mine(pod):
+                continue  # the named pod, when it is not (or no longer) the one checked
             name = pod["metadata"]["name"]
             # A conflict may come from an unrelated change (status, a controller's label):
             # try again on the fresh pod while it is still unclaimed.
@@ -528,11 +626,19 @@ class PodPool:
     def _check_open(self) -> None:
         if self._closed:
             raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
-        error = self.error
-        if isinstance(error, FATAL):
-            raise error
+        with self._lock:
+            refused, failed = self._core.refusal(), self._core.start_failure()
+        for error in (refused, self._blocked, self.error):
+            if error is not None and (error is not self.error or isinstance(error, FATAL)):
+                raise error
+        if failed is not None:
+            raise start_error(*failed, self.namespace)
 
-    def _start_timeout(self, what: str) -> StartTimeout:
+    def _start_timeout(self, what: str) -> RunError:
+        with self._lock:
+            refused = self._core.unschedulable()
+        if refused is not None:
+            return start_error(*refused, self.namespace)
         text = f"{what} in pool {self.name!r} within {self.options.start_timeout:g}s"
         if self.error is not None:
             text += f" (last error: {self.error})"

@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from podrunner._time import epoch_of, format_rfc3339
-from podrunner._validation import dns1123_label_error
+from podrunner._validation import dns1123_label_error, dns1123_subdomain_error
 from podrunner.backends.base import ExecResult, WatchEvent
 from podrunner.errors import (
     BackendError,
@@ -45,12 +45,13 @@ from podrunner.errors import (
     RunError,
     RunTimeout,
     SpecError,
+    StartTimeout,
     Unauthorized,
 )
-from podrunner.manifest import MANAGED_SELECTOR, build_manifests
+from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, MANAGED_SELECTOR, build_manifests
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
-from podrunner.run.outcome import RunResult
-from podrunner.run.state import Phase, PodState, Reason
+from podrunner.run.outcome import RunIdentity, RunResult, fail_fast_error, is_fail_fast
+from podrunner.run.state import Phase, PodState, Reason, reduce
 from podrunner.spec import EgressPolicy, PodSpec
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "PoolOptions",
     "PoolWork",
     "check_argv",
+    "check_member",
     "claim_body",
     "claim_of",
     "exec_result",
@@ -74,8 +76,10 @@ __all__ = [
     "pool_options",
     "pool_pod_spec",
     "pool_selector",
+    "pool_selectors",
     "release_patch",
     "renew_body",
+    "start_error",
     "stdin_bytes",
     "timed_out",
 ]
@@ -120,6 +124,8 @@ class PoolOptions:
     max_age: float | None
     start_timeout: float
     claim_margin: float = 30.0
+    pod_name: str | None = None
+    """The one pod's fixed name (a pool of size 1 found by name, as a worker is)."""
 
 
 def _positive(field: str, value: object, *, allow_none: bool = False) -> None:
@@ -139,6 +145,7 @@ def pool_options(
     lease: object,
     max_age: object,
     start_timeout: object,
+    pod_name: object = None,
 ) -> PoolOptions:
     """Check a pool's settings before any API call.
 
@@ -163,6 +170,11 @@ def pool_options(
     _positive("start_timeout", start_timeout)
     if max_age is not None and float(max_age) < 2 * float(lease):  # type: ignore[arg-type]
         raise SpecError("max_age", max_age, f"must be at least twice the lease ({lease} s)")
+    if pod_name is not None:
+        if not isinstance(pod_name, str) or dns1123_subdomain_error(pod_name):
+            raise SpecError("pod_name", pod_name, "must be a DNS-1123 subdomain (a pod name)")
+        if size != 1:
+            raise SpecError("size", size, "must be 1 when pod_name is set (one pod, one name)")
     return PoolOptions(
         size=size,
         name=name,
@@ -171,6 +183,7 @@ def pool_options(
         lease=float(lease),  # type: ignore[arg-type]
         max_age=None if max_age is None else float(max_age),  # type: ignore[arg-type]
         start_timeout=float(start_timeout),  # type: ignore[arg-type]
+        pod_name=pod_name,
     )
 
 
@@ -183,8 +196,10 @@ def pool_pod_spec(spec: object, options: PoolOptions, owner: str) -> PodSpec:
     """
     if not isinstance(spec, PodSpec):
         raise SpecError("spec", type(spec).__name__, "must be a PodSpec")
-    if spec.name is not None:
-        raise SpecError("spec.name", spec.name, "must be unset: pool pods get generated names")
+    if spec.name is not None and spec.name != options.pod_name:
+        raise SpecError(
+            "spec.name", spec.name, "must be unset: pool pods get generated names (or pod_name)"
+        )
     if spec.stdin:
         raise SpecError("spec.stdin", True, "is not supported in a pool (pass stdin to run)")
     labels = {**spec.labels, POOL_LABEL: options.name, OWNER_LABEL: owner, STATE_LABEL: WARM}
@@ -197,7 +212,8 @@ def pool_pod_spec(spec: object, options: PoolOptions, owner: str) -> PodSpec:
         spec,
         command=options.holder,
         labels=labels,
-        name_prefix=spec.name_prefix or options.name,
+        name=options.pod_name,
+        name_prefix=None if options.pod_name else spec.name_prefix or options.name,
         active_deadline_seconds=ads,
     )
 
@@ -266,6 +282,12 @@ def exec_failure(
     return None
 
 
+def start_error(name: str, state: PodState, namespace: str) -> RunError:
+    """The run engine's error for the pool pod ``name`` in ``state``: it will not start."""
+    error = fail_fast_error(state, RunIdentity(name, namespace, ""), [])
+    return error or StartTimeout(f"pool pod {name} did not start", namespace=namespace)
+
+
 def plan_pool_pod(
     spec: PodSpec,
     *,
@@ -305,6 +327,38 @@ def new_claim_id() -> str:
 def pool_selector(name: str) -> str:
     """The label selector of every pod of the pool ``name``."""
     return f"{MANAGED_SELECTOR},{POOL_LABEL}={name}"
+
+
+def pool_selectors(options: PoolOptions) -> tuple[str | None, str | None]:
+    """The label and field selectors that list and watch a pool's pods.
+
+    A pool of one named pod follows that name, whatever its labels: a pod someone else put
+    under the name is seen (and refused), not mistaken for a free name.
+    """
+    if options.pod_name is not None:
+        return None, f"metadata.name={options.pod_name}"
+    return pool_selector(options.name), None
+
+
+def check_member(obj: Mapping[str, Any], pool: str) -> None:
+    """Refuse an object found under a pool's names that was not made for the pool.
+
+    The default check of :class:`PodPool` ``adopt``: made by podrunner and labelled with the
+    pool's name.
+
+    Raises:
+        RunError: Naming the object and why it is not the pool's.
+    """
+    labels = _labels(obj)
+    meta = obj.get("metadata") or {}
+    what = f"{obj.get('kind', 'Pod')} {meta.get('namespace')}/{meta.get('name')}"
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or labels.get(POOL_LABEL) != pool:
+        raise RunError(
+            f"{what} is not a pod of pool {pool!r} (it lacks the pool's labels); it was "
+            "left untouched",
+            pod_name=str(meta.get("name")),
+            namespace=str(meta.get("namespace")),
+        )
 
 
 def claim_body(pod: Mapping[str, Any], claim_id: str, expires: float) -> dict[str, Any]:
@@ -442,9 +496,22 @@ class PoolCore:
         rng: Picks among free pods (seed it for a repeatable choice).
     """
 
-    def __init__(self, options: PoolOptions, owner: str, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        options: PoolOptions,
+        owner: str,
+        rng: random.Random | None = None,
+        *,
+        vet: bool = False,
+    ) -> None:
         self.options = options
         self.owner = owner
+        self.vet = vet or options.pod_name is not None
+        """Whether a pod must pass the driver's check (:meth:`vetted`) before it is used."""
+        self.accepted: set[str] = set()
+        """Uids of pods the check found to be the pool's."""
+        self.refused: dict[str, BaseException] = {}
+        """Uids of pods the check refused, with why: never used, renewed or deleted."""
         self.rng = rng or random.Random()  # noqa: S311 (spreads claims; not a secret)
         self.lost = 0
         """Claims this process lost to another claimer (or to a change of the pod)."""
@@ -471,17 +538,83 @@ class PoolCore:
             self.pods.pop(name, None)
             self.deleting.discard(name)
             self.taking.discard(name)
+            uid = event.object["metadata"].get("uid")
+            self.accepted.discard(uid)
+            self.refused.pop(uid, None)
         else:
             self.pods[name] = event.object
 
+    def to_vet(self) -> list[dict[str, Any]]:
+        """Pods seen that the driver has not checked yet (none when the pool does not vet)."""
+        if not self.vet:
+            return []
+        known = self.accepted | set(self.refused)
+        return [p for p in self.pods.values() if p["metadata"].get("uid") not in known]
+
+    def vetted(self, pod: Mapping[str, Any], error: BaseException | None) -> None:
+        """The driver's check of ``pod``: the pool's (``error`` is ``None``) or refused."""
+        uid = str(pod["metadata"].get("uid"))
+        if error is None:
+            self.accepted.add(uid)
+        else:
+            self.refused[uid] = error
+
+    def refusal(self) -> BaseException | None:
+        """Why the pool cannot use its pod's name: a refused pod holds it (``None``: none)."""
+        for pod in self.pods.values():
+            error = self.refused.get(pod["metadata"].get("uid"))
+            if error is not None and pod["metadata"]["name"] == self.options.pod_name:
+                return error
+        return None
+
+    def usable(self, pod: Mapping[str, Any]) -> bool:
+        """Whether the pool may use, renew or delete ``pod`` (it passed the check, if any)."""
+        return not self.vet or pod["metadata"].get("uid") in self.accepted
+
     def mine(self, pod: Mapping[str, Any]) -> bool:
-        """Whether this pool object made (and so renews and refills) ``pod``."""
+        """Whether this pool object renews and refills ``pod``.
+
+        It made it, or it is the pool's one named pod and passed the check.
+        """
+        if not self.usable(pod):
+            return False
+        named = self.options.pod_name
+        if named is not None:
+            return bool(pod["metadata"]["name"] == named)
         return _labels(pod).get(OWNER_LABEL) == self.owner
 
     def _free(self, pod: Mapping[str, Any]) -> bool:
         return (
-            _labels(pod).get(STATE_LABEL) == WARM and pod["metadata"]["name"] not in self.deleting
+            _labels(pod).get(STATE_LABEL) == WARM
+            and pod["metadata"]["name"] not in self.deleting
+            and self.usable(pod)
         )
+
+    def start_failure(self) -> tuple[str, PodState] | None:
+        """A pod of this pool object that will not start by itself, when none is warm.
+
+        A bad image, a container that cannot be created, a failed init container.
+        """
+        if self.warm():
+            return None
+        for pod in self.pods.values():
+            if self.mine(pod) and pod["metadata"]["name"] not in self.deleting:
+                state = reduce(pod)
+                if is_fail_fast(state) and state.reason is not Reason.UNSCHEDULABLE:
+                    return pod["metadata"]["name"], state
+        return None
+
+    def unschedulable(self) -> tuple[str, PodState] | None:
+        """A pod of this pool object the scheduler refused.
+
+        Reported when a wait times out: an autoscaler may still bring a node until then.
+        """
+        for pod in self.pods.values():
+            if self.mine(pod):
+                state = reduce(pod)
+                if state.reason is Reason.UNSCHEDULABLE:
+                    return pod["metadata"]["name"], state
+        return None
 
     def _retiring(self, pod: Mapping[str, Any], now: float) -> bool:
         """A pod past half its life is replaced while warm (a run then has the other half)."""
@@ -541,7 +674,7 @@ class PoolCore:
         free: list[dict[str, Any]] = []
         held = 0
         for name, pod in self.pods.items():
-            if name in self.deleting:
+            if name in self.deleting or not self.usable(pod):
                 continue
             expires = epoch_of((pod["metadata"].get("annotations") or {}).get(EXPIRES_ANNOTATION))
             if _dead(pod) or (expires is not None and expires <= now):
@@ -568,6 +701,8 @@ class PoolCore:
             renew = [n for n in renew if n not in gone]
         self.deleting.update(delete)
         create = max(0, self.options.size - len(free) - held - self.creating)
+        if self.options.pod_name in self.pods:
+            create = 0  # the name is taken (by a pod going away, or refused): wait for it
         return PoolWork(create=create, delete=tuple(delete), renew=tuple(renew))
 
     def next_look(self, now: float) -> float:

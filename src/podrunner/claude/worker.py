@@ -16,19 +16,26 @@ owned by that pod, with the same worker id and holding this worker's credentials
 under its name raises :class:`WorkerOwnershipError` and is left alone, also by
 :meth:`ClaudeWorker.stop`.
 
-Before each task the worker reads the pod: missing, ended or being deleted means it is deleted
-(with its per-run Secret) and created again. A pod that is not running yet is waited for through
-the run engine, up to ``start_timeout``: :meth:`RunHandle.wait_running
-<podrunner.RunHandle.wait_running>` follows it on the runner's shared watch, and the engine's
-rules turn what it sees into :class:`~podrunner.errors.ImagePullError`,
-:class:`~podrunner.errors.Unschedulable`, :class:`~podrunner.errors.ContainerConfigError` or
-:class:`~podrunner.errors.StartTimeout`. An old pod's delete is followed on a watch until the pod
-is gone (a new one cannot take the name before). Nothing polls.
+The worker is a :class:`~podrunner.PodPool` of one pod under that fixed name, given back after
+each task (``recycle``), with the ownership proof above as the pool's ``adopt`` check. The pool
+keeps the pod: one that is gone, ended or being deleted is made again (after the old one is
+gone: the name is taken until then), its reap expiry (``podrunner.dev/expires-at``) is renewed
+a TTL ahead while the worker lives, and one that will not start raises the run engine's error
+for it (:class:`~podrunner.errors.ImagePullError`, :class:`~podrunner.errors.ContainerConfigError`,
+and :class:`~podrunner.errors.Unschedulable` once ``start_timeout`` passed) instead of
+:class:`~podrunner.errors.StartTimeout`. Everything is followed on a watch; nothing polls.
+
+A task claims the pod (a ``replace`` conditional on its ``resourceVersion``, as every pool
+claim), so two tasks never share its ``HOME``, whether they come from this process or another;
+a second waits up to ``start_timeout`` for the first to give the pod back. The claim carries
+the task's deadline as the pod's reap expiry. A task that runs out of time takes the pod with
+it (the CLI may still be running in it); the next task gets a new pod.
 
 Each task is one ``exec`` of the launcher with the prompt on standard input, so no prompt size
 limit applies and the prompt never shows in any manifest. The exit code comes from the exec
-status (the backend reads the API's ``Status`` object). A lock serialises tasks: the CLI's
-``HOME`` (settings, sessions, credentials) is shared by everything running in the pod.
+status (the backend reads the API's ``Status`` object). Tasks of one worker object also queue
+on a lock: the CLI's ``HOME`` (settings, sessions, credentials) is shared by everything running
+in the pod.
 
 Trade-offs against one pod per task: no pod start per task (seconds to tens of seconds saved),
 and sessions can be resumed; but state leaks between tasks (files in ``HOME`` and the working
@@ -44,41 +51,26 @@ import hmac
 import json
 import secrets
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from podrunner import _validation as v
-from podrunner._time import format_rfc3339, parse_rfc3339
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.refresh import claim
-from podrunner.claude.runner import CLAUDE_CONTAINER, ClaudeRunner
+from podrunner.claude.runner import ClaudeRunner
 from podrunner.claude.sessions import claim_session
 from podrunner.claude.task import ClaudeTask
-from podrunner.errors import (
-    AlreadyExists,
-    BackendError,
-    BackendUnavailable,
-    NotFound,
-    PodLost,
-    RunError,
-    SpecError,
-    StartTimeout,
-)
+from podrunner.errors import NotFound, RunError, RunTimeout, SpecError
 from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL, build_manifests
-from podrunner.run import EXPIRES_ANNOTATION
-from podrunner.run.state import Phase, PodState, reduce
-from podrunner.run.watch import SharedWatch
-from podrunner.spec import CleanupPolicy
+from podrunner.run.pool import PodPool
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from podrunner.backends.base import Kind
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.claude.result import ClaudeResult
-    from podrunner.run import PodRunner, RunHandle
+    from podrunner.run import PodRunner
 
 __all__ = [
     "DEFAULT_NAME_PREFIX",
@@ -98,8 +90,6 @@ WORKER_ID_LABEL = "podrunner.dev/worker-id"
 DEFAULT_NAME_PREFIX = "claude-code-worker"
 """Start of a worker pod's default name; a digest of the worker id follows."""
 
-# How long an old pod may take to go away after its delete (it ends at once on SIGTERM).
-_GONE_TIMEOUT = 30.0
 _DIGEST_DOMAIN = "podrunner.dev/worker-id/v1"
 
 
@@ -192,6 +182,10 @@ def _canonical(data: object) -> bytes:
 class ClaudeWorker:
     """A persistent Claude Code pod that runs tasks one at a time with ``exec``.
 
+    The worker is a :class:`~podrunner.PodPool` of one pod under a fixed name, given back
+    after every task (``recycle``): a task claims the pod, so two tasks (of this process or
+    another) never share it, and the pool renews the pod's reap expiry while the worker lives.
+
     Args:
         pod_runner: The runner whose backend and namespace are used.
         image: An image with the ``claude`` CLI and ``sh``.
@@ -200,7 +194,8 @@ class ClaudeWorker:
         worker_id: Who the pod belongs to (a label value); default
             :func:`default_worker_id` of ``credentials``. Give the same id (and credentials)
             to find the pod again from another process when there are no credentials.
-        start_timeout: Seconds to wait for the pod to be ``Running``.
+        start_timeout: Seconds to wait for the pod to be ready (and for a task of another
+            process to give it back).
         exec_timeout: Default seconds per task (``None``: no limit).
         **pod_options: Further :class:`ClaudeRunner` options (resources, namespace, env,
             volumes, labels, annotations, node_selector, claude_path, home...).
@@ -260,25 +255,44 @@ class ClaudeWorker:
         if expected.secret is not None:
             self._secret_name = expected.secret["metadata"]["name"]
             self._secret_data = _canonical(expected.secret.get("data") or {})
-        # The uids of the pod and Secret this object created or proved its own: the only
-        # objects it ever deletes.
-        self._pod_uid: str | None = None
-        self._secret_uid: str | None = None
         self._lock = threading.Lock()
-        self.recreated = 0
+        self._retired = 0  # pods made by pools this worker closed (stop)
+        self.pool = self._new_pool()
+        """The pool of one pod behind the worker."""
+
+    def _new_pool(self) -> PodPool:
+        return PodPool(
+            self.pod_runner,
+            self.spec,
+            1,
+            name=f"claude-worker-{_digest(self.name)[:10]}",
+            holder=("sh", "-c", SLEEP_LOOP),
+            recycle=True,
+            # A worker outlives runs: its pod's reap expiry reaches a TTL ahead and is
+            # renewed while the worker lives; it has no age limit.
+            lease=self.pod_runner.default_ttl,
+            max_age=None,
+            start_timeout=self.start_timeout,
+            pod_name=self.name,
+            adopt=self._adopt,
+        )
+
+    @property
+    def recreated(self) -> int:
         """How many times the pod was (re)created by this object."""
+        return self._retired + int(self.pool.created)
 
     # -- the pod -------------------------------------------------------------------------------
 
     def ensure_running(self) -> dict[str, Any]:
-        """Make sure the worker pod exists and is ``Running``; return it.
+        """Make sure the worker pod exists and is ready; return it.
 
         A pod already under the worker's name is used only when it is this worker's own
         (see the module documentation).
 
         Raises:
             WorkerOwnershipError: The pod (or its Secret) under this name is not this worker's.
-            StartTimeout: Not running within ``start_timeout``.
+            StartTimeout: Not ready within ``start_timeout``.
             ImagePullError: The image cannot be pulled.
             Unschedulable: No node accepts the pod.
             ContainerConfigError: The container cannot be created (a missing Secret key...).
@@ -286,69 +300,11 @@ class ClaudeWorker:
         with self._lock:
             return self._ensure_running()
 
-    def _ensure_running(self, *, fresh: bool = False) -> dict[str, Any]:
-        """Use the pod under the name, or make one (``fresh``: make one); wait until it runs.
-
-        Within ``start_timeout``, a pod that ended or is being deleted is replaced, and a pod
-        that went away while it started is looked up again.
-        """
-        clock = self.pod_runner.clock
-        deadline = clock.monotonic() + self.start_timeout
-        pod = None if fresh else self._get("Pod", self.name)
+    def _ensure_running(self) -> dict[str, Any]:
         while True:
-            if pod is not None:
-                self._claim(pod)  # a pod swapped in under our name is checked like any other
-                state = reduce(pod, CLAUDE_CONTAINER)
-                if state.phase is Phase.RUNNING and not state.deleting:
-                    self._renew_expiry(pod)
-                    return pod
-                if self._unusable(pod, state):
-                    self._delete_and_wait()
-                    pod = None
-            pod = self._wait_running(pod, max(0.0, deadline - clock.monotonic()))
-
-    def _renew_expiry(self, pod: Mapping[str, Any]) -> None:
-        """Push the reap expiry of a pod in use forward, so ``reap`` only takes idle workers.
-
-        The runner stamps ``podrunner.dev/expires-at`` (``default_ttl``, a day) on the pod and
-        its Secret; a worker lives longer than that. Renewed when under half the TTL is left.
-        """
-        clock = self.pod_runner.clock
-        ttl = self.pod_runner.default_ttl
-        now = clock.now()
-        text = ((pod.get("metadata") or {}).get("annotations") or {}).get(EXPIRES_ANNOTATION)
-        stamp = parse_rfc3339(text) if isinstance(text, str) else None
-        if stamp is not None and stamp[0] - now > ttl / 2:
-            return
-        annotations = {EXPIRES_ANNOTATION: format_rfc3339(now + ttl)}
-        targets: list[tuple[Kind, str, str | None]] = [("Pod", self.name, self._pod_uid)]
-        if self._secret_name is not None:
-            targets.append(("Secret", self._secret_name, self._secret_uid))
-        for kind, name, uid in targets:
-            if uid is None:
-                continue
-            # Best effort: a failed renewal only means reap may take the pod after the old
-            # expiry, and the worker then makes a new one. The uid makes the patch conditional
-            # on still being our object (a 422 otherwise).
-            patch = {"metadata": {"uid": uid, "annotations": annotations}}
-            with contextlib.suppress(BackendError):
-                self.pod_runner.api.patch(kind, self.namespace, name, patch)
-
-    @staticmethod
-    def _unusable(pod: Mapping[str, Any], state: PodState) -> bool:
-        """Whether the pod must be replaced: being deleted, ended, or its container ended.
-
-        A pod that will not start (image, scheduling, config) is not replaced: waiting for it
-        raises the engine's error for it.
-        """
-        phase = (pod.get("status") or {}).get("phase")
-        return state.deleting or state.container_ran or phase in ("Succeeded", "Failed", "Unknown")
-
-    def _get(self, kind: Kind, name: str) -> dict[str, Any] | None:
-        try:
-            return self.pod_runner.api.get(kind, self.namespace, name)
-        except NotFound:
-            return None
+            self.pool.wait_ready()
+            with contextlib.suppress(NotFound):  # gone since: wait for the next one
+                return self.pod_runner.api.get("Pod", self.namespace, self.name)
 
     def _refuse(self, what: str, reason: str) -> WorkerOwnershipError:
         return WorkerOwnershipError(
@@ -359,12 +315,31 @@ class ClaudeWorker:
             namespace=self.namespace,
         )
 
-    def _claim(self, pod: Mapping[str, Any]) -> None:
-        """Record ``pod`` as this worker's, or raise if it cannot be proved so."""
-        meta = pod.get("metadata") or {}
-        uid = meta.get("uid")
-        if uid is not None and uid == self._pod_uid:
+    def _adopt(self, obj: Mapping[str, Any]) -> None:
+        """The pool's check of an object under the worker's names.
+
+        Its pod, or its Secret in the way of a new pod. Raises
+        :class:`WorkerOwnershipError` unless it is this worker's.
+        """
+        if obj.get("kind", "Pod") == "Pod":
+            self._check_pod(obj)
             return
+        meta = obj.get("metadata") or {}
+        mine = (meta.get("labels") or {}).get(WORKER_ID_LABEL) == self.worker_id
+        if obj.get("kind") == "Secret":
+            mine = mine and hmac.compare_digest(
+                _canonical(obj.get("data") or {}), self._secret_data
+            )
+        if not mine:
+            raise self._refuse(
+                f"{obj.get('kind')} {self.namespace}/{meta.get('name')}",
+                "it is in the way of the worker's own and carries other credentials or "
+                "another worker id",
+            )
+
+    def _check_pod(self, pod: Mapping[str, Any]) -> None:
+        """Raise unless ``pod`` is provably this worker's (see the module documentation)."""
+        meta = pod.get("metadata") or {}
         what = f"pod {self.namespace}/{self.name}"
         labels = meta.get("labels") or {}
         if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
@@ -381,196 +356,72 @@ class ClaudeWorker:
             raise self._refuse(
                 what, f"it reads credentials from Secrets [{theirs}], this worker from [{ours}]"
             )
-        secret_uid = None
         if self._secret_name is not None:
-            secret = self._get("Secret", self._secret_name)
-            if secret is None:
-                raise self._refuse(
-                    what,
-                    f"its Secret {self._secret_name} is missing, so its credentials are unknown",
-                )
-            smeta = secret.get("metadata") or {}
-            owners = {
-                r.get("uid") for r in smeta.get("ownerReferences") or [] if isinstance(r, dict)
-            }
-            if uid not in owners:
-                raise self._refuse(what, f"Secret {self._secret_name} is not owned by the pod")
-            if (smeta.get("labels") or {}).get(WORKER_ID_LABEL) != self.worker_id:
-                raise self._refuse(
-                    what, f"Secret {self._secret_name} does not carry this worker's id"
-                )
-            if not hmac.compare_digest(_canonical(secret.get("data") or {}), self._secret_data):
-                raise self._refuse(
-                    what, f"Secret {self._secret_name} holds other credentials than this worker's"
-                )
-            secret_uid = smeta.get("uid")
+            self._check_secret(what, meta.get("uid"))
         if not labels.get(RUN_ID_LABEL):
             raise self._refuse(what, f"it has no {RUN_ID_LABEL} label")
-        self._pod_uid = uid
-        self._secret_uid = secret_uid
 
-    def _clear_leftover_secret(self) -> None:
-        """Delete a Secret left under this worker's name with no pod, when it is this worker's."""
-        if self._secret_name is None:
-            return
-        secret = self._get("Secret", self._secret_name)
-        if secret is None:
-            return
-        meta = secret.get("metadata") or {}
-        mine = (meta.get("labels") or {}).get(WORKER_ID_LABEL) == self.worker_id and (
-            hmac.compare_digest(_canonical(secret.get("data") or {}), self._secret_data)
-        )
-        if not mine:
-            raise self._refuse(
-                f"Secret {self.namespace}/{self._secret_name}",
-                "it is in the way of the worker's own Secret and carries other credentials or "
-                "another worker id",
-            )
-        # Its pod is gone (the cluster would collect it soon): it holds only our own values.
-        self._delete_owned("Secret", self._secret_name, meta.get("uid"))
-
-    def _wait_running(self, pod: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
-        """Start a pod (``pod`` is ``None``) or follow ``pod`` until it runs or ends.
-
-        Returns:
-            The pod as last seen, or as found under the name again when it went away
-            (``None``: none is there now).
-        """
-        if pod is None:
-            try:
-                handle = self._create()
-            except AlreadyExists:
-                # Someone made an object under this name meanwhile: use it only if it is ours
-                # (the caller claims it).
-                found = self._get("Pod", self.name)
-                if found is None:
-                    raise
-                return found
-        else:
-            handle = self._attach(pod)
-        # The pod must outlive the handle: it was started, or attached, with cleanup NEVER, so
-        # closing the handle only ends its place on the shared watch.
-        with handle:
-            try:
-                return handle.wait_running(timeout)
-            except PodLost:
-                # Deleted or evicted before it ran: look again.
-                return self._get("Pod", self.name)
-
-    def _attach(self, pod: Mapping[str, Any]) -> RunHandle:
-        """A handle on ``pod`` (already claimed), found by its run id."""
-        run_id = pod["metadata"]["labels"][RUN_ID_LABEL]
-        handle = self.pod_runner.attach(
-            run_id, namespace=self.namespace, cleanup=CleanupPolicy.NEVER
-        )
-        if handle.pod_name != self.name:
-            handle.close()
-            raise self._refuse(
-                f"pod {self.namespace}/{self.name}",
-                f"another pod, {handle.pod_name}, carries its run id",
-            )
-        return handle
-
-    def _create(self) -> RunHandle:
-        """Start the worker pod (and its Secret) and remember their uids: they are ours."""
-        self._clear_leftover_secret()
-        # start() creates the Secret and the pod and makes the pod own the Secret; NEVER cleanup
-        # because the pod must outlive the handle.
-        handle = self.pod_runner.start(self.spec, cleanup=CleanupPolicy.NEVER)
-        self.recreated += 1
+    def _check_secret(self, what: str, pod_uid: object) -> None:
+        """Raise unless the pod's Secret is owned by it and holds this worker's values."""
+        name = self._secret_name
         try:
-            self._record_created(handle.run_id)
-        except BaseException:
-            handle.close()
-            raise
-        return handle
-
-    def _record_created(self, run_id: str) -> None:
-        """Record the uids of the pod and Secret carrying ``run_id`` (the ones just created)."""
-        pod = self._get("Pod", self.name)
-        if pod is not None and (pod["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == run_id:
-            self._pod_uid = pod["metadata"].get("uid")
-        if self._secret_name is not None:
-            secret = self._get("Secret", self._secret_name)
-            if (
-                secret is not None
-                and (secret["metadata"].get("labels") or {}).get(RUN_ID_LABEL) == run_id
-            ):
-                self._secret_uid = secret["metadata"].get("uid")
-
-    def _delete_owned(self, kind: Kind, name: str, uid: object) -> dict[str, Any] | None:
-        """Delete ``kind/name`` if it is still the object with ``uid``; return it as it was read.
-
-        The backend's delete takes no uid precondition, so this re-reads first: an object
-        made again under the name by someone else is left alone (``None`` is returned).
-        """
-        current = self._get(kind, name)
-        if current is None or uid is None or current["metadata"].get("uid") != uid:
-            return None
-        self.pod_runner.api.delete_quietly(kind, self.namespace, name, grace=0)
-        return current
-
-    def _delete_own_objects(self) -> dict[str, Any] | None:
-        """Delete this worker's pod and Secret; return the pod as read before its delete."""
-        pod = None
-        if self._pod_uid is not None:
-            pod = self._delete_owned("Pod", self.name, self._pod_uid)
-        if self._secret_name is not None and self._secret_uid is not None:
-            self._delete_owned("Secret", self._secret_name, self._secret_uid)
-        return pod
-
-    def _delete_and_wait(self) -> None:
-        """Delete this worker's pod and Secret, then wait on a watch until the pod is gone."""
-        uid = self._pod_uid
-        deleted = self._delete_own_objects()
-        self._pod_uid = self._secret_uid = None
-        if deleted is None:
-            return  # gone already, or no longer ours
-        # The engine's watch (resumes, relists on 410, rides out an outage), from the version
-        # read just before the delete, so the pod's DELETED event cannot be missed.
-        watch = SharedWatch(self.pod_runner.api, self.namespace)
-        sub = watch.subscribe(self.name, deleted["metadata"].get("resourceVersion"))
-        deadline = self.pod_runner.clock.monotonic() + _GONE_TIMEOUT
-        never = threading.Event()  # nothing cancels this wait but its deadline
-        try:
-            while events := watch.wait(sub, deadline, never):
-                for event in events:
-                    meta = event.object.get("metadata") or {}
-                    if event.type == "DELETED" or meta.get("uid") != uid:
-                        return  # gone (another pod under the name is claimed later)
-        finally:
-            watch.unsubscribe(sub)
-            watch.close()
-        raise StartTimeout(
-            f"the old worker pod was still terminating after {_GONE_TIMEOUT:g}s",
-            pod_name=self.name,
-            namespace=self.namespace,
-        )
+            secret = self.pod_runner.api.get("Secret", self.namespace, str(name))
+        except NotFound:
+            raise self._refuse(
+                what, f"its Secret {name} is missing, so its credentials are unknown"
+            ) from None
+        smeta = secret.get("metadata") or {}
+        owners = {r.get("uid") for r in smeta.get("ownerReferences") or [] if isinstance(r, dict)}
+        if pod_uid not in owners:
+            raise self._refuse(what, f"Secret {name} is not owned by the pod")
+        if (smeta.get("labels") or {}).get(WORKER_ID_LABEL) != self.worker_id:
+            raise self._refuse(what, f"Secret {name} does not carry this worker's id")
+        if not hmac.compare_digest(_canonical(secret.get("data") or {}), self._secret_data):
+            raise self._refuse(what, f"Secret {name} holds other credentials than this worker's")
 
     def recreate(self) -> None:
         """Delete the pod and start a new one (picks up changed settings).
+
+        A task running in the pod (from another process) finishes first.
 
         Raises:
             WorkerOwnershipError: The pod under this name is not this worker's.
             RunError: The new pod did not start, as :meth:`ensure_running` raises.
         """
         with self._lock:
-            pod = self._get("Pod", self.name)
-            if pod is not None:
-                self._claim(pod)
-                self._delete_and_wait()
-            self._ensure_running(fresh=True)
+            self.pool.refresh()
+            self._ensure_running()
 
     def stop(self) -> None:
-        """Delete the worker pod and its Secret, if this object created or adopted them.
+        """Delete the worker pod (its Secret goes with it), if this object used it.
 
         Idempotent. A pod this worker never used (another worker's, or one left by an earlier
         process that this object has not adopted with :meth:`ensure_running` or :meth:`run`)
-        is left alone.
+        is left alone. The worker may be used again: it starts a new pod.
         """
         with self._lock:
-            self._delete_own_objects()
-            self._pod_uid = self._secret_uid = None
+            pool = self.pool
+            pool.close()
+            self._retired += pool.created
+            self.pool = self._new_pool()
+            self._delete_secret(pool)
+
+    def _delete_secret(self, pool: PodPool) -> None:
+        """Delete the Secret of the pod ``pool`` used, now.
+
+        It is owned by that pod, which is gone: this does not wait for the cluster's
+        garbage collector.
+        """
+        if self._secret_name is None:
+            return
+        try:
+            secret = self.pod_runner.api.get("Secret", self.namespace, self._secret_name)
+        except NotFound:
+            return
+        meta = secret.get("metadata") or {}
+        owners = {r.get("uid") for r in meta.get("ownerReferences") or () if isinstance(r, dict)}
+        if owners and owners <= pool.used_uids:
+            self.pod_runner.api.delete_quietly("Secret", self.namespace, self._secret_name)
 
     def __enter__(self) -> ClaudeWorker:
         return self
@@ -620,27 +471,17 @@ class ClaudeWorker:
             claim(self._pods.credentials),
             claim_session(self._pods.sessions, task),
         ):
-            self._ensure_running()
-            # Timed by the exec's own (real) clock: an exec that failed for lack of an answer
-            # once its time was up ran out of time, whatever the backend's words.
-            started = time.monotonic()
             try:
-                done = self.pod_runner.api.exec(
-                    self.namespace,
-                    self.name,
-                    CLAUDE_CONTAINER,
-                    command,
-                    stdin=task.stdin().encode("utf-8"),
-                    timeout=limit,
-                )
-            except (TimeoutError, BackendUnavailable) as exc:
-                if isinstance(exc, TimeoutError) or (
-                    limit is not None and time.monotonic() - started >= limit
-                ):
-                    raise ClaudeTimeout(
-                        f"the Claude task did not finish within {limit}s in the worker"
-                    ) from exc
-                raise
+                # The claim holds the pod for this task alone, whichever process asks; a
+                # task that ran out of time takes its pod with it (the CLI may still run).
+                with self.pool.claim(timeout=limit) as pod:
+                    done = self.pool.exec_in(
+                        pod, command, stdin=task.stdin().encode("utf-8"), timeout=limit
+                    )
+            except RunTimeout as exc:
+                raise ClaudeTimeout(
+                    f"the Claude task did not finish within {limit}s in the worker"
+                ) from exc
         result = parse_output(
             done.stdout,
             exit_code=done.exit_code,

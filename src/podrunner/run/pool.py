@@ -25,11 +25,13 @@ import contextlib
 import functools
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from podrunner._threads import start_quiet
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
     AlreadyExists,
@@ -41,7 +43,8 @@ from podrunner.errors import (
     StartTimeout,
 )
 from podrunner.manifest.plan import RunPlan
-from podrunner.run.outcome import RunResult
+from podrunner.run.core import CAPACITY_RECHECK, capacity_coming
+from podrunner.run.outcome import RunIdentity, RunResult, fail_fast_error
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
@@ -70,7 +73,8 @@ from podrunner.run.pool_core import (
     stdin_bytes,
 )
 from podrunner.run.runner import PodRunner, run_manifests
-from podrunner.spec import PodSpec
+from podrunner.run.state import PodState
+from podrunner.spec import Deadlines, PodSpec
 
 __all__ = ["ClaimedPod", "PodPool"]
 
@@ -190,6 +194,7 @@ class PodPool:
         self.created = 0
         """Pods this pool object created."""
         self._blocked: BaseException | None = None  # an object in the way of the named pod
+        self._refused_at: tuple[str, float] | None = None  # a pod the scheduler refused, since
         self._lock = threading.Lock()
         self._news = threading.Event()
         self._stop = threading.Event()
@@ -208,7 +213,7 @@ class PodPool:
                 self._thread = threading.Thread(
                     target=self._maintain, name=f"podrunner-pool-{self.name}", daemon=True
                 )
-                self._thread.start()
+                start_quiet(self._thread)  # a Ctrl-C must reach the main thread
         return self
 
     def __enter__(self) -> PodPool:
@@ -248,11 +253,17 @@ class PodPool:
                 warm, news = self._core.warm(), self._news
             if warm >= self.options.size:
                 return
-            self._check_open()
+            look = self._check_open()
             left = deadline - clock.monotonic()
             if left <= 0:
                 raise self._start_timeout(f"{warm} of {self.options.size} pods warm")
-            clock.wait(news, left)
+            clock.wait(news, min(left, look))
+
+    @property
+    def used_uids(self) -> frozenset[str]:
+        """Uids of the pods this pool object made or adopted (``adopt`` accepted)."""
+        with self._lock:
+            return frozenset(self._core.accepted)
 
     @property
     def warm(self) -> int:
@@ -349,11 +360,11 @@ class PodPool:
             with self._lock:
                 pod, news = self._core.take(clock.now()), self._news
             if pod is None:
-                self._check_open()
+                look = self._check_open()
                 left = deadline - clock.monotonic()
                 if left <= 0:
                     raise self._start_timeout("no warm pod")
-                clock.wait(news, left)
+                clock.wait(news, min(left, look))
                 continue
             try:
                 stored = self._try_claim(pod, claim_id, expires)
@@ -399,8 +410,9 @@ class PodPool:
             RunTimeout: The command ran longer than ``timeout`` (the pod is not given back).
             PodLost: The pod went away during the command.
         """
-        clock = self.runner.clock
-        started = clock.monotonic()
+        # The exec's transport times out in real time; the runner's clock is virtual on the
+        # fake: either one past the timeout counts.
+        started, began = time.monotonic(), self.runner.clock.monotonic()
         try:
             return self.runner.api.exec(
                 pod.namespace, pod.name, pod.container, list(argv), stdin=stdin, timeout=timeout
@@ -413,7 +425,7 @@ class PodPool:
                 namespace=pod.namespace,
                 claim_id=pod.claim_id,
                 timeout=timeout,
-                elapsed=clock.monotonic() - started,
+                elapsed=max(time.monotonic() - started, self.runner.clock.monotonic() - began),
             )
             if error is None:
                 raise
@@ -490,9 +502,12 @@ class PodPool:
                 self._stream = None
             stream.close()
 
-    def _vet(self) -> None:
+    def _vet(self, pods: list[dict[str, Any]] | None = None) -> None:
         """Check the pods not checked yet (see ``adopt``); a refusal stops runs."""
         with self._lock:
+            if pods is not None:
+                for pod in pods:
+                    self._core.pods.setdefault(pod["metadata"]["name"], pod)
             unchecked = self._core.to_vet()
         for pod in unchecked:
             try:
@@ -525,29 +540,38 @@ class PodPool:
                 with contextlib.suppress(NotFound, Conflict):
                     api.replace(renew_body(seen, self._core.expiry(now)))
         for left in range(work.create, 0, -1):
-            plan = self._plan(now)
             try:
-                stored = self.runner._create(plan, None)
-            except AlreadyExists:
-                with self._lock:
-                    self._core.creating -= left
-                if self.options.pod_name is None:
-                    raise
-                self._in_the_way(plan)
-                return
+                stored = self._create(now)
             except BaseException:
                 with self._lock:
                     self._core.creating -= left
                 raise
-            self.created += 1
-            self._blocked = None
             with self._lock:
                 self._core.creating -= 1
-                self._core.pods.setdefault(stored["metadata"]["name"], stored)
+                if stored is not None:
+                    self._core.pods.setdefault(stored["metadata"]["name"], stored)
+                    self._core.vetted(stored, None)  # made here: the pool's own
         if isinstance(self.error, FATAL):
             self.error = None  # a create went through: whatever stopped them is over
 
-    def _in_the_way(self, plan: RunPlan) -> None:
+    def _create(self, now: float) -> dict[str, Any] | None:
+        """Create one pod; ``None`` when its name is taken (a pool of one named pod)."""
+        for _ in range(2):
+            plan = self._plan(now)
+            try:
+                stored = self.runner._create(plan, None)
+            except AlreadyExists:
+                if self.options.pod_name is None:
+                    raise
+                if not self._in_the_way(plan):
+                    return None
+                continue  # a leftover of the pool's earlier pod was deleted: try again
+            self.created += 1
+            self._blocked = None
+            return stored
+        return None
+
+    def _in_the_way(self, plan: RunPlan) -> bool:
         """The named pod could not be created: something holds its name or its Secret's.
 
         A pod under the name arrives on the watch and is checked there. A Secret or
@@ -555,6 +579,7 @@ class PodPool:
         when ``adopt`` accepts it; anything else blocks the pool, untouched.
         """
         api = self.runner.api
+        cleared = False
         for manifest in (plan.pod, *plan.extras):
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
@@ -563,18 +588,17 @@ class PodPool:
                 continue
             found.setdefault("kind", kind)
             if kind == "Pod":
-                with self._lock:
-                    self._core.pods.setdefault(name, found)
-                self._vet()
-                return
+                self._vet([found])  # the watch brings it too; it is checked either way
+                return False
             try:
                 self._adopt(found)
             except RunError as exc:
                 self._blocked = exc
                 self._notify()
-                return
+                return False
             api.delete_quietly(kind, self.namespace, name, grace=0)
-        self._blocked = None
+            cleared = True
+        return cleared
 
     def _plan(self, now: float) -> RunPlan:
         return plan_pool_pod(
@@ -592,6 +616,25 @@ class PodPool:
             news, self._news = self._news, threading.Event()
         news.set()
 
+    def refresh(self) -> None:
+        """Delete the pool's pods that no run holds now; the pool makes new ones.
+
+        For a pod stuck starting, or one made before a change its spec does not show (a
+        new image behind the same tag). A pod a run holds is left to its run.
+
+        Raises:
+            RunError: The pod under ``pod_name`` is not the pool's (``adopt`` refused it);
+                it was left untouched.
+        """
+        self.start()
+        self._check_open(starting=False)
+        self._drain()
+        self._notify()
+        with self._lock:
+            refused = self._core.refusal()
+        if refused is not None:
+            raise refused
+
     def _drain(self) -> None:
         """Delete this pool object's pods that no run holds, claiming each first.
 
@@ -607,6 +650,7 @@ class PodPool:
         expires = self._core.expiry(self.runner.clock.now())
         listed = api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
         for pod in listed.items:
+            self._vet([pod])  # a pool of one named pod may not have looked at it yet
             if not self._core.mine(pod):
                 continue  # the named pod, when it is not (or no longer) the one checked
             name = pod["metadata"]["name"]
@@ -615,24 +659,60 @@ class PodPool:
             for _ in range(_DRAIN_TRIES):
                 if (pod["metadata"].get("labels") or {}).get(STATE_LABEL) == CLAIMED:
                     break  # a run holds it and deletes it when it ends
-                if self._try_claim(pod, closing, expires) is not None:
+                stored = self._try_claim(pod, closing, expires)
+                if stored is not None:
                     api.delete_quietly("Pod", self.namespace, name, grace=0)
+                    with self._lock:  # gone for the pool now, before its watch tells
+                        self._core.pods[name] = stored
+                        self._core.deleting.add(name)
                     break
                 try:
                     pod = api.get("Pod", self.namespace, name)
                 except NotFound:
                     break
 
-    def _check_open(self) -> None:
+    def _check_open(self, *, starting: bool = True) -> float:
+        """Raise what stops runs; return the seconds until a waiting run should look again.
+
+        A closed pool, a refused pod or Secret in the way, a fatal error, and (``starting``)
+        a pod of the pool that will not start, as the run engine decides: at once for an
+        image or container that cannot be, after ``autoscaler_grace`` for a pod the
+        scheduler refuses unless a cluster autoscaler is bringing a node for it.
+        """
         if self._closed:
             raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
         with self._lock:
             refused, failed = self._core.refusal(), self._core.start_failure()
+            unplaced = self._core.unschedulable()
         for error in (refused, self._blocked, self.error):
             if error is not None and (error is not self.error or isinstance(error, FATAL)):
                 raise error
+        if not starting:
+            return math.inf
         if failed is not None:
             raise start_error(*failed, self.namespace)
+        return self._capacity_look(unplaced)
+
+    def _capacity_look(self, unplaced: tuple[str, PodState] | None) -> float:
+        """Raise Unschedulable for a refused pod no autoscaler helps, once the grace passed.
+
+        Returns the seconds until the next look.
+        """
+        if unplaced is None:
+            self._refused_at = None
+            return math.inf
+        name, state = unplaced
+        now = self.runner.clock.monotonic()
+        if self._refused_at is None or self._refused_at[0] != name:
+            self._refused_at = (name, now)
+        grace_end = self._refused_at[1] + Deadlines().autoscaler_grace
+        if now < grace_end:
+            return grace_end - now
+        events = self.runner.api.pod_events(self.namespace, name)
+        if capacity_coming(events):
+            return CAPACITY_RECHECK
+        error = fail_fast_error(state, RunIdentity(name, self.namespace, ""), events)
+        raise error or start_error(name, state, self.namespace)
 
     def _start_timeout(self, what: str) -> RunError:
         with self._lock:

@@ -523,11 +523,15 @@ class PoolCore:
         """Creates under way (counted as pods, so a refill is not asked twice)."""
         self.deleting: set[str] = set()
         """Pods this pool asked to delete (not counted, not claimed)."""
+        self.ahead: dict[str, str] = {}
+        """Pods known from this process's own write before the watch brings it: the
+        ``resourceVersion`` written, and older events of the pod are not taken in."""
 
     def listed(self, items: Iterable[dict[str, Any]]) -> None:
         """A fresh list of the pool's pods replaces what was known."""
         self.pods = {p["metadata"]["name"]: p for p in items}
         self.deleting &= set(self.pods)
+        self.ahead.clear()
 
     def event(self, event: WatchEvent) -> None:
         """A watch event about one of the pool's pods."""
@@ -538,9 +542,16 @@ class PoolCore:
             self.pods.pop(name, None)
             self.deleting.discard(name)
             self.taking.discard(name)
+            self.ahead.pop(name, None)
             uid = event.object["metadata"].get("uid")
             self.accepted.discard(uid)
             self.refused.pop(uid, None)
+        elif name in self.ahead:
+            # Older than what this process wrote (a claim, a release) until the write's own
+            # event arrives: a stale claimed version would look expired after a long run.
+            if event.object["metadata"].get("resourceVersion") == self.ahead[name]:
+                del self.ahead[name]
+                self.pods[name] = event.object
         else:
             self.pods[name] = event.object
 
@@ -584,8 +595,10 @@ class PoolCore:
         return _labels(pod).get(OWNER_LABEL) == self.owner
 
     def _free(self, pod: Mapping[str, Any]) -> bool:
+        # A named pod made before it was a pool's (an older worker's) has no state: free.
+        unset = WARM if pod["metadata"]["name"] == self.options.pod_name else None
         return (
-            _labels(pod).get(STATE_LABEL) == WARM
+            _labels(pod).get(STATE_LABEL, unset) == WARM
             and pod["metadata"]["name"] not in self.deleting
             and self.usable(pod)
         )
@@ -645,7 +658,7 @@ class PoolCore:
         """A claim of ``name`` ended: won (``stored`` is the claimed pod) or lost (``None``)."""
         self.taking.discard(name)
         if stored is not None:
-            self.pods[name] = stored
+            self._wrote(stored)
         else:
             # Lost to another claimer (or gone): never offer this version again; the watch
             # brings the pod's new state.
@@ -656,7 +669,14 @@ class PoolCore:
         """A run gave ``stored`` back (recycle): offer it now, before the watch tells."""
         name = stored["metadata"]["name"]
         if name in self.pods or self.mine(stored):
-            self.pods[name] = stored
+            self._wrote(stored)
+
+    def _wrote(self, stored: dict[str, Any]) -> None:
+        name = stored["metadata"]["name"]
+        self.pods[name] = stored
+        version = stored["metadata"].get("resourceVersion")
+        if version:
+            self.ahead[name] = version
 
     def warm(self) -> int:
         """Pods of this pool object that are warm and ready now."""
@@ -677,8 +697,11 @@ class PoolCore:
             if name in self.deleting or not self.usable(pod):
                 continue
             expires = epoch_of((pod["metadata"].get("annotations") or {}).get(EXPIRES_ANNOTATION))
-            if _dead(pod) or (expires is not None and expires <= now):
-                delete.append(name)  # what the reaper would delete, whoever made it
+            expired = expires is not None and expires <= now
+            if _dead(pod) or (expired and not (self.mine(pod) and self._free(pod))):
+                # What the reaper would delete, whoever made it; a free pod of this pool
+                # object whose lease lapsed (its renewal was late, say) is renewed instead.
+                delete.append(name)
             elif not self.mine(pod):
                 continue
             elif not self._free(pod):

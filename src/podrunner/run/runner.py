@@ -485,15 +485,26 @@ class Reaping:
         self.deleted: list[tuple[Kind, str, str]] = []
         self.kept = 0
         self.skipped: list[Kind] = []
+        self._kept_pods: set[str] = set()  # uids of the pods kept
 
     def listed(self, kind: Kind, items: Iterable[dict[str, Any]]) -> None:
-        """Sort the managed objects of one kind into due (to delete) and kept."""
+        """Sort the managed objects of one kind into due (to delete) and kept.
+
+        Pods come first: a Secret, ConfigMap or NetworkPolicy owned by a pod that is kept
+        goes with that pod, whatever its own expiry (a worker's or a warm pool pod's pod
+        outlives the expiry its objects got when it was made).
+        """
         for obj in items:
             meta = obj.get("metadata", {})
-            if _due(meta, self.now, self.older_than):
+            owners = {r.get("uid") for r in meta.get("ownerReferences") or ()}
+            if kind != "Pod" and owners & self._kept_pods:
+                self.kept += 1
+            elif _due(meta, self.now, self.older_than):
                 self.deleted.append((kind, self.namespace, meta["name"]))
             else:
                 self.kept += 1
+                if kind == "Pod":
+                    self._kept_pods.add(meta.get("uid"))
 
     def forbidden(self, kind: Kind, exc: Forbidden) -> None:
         """The caller may not list ``kind``: pods are required, the others are skipped."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from claude_util import pause
 
 from podrunner.claude import ClaudeRunner
 from podrunner.run import PodRunner
@@ -67,3 +68,25 @@ def shared(tmp_path: Path) -> Path:
     (path / "record.jsonl").touch()
     (path / "record.jsonl").chmod(0o666)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _pools_end_with_their_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Stop the background thread of every pool a test started and left running.
+
+    A ClaudeWorker is a pool of one pod: a test that never stops its worker would leave the
+    pool's thread watching a cluster that is gone (and counted by later tests' thread checks).
+    """
+    from podrunner.run.pool import PodPool
+
+    started: list[PodPool] = []
+    start = PodPool.start
+
+    def recording(self: PodPool) -> PodPool:
+        started.append(self)
+        return start(self)
+
+    monkeypatch.setattr(PodPool, "start", recording)
+    yield
+    for pool in started:
+        pause(pool)

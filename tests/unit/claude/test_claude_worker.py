@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from claude_util import pause
 
 from podrunner import CleanupPolicy, SecretRef
 from podrunner.backends.base import ExecResult
@@ -23,6 +24,7 @@ from podrunner.claude import (
 )
 from podrunner.claude.worker import SLEEP_LOOP, WORKER_ID_LABEL, default_worker_id
 from podrunner.errors import ImagePullError, SpecError, StartTimeout, Unschedulable
+from podrunner.manifest import build_manifests
 from podrunner.run import PodRunner
 from podrunner.testing import FakeCluster
 
@@ -163,6 +165,51 @@ def test_tasks_are_serialised(tmp_path: Path) -> None:
     assert peak == 1
 
 
+def test_workers_of_one_identity_share_the_pod_and_take_turns() -> None:
+    """Two worker objects of one user (two processes, say) share one pod and take turns.
+
+    No lock is shared, only the cluster: the claim keeps their tasks apart.
+    """
+    active, peak, tasks = 0, 0, 0
+    lock = threading.Lock()
+    line = b'{"type":"result","subtype":"success","is_error":false,"result":"ok"}\n'
+
+    def handler(request: ExecRequest) -> ExecResult:
+        nonlocal active, peak, tasks
+        with lock:
+            active, tasks = active + 1, tasks + 1
+            peak = max(peak, active)
+        time.sleep(0.05)  # real time: an overlap would show
+        with lock:
+            active -= 1
+        return ExecResult(0, line, b"")
+
+    cluster = FakeCluster()
+    cluster.when(image=IMAGE).hang().exec_handler(handler)
+    workers = [_keyed(cluster, ALICE_KEY), _keyed(cluster, ALICE_KEY)]
+    failures: list[BaseException] = []
+
+    def use(worker: ClaudeWorker) -> None:
+        try:
+            for i in range(3):
+                worker.run(f"task {i}")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=use, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    assert (tasks, peak) == (6, 1)
+    assert list(_uids(cluster, "Pod")) == [workers[0].name]
+    assert sum(w.recreated for w in workers) == 1  # one pod was ever made
+    for worker in workers:
+        worker.stop()
+    assert _uids(cluster, "Pod") == {}
+
+
 def test_recreated_when_gone_or_terminal(tmp_path: Path) -> None:
     """A deleted or failed worker pod is replaced before the next task."""
     cluster = FakeCluster()
@@ -217,8 +264,9 @@ def test_start_is_watched_not_polled() -> None:
         counts.append(Counter(a.verb for a in cluster.actions))
     for quick, slow in ((counts[0], counts[2]), (counts[1], counts[3])):
         assert slow["get"] == quick["get"]
-        assert slow["list"] == quick["list"] == 0
-        # The one watch stream is reopened each time the server ends it (every minute).
+        # The one watch stream (and the list before it) is opened again each time it ends:
+        # once per minute waited, and once as the wait ends. A bound, not a poll.
+        assert slow["list"] <= quick["list"] + 300 / 60 + 1
         assert slow["watch"] <= quick["watch"] + 300 / 60
     assert counts[2]["get"] <= 4  # the pod and its Secret: before, and once created
 
@@ -229,7 +277,8 @@ def test_adopts_a_pod_that_is_still_starting() -> None:
     cluster.when(image=IMAGE).hang()
     runner = PodRunner(cluster.backend)
     first = _worker(cluster, credentials=ClaudeCredentials.api_key(ALICE_KEY))
-    runner.start(first.spec, cleanup=CleanupPolicy.NEVER).close()  # what another worker does
+    # What another worker's pool does: its pod, named, with the pool's labels.
+    runner.start(first.pool.spec, cleanup=CleanupPolicy.NEVER).close()
     pods = _uids(cluster, "Pod")
     later = _keyed(cluster, ALICE_KEY)
     pod = later.ensure_running()
@@ -371,6 +420,7 @@ def test_owner_re_adopts_her_pod_from_a_new_worker() -> None:
     cluster = _shared_cluster(calls)
     first = _keyed(cluster, ALICE_KEY)
     first.ensure_running()
+    _pause(first)  # its process ended without stop()
     pods = _uids(cluster, "Pod")
     later = _keyed(cluster, ALICE_KEY)  # e.g. the next day, in another process
     assert later.name == first.name
@@ -512,11 +562,10 @@ def test_foreign_secret_left_under_the_name_is_refused() -> None:
     """With no pod but another user's Secret under the worker's Secret name: refuse, keep it."""
     cluster = _shared_cluster([])
     alice = _keyed(cluster, ALICE_KEY)
-    alice.ensure_running()
-    cluster.backend.patch(
-        "Secret", "default", f"{alice.name}-secrets", {"metadata": {"ownerReferences": None}}
-    )
-    cluster.backend.delete("Pod", "default", alice.name, grace_period_seconds=0)
+    # Alice's worker Secret, left with no pod (its pod's create failed, her process died).
+    leftover = build_manifests(alice.pool.spec).secret
+    assert leftover is not None
+    cluster.backend.create(leftover)
     secrets = _uids(cluster, "Secret")
     bob = _keyed(cluster, BOB_KEY, name=alice.name)
     with pytest.raises(WorkerOwnershipError) as info:
@@ -524,6 +573,7 @@ def test_foreign_secret_left_under_the_name_is_refused() -> None:
     assert f"Secret default/{alice.name}-secrets is not this worker's" in str(info.value)
     assert _uids(cluster, "Secret") == secrets
     assert _uids(cluster, "Pod") == {}
+    bob.stop()  # else his worker takes the name as soon as it is free
     # Alice's own leftover Secret is hers to replace.
     assert alice.run("hi").ok
     alice.stop()
@@ -535,6 +585,7 @@ def test_pod_replaced_by_a_stranger_is_not_deleted_by_stop() -> None:
     cluster = _shared_cluster([])
     bob = _keyed(cluster, BOB_KEY, name="shared-name")
     bob.ensure_running()
+    _pause(bob)  # Bob's worker makes no new pod meanwhile (a process stopped, say)
     cluster.backend.delete("Pod", "default", "shared-name", grace_period_seconds=0)
     alice = _keyed(cluster, ALICE_KEY, name="shared-name")
     alice.ensure_running()
@@ -542,6 +593,11 @@ def test_pod_replaced_by_a_stranger_is_not_deleted_by_stop() -> None:
     bob.stop()
     assert _uids(cluster, "Pod") == pods
     assert _uids(cluster, "Secret") == secrets
+
+
+def _pause(worker: ClaudeWorker) -> None:
+    """Stop the worker's pool from making or renewing its pod, as a stopped process would."""
+    pause(worker.pool)
 
 
 def test_worker_id_is_checked() -> None:
@@ -582,6 +638,7 @@ def test_reap_takes_idle_workers_only() -> None:
     idle = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(BOB_KEY))
     busy.ensure_running()
     idle.ensure_running()
+    _pause(idle)  # a worker whose process is gone: nothing renews its pod
     day = runner.default_ttl
     for _ in range(4):  # two days of use, a task every 12 hours
         cluster.advance(day / 2)

@@ -57,6 +57,12 @@ class AsyncPoolFacade:
     def close(self) -> None:
         self.bridge.run(self.pool.close())
 
+    def refresh(self) -> None:
+        self.bridge.run(self.pool.refresh())
+
+    def exec_in(self, pod: Any, argv: list[str], **kw: Any) -> Any:
+        return self.bridge.run(self.pool.exec_in(pod, argv, **kw))
+
     @property
     def warm(self) -> int:
         return self.pool.warm
@@ -276,6 +282,69 @@ def test_a_pool_pod_that_cannot_start_is_the_engines_error(kit: Any, make_pool: 
     with pytest.raises(ImagePullError, match="could not be pulled") as info:
         pool.run(["true"])
     assert info.value.pod_name in _all_pods(kit)
+
+
+def test_refresh_replaces_the_pods_no_run_holds(kit: Any, make_pool: MakePool) -> None:
+    pool = make_pool(size=2)
+    pool.wait_ready()
+    before = set(pool_pods(kit, pool.name))
+    pool.refresh()
+    for name in before:
+        kit.wait_gone("Pod", name)
+    pool.wait_ready()
+    assert not before & set(pool_pods(kit, pool.name))
+
+
+def test_exec_in_a_held_pod_keeps_the_streams_apart(kit: Any, make_pool: MakePool) -> None:
+    pool = make_pool(size=1)
+    with pool.claim() as pod:  # no timeout: virtual time may jump between the test's calls
+        out = pool.exec_in(pod, ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30)
+    assert (out.exit_code, out.stdout, out.stderr) == (3, b"out\n", b"err\n")
+
+
+def _sync_only(kit: Any) -> None:
+    if kit.name.endswith("-async"):
+        pytest.skip("pod_name and adopt are PodPool's (the worker is sync)")
+
+
+def test_pools_of_one_pod_name_share_one_pod(kit: Any, make_pool: MakePool) -> None:
+    _sync_only(kit)
+    one = make_pool(size=1, pod_name="box", recycle=True)
+    other = make_pool(size=1, pod_name="box", recycle=True)
+    assert one.run(["true"]).pod_name == other.run(["true"]).pod_name == "box"
+    assert list(pool_pods(kit, one.name)) == ["box"]
+    assert one.created + other.created == 1
+
+
+def test_a_stranger_under_the_pod_name_is_refused_and_kept(kit: Any, make_pool: MakePool) -> None:
+    from podrunner import RunError
+
+    _sync_only(kit)
+    stranger = {
+        "kind": "Pod",
+        "metadata": {"name": "box", "namespace": kit.namespace},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }
+    uid = kit.backend.create(stranger)["metadata"]["uid"]
+    pool = make_pool(size=1, pod_name="box", start_timeout=30)
+    with pytest.raises(RunError, match="is not a pod of pool"):
+        pool.run(["true"])
+    pool.close()
+    assert kit.backend.get("Pod", kit.namespace, "box")["metadata"]["uid"] == uid
+    kit.backend.delete("Pod", kit.namespace, "box", grace_period_seconds=0)
+
+
+def test_a_pool_pod_no_node_takes_is_unschedulable(kit: Any, make_pool: MakePool) -> None:
+    from podrunner import Unschedulable
+
+    spec = SPEC.with_annotations({"sim.podrunner.dev/failure": "Unschedulable"})
+    pool = make_pool(spec, size=1, start_timeout=600)
+    clock = kit.backend.clock
+    began = clock.monotonic()
+    # After the autoscaler grace (15 s) with no scale-up in the pod's events: not 10 minutes.
+    with pytest.raises(Unschedulable):
+        pool.run(["true"])
+    assert clock.monotonic() - began < 120
 
 
 def test_no_warm_pod_in_time_is_a_start_timeout(kit: Any, make_pool: MakePool) -> None:

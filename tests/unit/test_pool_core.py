@@ -9,6 +9,7 @@ signal or Ctrl-C in the middle of a run).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import signal
 import threading
@@ -348,3 +349,25 @@ def test_cancelling_an_async_run_leaves_nothing() -> None:
     asyncio.run(main())
     assert started.is_set()
     assert leftovers(cluster) == []
+
+
+def test_a_refused_pool_pod_waits_for_an_autoscaler_as_a_run_does() -> None:
+    """The grace first; then a scale-up under way means look again, anything else raises."""
+    from podrunner import Unschedulable
+    from podrunner.run.core import CAPACITY_RECHECK
+    from podrunner.run.pool_core import RefusedPod
+    from podrunner.run.state import Phase, PodState, Reason
+
+    state = PodState(Phase.PENDING, Reason.UNSCHEDULABLE, message="0/3 nodes: Insufficient gpu")
+    refused = RefusedPod(grace=15.0)
+    assert refused.due(None, 0.0) == math.inf
+    assert refused.due(("p-1", state), 100.0) == 15.0
+    assert refused.due(("p-1", state), 110.0) == 5.0
+    assert refused.due(("p-1", state), 115.0) is None  # the grace is over: read the events
+    coming = ["FailedScheduling: 0/3 nodes", "TriggeredScaleUp: pod triggered scale-up"]
+    assert refused.verdict(("p-1", state), coming, "ns") == CAPACITY_RECHECK
+    with pytest.raises(Unschedulable) as caught:
+        refused.verdict(("p-1", state), [*coming, "NotTriggerScaleUp: no node group"], "ns")
+    assert caught.value.pod_name == "p-1"
+    assert "Insufficient gpu" in str(caught.value)
+    assert refused.due(("p-2", state), 120.0) == 15.0  # another pod: its own grace

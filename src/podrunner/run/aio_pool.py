@@ -38,6 +38,7 @@ from podrunner.run.pool_core import (
     OWNER_LABEL,
     STATE_LABEL,
     PoolCore,
+    RefusedPod,
     check_argv,
     claim_body,
     claim_of,
@@ -55,7 +56,7 @@ from podrunner.run.pool_core import (
     stdin_bytes,
 )
 from podrunner.run.runner import run_manifests
-from podrunner.spec import PodSpec
+from podrunner.spec import Deadlines, PodSpec
 
 __all__ = ["AsyncPodPool"]
 
@@ -113,6 +114,7 @@ class AsyncPodPool:
         self.error: BaseException | None = None
         """The last error the background task met (it retries), if any."""
         self._core = PoolCore(self.options, self.owner)
+        self._refused = RefusedPod(Deadlines().autoscaler_grace)
         self._news: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -158,10 +160,11 @@ class AsyncPodPool:
         deadline = clock.monotonic() + (self.options.start_timeout if timeout is None else timeout)
         while self._core.warm() < self.options.size:
             self._check_open()
+            look = await self._capacity_look()
             left = deadline - clock.monotonic()
             if left <= 0:
                 raise self._start_timeout(f"{self._core.warm()} of {self.options.size} pods warm")
-            await clock.wait(self._waiter(), left)
+            await clock.wait(self._waiter(), min(left, look))
 
     @property
     def warm(self) -> int:
@@ -228,10 +231,11 @@ class AsyncPodPool:
             pod = self._core.take(clock.now())
             if pod is None:
                 self._check_open()
+                look = await self._capacity_look()
                 left = deadline - clock.monotonic()
                 if left <= 0:
                     raise self._start_timeout("no warm pod")
-                await clock.wait(self._waiter(), left)
+                await clock.wait(self._waiter(), min(left, look))
                 continue
             try:
                 stored = await self._try_claim(pod, claim_id, expires)
@@ -386,6 +390,13 @@ class AsyncPodPool:
         if news is not None and not news.done():
             news.set_result(None)
 
+    async def refresh(self) -> None:
+        """Delete the pool's pods that no run holds now (see :meth:`PodPool.refresh`)."""
+        self.start()
+        self._check_open()
+        await self._drain()
+        self._notify()
+
     async def _drain(self) -> None:
         """Delete this pool object's pods that no run holds, claiming each first."""
         api = self.runner.api
@@ -398,8 +409,11 @@ class AsyncPodPool:
             for _ in range(_DRAIN_TRIES):  # a conflict may come from an unrelated change
                 if (pod["metadata"].get("labels") or {}).get(STATE_LABEL) == CLAIMED:
                     break  # a run holds it and deletes it when it ends
-                if await self._try_claim(pod, closing, expires) is not None:
+                stored = await self._try_claim(pod, closing, expires)
+                if stored is not None:
                     await api.delete_quietly("Pod", self.namespace, name, grace=0)
+                    self._core.pods[name] = stored  # gone for the pool, before its watch tells
+                    self._core.deleting.add(name)
                     break
                 try:
                     pod = await api.get("Pod", self.namespace, name)
@@ -414,6 +428,15 @@ class AsyncPodPool:
         failed = self._core.start_failure()
         if failed is not None:
             raise start_error(*failed, self.namespace)
+
+    async def _capacity_look(self) -> float:
+        """Seconds until a waiting run looks again; raises for a pod no node will take."""
+        unplaced = self._core.unschedulable()
+        wait = self._refused.due(unplaced, self.runner.clock.monotonic())
+        if wait is not None or unplaced is None:
+            return math.inf if wait is None else wait
+        events = await self.runner.api.pod_events(self.namespace, unplaced[0])
+        return self._refused.verdict(unplaced, events, self.namespace)
 
     def _start_timeout(self, what: str) -> RunError:
         refused = self._core.unschedulable()

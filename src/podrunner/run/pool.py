@@ -43,8 +43,7 @@ from podrunner.errors import (
     StartTimeout,
 )
 from podrunner.manifest.plan import RunPlan
-from podrunner.run.core import CAPACITY_RECHECK, capacity_coming
-from podrunner.run.outcome import RunIdentity, RunResult, fail_fast_error
+from podrunner.run.outcome import RunResult
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
@@ -54,6 +53,7 @@ from podrunner.run.pool_core import (
     STATE_LABEL,
     PoolCore,
     PoolWork,
+    RefusedPod,
     check_argv,
     check_member,
     claim_body,
@@ -118,7 +118,8 @@ class PodPool:
         spec: What each pod runs (its ``command`` is replaced by ``holder``; ``name`` must be
             unset).
         size: Pods kept warm.
-        name: The pool's name (a DNS label of at most 40 characters); a random one by default.
+        name: The pool's name (a DNS label of at most 40 characters); by default a random
+            one, or with ``pod_name`` one derived from it.
         holder: The command that keeps a waiting pod alive.
         recycle: Give pods back after a run instead of deleting them (a run then sees what
             earlier runs left in the pod: only for trusted commands).
@@ -194,7 +195,7 @@ class PodPool:
         self.created = 0
         """Pods this pool object created."""
         self._blocked: BaseException | None = None  # an object in the way of the named pod
-        self._refused_at: tuple[str, float] | None = None  # a pod the scheduler refused, since
+        self._refused = RefusedPod(Deadlines().autoscaler_grace)
         self._lock = threading.Lock()
         self._news = threading.Event()
         self._stop = threading.Event()
@@ -694,25 +695,12 @@ class PodPool:
         return self._capacity_look(unplaced)
 
     def _capacity_look(self, unplaced: tuple[str, PodState] | None) -> float:
-        """Raise Unschedulable for a refused pod no autoscaler helps, once the grace passed.
-
-        Returns the seconds until the next look.
-        """
-        if unplaced is None:
-            self._refused_at = None
-            return math.inf
-        name, state = unplaced
-        now = self.runner.clock.monotonic()
-        if self._refused_at is None or self._refused_at[0] != name:
-            self._refused_at = (name, now)
-        grace_end = self._refused_at[1] + Deadlines().autoscaler_grace
-        if now < grace_end:
-            return grace_end - now
-        events = self.runner.api.pod_events(self.namespace, name)
-        if capacity_coming(events):
-            return CAPACITY_RECHECK
-        error = fail_fast_error(state, RunIdentity(name, self.namespace, ""), events)
-        raise error or start_error(name, state, self.namespace)
+        """Seconds until a waiting run looks again; raises for a pod no node will take."""
+        wait = self._refused.due(unplaced, self.runner.clock.monotonic())
+        if wait is not None or unplaced is None:
+            return math.inf if wait is None else wait
+        events = self.runner.api.pod_events(self.namespace, unplaced[0])
+        return self._refused.verdict(unplaced, events, self.namespace)
 
     def _start_timeout(self, what: str) -> RunError:
         with self._lock:

@@ -23,6 +23,7 @@ never hold the same pod.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import random
 import secrets
@@ -50,6 +51,7 @@ from podrunner.errors import (
 )
 from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, MANAGED_SELECTOR, build_manifests
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
+from podrunner.run.core import CAPACITY_RECHECK, capacity_coming
 from podrunner.run.outcome import RunIdentity, RunResult, fail_fast_error, is_fail_fast
 from podrunner.run.state import Phase, PodState, Reason, reduce
 from podrunner.spec import EgressPolicy, PodSpec
@@ -65,6 +67,7 @@ __all__ = [
     "PoolCore",
     "PoolOptions",
     "PoolWork",
+    "RefusedPod",
     "check_argv",
     "check_member",
     "claim_body",
@@ -154,6 +157,9 @@ def pool_options(
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise SpecError("size", size, "must be an integer of at least 1")
+    if name is None and isinstance(pod_name, str):
+        # Pools of one pod_name share their pod by default: the name follows from it.
+        name = f"pod-{hashlib.sha256(pod_name.encode()).hexdigest()[:12]}"
     if name is None:
         name = f"pool-{secrets.token_hex(4)}"
     if not isinstance(name, str) or dns1123_label_error(name) or len(name) > _NAME_MAX:
@@ -286,6 +292,42 @@ def start_error(name: str, state: PodState, namespace: str) -> RunError:
     """The run engine's error for the pool pod ``name`` in ``state``: it will not start."""
     error = fail_fast_error(state, RunIdentity(name, namespace, ""), [])
     return error or StartTimeout(f"pool pod {name} did not start", namespace=namespace)
+
+
+class RefusedPod:
+    """When a run waiting for a warm pod decides on a pool pod the scheduler refused.
+
+    As the run engine does for a run's pod: wait ``grace`` seconds for a cluster autoscaler,
+    then read the pod's events; a scale-up under way means look again in
+    :data:`~podrunner.run.core.CAPACITY_RECHECK` seconds, anything else is
+    :class:`~podrunner.errors.Unschedulable`.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.since: tuple[str, float] | None = None
+
+    def due(self, unplaced: tuple[str, PodState] | None, now: float) -> float | None:
+        """Seconds until the next look (``inf``: no pod refused); ``None``: read its events."""
+        if unplaced is None:
+            self.since = None
+            return math.inf
+        if self.since is None or self.since[0] != unplaced[0]:
+            self.since = (unplaced[0], now)
+        left = self.since[1] + self.grace - now
+        return left if left > 0 else None
+
+    def verdict(self, unplaced: tuple[str, PodState], events: list[str], namespace: str) -> float:
+        """Seconds until the next look while a node is coming.
+
+        Raises:
+            Unschedulable: No autoscaler is bringing a node for the pod.
+        """
+        if capacity_coming(events):
+            return CAPACITY_RECHECK
+        name, state = unplaced
+        error = fail_fast_error(state, RunIdentity(name, namespace, ""), events)
+        raise error or start_error(name, state, namespace)
 
 
 def plan_pool_pod(

@@ -12,6 +12,7 @@ import io
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,36 @@ def test_a_missing_directory_fails_cleanly(
     with pytest.raises(CollectFailed, match="tar in the collector exited 2") as err:
         runner.run(SPEC, timeout=120, collect=["/nonexistent-podrunner/**"])
     assert err.value.result.exit_code == 0
+
+
+POOL_SPEC = PodSpec("busybox:1.36", ["unused"], annotations={"sim.podrunner.dev/duration": "1e9"})
+
+
+def test_a_pool_run_copies_files_out_of_its_own_container(
+    runner: PodRunner,
+    podrunner_backend_name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """A warm pool's pod has no collector: tar runs in its main container, after the command."""
+    from podrunner import PodPool
+
+    root = tmp_path / "out"
+    root.mkdir()  # the fake's sh and kwok's exec (sh and tar) run on this machine
+    if podrunner_backend_name == "fake":
+        cluster: FakeCluster = request.getfixturevalue("podrunner_fake")
+
+        def tar(req: Any) -> Any:
+            if "/nonexistent-podrunner" in req.argv:
+                return (2, b"", b"tar: /nonexistent-podrunner: Cannot open")
+            return _report_tar()
+
+        cluster.when(image="busybox:*").exec_handler(tar, argv="tar *")
+    with PodPool(runner, POOL_SPEC, size=1) as pool:
+        result = pool.run(["sh", "-c", f"echo done > {root}/report.txt"], collect=[f"{root}/**"])
+        assert result.exit_code == 0
+        assert result.files is not None
+        assert result.files["report.txt"] == b"done\n"
+        with pytest.raises(CollectFailed, match=r"tar in container \S+ exited") as err:
+            pool.run(["true"], collect=["/nonexistent-podrunner/**"])
+        assert err.value.result.exit_code == 0

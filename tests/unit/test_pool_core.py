@@ -39,11 +39,11 @@ from podrunner.run.pool_core import (
     STATE_LABEL,
     PoolCore,
     claim_body,
-    exec_result,
     pool_options,
     pool_pod_spec,
     release_patch,
 )
+from podrunner.run.pool_run import exec_result
 from podrunner.testing import FakeCluster, leftovers
 
 NOW = 1_800_000_000.0
@@ -355,7 +355,7 @@ def test_a_refused_pool_pod_waits_for_an_autoscaler_as_a_run_does() -> None:
     """The grace first; then a scale-up under way means look again, anything else raises."""
     from podrunner import Unschedulable
     from podrunner.run.core import CAPACITY_RECHECK
-    from podrunner.run.pool_core import RefusedPod
+    from podrunner.run.pool_run import RefusedPod
     from podrunner.run.state import Phase, PodState, Reason
 
     state = PodState(Phase.PENDING, Reason.UNSCHEDULABLE, message="0/3 nodes: Insufficient gpu")
@@ -371,3 +371,36 @@ def test_a_refused_pool_pod_waits_for_an_autoscaler_as_a_run_does() -> None:
     assert caught.value.pod_name == "p-1"
     assert "Insufficient gpu" in str(caught.value)
     assert refused.due(("p-2", state), 120.0) == 15.0  # another pod: its own grace
+
+
+def test_an_async_pool_run_copies_files_out(tmp_path: Any) -> None:
+    """collect= on AsyncPodPool: the tar stream is extracted off the loop, into a directory."""
+    import io
+    import tarfile
+
+    from podrunner import Collect, CollectFailed
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("./answer.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"42\n"))
+    archive = buf.getvalue()
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").exec_handler(
+        lambda request: archive if "/out" in request.argv else (127, b"", b"tar: not found"),
+        argv="tar *",
+    )
+    wanted = Collect(["/out/**"], directory=tmp_path / "files")
+
+    async def main() -> None:
+        async with AsyncPodPool(AsyncPodRunner(cluster.async_backend), SPEC, size=1) as pool:
+            result = await pool.run(["true"], collect=wanted)
+            assert result.files is not None
+            assert (tmp_path / "files" / "answer.txt").read_bytes() == b"42\n"
+            with pytest.raises(CollectFailed, match="has no usable tar") as caught:
+                await pool.run(["true"], collect=["/elsewhere/**"])
+            assert caught.value.result.exit_code == 0
+
+    asyncio.run(main())
+    assert leftovers(cluster) == []

@@ -11,6 +11,7 @@ from podrunner.run.collect import (
     Collect,
     CollectedFiles,
     CollectProblem,
+    container_words,
     files_of_stream,
     tar_argv,
 )
@@ -25,7 +26,11 @@ __all__ = ["acollect_files"]
 
 
 async def acollect_files(
-    api: AsyncRetryingBackend, namespace: str, pod: str, collect: Collect
+    api: AsyncRetryingBackend,
+    namespace: str,
+    pod: str,
+    collect: Collect,
+    container: str = COLLECTOR_NAME,
 ) -> CollectedFiles:
     """Copy the files out of the pod's collector container (async :func:`.collect_files`).
 
@@ -37,9 +42,11 @@ async def acollect_files(
             stream is unreadable, or the copy broke or took longer than ``collect.timeout``.
     """
     try:
-        stream = await api.open_exec(namespace, pod, COLLECTOR_NAME, tar_argv(collect))
+        stream = await api.open_exec(namespace, pod, container, tar_argv(collect))
     except BackendError as exc:
-        raise CollectProblem(f"could not exec tar in the collector container: {exc}") from None
+        raise CollectProblem(
+            f"could not exec tar in the {container_words(container)}: {exc}"
+        ) from None
     loop = asyncio.get_running_loop()
 
     def on_loop(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -52,7 +59,9 @@ async def acollect_files(
             yield chunk
 
     extraction = asyncio.ensure_future(
-        asyncio.to_thread(files_of_stream, chunks(), lambda: on_loop(stream.wait()), collect)
+        asyncio.to_thread(
+            files_of_stream, chunks(), lambda: on_loop(stream.wait()), collect, container
+        )
     )
     # Its error once the stream was closed under it (a timeout, a cancelled run) is not news.
     extraction.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -64,7 +73,9 @@ async def acollect_files(
         await asyncio.wait((extraction,))  # the thread sees the end of the stream and stops
         raise CollectProblem(f"the copy did not end within {collect.timeout}s") from None
     except BackendError as exc:
-        raise CollectProblem(f"the copy from the collector container broke: {exc}") from None
+        raise CollectProblem(
+            f"the copy from the {container_words(container)} broke: {exc}"
+        ) from None
     finally:
         await stream.aclose()
 

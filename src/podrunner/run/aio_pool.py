@@ -26,24 +26,21 @@ from podrunner.errors import (
     RunError,
     StartTimeout,
 )
+from podrunner.run.aio_collect import acollect_files
 from podrunner.run.aio_handle import shielded
 from podrunner.run.aio_runner import AsyncPodRunner
+from podrunner.run.collect import Collect, CollectedFiles, CollectProblem, collect_option
 from podrunner.run.outcome import RunResult
 from podrunner.run.pool import _DRAIN_TRIES, ClaimedPod
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
-    EXEC_FAILURES,
     FATAL,
     OWNER_LABEL,
     STATE_LABEL,
     PoolCore,
-    RefusedPod,
-    check_argv,
     claim_body,
     claim_of,
-    exec_failure,
-    exec_result,
     new_claim_id,
     new_owner_id,
     plan_pool_pod,
@@ -52,8 +49,16 @@ from podrunner.run.pool_core import (
     pool_selector,
     release_patch,
     renew_body,
+)
+from podrunner.run.pool_run import (
+    EXEC_FAILURES,
+    RefusedPod,
+    check_argv,
+    exec_failure,
+    exec_result,
     start_error,
     stdin_bytes,
+    with_files,
 )
 from podrunner.run.runner import run_manifests
 from podrunner.spec import Deadlines, PodSpec
@@ -181,10 +186,12 @@ class AsyncPodPool:
         check: bool = False,
         stdin: bytes | str | None = None,
         recycle: bool | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> RunResult:
         """Claim a warm pod, run ``argv`` in it, then delete it (see :meth:`PodPool.run`)."""
         args = check_argv(argv)
         data = stdin_bytes(stdin)
+        wanted = collect_option(collect)
         async with self.claim(timeout=timeout, recycle=recycle) as pod:
             started = self.runner.clock.monotonic()
             done = await self.exec_in(pod, args, stdin=data, timeout=timeout)
@@ -196,6 +203,14 @@ class AsyncPodPool:
                 duration=self.runner.clock.monotonic() - started,
                 log_limit_bytes=self.runner.log_limit_bytes,
             )
+            if wanted is not None:
+                try:
+                    files: CollectedFiles | CollectProblem = await acollect_files(
+                        self.runner.api, pod.namespace, pod.name, wanted, pod.container
+                    )
+                except CollectProblem as exc:
+                    files = exc
+                result = with_files(result, files)
         return result.check() if check else result
 
     @contextlib.asynccontextmanager

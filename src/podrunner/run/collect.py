@@ -56,10 +56,12 @@ __all__ = [
     "CollectedFiles",
     "collect_files",
     "collect_option",
+    "container_words",
     "extract",
     "files_of_exec",
     "files_of_stream",
     "tar_argv",
+    "tar_source",
     "with_collector",
 ]
 
@@ -531,7 +533,10 @@ class _TarStdout(io.RawIOBase):
 
 
 def files_of_stream(
-    chunks: Iterator[ExecChunk], wait: Callable[[], int], collect: Collect
+    chunks: Iterator[ExecChunk],
+    wait: Callable[[], int],
+    collect: Collect,
+    container: str = COLLECTOR_NAME,
 ) -> CollectedFiles:
     """Extract a ``tar`` exec's output as it arrives; then check how ``tar`` ended.
 
@@ -539,6 +544,7 @@ def files_of_stream(
         chunks: The exec's output.
         wait: Returns the exec's exit code once its output has ended.
         collect: What to keep, and where.
+        container: The container ``tar`` ran in (the collector, or a pool pod's own).
 
     Raises:
         CollectProblem: ``tar`` is missing or failed, or its stream is unreadable (files
@@ -556,9 +562,11 @@ def files_of_stream(
         out.drain()
         err = out.stderr.decode("utf-8", "replace")[-_STDERR_TAIL:].strip()
         code = wait()
-        _check_tar(code, err, out, collect)
+        _check_tar(code, err, out, collect, container)
         if problem is not None or files is None:
-            raise problem or CollectProblem("the collector's tar stream could not be read")
+            raise problem or CollectProblem(
+                f"the {tar_source(container)}'s tar stream could not be read"
+            )
     except BaseException:
         if fresh and dest is not None and dest.exists():
             shutil.rmtree(dest, ignore_errors=True)  # a partial copy is no copy
@@ -568,9 +576,24 @@ def files_of_stream(
     return files
 
 
-def _check_tar(code: int, err: str, out: _TarStdout, collect: Collect) -> None:
+def tar_source(container: str) -> str:
+    """How errors name where ``tar`` ran: ``collector``, or ``container NAME``."""
+    return "collector" if container == COLLECTOR_NAME else f"container {container}"
+
+
+def container_words(container: str) -> str:
+    """How errors name the container ``tar`` runs in."""
+    return "collector container" if container == COLLECTOR_NAME else f"container {container}"
+
+
+def _check_tar(code: int, err: str, out: _TarStdout, collect: Collect, container: str) -> None:
     """Raise when ``tar`` is missing or failed, or its stream was cut short."""
     if code in (126, 127) or (code != 0 and "not found" in err and not out.total):
+        if container != COLLECTOR_NAME:
+            raise CollectProblem(
+                f"the image of container {container} has no usable tar (exit {code}: {err}); "
+                "a pool's pods copy files out with their own image's tar"
+            )
         raise CollectProblem(
             f"the collect image {collect.image} has no usable tar (exit {code}: {err}); "
             "pass Collect(..., image=...) with an image that has tar and sleep, such as "
@@ -578,12 +601,14 @@ def _check_tar(code: int, err: str, out: _TarStdout, collect: Collect) -> None:
         )
     # tar exits 1 when a file changed or could not be read, and still writes the rest.
     if code not in (0, 1) or (code == 1 and not out.total):
-        raise CollectProblem(f"tar in the collector exited {code}: {err}")
+        where = "the collector" if container == COLLECTOR_NAME else f"container {container}"
+        raise CollectProblem(f"tar in {where} exited {code}: {err}")
     # tar ends its stream with two zero blocks: a stream cut short (a dropped connection, a
     # killed exec) would otherwise pass for a shorter archive.
     if out.total % 512 or out.total < 1024 or out.tail.count(0) != 1024:
         raise CollectProblem(
-            f"the collector's tar stream was cut short or is not a tar archive ({out.total} bytes)"
+            f"the {tar_source(container)}'s tar stream was cut short or is not a tar archive "
+            f"({out.total} bytes)"
         )
 
 
@@ -598,9 +623,15 @@ def files_of_exec(result: ExecResult, collect: Collect) -> CollectedFiles:
 
 
 def collect_files(
-    api: RetryingBackend, namespace: str, pod: str, collect: Collect
+    api: RetryingBackend,
+    namespace: str,
+    pod: str,
+    collect: Collect,
+    container: str = COLLECTOR_NAME,
 ) -> CollectedFiles:
     """Copy the files out of the pod's collector container (the threaded drivers' step).
+
+    A pool's pod, whose main container outlives each run, is copied from that container.
 
     ``tar``'s output is extracted as it arrives; past :attr:`Collect.timeout` the exec is
     closed (from a timer thread, which ends the read).
@@ -610,9 +641,11 @@ def collect_files(
             see :func:`files_of_stream`.
     """
     try:
-        stream = api.open_exec(namespace, pod, COLLECTOR_NAME, tar_argv(collect))
+        stream = api.open_exec(namespace, pod, container, tar_argv(collect))
     except BackendError as exc:
-        raise CollectProblem(f"could not exec tar in the collector container: {exc}") from None
+        raise CollectProblem(
+            f"could not exec tar in the {container_words(container)}: {exc}"
+        ) from None
     expired = threading.Event()
 
     def expire() -> None:
@@ -624,12 +657,14 @@ def collect_files(
     timer.start()
     try:
         with stream:
-            return files_of_stream(iter(stream), stream.wait, collect)
+            return files_of_stream(iter(stream), stream.wait, collect, container)
     except (BackendError, CollectProblem) as exc:
         if expired.is_set():
             raise CollectProblem(f"the copy did not end within {collect.timeout}s") from None
         if isinstance(exc, CollectProblem):
             raise
-        raise CollectProblem(f"the copy from the collector container broke: {exc}") from None
+        raise CollectProblem(
+            f"the copy from the {container_words(container)} broke: {exc}"
+        ) from None
     finally:
         timer.cancel()

@@ -43,23 +43,25 @@ from podrunner.errors import (
     StartTimeout,
 )
 from podrunner.manifest.plan import RunPlan
+from podrunner.run.collect import (
+    Collect,
+    CollectedFiles,
+    CollectProblem,
+    collect_files,
+    collect_option,
+)
 from podrunner.run.outcome import RunResult
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
-    EXEC_FAILURES,
     FATAL,
     OWNER_LABEL,
     STATE_LABEL,
     PoolCore,
     PoolWork,
-    RefusedPod,
-    check_argv,
     check_member,
     claim_body,
     claim_of,
-    exec_failure,
-    exec_result,
     new_claim_id,
     new_owner_id,
     plan_pool_pod,
@@ -69,8 +71,16 @@ from podrunner.run.pool_core import (
     pool_selectors,
     release_patch,
     renew_body,
+)
+from podrunner.run.pool_run import (
+    EXEC_FAILURES,
+    RefusedPod,
+    check_argv,
+    exec_failure,
+    exec_result,
     start_error,
     stdin_bytes,
+    with_files,
 )
 from podrunner.run.runner import PodRunner, run_manifests
 from podrunner.run.state import PodState
@@ -282,6 +292,7 @@ class PodPool:
         check: bool = False,
         stdin: bytes | str | None = None,
         recycle: bool | None = None,
+        collect: Collect | Sequence[str] | None = None,
     ) -> RunResult:
         """Claim a warm pod, run ``argv`` in it through exec, then delete it (or give it back).
 
@@ -291,6 +302,9 @@ class PodPool:
             check: Raise :class:`~podrunner.errors.PodFailed` on a non-zero exit code.
             stdin: Bytes (or text, UTF-8) sent to the command's standard input.
             recycle: Override the pool's ``recycle`` for this run.
+            collect: Files to copy out of the pod once the command ended (patterns or a
+                :class:`~podrunner.Collect`), into :attr:`RunResult.files`. They are read
+                with ``tar`` from the pod's own container, so its image needs ``tar``.
 
         Returns:
             The exit code and output (stdout then stderr), ``pod_name`` and, as ``run_id``,
@@ -300,10 +314,12 @@ class PodPool:
             StartTimeout: No warm pod within the pool's ``start_timeout``.
             RunTimeout: The command ran longer than ``timeout`` (its pod is deleted).
             PodLost: The pod went away during the run.
+            CollectFailed: The command ended but its files could not be copied out.
             BackendError: The cluster refused a request that retrying could not fix.
         """
         args = check_argv(argv)
         data = stdin_bytes(stdin)
+        wanted = collect_option(collect)
         with self.claim(timeout=timeout, recycle=recycle) as pod:
             started = self.runner.clock.monotonic()
             done = self.exec_in(pod, args, stdin=data, timeout=timeout)
@@ -315,6 +331,14 @@ class PodPool:
                 duration=self.runner.clock.monotonic() - started,
                 log_limit_bytes=self.runner.log_limit_bytes,
             )
+            if wanted is not None:
+                try:
+                    files: CollectedFiles | CollectProblem = collect_files(
+                        self.runner.api, pod.namespace, pod.name, wanted, pod.container
+                    )
+                except CollectProblem as exc:
+                    files = exc
+                result = with_files(result, files)
         return result.check() if check else result
 
     @contextlib.contextmanager

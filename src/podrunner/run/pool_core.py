@@ -34,26 +34,20 @@ import attrs
 
 from podrunner._time import epoch_of, format_rfc3339
 from podrunner._validation import dns1123_label_error, dns1123_subdomain_error
-from podrunner.backends.base import ExecResult, WatchEvent
+from podrunner.backends.base import WatchEvent
 from podrunner.errors import (
     BackendError,
-    BackendUnavailable,
     BadRequest,
     Forbidden,
     Invalid,
-    NotFound,
-    PodLost,
     RunError,
-    RunTimeout,
     SpecError,
-    StartTimeout,
     Unauthorized,
 )
 from podrunner.manifest import MANAGED_BY, MANAGED_BY_LABEL, MANAGED_SELECTOR, build_manifests
 from podrunner.manifest.plan import EXPIRES_ANNOTATION, RunPlan, plan_run
-from podrunner.run.core import CAPACITY_RECHECK, capacity_coming
-from podrunner.run.outcome import RunIdentity, RunResult, fail_fast_error, is_fail_fast
-from podrunner.run.state import Phase, PodState, Reason, reduce
+from podrunner.run.outcome import is_fail_fast
+from podrunner.run.state import PodState, Reason, reduce
 from podrunner.spec import EgressPolicy, PodSpec
 
 __all__ = [
@@ -67,12 +61,9 @@ __all__ = [
     "PoolCore",
     "PoolOptions",
     "PoolWork",
-    "RefusedPod",
-    "check_argv",
     "check_member",
     "claim_body",
     "claim_of",
-    "exec_result",
     "new_claim_id",
     "new_owner_id",
     "plan_pool_pod",
@@ -82,9 +73,6 @@ __all__ = [
     "pool_selectors",
     "release_patch",
     "renew_body",
-    "start_error",
-    "stdin_bytes",
-    "timed_out",
 ]
 
 POOL_LABEL = "podrunner.dev/pool"
@@ -224,112 +212,6 @@ def pool_pod_spec(spec: object, options: PoolOptions, owner: str) -> PodSpec:
     )
 
 
-def check_argv(argv: object) -> list[str]:
-    """A run's command, checked before any API call.
-
-    Raises:
-        SpecError: ``argv`` is not a non-empty list of strings.
-    """
-    if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
-        raise SpecError("argv", argv, "must be a non-empty list of strings")
-    if not all(isinstance(a, str) for a in argv):
-        raise SpecError("argv", argv, "must be a non-empty list of strings")
-    return list(argv)
-
-
-def stdin_bytes(stdin: bytes | str | None) -> bytes | None:
-    """A run's standard input as bytes (text is sent as UTF-8)."""
-    return stdin.encode() if isinstance(stdin, str) else stdin
-
-
-def timed_out(timeout: float | None, elapsed: float) -> bool:
-    """Whether an exec that broke after ``elapsed`` seconds hit the run's ``timeout``.
-
-    A backend ends an exec that outlives its timeout by closing the stream
-    (:class:`~podrunner.errors.BackendUnavailable`); a break well before it is a failure.
-    """
-    return timeout is not None and elapsed >= timeout * 0.9
-
-
-EXEC_FAILURES = (BackendUnavailable, NotFound, BadRequest)
-"""The exec failures :func:`exec_failure` turns into a run's error (the pod is spent)."""
-
-
-def exec_failure(
-    exc: BackendError,
-    *,
-    pod_name: str,
-    namespace: str,
-    claim_id: str,
-    timeout: float | None,
-    elapsed: float,
-) -> RunError | None:
-    """The run's error for an exec in a claimed pod that failed with ``exc`` (``None``: ``exc``).
-
-    A stream closed at the run's timeout is ``RunTimeout``; a pod or container that is gone
-    (404, or the API server's 400 for a container no longer running) is ``PodLost``.
-    """
-    if isinstance(exc, BackendUnavailable):
-        if timeout is not None and timed_out(timeout, elapsed):
-            return RunTimeout(
-                f"command did not finish within {timeout:g}s",
-                pod_name=pod_name,
-                namespace=namespace,
-                run_id=claim_id,
-            )
-        return None
-    if isinstance(exc, (NotFound, BadRequest)):
-        return PodLost(
-            f"the pool pod went away during the run: {exc}",
-            pod_name=pod_name,
-            namespace=namespace,
-            run_id=claim_id,
-        )
-    return None
-
-
-def start_error(name: str, state: PodState, namespace: str) -> RunError:
-    """The run engine's error for the pool pod ``name`` in ``state``: it will not start."""
-    error = fail_fast_error(state, RunIdentity(name, namespace, ""), [])
-    return error or StartTimeout(f"pool pod {name} did not start", namespace=namespace)
-
-
-class RefusedPod:
-    """When a run waiting for a warm pod decides on a pool pod the scheduler refused.
-
-    As the run engine does for a run's pod: wait ``grace`` seconds for a cluster autoscaler,
-    then read the pod's events; a scale-up under way means look again in
-    :data:`~podrunner.run.core.CAPACITY_RECHECK` seconds, anything else is
-    :class:`~podrunner.errors.Unschedulable`.
-    """
-
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.since: tuple[str, float] | None = None
-
-    def due(self, unplaced: tuple[str, PodState] | None, now: float) -> float | None:
-        """Seconds until the next look (``inf``: no pod refused); ``None``: read its events."""
-        if unplaced is None:
-            self.since = None
-            return math.inf
-        if self.since is None or self.since[0] != unplaced[0]:
-            self.since = (unplaced[0], now)
-        left = self.since[1] + self.grace - now
-        return left if left > 0 else None
-
-    def verdict(self, unplaced: tuple[str, PodState], events: list[str], namespace: str) -> float:
-        """Seconds until the next look while a node is coming.
-
-        Raises:
-            Unschedulable: No autoscaler is bringing a node for the pod.
-        """
-        if capacity_coming(events):
-            return CAPACITY_RECHECK
-        name, state = unplaced
-        error = fail_fast_error(state, RunIdentity(name, namespace, ""), events)
-        raise error or start_error(name, state, namespace)
-
-
 def plan_pool_pod(
     spec: PodSpec,
     *,
@@ -449,42 +331,6 @@ def renew_body(pod: Mapping[str, Any], expires: float) -> dict[str, Any]:
 def claim_of(pod: Mapping[str, Any]) -> str | None:
     """The claim id a pod carries, if any."""
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(CLAIM_ANNOTATION)
-
-
-def exec_result(
-    result: ExecResult,
-    *,
-    pod_name: str,
-    namespace: str,
-    claim_id: str,
-    duration: float,
-    log_limit_bytes: int | None,
-) -> RunResult:
-    """The :class:`RunResult` of a command run in a claimed pod.
-
-    ``logs`` is standard output followed by standard error (exec keeps them apart; the
-    tail is kept when ``log_limit_bytes`` is exceeded). ``run_id`` is the claim id.
-    """
-    out = result.stdout + result.stderr
-    truncated = log_limit_bytes is not None and len(out) > log_limit_bytes
-    if truncated:
-        out = out[len(out) - (log_limit_bytes or 0) :]
-    code = result.exit_code
-    state = PodState(
-        Phase.SUCCEEDED if code == 0 else Phase.FAILED,
-        Reason.COMPLETED if code == 0 else Reason.ERROR,
-        exit_code=code,
-    )
-    return RunResult(
-        pod_name=pod_name,
-        namespace=namespace,
-        run_id=claim_id,
-        state=state,
-        exit_code=code,
-        logs=out.decode("utf-8", errors="replace"),
-        logs_truncated=truncated,
-        duration=duration,
-    )
 
 
 # -- what the core asks for -------------------------------------------------------------------

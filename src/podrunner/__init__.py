@@ -73,7 +73,8 @@ if TYPE_CHECKING:
     from podrunner.run.aio_retry import AsyncRetryingBackend
     from podrunner.run.aio_runner import AsyncPodRunner
     from podrunner.run.collect import Collect, CollectedFiles
-    from podrunner.run.pool import ClaimedPod, PodPool
+    from podrunner.run.pool import PodPool
+    from podrunner.run.pool_run import ClaimedPod
     from podrunner.signals import (
         Terminated,
         stop_on_signals,
@@ -174,7 +175,7 @@ _LAZY = {
     "AsyncPodRunner": "podrunner.run.aio_runner",
     "AsyncPodPool": "podrunner.run.aio_pool",
     "PodPool": "podrunner.run.pool",
-    "ClaimedPod": "podrunner.run.pool",
+    "ClaimedPod": "podrunner.run.pool_run",
     "AsyncRunHandle": "podrunner.run.aio_handle",
     "AsyncRetryingBackend": "podrunner.run.aio_retry",
     "AsyncBackend": "podrunner.backends.base",

@@ -302,6 +302,40 @@ def test_exec_in_a_held_pod_keeps_the_streams_apart(kit: Any, make_pool: MakePoo
     assert (out.exit_code, out.stdout, out.stderr) == (3, b"out\n", b"err\n")
 
 
+def test_on_log_gets_each_line_as_it_arrives(kit: Any, make_pool: MakePool) -> None:
+    pool = make_pool(size=1)
+    lines: list[str] = []
+    script = "echo one; echo two >&2; printf three"
+    result = pool.run(["sh", "-c", script], on_log=lines.append, timeout=60)
+    assert sorted(lines) == ["one", "three", "two"]  # the two streams interleave freely
+    assert result.exit_code == 0
+    assert result.logs == "one\nthree" + "two\n"  # stdout, then stderr, as without on_log
+
+
+def test_an_on_log_that_raises_ends_the_run_and_its_pod(kit: Any, make_pool: MakePool) -> None:
+    pool = make_pool(size=1, recycle=True)
+    pool.wait_ready()
+    (name,) = pool_pods(kit, pool.name)
+
+    def refuse(line: str) -> None:
+        raise ValueError(f"no thanks: {line}")
+
+    with pytest.raises(ValueError, match="no thanks: hello"):
+        pool.run(["sh", "-c", "echo hello; sleep 30"], on_log=refuse, timeout=60)
+    kit.wait_gone("Pod", name)  # never given back: its command may still run
+
+
+def test_a_streamed_run_past_its_timeout_is_a_run_timeout(kit: Any, make_pool: MakePool) -> None:
+    from podrunner import RunTimeout
+
+    pool = make_pool(size=1)
+    lines: list[str] = []
+    with pytest.raises(RunTimeout) as caught:
+        pool.run(["sh", "-c", "echo started; sleep 5"], on_log=lines.append, timeout=1)
+    assert lines == ["started"]
+    kit.wait_gone("Pod", caught.value.pod_name)
+
+
 def _sync_only(kit: Any) -> None:
     if kit.name.endswith("-async"):
         pytest.skip("pod_name and adopt are PodPool's (the worker is sync)")

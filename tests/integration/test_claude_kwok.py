@@ -177,6 +177,7 @@ def test_worker_ownership(kwok_runner: PodRunner) -> None:
     bob.stop()
     assert backend.get("Pod", ns, alice.name)["metadata"]["uid"] == pod_uid
     assert backend.get("Secret", ns, f"{alice.name}-secrets")["metadata"]["uid"] == secret_uid
+    alice.detach()  # her process ends, leaving the pod
     # Make the expiry due for renewal, then adopt from a fresh object.
     old = {"metadata": {"annotations": {EXPIRES_ANNOTATION: "2000-01-01T00:00:00Z"}}}
     backend.patch("Pod", ns, alice.name, old)

@@ -423,6 +423,20 @@ class ClaudeWorker:
         if owners and owners <= pool.used_uids:
             self.pod_runner.api.delete_quietly("Secret", self.namespace, self._secret_name)
 
+    def detach(self) -> None:
+        """Let go of the pod without deleting it, for a later worker to adopt.
+
+        What a process that ends without :meth:`stop` does: the pod keeps its ``HOME`` and
+        sessions, nothing renews its expiry (``reap`` takes it a day after its last renewal),
+        and a worker with the same identity, here or in another process, adopts it. This
+        object may be used again (it adopts the pod anew).
+        """
+        with self._lock:
+            pool = self.pool
+            pool.detach()
+            self._retired += pool.created
+            self.pool = self._new_pool()
+
     def __enter__(self) -> ClaudeWorker:
         return self
 

@@ -52,7 +52,7 @@ from podrunner.run.state import Phase, PodState
 if TYPE_CHECKING:
     from podrunner.manifest import Manifests
 
-__all__ = ["AsyncCallbacks", "AsyncDriver", "AsyncRunHandle", "shielded"]
+__all__ = ["AsyncCallbacks", "AsyncDriver", "AsyncRunHandle", "call_back", "shielded"]
 
 _T = TypeVar("_T")
 
@@ -112,7 +112,7 @@ def _anyio_shield() -> contextlib.AbstractContextManager[object]:
     return shield
 
 
-async def _call(callback: Callable[[_T], object], arg: _T) -> None:
+async def call_back(callback: Callable[[_T], object], arg: _T) -> None:
     """Call a sync or async callback."""
     outcome = callback(arg)
     if inspect.isawaitable(outcome):
@@ -381,7 +381,7 @@ class AsyncRunHandle:
         if isinstance(action, ReportState):
             if self._on_state is not None and core.callback_error is None:
                 try:
-                    await _call(self._on_state, action.state)
+                    await call_back(self._on_state, action.state)
                 except BaseException as exc:
                     core.callback_failed(exc)
                     raise
@@ -441,7 +441,7 @@ class AsyncRunHandle:
         while backlog and callback is not None and core.callback_error is None:
             line = backlog.popleft()
             try:
-                await _call(callback, line)
+                await call_back(callback, line)
             except BaseException as exc:
                 core.callback_failed(exc)
                 self._wake()

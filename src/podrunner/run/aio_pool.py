@@ -20,6 +20,7 @@ from typing import Any
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
     BackendError,
+    BackendUnavailable,
     Conflict,
     NotFound,
     RunCancelled,
@@ -27,11 +28,11 @@ from podrunner.errors import (
     StartTimeout,
 )
 from podrunner.run.aio_collect import acollect_files
-from podrunner.run.aio_handle import shielded
+from podrunner.run.aio_handle import LogCallback, call_back, shielded
 from podrunner.run.aio_runner import AsyncPodRunner
 from podrunner.run.collect import Collect, CollectedFiles, CollectProblem, collect_option
 from podrunner.run.outcome import RunResult
-from podrunner.run.pool import _DRAIN_TRIES, ClaimedPod
+from podrunner.run.pool import _DRAIN_TRIES
 from podrunner.run.pool_core import (
     CLAIMED,
     DEFAULT_HOLDER,
@@ -52,6 +53,8 @@ from podrunner.run.pool_core import (
 )
 from podrunner.run.pool_run import (
     EXEC_FAILURES,
+    ClaimedPod,
+    ExecOutput,
     RefusedPod,
     check_argv,
     exec_failure,
@@ -187,6 +190,7 @@ class AsyncPodPool:
         stdin: bytes | str | None = None,
         recycle: bool | None = None,
         collect: Collect | Sequence[str] | None = None,
+        on_log: LogCallback | None = None,
     ) -> RunResult:
         """Claim a warm pod, run ``argv`` in it, then delete it (see :meth:`PodPool.run`)."""
         args = check_argv(argv)
@@ -194,7 +198,7 @@ class AsyncPodPool:
         wanted = collect_option(collect)
         async with self.claim(timeout=timeout, recycle=recycle) as pod:
             started = self.runner.clock.monotonic()
-            done = await self.exec_in(pod, args, stdin=data, timeout=timeout)
+            done = await self.exec_in(pod, args, stdin=data, timeout=timeout, on_log=on_log)
             result = exec_result(
                 done,
                 pod_name=pod.name,
@@ -283,12 +287,18 @@ class AsyncPodPool:
         *,
         stdin: bytes | None = None,
         timeout: float | None = None,
+        on_log: LogCallback | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in a pod this task holds (see :meth:`PodPool.exec_in`)."""
+        """Run ``argv`` in a pod this task holds (see :meth:`PodPool.exec_in`).
+
+        ``on_log`` may be a plain function or a coroutine function.
+        """
         # The exec's transport times out in real time; the runner's clock is virtual on the
         # fake: either one past the timeout counts.
         started, began = time.monotonic(), self.runner.clock.monotonic()
         try:
+            if on_log is not None:
+                return await self._streamed(pod, list(argv), stdin, timeout, on_log)
             return await self.runner.api.exec(
                 pod.namespace, pod.name, pod.container, list(argv), stdin=stdin, timeout=timeout
             )
@@ -305,6 +315,40 @@ class AsyncPodPool:
             if error is None:
                 raise
             raise error from exc
+
+    async def _streamed(
+        self,
+        pod: ClaimedPod,
+        argv: list[str],
+        stdin: bytes | None,
+        timeout: float | None,
+        on_log: LogCallback,
+    ) -> ExecResult:
+        """The command through the streamed exec, each line to ``on_log`` as it arrives."""
+        api = self.runner.api
+        stream = await api.open_exec(
+            pod.namespace, pod.name, pod.container, argv, stdin=bool(stdin)
+        )
+        output = ExecOutput()
+
+        async def follow() -> int:
+            if stdin:
+                await stream.write(stdin)
+                await stream.close_stdin()
+            async for chunk in stream:
+                for line in output.feed(chunk):
+                    await call_back(on_log, line)
+            for line in output.end():
+                await call_back(on_log, line)
+            return await stream.wait()
+
+        try:
+            code = await asyncio.wait_for(follow(), timeout)
+        except asyncio.TimeoutError:
+            raise BackendUnavailable(f"the exec was closed at its timeout ({timeout:g}s)") from None
+        finally:
+            await stream.aclose()
+        return output.result(code)
 
     async def _after(self, pod: ClaimedPod, keep: bool) -> None:
         api = self.runner.api

@@ -29,13 +29,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from podrunner._threads import start_quiet
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
     AlreadyExists,
     BackendError,
+    BackendUnavailable,
     Conflict,
     NotFound,
     RunCancelled,
@@ -74,6 +73,8 @@ from podrunner.run.pool_core import (
 )
 from podrunner.run.pool_run import (
     EXEC_FAILURES,
+    ClaimedPod,
+    ExecOutput,
     RefusedPod,
     check_argv,
     exec_failure,
@@ -89,26 +90,6 @@ from podrunner.spec import Deadlines, PodSpec
 __all__ = ["ClaimedPod", "PodPool"]
 
 _DRAIN_TRIES = 5
-
-
-@attrs.define
-class ClaimedPod:
-    """A pool pod held by one run (what :meth:`PodPool.claim` yields).
-
-    Attributes:
-        name: The pod's name.
-        namespace: Its namespace.
-        container: The container commands run in (the spec's main container).
-        claim_id: The claim's id (the ``podrunner.dev/claim-id`` annotation).
-        reusable: Whether the pod may go back to the pool afterwards (``False`` once a
-            command timed out or failed halfway: it may still run).
-    """
-
-    name: str
-    namespace: str
-    container: str
-    claim_id: str
-    reusable: bool = True
 
 
 class PodPool:
@@ -235,9 +216,23 @@ class PodPool:
 
     def close(self) -> None:
         """Stop refilling and delete the pool's pods (a pod a run holds goes with its run)."""
+        if self._stop_work():
+            self._drain()
+
+    def detach(self) -> None:
+        """Stop the pool's background work and leave its pods where they are.
+
+        As when the process ends: nothing renews the pods any more, so ``reap`` may take
+        them once their expiry (``lease``) passed; meanwhile a pool of the same name (or
+        ``pod_name``), in this process or another, may use them. The pool is closed.
+        """
+        self._stop_work()
+
+    def _stop_work(self) -> bool:
+        """Close the pool and stop its thread; whether this call closed it."""
         with self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
             # Under the lock the thread takes to publish its watch: it sees the stop, or
             # this sees its watch (and closes it), never neither.
@@ -248,7 +243,7 @@ class PodPool:
         self._notify()
         if thread is not None:
             thread.join()
-        self._drain()
+        return True
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until ``size`` pods of this pool are warm.
@@ -293,6 +288,7 @@ class PodPool:
         stdin: bytes | str | None = None,
         recycle: bool | None = None,
         collect: Collect | Sequence[str] | None = None,
+        on_log: Callable[[str], None] | None = None,
     ) -> RunResult:
         """Claim a warm pod, run ``argv`` in it through exec, then delete it (or give it back).
 
@@ -305,6 +301,8 @@ class PodPool:
             collect: Files to copy out of the pod once the command ended (patterns or a
                 :class:`~podrunner.Collect`), into :attr:`RunResult.files`. They are read
                 with ``tar`` from the pod's own container, so its image needs ``tar``.
+            on_log: Called with each line of output (standard output and error) as it
+                arrives. If it raises, the run ends with that error and its pod is deleted.
 
         Returns:
             The exit code and output (stdout then stderr), ``pod_name`` and, as ``run_id``,
@@ -322,7 +320,7 @@ class PodPool:
         wanted = collect_option(collect)
         with self.claim(timeout=timeout, recycle=recycle) as pod:
             started = self.runner.clock.monotonic()
-            done = self.exec_in(pod, args, stdin=data, timeout=timeout)
+            done = self.exec_in(pod, args, stdin=data, timeout=timeout, on_log=on_log)
             result = exec_result(
                 done,
                 pod_name=pod.name,
@@ -426,10 +424,13 @@ class PodPool:
         *,
         stdin: bytes | None = None,
         timeout: float | None = None,
+        on_log: Callable[[str], None] | None = None,
     ) -> ExecResult:
         """Run ``argv`` in a pod this process holds (from :meth:`claim`); return its output.
 
-        Output is kept apart (stdout, stderr) and whole, as the exec returned it.
+        Output is kept apart (stdout, stderr) and whole, as the exec returned it. With
+        ``on_log``, each line of either stream is passed to it as it arrives; if it raises,
+        the command is abandoned and the error raised (the pod is then not given back).
 
         Raises:
             RunTimeout: The command ran longer than ``timeout`` (the pod is not given back).
@@ -439,6 +440,8 @@ class PodPool:
         # fake: either one past the timeout counts.
         started, began = time.monotonic(), self.runner.clock.monotonic()
         try:
+            if on_log is not None:
+                return self._streamed(pod, list(argv), stdin, timeout, on_log)
             return self.runner.api.exec(
                 pod.namespace, pod.name, pod.container, list(argv), stdin=stdin, timeout=timeout
             )
@@ -455,6 +458,50 @@ class PodPool:
             if error is None:
                 raise
             raise error from exc
+
+    def _streamed(
+        self,
+        pod: ClaimedPod,
+        argv: list[str],
+        stdin: bytes | None,
+        timeout: float | None,
+        on_log: Callable[[str], None],
+    ) -> ExecResult:
+        """The command through the streamed exec, each line to ``on_log`` as it arrives."""
+        api = self.runner.api
+        stream = api.open_exec(pod.namespace, pod.name, pod.container, argv, stdin=bool(stdin))
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            stream.close()  # ends the read below
+
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        output = ExecOutput()
+        try:
+            with stream:
+                if stdin:
+                    stream.write(stdin)
+                    stream.close_stdin()
+                for chunk in stream:
+                    for line in output.feed(chunk):
+                        on_log(line)
+                for line in output.end():
+                    on_log(line)
+                code = stream.wait()
+        except BackendError:
+            if not expired.is_set():
+                raise
+            code = -1
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if expired.is_set():
+            raise BackendUnavailable(f"the exec was closed at its timeout ({timeout:g}s)")
+        return output.result(code)
 
     def _after(self, pod: ClaimedPod, keep: bool) -> None:
         """Give the pod back (recycle, clean end, pool open) or delete it."""
@@ -653,15 +700,18 @@ class PodPool:
         """
         self.start()
         self._check_open(starting=False)
-        self._drain()
+        self._drain(vet=True)
         self._notify()
         with self._lock:
             refused = self._core.refusal()
         if refused is not None:
             raise refused
 
-    def _drain(self) -> None:
+    def _drain(self, *, vet: bool = False) -> None:
         """Delete this pool object's pods that no run holds, claiming each first.
+
+        ``vet``: check a named pod first seen here (``refresh``); ``close`` deletes only
+        pods the pool already made or adopted.
 
         The claim makes the delete safe against a run of another pool of the same name that
         claims the pod at the same moment: whoever wins the replace has it.
@@ -675,7 +725,8 @@ class PodPool:
         expires = self._core.expiry(self.runner.clock.now())
         listed = api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
         for pod in listed.items:
-            self._vet([pod])  # a pool of one named pod may not have looked at it yet
+            if vet:
+                self._vet([pod])  # a pool of one named pod may not have looked at it yet
             if not self._core.mine(pod):
                 continue  # the named pod, when it is not (or no longer) the one checked
             name = pod["metadata"]["name"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from podrunner.backends.base import ExecResult
+from podrunner.backends.base import ExecChunk, ExecResult
 from podrunner.errors import (
     BackendError,
     BackendUnavailable,
@@ -32,6 +32,8 @@ from podrunner.run.state import Phase, PodState, Reason
 
 __all__ = [
     "EXEC_FAILURES",
+    "ClaimedPod",
+    "ExecOutput",
     "RefusedPod",
     "check_argv",
     "exec_failure",
@@ -41,6 +43,26 @@ __all__ = [
     "timed_out",
     "with_files",
 ]
+
+
+@attrs.define
+class ClaimedPod:
+    """A pool pod held by one run (what :meth:`PodPool.claim` yields).
+
+    Attributes:
+        name: The pod's name.
+        namespace: Its namespace.
+        container: The container commands run in (the spec's main container).
+        claim_id: The claim's id (the ``podrunner.dev/claim-id`` annotation).
+        reusable: Whether the pod may go back to the pool afterwards (``False`` once a
+            command timed out or failed halfway: it may still run).
+    """
+
+    name: str
+    namespace: str
+    container: str
+    claim_id: str
+    reusable: bool = True
 
 
 def check_argv(argv: object) -> list[str]:
@@ -202,3 +224,29 @@ def with_files(result: RunResult, files: CollectedFiles | CollectProblem) -> Run
             logs=result.logs,
         )
     return attrs.evolve(result, files=files)
+
+
+class ExecOutput:
+    """A streamed exec's output: kept whole per stream, and cut into lines as it arrives."""
+
+    def __init__(self) -> None:
+        self._data = {"stdout": bytearray(), "stderr": bytearray()}
+        self._partial = {"stdout": b"", "stderr": b""}
+
+    def feed(self, chunk: ExecChunk) -> list[str]:
+        """Keep ``chunk``; return the lines it completes (without newlines)."""
+        self._data[chunk.stream] += chunk.data
+        *complete, self._partial[chunk.stream] = (self._partial[chunk.stream] + chunk.data).split(
+            b"\n"
+        )
+        return [raw.decode("utf-8", "replace") for raw in complete]
+
+    def end(self) -> list[str]:
+        """The last line of each stream when it had no newline."""
+        rest = [raw.decode("utf-8", "replace") for raw in self._partial.values() if raw]
+        self._partial = {"stdout": b"", "stderr": b""}
+        return rest
+
+    def result(self, exit_code: int) -> ExecResult:
+        """The whole output, as :meth:`~podrunner.Backend.exec` returns it."""
+        return ExecResult(exit_code, bytes(self._data["stdout"]), bytes(self._data["stderr"]))

@@ -26,16 +26,3 @@ def standin_runner(pod_runner: Any, standin: str, home: str, **options: Any) -> 
     kind = AsyncClaudeRunner if isinstance(pod_runner, AsyncPodRunner) else ClaudeRunner
     options = {"launcher_environ": {}, "timeout": 60, **options}
     return kind(pod_runner, image=IMAGE, claude_path=standin, home=home, **options)
-
-
-def pause(pool: Any) -> None:
-    """Stop a pool's background thread as a process that ended would: no renewal, no refill.
-
-    The pool's pods stay (nothing is deleted), for a later worker object to find.
-    """
-    pool._stop.set()
-    stream = pool._stream
-    if stream is not None:
-        stream.close()
-    if pool._thread is not None:
-        pool._thread.join(10)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from claude_util import pause
 
 from podrunner.claude import ClaudeRunner
 from podrunner.run import PodRunner
@@ -89,4 +88,4 @@ def _pools_end_with_their_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     monkeypatch.setattr(PodPool, "start", recording)
     yield
     for pool in started:
-        pause(pool)
+        pool.detach()

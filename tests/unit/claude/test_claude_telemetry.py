@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_util import pause
 
 from podrunner.claude import ClaudeCredentials, ClaudeRunner, ClaudeTask, ClaudeWorker, Telemetry
 from podrunner.errors import SpecError
@@ -182,7 +181,7 @@ def test_a_worker_with_telemetry_finds_its_pod_again() -> None:
     }
     first = ClaudeWorker(runner, **options)
     assert first.run("one").ok
-    pause(first.pool)  # its process ended, leaving the pod
+    first.detach()  # its process ended, leaving the pod
     again = ClaudeWorker(runner, **options)
     assert again.name == first.name
     assert again.run("two").ok

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from claude_util import pause
 
 from podrunner import CleanupPolicy, SecretRef
 from podrunner.backends.base import ExecResult
@@ -420,7 +419,7 @@ def test_owner_re_adopts_her_pod_from_a_new_worker() -> None:
     cluster = _shared_cluster(calls)
     first = _keyed(cluster, ALICE_KEY)
     first.ensure_running()
-    _pause(first)  # its process ended without stop()
+    first.detach()  # its process ended without stop()
     pods = _uids(cluster, "Pod")
     later = _keyed(cluster, ALICE_KEY)  # e.g. the next day, in another process
     assert later.name == first.name
@@ -585,7 +584,7 @@ def test_pod_replaced_by_a_stranger_is_not_deleted_by_stop() -> None:
     cluster = _shared_cluster([])
     bob = _keyed(cluster, BOB_KEY, name="shared-name")
     bob.ensure_running()
-    _pause(bob)  # Bob's worker makes no new pod meanwhile (a process stopped, say)
+    bob.detach()  # Bob's worker makes no new pod meanwhile (a process stopped, say)
     cluster.backend.delete("Pod", "default", "shared-name", grace_period_seconds=0)
     alice = _keyed(cluster, ALICE_KEY, name="shared-name")
     alice.ensure_running()
@@ -593,11 +592,6 @@ def test_pod_replaced_by_a_stranger_is_not_deleted_by_stop() -> None:
     bob.stop()
     assert _uids(cluster, "Pod") == pods
     assert _uids(cluster, "Secret") == secrets
-
-
-def _pause(worker: ClaudeWorker) -> None:
-    """Stop the worker's pool from making or renewing its pod, as a stopped process would."""
-    pause(worker.pool)
 
 
 def test_worker_id_is_checked() -> None:
@@ -638,7 +632,7 @@ def test_reap_takes_idle_workers_only() -> None:
     idle = ClaudeWorker(runner, image=IMAGE, credentials=ClaudeCredentials.api_key(BOB_KEY))
     busy.ensure_running()
     idle.ensure_running()
-    _pause(idle)  # a worker whose process is gone: nothing renews its pod
+    idle.detach()  # a worker whose process is gone: nothing renews its pod
     day = runner.default_ttl
     for _ in range(4):  # two days of use, a task every 12 hours
         cluster.advance(day / 2)

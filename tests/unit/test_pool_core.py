@@ -43,7 +43,7 @@ from podrunner.run.pool_core import (
     pool_pod_spec,
     release_patch,
 )
-from podrunner.run.pool_run import exec_result
+from podrunner.run.pool_run import ClaimedPod, exec_result
 from podrunner.testing import FakeCluster, leftovers
 
 NOW = 1_800_000_000.0
@@ -254,14 +254,8 @@ def test_a_warm_pod_past_half_its_max_age_is_retired() -> None:
 def test_exec_result_keeps_the_tail_and_names_the_claim() -> None:
     from podrunner.backends.base import ExecResult
 
-    result = exec_result(
-        ExecResult(2, b"abcdef", b"gh"),
-        pod_name="a",
-        namespace="n",
-        claim_id="claim-1",
-        duration=0.5,
-        log_limit_bytes=4,
-    )
+    pod = ClaimedPod(name="a", namespace="n", container="c", claim_id="claim-1")
+    result = exec_result(ExecResult(2, b"abcdef", b"gh"), pod, duration=0.5, log_limit_bytes=4)
     assert (result.exit_code, result.logs, result.logs_truncated) == (2, "efgh", True)
     assert (result.run_id, result.ok) == ("claim-1", False)
 

@@ -321,13 +321,9 @@ class PodPool:
         with self.claim(timeout=timeout, recycle=recycle) as pod:
             started = self.runner.clock.monotonic()
             done = self.exec_in(pod, args, stdin=data, timeout=timeout, on_log=on_log)
+            took = self.runner.clock.monotonic() - started
             result = exec_result(
-                done,
-                pod_name=pod.name,
-                namespace=pod.namespace,
-                claim_id=pod.claim_id,
-                duration=self.runner.clock.monotonic() - started,
-                log_limit_bytes=self.runner.log_limit_bytes,
+                done, pod, duration=took, log_limit_bytes=self.runner.log_limit_bytes
             )
             if wanted is not None:
                 try:

@@ -172,13 +172,7 @@ class RefusedPod:
 
 
 def exec_result(
-    result: ExecResult,
-    *,
-    pod_name: str,
-    namespace: str,
-    claim_id: str,
-    duration: float,
-    log_limit_bytes: int | None,
+    result: ExecResult, pod: ClaimedPod, *, duration: float, log_limit_bytes: int | None
 ) -> RunResult:
     """The :class:`RunResult` of a command run in a claimed pod.
 
@@ -196,9 +190,9 @@ def exec_result(
         exit_code=code,
     )
     return RunResult(
-        pod_name=pod_name,
-        namespace=namespace,
-        run_id=claim_id,
+        pod_name=pod.name,
+        namespace=pod.namespace,
+        run_id=pod.claim_id,
         state=state,
         exit_code=code,
         logs=out.decode("utf-8", errors="replace"),

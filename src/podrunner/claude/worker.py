@@ -28,8 +28,9 @@ and :class:`~podrunner.errors.Unschedulable` once ``start_timeout`` passed) inst
 A task claims the pod (a ``replace`` conditional on its ``resourceVersion``, as every pool
 claim), so two tasks never share its ``HOME``, whether they come from this process or another;
 a second waits up to ``start_timeout`` for the first to give the pod back. The claim carries
-the task's deadline as the pod's reap expiry. A task that runs out of time takes the pod with
-it (the CLI may still be running in it); the next task gets a new pod.
+the task's deadline as the pod's reap expiry. A task that runs out of time or is interrupted
+(Ctrl-C, a signal, an error while it runs) takes the pod with it, as the CLI may still be
+running in it; the next task gets a new pod. A task the CLI itself failed keeps the pod.
 
 Each task is one ``exec`` of the launcher with the prompt on standard input, so no prompt size
 limit applies and the prompt never shows in any manifest. The exit code comes from the exec
@@ -487,7 +488,8 @@ class ClaudeWorker:
         ):
             try:
                 # The claim holds the pod for this task alone, whichever process asks; a
-                # task that ran out of time takes its pod with it (the CLI may still run).
+                # task that ran out of time or was interrupted takes its pod with it (the CLI
+                # may still run); a failed answer (parsed below) keeps it.
                 with self.pool.claim(timeout=limit) as pod:
                     done = self.pool.exec_in(
                         pod, command, stdin=task.stdin().encode("utf-8"), timeout=limit

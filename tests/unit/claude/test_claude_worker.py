@@ -668,3 +668,34 @@ def test_an_exec_that_runs_out_of_time_is_a_timeout_whatever_its_words() -> None
     with pytest.raises(BackendUnavailable) as info:
         _worker(cluster).run("hi", timeout=30)
     assert not isinstance(info.value, ClaudeTimeout)
+
+
+def test_an_interrupted_task_takes_its_pod_a_failed_answer_keeps_it() -> None:
+    """Ctrl-C during a task: the pod goes, as the CLI may still run in it.
+
+    The next task gets a new pod; a task the CLI answered with an error leaves it as it was.
+    """
+    interrupt = True
+    error_line = b'{"type":"result","subtype":"error_during_execution","is_error":true}\n'
+
+    def handler(request: ExecRequest) -> ExecResult:
+        if interrupt:
+            raise KeyboardInterrupt
+        return ExecResult(1, error_line, b"")
+
+    cluster = FakeCluster()
+    cluster.when(image=IMAGE).hang().exec_handler(handler)
+    worker = _keyed(cluster, ALICE_KEY)
+    first = worker.ensure_running()["metadata"]["uid"]
+    with pytest.raises(KeyboardInterrupt):
+        worker.run("interrupted")
+    interrupt = False
+    failed = worker.run("fails", check=False)
+    assert not failed.ok
+    second = worker.ensure_running()["metadata"]["uid"]
+    assert second != first
+    assert worker.run("fails again", check=False).error is not None
+    assert worker.ensure_running()["metadata"]["uid"] == second  # kept
+    assert worker.recreated == 2
+    worker.stop()
+    assert _uids(cluster, "Pod") == {}

@@ -60,6 +60,10 @@ class AsyncPoolFacade:
     def refresh(self) -> None:
         self.bridge.run(self.pool.refresh())
 
+    @property
+    def created(self) -> int:
+        return self.pool.created
+
     def exec_in(self, pod: Any, argv: list[str], **kw: Any) -> Any:
         return self.bridge.run(self.pool.exec_in(pod, argv, **kw))
 
@@ -336,13 +340,7 @@ def test_a_streamed_run_past_its_timeout_is_a_run_timeout(kit: Any, make_pool: M
     kit.wait_gone("Pod", caught.value.pod_name)
 
 
-def _sync_only(kit: Any) -> None:
-    if kit.name.endswith("-async"):
-        pytest.skip("pod_name and adopt are PodPool's (the worker is sync)")
-
-
 def test_pools_of_one_pod_name_share_one_pod(kit: Any, make_pool: MakePool) -> None:
-    _sync_only(kit)
     one = make_pool(size=1, pod_name="box", recycle=True)
     other = make_pool(size=1, pod_name="box", recycle=True)
     assert one.run(["true"]).pod_name == other.run(["true"]).pod_name == "box"
@@ -353,7 +351,6 @@ def test_pools_of_one_pod_name_share_one_pod(kit: Any, make_pool: MakePool) -> N
 def test_a_stranger_under_the_pod_name_is_refused_and_kept(kit: Any, make_pool: MakePool) -> None:
     from podrunner import RunError
 
-    _sync_only(kit)
     stranger = {
         "kind": "Pod",
         "metadata": {"name": "box", "namespace": kit.namespace},

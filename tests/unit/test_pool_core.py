@@ -398,3 +398,33 @@ def test_an_async_pool_run_copies_files_out(tmp_path: Any) -> None:
 
     asyncio.run(main())
     assert leftovers(cluster) == []
+
+
+def test_an_async_pool_awaits_its_adopt_check() -> None:
+    """An async pool awaits a coroutine adopt check: its refusal is what runs raise."""
+    from podrunner import RunError
+
+    cluster = FakeCluster()
+    cluster.when(image="busybox:*").hang()
+    cluster.backend.create(
+        {
+            "kind": "Pod",
+            "metadata": {"name": "box"},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+        }
+    )
+    seen: list[str] = []
+
+    async def adopt(obj: Any) -> None:
+        seen.append(obj["metadata"]["name"])
+        raise RunError("not ours: made by hand", pod_name="box")
+
+    async def main() -> None:
+        runner = AsyncPodRunner(cluster.async_backend)
+        async with AsyncPodPool(runner, SPEC, pod_name="box", adopt=adopt) as pool:
+            with pytest.raises(RunError, match="not ours: made by hand"):
+                await pool.run(["true"])
+
+    asyncio.run(main())
+    assert seen == ["box"]
+    assert [p["metadata"]["name"] for p in cluster.pods()] == ["box"]

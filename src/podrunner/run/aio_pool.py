@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from podrunner.backends.base import ExecResult
 from podrunner.errors import (
+    AlreadyExists,
     BackendError,
     BackendUnavailable,
     Conflict,
@@ -27,6 +29,7 @@ from podrunner.errors import (
     RunError,
     StartTimeout,
 )
+from podrunner.manifest.plan import RunPlan
 from podrunner.run.aio_collect import acollect_files
 from podrunner.run.aio_handle import LogCallback, call_back, shielded
 from podrunner.run.aio_runner import AsyncPodRunner
@@ -40,6 +43,7 @@ from podrunner.run.pool_core import (
     OWNER_LABEL,
     STATE_LABEL,
     PoolCore,
+    check_member,
     claim_body,
     claim_of,
     new_claim_id,
@@ -48,6 +52,7 @@ from podrunner.run.pool_core import (
     pool_options,
     pool_pod_spec,
     pool_selector,
+    pool_selectors,
     release_patch,
     renew_body,
 )
@@ -73,7 +78,8 @@ class AsyncPodPool:
     r"""Keeps ``size`` pods of ``spec`` started for an :class:`~podrunner.AsyncPodRunner`.
 
     The arguments and behaviour are :class:`~podrunner.PodPool`'s; methods that talk to the
-    cluster are coroutines and the pool is an async context manager.
+    cluster are coroutines and the pool is an async context manager. ``adopt`` and
+    ``on_log`` may be plain functions or coroutine functions.
 
     Example:
         >>> import asyncio
@@ -101,6 +107,8 @@ class AsyncPodPool:
         lease: float = 300.0,
         max_age: float | None = 3600.0,
         start_timeout: float = 300.0,
+        pod_name: str | None = None,
+        adopt: Callable[[Mapping[str, Any]], object] | None = None,
     ) -> None:
         if not isinstance(runner, AsyncPodRunner):
             raise TypeError(f"runner must be an AsyncPodRunner, not {type(runner).__name__}")
@@ -112,6 +120,7 @@ class AsyncPodPool:
             lease=lease,
             max_age=max_age,
             start_timeout=start_timeout,
+            pod_name=pod_name,
         )
         self.runner = runner
         self.owner = new_owner_id()
@@ -121,7 +130,12 @@ class AsyncPodPool:
         self.name = self.options.name
         self.error: BaseException | None = None
         """The last error the background task met (it retries), if any."""
-        self._core = PoolCore(self.options, self.owner)
+        self._core = PoolCore(self.options, self.owner, vet=adopt is not None)
+        # May be a coroutine function: awaited.
+        self._adopt = adopt or functools.partial(check_member, pool=self.name)
+        self.created = 0
+        """Pods this pool object created."""
+        self._blocked: BaseException | None = None  # an object in the way of the named pod
         self._refused = RefusedPod(Deadlines().autoscaler_grace)
         self._news: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -146,8 +160,16 @@ class AsyncPodPool:
 
     async def close(self) -> None:
         """Stop refilling and delete the pool's pods (shielded from cancellation)."""
+        if await self._stop_work():
+            await shielded(self._drain)
+
+    async def detach(self) -> None:
+        """Stop the background task and leave the pods (see :meth:`PodPool.detach`)."""
+        await self._stop_work()
+
+    async def _stop_work(self) -> bool:
         if self._closed:
-            return
+            return False
         self._closed = True
         self._notify()
         task = self._task
@@ -155,7 +177,12 @@ class AsyncPodPool:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await shielded(self._drain)
+        return True
+
+    @property
+    def used_uids(self) -> frozenset[str]:
+        """Uids of the pods this pool object made or adopted (``adopt`` accepted)."""
+        return frozenset(self._core.accepted)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until ``size`` pods of this pool are warm.
@@ -378,15 +405,17 @@ class AsyncPodPool:
 
     async def _cycle(self) -> None:
         api = self.runner.api
-        selector = pool_selector(self.name)
-        listed = await api.list("Pod", self.namespace, label_selector=selector)
+        labels, fields = pool_selectors(self.options)
+        listed = await api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
         self._core.listed(listed.items)
+        await self._vet()
         await self._act()
         wait = self._core.next_look(self.runner.clock.now())
         stream = await api.watch(
             "Pod",
             self.namespace,
-            label_selector=selector,
+            label_selector=labels,
+            field_selector=fields,
             resource_version=listed.resource_version,
             timeout_seconds=math.ceil(wait),
         )
@@ -395,6 +424,7 @@ class AsyncPodPool:
                 if event.type == "ERROR":
                     break  # an ERROR (410 Gone) is healed by listing again
                 self._core.event(event)
+                await self._vet()
                 await self._act()
         finally:
             await stream.aclose()
@@ -416,6 +446,36 @@ class AsyncPodPool:
                 with contextlib.suppress(NotFound, Conflict):
                     await api.replace(renew_body(seen, self._core.expiry(now)))
         for left in range(work.create, 0, -1):
+            try:
+                stored = await self._create(now)
+            except BaseException:
+                self._core.creating -= left
+                raise
+            self._core.creating -= 1
+            if stored is not None:
+                self._core.pods.setdefault(stored["metadata"]["name"], stored)
+                self._core.vetted(stored, None)  # made here: the pool's own
+        if isinstance(self.error, FATAL):
+            self.error = None  # a create went through: whatever stopped them is over
+
+    async def _vet(self, pods: list[dict[str, Any]] | None = None) -> None:
+        """Check the pods not checked yet (see ``adopt``); a refusal stops runs."""
+        for pod in pods or ():
+            self._core.pods.setdefault(pod["metadata"]["name"], pod)
+        unchecked = self._core.to_vet()
+        for pod in unchecked:
+            try:
+                await call_back(self._adopt, pod)
+                error = None
+            except RunError as exc:
+                error = exc
+            self._core.vetted(pod, error)
+        if unchecked:
+            self._notify()
+
+    async def _create(self, now: float) -> dict[str, Any] | None:
+        """Create one pod; ``None`` when its name is taken (see :meth:`PodPool._create`)."""
+        for _ in range(2):
             plan = plan_pool_pod(
                 self.spec,
                 namespace=self.namespace,
@@ -427,13 +487,40 @@ class AsyncPodPool:
             )
             try:
                 stored = await self.runner._create(plan, None)
-            except BaseException:
-                self._core.creating -= left
-                raise
-            self._core.creating -= 1
-            self._core.pods.setdefault(stored["metadata"]["name"], stored)
-        if isinstance(self.error, FATAL):
-            self.error = None  # a create went through: whatever stopped them is over
+            except AlreadyExists:
+                if self.options.pod_name is None:
+                    raise
+                if not await self._in_the_way(plan):
+                    return None
+                continue  # a leftover of the pool's earlier pod was deleted: try again
+            self.created += 1
+            self._blocked = None
+            return stored
+        return None
+
+    async def _in_the_way(self, plan: RunPlan) -> bool:
+        """What holds the named pod's name or its Secret's (see :meth:`PodPool._in_the_way`)."""
+        api = self.runner.api
+        cleared = False
+        for manifest in (plan.pod, *plan.extras):
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            try:
+                found = await api.get(kind, self.namespace, name)
+            except NotFound:
+                continue
+            found.setdefault("kind", kind)
+            if kind == "Pod":
+                await self._vet([found])
+                return False
+            try:
+                await call_back(self._adopt, found)
+            except RunError as exc:
+                self._blocked = exc
+                self._notify()
+                return False
+            await api.delete_quietly(kind, self.namespace, name, grace=0)
+            cleared = True
+        return cleared
 
     def _waiter(self) -> asyncio.Future[None]:
         if self._news is None:
@@ -448,18 +535,28 @@ class AsyncPodPool:
     async def refresh(self) -> None:
         """Delete the pool's pods that no run holds now (see :meth:`PodPool.refresh`)."""
         self.start()
-        self._check_open()
-        await self._drain()
+        self._check_open(starting=False)
+        await self._drain(vet=True)
         self._notify()
+        refused = self._core.refusal()
+        if refused is not None:
+            raise refused
 
-    async def _drain(self) -> None:
+    async def _drain(self, *, vet: bool = False) -> None:
         """Delete this pool object's pods that no run holds, claiming each first."""
         api = self.runner.api
-        selector = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        labels: str | None = f"{pool_selector(self.name)},{OWNER_LABEL}={self.owner}"
+        fields: str | None = None
+        if self.options.pod_name is not None:
+            labels, fields = pool_selectors(self.options)
         closing = new_claim_id()
         expires = self._core.expiry(self.runner.clock.now())
-        listed = await api.list("Pod", self.namespace, label_selector=selector)
+        listed = await api.list("Pod", self.namespace, label_selector=labels, field_selector=fields)
         for pod in listed.items:
+            if vet:
+                await self._vet([pod])
+            if not self._core.mine(pod):
+                continue  # the named pod, when it is not (or no longer) the one checked
             name = pod["metadata"]["name"]
             for _ in range(_DRAIN_TRIES):  # a conflict may come from an unrelated change
                 if (pod["metadata"].get("labels") or {}).get(STATE_LABEL) == CLAIMED:
@@ -475,13 +572,15 @@ class AsyncPodPool:
                 except NotFound:
                     break
 
-    def _check_open(self) -> None:
+    def _check_open(self, *, starting: bool = True) -> None:
+        """Raise what stops runs (see :meth:`PodPool._check_open`)."""
         if self._closed:
             raise RunCancelled(f"pool {self.name!r} was closed", namespace=self.namespace)
-        if isinstance(self.error, FATAL):
-            raise self.error
+        for error in (self._core.refusal(), self._blocked, self.error):
+            if error is not None and (error is not self.error or isinstance(error, FATAL)):
+                raise error
         failed = self._core.start_failure()
-        if failed is not None:
+        if failed is not None and starting:
             raise start_error(*failed, self.namespace)
 
     async def _capacity_look(self) -> float:

@@ -149,6 +149,60 @@ def test_worker_exec(kwok_runner: PodRunner, tmp_path: Path) -> None:
         assert second.session_id == first.session_id
 
 
+def test_async_worker_shares_the_pod_with_a_sync_one(
+    kwok_runner: PodRunner, kwok_cluster: Any, tmp_path: Path
+) -> None:
+    """On a real API server: an AsyncClaudeWorker adopts the pod a ClaudeWorker made.
+
+    It runs tasks through its pool's claim and exec, and its stop() leaves nothing.
+    """
+    import asyncio
+
+    from podrunner import AsyncPodRunner
+    from podrunner.backends.kubernetes import ClusterConfig
+    from podrunner.backends.kubernetes.aio import AsyncKubernetesBackend
+    from podrunner.claude import AsyncClaudeWorker
+
+    wrapper = tmp_path / "claude"
+    wrapper.write_text(f'#!/bin/sh\nHOME={tmp_path} exec {FIXTURES / "claude"} "$@"\n')
+    wrapper.chmod(0o755)
+    options: dict[str, Any] = {
+        "image": IMAGE,
+        "credentials": ClaudeCredentials.api_key(CANARY),
+        "claude_path": str(wrapper),
+        "launcher_environ": {},
+        "start_timeout": 60,
+        "exec_timeout": 60,
+    }
+    sync_worker = ClaudeWorker(kwok_runner, **options)
+    uid = sync_worker.ensure_running()["metadata"]["uid"]
+    sync_worker.detach()
+    ns = kwok_runner.namespace
+
+    async def main() -> str | None:
+        backend = AsyncKubernetesBackend(
+            ClusterConfig.from_kubeconfig_file(kwok_cluster.kubeconfig)
+        )
+        try:
+            async with (
+                AsyncPodRunner(backend, ns) as pods,
+                AsyncClaudeWorker(pods, **options) as worker,
+            ):
+                pod = await worker.ensure_running()
+                assert pod["metadata"]["uid"] == uid
+                first = await worker.run(ClaudeTask("remember 7"))
+                second = await worker.run(ClaudeTask("and now?", resume=first.session_id))
+                assert worker.recreated == 0
+                return second.session_id if second.session_id == first.session_id else None
+        finally:
+            await backend.close()
+
+    assert asyncio.run(main()) is not None
+    for kind, name in (("Pod", sync_worker.name), ("Secret", f"{sync_worker.name}-secrets")):
+        with pytest.raises(NotFound):
+            kwok_runner.backend.get(kind, ns, name)
+
+
 def test_worker_ownership(kwok_runner: PodRunner) -> None:
     """On a real API server: a stranger is refused and leaves the pod, its owner re-adopts it.
 

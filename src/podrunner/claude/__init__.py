@@ -16,6 +16,7 @@
   ``claude_agent_sdk``).
 * :class:`ClaudeWorker`: one long-running pod, one ``exec`` per task; it only ever uses or
   deletes a pod it can prove its own (:class:`WorkerOwnershipError` otherwise).
+  :class:`AsyncClaudeWorker` is the same for coroutines.
 * :class:`ClaudeResult`: answer, structured output, cost, session id, usage, turns, events.
 * :class:`ClaudeError` and its subclasses: how a task failed, with the CLI's own message.
 """
@@ -60,6 +61,7 @@ from podrunner.claude.worker import ClaudeWorker, WorkerOwnershipError
 
 if TYPE_CHECKING:
     from podrunner.claude.aio_runner import AsyncClaudeRunner
+    from podrunner.claude.aio_worker import AsyncClaudeWorker
     from podrunner.claude.transport import PodTransport
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "PROMPT_STDIN_THRESHOLD",
     "SETTING_SOURCES",
     "AsyncClaudeRunner",
+    "AsyncClaudeWorker",
     "ClaudeAPIError",
     "ClaudeAuthError",
     "ClaudeBudgetExceeded",
@@ -108,6 +111,11 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = AsyncClaudeRunner
         return AsyncClaudeRunner
+    if name == "AsyncClaudeWorker":  # imports asyncio too: only when asked for
+        from podrunner.claude.aio_worker import AsyncClaudeWorker
+
+        globals()[name] = AsyncClaudeWorker
+        return AsyncClaudeWorker
     if name == "PodTransport":  # needs claude-agent-sdk (the agent-sdk extra)
         try:
             from podrunner.claude.transport import PodTransport

@@ -52,14 +52,14 @@ import hmac
 import json
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from podrunner import _validation as v
 from podrunner.claude.errors import ClaudeTimeout
 from podrunner.claude.launch import launcher_command
 from podrunner.claude.parse import parse_output
 from podrunner.claude.refresh import claim
-from podrunner.claude.runner import ClaudeRunner
+from podrunner.claude.runner import ClaudePods, ClaudeRunner
 from podrunner.claude.sessions import claim_session
 from podrunner.claude.task import ClaudeTask
 from podrunner.errors import NotFound, RunError, RunTimeout, SpecError
@@ -69,6 +69,7 @@ from podrunner.run.pool import PodPool
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from podrunner.backends.base import ExecResult
     from podrunner.claude.credentials import ClaudeCredentials
     from podrunner.claude.result import ClaudeResult
     from podrunner.run import PodRunner
@@ -87,6 +88,14 @@ SLEEP_LOOP = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"
 
 WORKER_ID_LABEL = "podrunner.dev/worker-id"
 """Label on a worker's pod and Secret naming the worker they belong to."""
+
+
+class _Runner(Protocol):
+    namespace: str
+    default_ttl: float
+
+
+_R = TypeVar("_R", bound=_Runner)  # a PodRunner or an AsyncPodRunner
 
 DEFAULT_NAME_PREFIX = "claude-code-worker"
 """Start of a worker pod's default name; a digest of the worker id follows."""
@@ -180,7 +189,198 @@ def _canonical(data: object) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-class ClaudeWorker:
+class _WorkerParts(Generic[_R]):
+    """What :class:`ClaudeWorker` and :class:`~podrunner.claude.AsyncClaudeWorker` share.
+
+    The worker's identity, its pod, how it recognises its own objects, its commands and
+    results: everything but I/O.
+    """
+
+    def __init__(
+        self,
+        pod_runner: _R,
+        pods_type: type[ClaudePods[_R]],
+        *,
+        image: str,
+        credentials: ClaudeCredentials | None,
+        name: str | None,
+        worker_id: str | None,
+        start_timeout: float,
+        exec_timeout: float | None,
+        pod_options: dict[str, Any],
+    ) -> None:
+        if worker_id is None:
+            worker_id = default_worker_id(credentials)
+        else:
+            _check_worker_id(worker_id)
+        labels = dict(pod_options.pop("labels", None) or {})
+        if labels.get(WORKER_ID_LABEL, worker_id) != worker_id:
+            raise SpecError(
+                "labels", WORKER_ID_LABEL, "is set by the worker: pass worker_id= instead"
+            )
+        labels[WORKER_ID_LABEL] = worker_id
+        self.pod_runner = pod_runner
+        self.worker_id = worker_id
+        self.name = name if name is not None else f"{DEFAULT_NAME_PREFIX}-{_digest(worker_id)[:10]}"
+        self.start_timeout = start_timeout
+        self.exec_timeout = exec_timeout
+        self._pods = pods_type(
+            pod_runner,
+            image=image,
+            credentials=credentials,
+            timeout=exec_timeout,
+            labels=labels,
+            **pod_options,
+        )
+        self.spec = self._pods.base_spec(
+            ["sh", "-c", SLEEP_LOOP], pod_name=self.name, restart_policy="Always"
+        )
+        self.namespace = self.spec.namespace or pod_runner.namespace
+        # What this worker's own pod references and holds, to recognise it later.
+        expected = build_manifests(self.spec)
+        self._expected_refs = _secret_refs(expected.pod)
+        self._secret_name: str | None = None
+        self._secret_data = b""
+        if expected.secret is not None:
+            self._secret_name = expected.secret["metadata"]["name"]
+            self._secret_data = _canonical(expected.secret.get("data") or {})
+        self._retired = 0  # pods made by pools this worker let go of (stop, detach)
+
+    def _pool_settings(self) -> dict[str, Any]:
+        """The settings of the worker's pool of one pod."""
+        return {
+            "name": f"claude-worker-{_digest(self.name)[:10]}",
+            "holder": ("sh", "-c", SLEEP_LOOP),
+            "recycle": True,
+            # A worker outlives runs: its pod's reap expiry reaches a TTL ahead and is
+            # renewed while the worker lives; it has no age limit.
+            "lease": self.pod_runner.default_ttl,
+            "max_age": None,
+            "start_timeout": self.start_timeout,
+            "pod_name": self.name,
+        }
+
+    # -- whose objects --------------------------------------------------------------------------
+
+    def _refuse(self, what: str, reason: str) -> WorkerOwnershipError:
+        return WorkerOwnershipError(
+            f"{what} is not this worker's ({reason}); it was left untouched. Pick another "
+            f"name= for this worker, or pass the worker_id= and credentials that made it",
+            reason=reason,
+            pod_name=self.name,
+            namespace=self.namespace,
+        )
+
+    def _check_in_the_way(self, obj: Mapping[str, Any]) -> None:
+        """Raise unless a Secret or ConfigMap in the way of the worker's pod is its own."""
+        meta = obj.get("metadata") or {}
+        mine = (meta.get("labels") or {}).get(WORKER_ID_LABEL) == self.worker_id
+        if obj.get("kind") == "Secret":
+            mine = mine and hmac.compare_digest(
+                _canonical(obj.get("data") or {}), self._secret_data
+            )
+        if not mine:
+            raise self._refuse(
+                f"{obj.get('kind')} {self.namespace}/{meta.get('name')}",
+                "it is in the way of the worker's own and carries other credentials or "
+                "another worker id",
+            )
+
+    def _check_pod(self, pod: Mapping[str, Any], secret: Mapping[str, Any] | None) -> None:
+        """Raise unless ``pod`` is provably this worker's (see the module documentation).
+
+        ``secret`` is the worker's Secret as read (``None``: there is none).
+        """
+        meta = pod.get("metadata") or {}
+        what = f"pod {self.namespace}/{self.name}"
+        labels = meta.get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+            raise self._refuse(what, "it was not made by podrunner")
+        found = labels.get(WORKER_ID_LABEL)
+        if found is None:
+            raise self._refuse(what, f"it has no {WORKER_ID_LABEL} label")
+        if found != self.worker_id:
+            raise self._refuse(what, f"its {WORKER_ID_LABEL} label names another worker")
+        refs = _secret_refs(pod)
+        if refs != self._expected_refs:
+            theirs = ", ".join(sorted({n for n, _ in refs})) or "none"
+            ours = ", ".join(sorted({n for n, _ in self._expected_refs})) or "none"
+            raise self._refuse(
+                what, f"it reads credentials from Secrets [{theirs}], this worker from [{ours}]"
+            )
+        if self._secret_name is not None:
+            self._check_secret(what, meta.get("uid"), secret)
+        if not labels.get(RUN_ID_LABEL):
+            raise self._refuse(what, f"it has no {RUN_ID_LABEL} label")
+
+    def _check_secret(self, what: str, pod_uid: object, secret: Mapping[str, Any] | None) -> None:
+        """Raise unless the pod's Secret is owned by it and holds this worker's values."""
+        name = self._secret_name
+        if secret is None:
+            raise self._refuse(
+                what, f"its Secret {name} is missing, so its credentials are unknown"
+            )
+        smeta = secret.get("metadata") or {}
+        if pod_uid not in _owners(smeta):
+            raise self._refuse(what, f"Secret {name} is not owned by the pod")
+        if (smeta.get("labels") or {}).get(WORKER_ID_LABEL) != self.worker_id:
+            raise self._refuse(what, f"Secret {name} does not carry this worker's id")
+        if not hmac.compare_digest(_canonical(secret.get("data") or {}), self._secret_data):
+            raise self._refuse(what, f"Secret {name} holds other credentials than this worker's")
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def command(self, task: ClaudeTask) -> list[str]:
+        """Return the exec argv for ``task`` (the prompt itself goes on stdin)."""
+        credentials = self._pods.credentials
+        if credentials is not None:
+            credentials.check_task(task)
+        plan = credentials.plan() if credentials is not None else None
+        return launcher_command(
+            task.argv(self._pods.claude_path, prompt_on_stdin=True),
+            working_dir=task.working_dir,
+            credentials_file=plan.credentials_file if plan else "",
+            prompt_file=f"stdin:{len(task.stdin().encode('utf-8'))}",
+            shell_prefix=plan.shell_prefix if plan else "",
+        )
+
+    def _prepared(
+        self, task: ClaudeTask | str, timeout: float | None
+    ) -> tuple[ClaudeTask, float | None, list[str]]:
+        """The task, its time limit and its command.
+
+        A task the credentials cannot run is refused here, before any call.
+        """
+        if isinstance(task, str):
+            task = ClaudeTask(task)
+        limit = self.exec_timeout if timeout is None else timeout
+        return task, limit, self.command(task)
+
+    @staticmethod
+    def _timed_out(limit: float | None) -> ClaudeTimeout:
+        return ClaudeTimeout(f"the Claude task did not finish within {limit}s in the worker")
+
+    @staticmethod
+    def _result(done: ExecResult, task: ClaudeTask, check: bool) -> ClaudeResult:
+        result = parse_output(
+            done.stdout,
+            exit_code=done.exit_code,
+            stderr=done.stderr,
+            keep_events=task.output_format == "stream-json",
+            expect_structured=task.structured_expected,
+            max_turns=task.max_turns,
+            max_budget_usd=task.max_budget_usd,
+        )
+        if check and result.error is not None:
+            raise result.error
+        return result
+
+
+def _owners(meta: Mapping[str, Any]) -> set[object]:
+    return {r.get("uid") for r in meta.get("ownerReferences") or () if isinstance(r, dict)}
+
+
+class ClaudeWorker(_WorkerParts["PodRunner"]):
     """A persistent Claude Code pod that runs tasks one at a time with ``exec``.
 
     The worker is a :class:`~podrunner.PodPool` of one pod under a fixed name, given back
@@ -221,62 +421,23 @@ class ClaudeWorker:
         exec_timeout: float | None = 600.0,
         **pod_options: Any,
     ) -> None:
-        if worker_id is None:
-            worker_id = default_worker_id(credentials)
-        else:
-            _check_worker_id(worker_id)
-        labels = dict(pod_options.pop("labels", None) or {})
-        if labels.get(WORKER_ID_LABEL, worker_id) != worker_id:
-            raise SpecError(
-                "labels", WORKER_ID_LABEL, "is set by the worker: pass worker_id= instead"
-            )
-        labels[WORKER_ID_LABEL] = worker_id
-        self.pod_runner = pod_runner
-        self.worker_id = worker_id
-        self.name = name if name is not None else f"{DEFAULT_NAME_PREFIX}-{_digest(worker_id)[:10]}"
-        self.start_timeout = start_timeout
-        self.exec_timeout = exec_timeout
-        self._pods = ClaudeRunner(
+        super().__init__(
             pod_runner,
+            ClaudeRunner,
             image=image,
             credentials=credentials,
-            timeout=exec_timeout,
-            labels=labels,
-            **pod_options,
+            name=name,
+            worker_id=worker_id,
+            start_timeout=start_timeout,
+            exec_timeout=exec_timeout,
+            pod_options=pod_options,
         )
-        self.spec = self._pods.base_spec(
-            ["sh", "-c", SLEEP_LOOP], pod_name=self.name, restart_policy="Always"
-        )
-        self.namespace = self.spec.namespace or pod_runner.namespace
-        # What this worker's own pod references and holds, to recognise it later.
-        expected = build_manifests(self.spec)
-        self._expected_refs = _secret_refs(expected.pod)
-        self._secret_name: str | None = None
-        self._secret_data = b""
-        if expected.secret is not None:
-            self._secret_name = expected.secret["metadata"]["name"]
-            self._secret_data = _canonical(expected.secret.get("data") or {})
         self._lock = threading.Lock()
-        self._retired = 0  # pods made by pools this worker closed (stop)
         self.pool = self._new_pool()
         """The pool of one pod behind the worker."""
 
     def _new_pool(self) -> PodPool:
-        return PodPool(
-            self.pod_runner,
-            self.spec,
-            1,
-            name=f"claude-worker-{_digest(self.name)[:10]}",
-            holder=("sh", "-c", SLEEP_LOOP),
-            recycle=True,
-            # A worker outlives runs: its pod's reap expiry reaches a TTL ahead and is
-            # renewed while the worker lives; it has no age limit.
-            lease=self.pod_runner.default_ttl,
-            max_age=None,
-            start_timeout=self.start_timeout,
-            pod_name=self.name,
-            adopt=self._adopt,
-        )
+        return PodPool(self.pod_runner, self.spec, 1, adopt=self._adopt, **self._pool_settings())
 
     @property
     def recreated(self) -> int:
@@ -307,78 +468,20 @@ class ClaudeWorker:
             with contextlib.suppress(NotFound):  # gone since: wait for the next one
                 return self.pod_runner.api.get("Pod", self.namespace, self.name)
 
-    def _refuse(self, what: str, reason: str) -> WorkerOwnershipError:
-        return WorkerOwnershipError(
-            f"{what} is not this worker's ({reason}); it was left untouched. Pick another "
-            f"name= for this worker, or pass the worker_id= and credentials that made it",
-            reason=reason,
-            pod_name=self.name,
-            namespace=self.namespace,
-        )
-
     def _adopt(self, obj: Mapping[str, Any]) -> None:
         """The pool's check of an object under the worker's names.
 
         Its pod, or its Secret in the way of a new pod. Raises
         :class:`WorkerOwnershipError` unless it is this worker's.
         """
-        if obj.get("kind", "Pod") == "Pod":
-            self._check_pod(obj)
+        if obj.get("kind", "Pod") != "Pod":
+            self._check_in_the_way(obj)
             return
-        meta = obj.get("metadata") or {}
-        mine = (meta.get("labels") or {}).get(WORKER_ID_LABEL) == self.worker_id
-        if obj.get("kind") == "Secret":
-            mine = mine and hmac.compare_digest(
-                _canonical(obj.get("data") or {}), self._secret_data
-            )
-        if not mine:
-            raise self._refuse(
-                f"{obj.get('kind')} {self.namespace}/{meta.get('name')}",
-                "it is in the way of the worker's own and carries other credentials or "
-                "another worker id",
-            )
-
-    def _check_pod(self, pod: Mapping[str, Any]) -> None:
-        """Raise unless ``pod`` is provably this worker's (see the module documentation)."""
-        meta = pod.get("metadata") or {}
-        what = f"pod {self.namespace}/{self.name}"
-        labels = meta.get("labels") or {}
-        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
-            raise self._refuse(what, "it was not made by podrunner")
-        found = labels.get(WORKER_ID_LABEL)
-        if found is None:
-            raise self._refuse(what, f"it has no {WORKER_ID_LABEL} label")
-        if found != self.worker_id:
-            raise self._refuse(what, f"its {WORKER_ID_LABEL} label names another worker")
-        refs = _secret_refs(pod)
-        if refs != self._expected_refs:
-            theirs = ", ".join(sorted({n for n, _ in refs})) or "none"
-            ours = ", ".join(sorted({n for n, _ in self._expected_refs})) or "none"
-            raise self._refuse(
-                what, f"it reads credentials from Secrets [{theirs}], this worker from [{ours}]"
-            )
+        secret = None
         if self._secret_name is not None:
-            self._check_secret(what, meta.get("uid"))
-        if not labels.get(RUN_ID_LABEL):
-            raise self._refuse(what, f"it has no {RUN_ID_LABEL} label")
-
-    def _check_secret(self, what: str, pod_uid: object) -> None:
-        """Raise unless the pod's Secret is owned by it and holds this worker's values."""
-        name = self._secret_name
-        try:
-            secret = self.pod_runner.api.get("Secret", self.namespace, str(name))
-        except NotFound:
-            raise self._refuse(
-                what, f"its Secret {name} is missing, so its credentials are unknown"
-            ) from None
-        smeta = secret.get("metadata") or {}
-        owners = {r.get("uid") for r in smeta.get("ownerReferences") or [] if isinstance(r, dict)}
-        if pod_uid not in owners:
-            raise self._refuse(what, f"Secret {name} is not owned by the pod")
-        if (smeta.get("labels") or {}).get(WORKER_ID_LABEL) != self.worker_id:
-            raise self._refuse(what, f"Secret {name} does not carry this worker's id")
-        if not hmac.compare_digest(_canonical(secret.get("data") or {}), self._secret_data):
-            raise self._refuse(what, f"Secret {name} holds other credentials than this worker's")
+            with contextlib.suppress(NotFound):
+                secret = self.pod_runner.api.get("Secret", self.namespace, self._secret_name)
+        self._check_pod(obj, secret)
 
     def recreate(self) -> None:
         """Delete the pod and start a new one (picks up changed settings).
@@ -405,13 +508,13 @@ class ClaudeWorker:
             pool.close()
             self._retired += pool.created
             self.pool = self._new_pool()
-            self._delete_secret(pool)
+            self._delete_secret(pool.used_uids)
 
-    def _delete_secret(self, pool: PodPool) -> None:
-        """Delete the Secret of the pod ``pool`` used, now.
+    def _delete_secret(self, used: frozenset[str]) -> None:
+        """Delete the Secret of the pod the pool used, now.
 
-        It is owned by that pod, which is gone: this does not wait for the cluster's
-        garbage collector.
+        It is owned by that pod, which is gone: this does not wait for the cluster's garbage
+        collector.
         """
         if self._secret_name is None:
             return
@@ -419,9 +522,8 @@ class ClaudeWorker:
             secret = self.pod_runner.api.get("Secret", self.namespace, self._secret_name)
         except NotFound:
             return
-        meta = secret.get("metadata") or {}
-        owners = {r.get("uid") for r in meta.get("ownerReferences") or () if isinstance(r, dict)}
-        if owners and owners <= pool.used_uids:
+        owners = _owners(secret.get("metadata") or {})
+        if owners and owners <= used:
             self.pod_runner.api.delete_quietly("Secret", self.namespace, self._secret_name)
 
     def detach(self) -> None:
@@ -446,20 +548,6 @@ class ClaudeWorker:
 
     # -- tasks ---------------------------------------------------------------------------------
 
-    def command(self, task: ClaudeTask) -> list[str]:
-        """Return the exec argv for ``task`` (the prompt itself goes on stdin)."""
-        credentials = self._pods.credentials
-        if credentials is not None:
-            credentials.check_task(task)
-        plan = credentials.plan() if credentials is not None else None
-        return launcher_command(
-            task.argv(self._pods.claude_path, prompt_on_stdin=True),
-            working_dir=task.working_dir,
-            credentials_file=plan.credentials_file if plan else "",
-            prompt_file=f"stdin:{len(task.stdin().encode('utf-8'))}",
-            shell_prefix=plan.shell_prefix if plan else "",
-        )
-
     def run(
         self, task: ClaudeTask | str, *, timeout: float | None = None, check: bool = True
     ) -> ClaudeResult:
@@ -477,10 +565,7 @@ class ClaudeWorker:
             ClaudeError: With ``check=True``, how the task failed.
             RunError: The worker pod could not be started.
         """
-        if isinstance(task, str):
-            task = ClaudeTask(task)
-        limit = self.exec_timeout if timeout is None else timeout
-        command = self.command(task)  # refuses a task the credentials cannot run, first
+        task, limit, command = self._prepared(task, timeout)
         with (
             self._lock,
             claim(self._pods.credentials),
@@ -495,18 +580,5 @@ class ClaudeWorker:
                         pod, command, stdin=task.stdin().encode("utf-8"), timeout=limit
                     )
             except RunTimeout as exc:
-                raise ClaudeTimeout(
-                    f"the Claude task did not finish within {limit}s in the worker"
-                ) from exc
-        result = parse_output(
-            done.stdout,
-            exit_code=done.exit_code,
-            stderr=done.stderr,
-            keep_events=task.output_format == "stream-json",
-            expect_structured=task.structured_expected,
-            max_turns=task.max_turns,
-            max_budget_usd=task.max_budget_usd,
-        )
-        if check and result.error is not None:
-            raise result.error
-        return result
+                raise self._timed_out(limit) from exc
+        return self._result(done, task, check)

@@ -501,7 +501,6 @@ class AsyncPodPool:
     async def _in_the_way(self, plan: RunPlan) -> bool:
         """What holds the named pod's name or its Secret's (see :meth:`PodPool._in_the_way`)."""
         api = self.runner.api
-        cleared = False
         for manifest in (plan.pod, *plan.extras):
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
@@ -519,8 +518,8 @@ class AsyncPodPool:
                 self._notify()
                 return False
             await api.delete_quietly(kind, self.namespace, name, grace=0)
-            cleared = True
-        return cleared
+        # Cleared, or gone meanwhile (the garbage collector took the old pod's Secret).
+        return True
 
     def _waiter(self) -> asyncio.Future[None]:
         if self._news is None:
@@ -563,9 +562,8 @@ class AsyncPodPool:
                     break  # a run holds it and deletes it when it ends
                 stored = await self._try_claim(pod, closing, expires)
                 if stored is not None:
+                    self._core.retiring(stored)  # gone for the pool (before the delete's event)
                     await api.delete_quietly("Pod", self.namespace, name, grace=0)
-                    self._core.pods[name] = stored  # gone for the pool, before its watch tells
-                    self._core.deleting.add(name)
                     break
                 try:
                     pod = await api.get("Pod", self.namespace, name)

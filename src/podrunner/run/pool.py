@@ -645,9 +645,11 @@ class PodPool:
         A pod under the name arrives on the watch and is checked there. A Secret or
         ConfigMap left by the pool's earlier pod (the cluster collects it soon) is deleted
         when ``adopt`` accepts it; anything else blocks the pool, untouched.
+
+        Returns:
+            Whether creating again may work (the way is clear now).
         """
         api = self.runner.api
-        cleared = False
         for manifest in (plan.pod, *plan.extras):
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             try:
@@ -665,8 +667,8 @@ class PodPool:
                 self._notify()
                 return False
             api.delete_quietly(kind, self.namespace, name, grace=0)
-            cleared = True
-        return cleared
+        # Cleared, or gone meanwhile (the garbage collector took the old pod's Secret).
+        return True
 
     def _plan(self, now: float) -> RunPlan:
         return plan_pool_pod(
@@ -733,10 +735,9 @@ class PodPool:
                     break  # a run holds it and deletes it when it ends
                 stored = self._try_claim(pod, closing, expires)
                 if stored is not None:
+                    with self._lock:  # gone for the pool now (before the delete's event)
+                        self._core.retiring(stored)
                     api.delete_quietly("Pod", self.namespace, name, grace=0)
-                    with self._lock:  # gone for the pool now, before its watch tells
-                        self._core.pods[name] = stored
-                        self._core.deleting.add(name)
                     break
                 try:
                     pod = api.get("Pod", self.namespace, name)

@@ -22,6 +22,7 @@ never hold the same pod.
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import math
@@ -414,12 +415,16 @@ class PoolCore:
         self.ahead: dict[str, str] = {}
         """Pods known from this process's own write before the watch brings it: the
         ``resourceVersion`` written, and older events of the pod are not taken in."""
+        self._seen: dict[str, collections.deque[str | None]] = {}
+        # The latest versions the watch brought, per pod: a write whose version is among
+        # them is already known.
 
     def listed(self, items: Iterable[dict[str, Any]]) -> None:
         """A fresh list of the pool's pods replaces what was known."""
         self.pods = {p["metadata"]["name"]: p for p in items}
         self.deleting &= set(self.pods)
         self.ahead.clear()
+        self._seen.clear()
 
     def event(self, event: WatchEvent) -> None:
         """A watch event about one of the pool's pods."""
@@ -431,16 +436,19 @@ class PoolCore:
             self.deleting.discard(name)
             self.taking.discard(name)
             self.ahead.pop(name, None)
+            self._seen.pop(name, None)
             uid = event.object["metadata"].get("uid")
             self.accepted.discard(uid)
             self.refused.pop(uid, None)
-        elif name in self.ahead:
-            # Older than what this process wrote (a claim, a release) until the write's own
-            # event arrives: a stale claimed version would look expired after a long run.
-            if event.object["metadata"].get("resourceVersion") == self.ahead[name]:
-                del self.ahead[name]
-                self.pods[name] = event.object
         else:
+            version = event.object["metadata"].get("resourceVersion")
+            self._seen.setdefault(name, collections.deque(maxlen=16)).append(version)
+            if name in self.ahead:
+                # Older than what this process wrote (a claim, a release) until the write's
+                # own event arrives: a stale claimed version would look expired later.
+                if version != self.ahead[name]:
+                    return
+                del self.ahead[name]
             self.pods[name] = event.object
 
     def to_vet(self) -> list[dict[str, Any]]:
@@ -560,11 +568,22 @@ class PoolCore:
             self._wrote(stored)
 
     def _wrote(self, stored: dict[str, Any]) -> None:
+        """Take in a version this process wrote, unless the watch brought it already.
+
+        What the watch brought is then as new as the write, or newer.
+        """
         name = stored["metadata"]["name"]
-        self.pods[name] = stored
         version = stored["metadata"].get("resourceVersion")
+        if version and version in self._seen.get(name, ()):
+            return
+        self.pods[name] = stored
         if version:
             self.ahead[name] = version
+
+    def retiring(self, stored: dict[str, Any]) -> None:
+        """This process claimed ``stored`` to delete it (close, refresh): gone for the pool."""
+        self._wrote(stored)
+        self.deleting.add(stored["metadata"]["name"])
 
     def warm(self) -> int:
         """Pods of this pool object that are warm and ready now."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from podrunner.claude.aio_runner import AsyncClaudeRunner
 from podrunner.claude.refresh import claim
 from podrunner.claude.sessions import claim_session
-from podrunner.claude.worker import _owners, _WorkerParts
+from podrunner.claude.worker import _spent, _WorkerParts
 from podrunner.errors import NotFound, RunTimeout
 from podrunner.run.aio_pool import AsyncPodPool
 
@@ -136,8 +136,7 @@ class AsyncClaudeWorker(_WorkerParts["AsyncPodRunner"]):
                 secret = await self.pod_runner.api.get("Secret", self.namespace, self._secret_name)
             except NotFound:
                 return
-            owners = _owners(secret.get("metadata") or {})
-            if owners and owners <= pool.used_uids:
+            if _spent(secret, pool.used_uids):
                 await self.pod_runner.api.delete_quietly(
                     "Secret", self.namespace, self._secret_name
                 )

@@ -380,6 +380,15 @@ def _owners(meta: Mapping[str, Any]) -> set[object]:
     return {r.get("uid") for r in meta.get("ownerReferences") or () if isinstance(r, dict)}
 
 
+def _spent(secret: Mapping[str, Any], used: frozenset[str]) -> bool:
+    """Whether the worker's Secret belongs only to pods its pool used (and let go).
+
+    The worker then deletes it at once rather than wait for the garbage collector.
+    """
+    owners = _owners(secret.get("metadata") or {})
+    return bool(owners) and owners <= used
+
+
 class ClaudeWorker(_WorkerParts["PodRunner"]):
     """A persistent Claude Code pod that runs tasks one at a time with ``exec``.
 
@@ -522,8 +531,7 @@ class ClaudeWorker(_WorkerParts["PodRunner"]):
             secret = self.pod_runner.api.get("Secret", self.namespace, self._secret_name)
         except NotFound:
             return
-        owners = _owners(secret.get("metadata") or {})
-        if owners and owners <= used:
+        if _spent(secret, used):
             self.pod_runner.api.delete_quietly("Secret", self.namespace, self._secret_name)
 
     def detach(self) -> None:
